@@ -1,0 +1,222 @@
+//! Alerts (SPEC §3, §4): the kinds, their severities, the canonical JSON record, the
+//! deterministic `alert_id`, and the output order of a replay.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::event::System;
+use crate::time::Micros;
+
+/// What an alert reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A system had not echoed a revocation by its deadline.
+    EchoMissing,
+    /// A missing echo finally arrived.
+    EchoLate,
+    /// A revoked credential was used after the grace period.
+    RevokedEntityUsed,
+    /// A revoked identity was re-enabled or re-issued.
+    Reactivated,
+    /// A revocation attempt failed.
+    RevocationFailed,
+}
+
+impl AlertKind {
+    /// Every kind.
+    pub const ALL: [AlertKind; 5] = [
+        AlertKind::EchoMissing,
+        AlertKind::EchoLate,
+        AlertKind::RevokedEntityUsed,
+        AlertKind::Reactivated,
+        AlertKind::RevocationFailed,
+    ];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::EchoMissing => "echo_missing",
+            AlertKind::EchoLate => "echo_late",
+            AlertKind::RevokedEntityUsed => "revoked_entity_used",
+            AlertKind::Reactivated => "reactivated",
+            AlertKind::RevocationFailed => "revocation_failed",
+        }
+    }
+
+    /// The severity SPEC §4 assigns.
+    pub const fn severity(self) -> Severity {
+        match self {
+            AlertKind::RevokedEntityUsed => Severity::Critical,
+            AlertKind::EchoLate => Severity::Medium,
+            AlertKind::EchoMissing | AlertKind::Reactivated | AlertKind::RevocationFailed => {
+                Severity::High
+            }
+        }
+    }
+}
+
+impl fmt::Display for AlertKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Act now: a revoked credential is live.
+    Critical,
+    /// Act today.
+    High,
+    /// Review.
+    Medium,
+}
+
+/// A canonical alert. Fields that do not apply to a kind are `None` and omitted from JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Deterministic id: a function of (kind, case_id, system, entity).
+    pub alert_id: String,
+    /// What happened.
+    pub kind: AlertKind,
+    /// How urgent.
+    pub severity: Severity,
+    /// The case concerned, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<String>,
+    /// The root of the case (or the entity itself when nothing covers it).
+    pub root: String,
+    /// The entity of the triggering event (entity kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+    /// The entities still active (echo kinds), sorted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entities: Option<Vec<String>>,
+    /// The system concerned.
+    pub system: System,
+    /// The system where the revocation was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_system: Option<System>,
+    /// When the case's root was revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Micros>,
+    /// The echo deadline (echo kinds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<Micros>,
+    /// The event time or deadline that triggered the alert.
+    pub at: Micros,
+    /// `at − revoked_at` in whole milliseconds (`echo_late`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<i64>,
+    /// The triggering event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// A sentence for a human.
+    pub detail: String,
+}
+
+impl Alert {
+    /// The entity part of the identity: `entity`, or the sorted `entities` joined by `,`.
+    pub fn subject(&self) -> String {
+        match (&self.entity, &self.entities) {
+            (Some(e), _) => e.clone(),
+            (None, Some(list)) => list.join(","),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The replay output order: (at, kind, root, system, entity).
+    pub fn sort_key(&self) -> (Micros, &'static str, &str, &'static str, String) {
+        (self.at, self.kind.as_str(), &self.root, self.system.as_str(), self.subject())
+    }
+}
+
+/// Sorts alerts in the replay output order.
+pub fn sort_alerts(alerts: &mut [Alert]) {
+    alerts.sort_by_cached_key(|a| {
+        let (at, kind, root, system, subject) = a.sort_key();
+        (at, kind, root.to_owned(), system, subject)
+    });
+}
+
+/// The deterministic alert id: the first 128 bits of SHA-256 over (kind, case_id,
+/// system, entity, and — for `revocation_failed`, raised once per event — the event id),
+/// hex-encoded. The same alert from a replay or after a crash has the same id.
+pub fn alert_id(
+    kind: AlertKind,
+    case_id: Option<&str>,
+    system: System,
+    entity: &str,
+    event_id: Option<&str>,
+) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        kind.as_str(),
+        case_id.unwrap_or(""),
+        system.as_str(),
+        entity,
+        event_id.unwrap_or(""),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part.as_bytes());
+    }
+    hex(&h.finalize()[..16])
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_id_is_deterministic_and_separates_fields() {
+        let a = alert_id(AlertKind::EchoMissing, Some("c1"), System::Vault, "sa", None);
+        assert_eq!(a, alert_id(AlertKind::EchoMissing, Some("c1"), System::Vault, "sa", None));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, alert_id(AlertKind::EchoMissing, Some("c1"), System::Mdm, "sa", None));
+        assert_ne!(
+            alert_id(AlertKind::Reactivated, Some("c1x"), System::Iam, "y", None),
+            alert_id(AlertKind::Reactivated, Some("c1"), System::Iam, "xy", None)
+        );
+    }
+
+    #[test]
+    fn json_omits_fields_that_do_not_apply() {
+        let alert = Alert {
+            alert_id: "x".into(),
+            kind: AlertKind::RevocationFailed,
+            severity: Severity::High,
+            case_id: None,
+            root: "sa".into(),
+            entity: Some("sa".into()),
+            entities: None,
+            system: System::Iam,
+            origin_system: None,
+            revoked_at: None,
+            deadline: None,
+            at: Micros(1_000_000),
+            latency_ms: None,
+            event_id: Some("e1".into()),
+            detail: "d".into(),
+        };
+        let json = serde_json::to_string(&alert).unwrap();
+        assert_eq!(
+            json,
+            r#"{"alert_id":"x","kind":"revocation_failed","severity":"high","root":"sa","entity":"sa","system":"iam","at":"1970-01-01T00:00:01.000000Z","event_id":"e1","detail":"d"}"#
+        );
+        let back: Alert = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, alert);
+    }
+}

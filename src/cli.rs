@@ -1,0 +1,280 @@
+//! The command line: `replay`, `simulate`, `check-config`. Errors are reported with their
+//! cause chain and a non-zero exit code; configuration errors name the key and the fix.
+
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use lockstep::alert::{Alert, AlertKind};
+use lockstep::config::Config;
+use lockstep::correlate::{Correlator, Rules};
+use lockstep::decode;
+use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
+use lockstep::simulate::{generate, Scenario};
+use lockstep::store::Store;
+use lockstep::time::{Micros, Span};
+
+#[derive(Parser)]
+#[command(name = "lockstep", version, about = "Keeps IAM, vault, MDM and SIEM revocations of non-human identities in lockstep")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay canonical events from files and write the alerts (SPEC §4).
+    Replay {
+        /// Configuration file (defaults apply when omitted).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Canonical JSON lines or Avro container file; repeat for several.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        /// Where to write the alerts as canonical JSON lines (`-` for stdout).
+        #[arg(long, default_value = "-")]
+        alerts: PathBuf,
+        /// Evaluate deadlines up to this RFC 3339 instant (default: the latest event time).
+        #[arg(long, value_parser = parse_instant)]
+        as_of: Option<Micros>,
+        /// Keep the state in this RocksDB directory (default: `[state] dir`, else a temporary one).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Write undecodable records here as JSON lines with their reason.
+        #[arg(long)]
+        dead_letters: Option<PathBuf>,
+        /// Also print every alert readably on stdout.
+        #[arg(long)]
+        print: bool,
+    },
+    /// Generate a realistic scenario of canonical events.
+    Simulate {
+        /// Seed: the same seed gives the same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Number of service accounts.
+        #[arg(long, default_value_t = 1000)]
+        accounts: u32,
+        /// Output file (`.avro` writes an Avro container; otherwise JSON lines; `-` is stdout).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+        /// Maximum delivery disorder, e.g. `20s` (keep it below allowed_lateness).
+        #[arg(long, default_value = "20s", value_parser = parse_span)]
+        disorder: Span,
+        /// Fraction of events delivered twice.
+        #[arg(long, default_value_t = 0.01)]
+        redelivery: f64,
+        /// Mean number of usage records per API key.
+        #[arg(long, default_value_t = 7)]
+        uses_per_key: u32,
+    },
+    /// Validate a configuration file and print the effective settings.
+    CheckConfig {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+fn parse_instant(s: &str) -> Result<Micros, String> {
+    Micros::parse(s)
+}
+
+fn parse_span(s: &str) -> Result<Span, String> {
+    Span::parse(s)
+}
+
+/// Runs the command line.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lockstep: {e:#}");
+            ExitCode::from(if e.is::<lockstep::error::ConfigError>() { 2 } else { 1 })
+        }
+    }
+}
+
+fn load_config(path: Option<&Path>) -> Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Replay {
+            config,
+            inputs,
+            alerts,
+            as_of,
+            state,
+            dead_letters,
+            print,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let store = match state.or_else(|| config.state.dir.clone()) {
+                Some(dir) => Store::open(&dir).with_context(|| format!("opening state {}", dir.display()))?,
+                None => Store::temporary()?,
+            };
+            let mut correlator = Correlator::new(Rules::from(&config), store);
+            let input = ReplayInput {
+                paths: inputs,
+                as_of,
+                allowed_lateness: config.correlator.allowed_lateness,
+                progress: std::io::stderr().is_terminal(),
+            };
+            let started = Instant::now();
+            let outcome = replay(&mut correlator, &input)?;
+            let elapsed = started.elapsed();
+            write_lines(&alerts, outcome.alerts.iter().map(|a| serde_json::to_string(a).unwrap_or_default()))?;
+            if let Some(path) = dead_letters {
+                write_lines(
+                    &path,
+                    outcome.dead_letters.iter().map(|d| {
+                        serde_json::json!({
+                            "input": d.input.display().to_string(),
+                            "line": d.line,
+                            "reason": d.reason,
+                            "record": d.raw,
+                        })
+                        .to_string()
+                    }),
+                )?;
+            }
+            if print {
+                print_alerts(&outcome.alerts)?;
+            }
+            summarize(&outcome, elapsed.as_secs_f64());
+            Ok(())
+        }
+        Command::Simulate {
+            seed,
+            accounts,
+            out,
+            disorder,
+            redelivery,
+            uses_per_key,
+        } => {
+            let scenario = Scenario {
+                disorder,
+                redelivery,
+                uses_per_key,
+                ..Scenario::new(seed, accounts)
+            };
+            let events = generate(&scenario);
+            if out.extension().is_some_and(|e| e == "avro") {
+                let file = File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+                decode::avro::write_container(&events, BufWriter::new(file))?
+                    .flush()
+                    .with_context(|| format!("writing {}", out.display()))?;
+            } else {
+                write_lines(&out, events.iter().map(decode::json::encode))?;
+            }
+            eprintln!("simulate: {} events for {accounts} service accounts (seed {seed})", events.len());
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            let config = Config::load(&file)?;
+            println!("{}: ok", file.display());
+            for kind in [lockstep::event::EntityKind::ServiceAccount] {
+                for system in lockstep::event::System::ALL {
+                    let sla = config.sla.get(kind, *system).map_or("off".to_owned(), |s| s.to_string());
+                    println!("  sla.{system} = {sla}");
+                }
+            }
+            let c = &config.correlator;
+            println!(
+                "  correlator: use_grace = {}, allowed_lateness = {}, idle_timeout = {}, reporting_system = {}",
+                c.use_grace, c.allowed_lateness, c.idle_timeout, c.reporting_system
+            );
+            Ok(())
+        }
+    }
+}
+
+fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<()> {
+    let target: Box<dyn Write> = if path == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
+    };
+    let mut out = BufWriter::new(target);
+    for line in lines {
+        out.write_all(line.as_bytes())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush().with_context(|| format!("writing {}", path.display()))
+}
+
+fn print_alerts(alerts: &[Alert]) -> Result<()> {
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    for a in alerts {
+        writeln!(
+            out,
+            "{}  {:<8}  {:<19}  {:<5}  {}",
+            a.at,
+            format!("{:?}", a.severity).to_uppercase(),
+            a.kind,
+            a.system,
+            a.detail
+        )?;
+    }
+    Ok(out.flush()?)
+}
+
+fn summarize(o: &ReplayOutcome, secs: f64) {
+    let s = &o.stats;
+    eprintln!(
+        "replay: {} events read, {} applied, {} redeliveries, {} late, {} dead letters",
+        o.events_read,
+        s.applied,
+        s.redeliveries,
+        s.late,
+        o.dead_letters.len()
+    );
+    for d in o.dead_letters.iter().take(10) {
+        eprintln!("  dead letter {}:{}: {}", d.input.display(), d.line, d.reason);
+    }
+    if o.dead_letters.len() > 10 {
+        eprintln!("  … and {} more (see --dead-letters)", o.dead_letters.len() - 10);
+    }
+    let by_kind: Vec<String> = AlertKind::ALL
+        .iter()
+        .map(|k| format!("{k} {}", o.alerts.iter().filter(|a| a.kind == *k).count()))
+        .collect();
+    eprintln!(
+        "        {} cases opened, {} superseded; {} deadlines evaluated up to {}; {} pending after it",
+        s.cases_opened,
+        s.cases_superseded,
+        s.deadlines,
+        o.as_of.map_or("-".to_owned(), |t| t.to_string()),
+        o.pending.len()
+    );
+    eprintln!("        alerts: {} ({})", o.alerts.len(), by_kind.join(", "));
+    let rss = peak_rss_mib().map_or_else(String::new, |m| format!(", peak RSS {m} MiB"));
+    eprintln!(
+        "        {:.2} s, {:.0} events/s{rss}",
+        secs,
+        o.events_read as f64 / secs.max(1e-9)
+    );
+}
+
+/// The process's peak resident set size (Linux `VmHWM`), in MiB.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
+}

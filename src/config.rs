@@ -1,0 +1,242 @@
+//! Configuration: the TOML file (`config/lockstep.toml` documents every key), its
+//! defaults (SPEC §4), and validation that fails at start with the key, the value and
+//! what is allowed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::ConfigError;
+use crate::event::{EntityKind, System};
+use crate::time::Span;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Echo deadlines per system, with per-entity-kind overrides.
+    #[serde(default)]
+    pub sla: SlaPolicy,
+    /// Correlator timing knobs.
+    #[serde(default)]
+    pub correlator: CorrelatorConfig,
+    /// Where the RocksDB state lives.
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|e| e.in_file(path))
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: None,
+            message: e.to_string(),
+        })
+    }
+}
+
+/// `[correlator]`: grace and lateness (SPEC §4, §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelatorConfig {
+    /// Usage this long after a revocation is still tolerated (in-flight requests).
+    #[serde(default = "default_use_grace", deserialize_with = "span")]
+    pub use_grace: Span,
+    /// How far out of order events may arrive and still be processed in order.
+    #[serde(default = "default_allowed_lateness", deserialize_with = "span")]
+    pub allowed_lateness: Span,
+    /// A partition without records this long no longer holds the watermark back.
+    #[serde(default = "default_idle_timeout", deserialize_with = "span")]
+    pub idle_timeout: Span,
+    /// The system whose echo is the report of the revocation itself.
+    #[serde(default = "default_reporting_system", deserialize_with = "system")]
+    pub reporting_system: System,
+}
+
+const fn default_use_grace() -> Span {
+    Span::secs(60)
+}
+const fn default_allowed_lateness() -> Span {
+    Span::secs(30)
+}
+const fn default_idle_timeout() -> Span {
+    Span::secs(60)
+}
+const fn default_reporting_system() -> System {
+    System::Siem
+}
+
+impl Default for CorrelatorConfig {
+    fn default() -> Self {
+        CorrelatorConfig {
+            use_grace: default_use_grace(),
+            allowed_lateness: default_allowed_lateness(),
+            idle_timeout: default_idle_timeout(),
+            reporting_system: default_reporting_system(),
+        }
+    }
+}
+
+/// `[state]`: the RocksDB directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Directory of the store; replay uses a temporary one when unset.
+    pub dir: Option<PathBuf>,
+}
+
+/// An SLA entry: a duration, or `off` (no obligation).
+pub type Sla = Option<Span>;
+
+/// `[sla]`: the echo deadline of every system, and `[sla.<entity_kind>]` overrides
+/// chosen by the kind of the entity whose revocation opened the case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlaPolicy {
+    base: [Sla; 4],
+    by_kind: BTreeMap<EntityKind, [Option<Sla>; 4]>,
+}
+
+impl Default for SlaPolicy {
+    fn default() -> Self {
+        SlaPolicy {
+            base: [
+                Some(Span::mins(15)),
+                Some(Span::mins(15)),
+                Some(Span::hours(4)),
+                Some(Span::hours(1)),
+            ],
+            by_kind: BTreeMap::new(),
+        }
+    }
+}
+
+impl SlaPolicy {
+    /// The SLA of `system` for a case opened by an entity of `kind`; `None` when off.
+    pub fn get(&self, kind: EntityKind, system: System) -> Sla {
+        self.by_kind
+            .get(&kind)
+            .and_then(|o| o[system.index()])
+            .unwrap_or(self.base[system.index()])
+    }
+
+    /// Sets the SLA of a system (all kinds without an override).
+    pub fn set(&mut self, system: System, sla: Sla) {
+        self.base[system.index()] = sla;
+    }
+
+    /// Sets an override for one entity kind.
+    pub fn set_for_kind(&mut self, kind: EntityKind, system: System, sla: Sla) {
+        self.by_kind.entry(kind).or_insert([None; 4])[system.index()] = Some(sla);
+    }
+}
+
+fn parse_sla(key: &str, value: &toml::Value) -> Result<Sla, String> {
+    match value.as_str() {
+        Some("off") => Ok(None),
+        Some(text) => Span::parse(text).map(Some).map_err(|e| format!("sla.{key}: {e}, or \"off\"")),
+        None => Err(format!(
+            "sla.{key}: expected a duration string such as \"15m\" or \"off\", got {value}"
+        )),
+    }
+}
+
+impl<'de> Deserialize<'de> for SlaPolicy {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let table = toml::Table::deserialize(d)?;
+        let mut policy = SlaPolicy::default();
+        let systems = || System::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        for (key, value) in &table {
+            if let Ok(system) = System::parse(key) {
+                policy.set(system, parse_sla(key, value).map_err(D::Error::custom)?);
+            } else if let Ok(kind) = EntityKind::parse(key) {
+                let Some(inner) = value.as_table() else {
+                    return Err(D::Error::custom(format!(
+                        "sla.{key}: expected a table of per-system overrides, e.g. [sla.{key}] vault = \"5m\""
+                    )));
+                };
+                for (sys_key, sys_value) in inner {
+                    let system = System::parse(sys_key)
+                        .map_err(|e| D::Error::custom(format!("sla.{key}.{sys_key}: {e}")))?;
+                    let sla = parse_sla(&format!("{key}.{sys_key}"), sys_value)
+                        .map_err(D::Error::custom)?;
+                    policy.set_for_kind(kind, system, sla);
+                }
+            } else {
+                let kinds: Vec<_> = EntityKind::ALL.iter().map(|k| k.as_str()).collect();
+                return Err(D::Error::custom(format!(
+                    "unknown key sla.{key}: expected a system ({}) or an entity kind table ({})",
+                    systems(),
+                    kinds.join(", ")
+                )));
+            }
+        }
+        Ok(policy)
+    }
+}
+
+fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
+    let text = String::deserialize(d)?;
+    Span::parse(&text).map_err(serde::de::Error::custom)
+}
+
+fn system<'de, D: Deserializer<'de>>(d: D) -> Result<System, D::Error> {
+    let text = String::deserialize(d)?;
+    System::parse(&text).map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_spec() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.sla.get(EntityKind::User, System::Iam), Some(Span::mins(15)));
+        assert_eq!(c.sla.get(EntityKind::User, System::Vault), Some(Span::mins(15)));
+        assert_eq!(c.sla.get(EntityKind::User, System::Mdm), Some(Span::hours(4)));
+        assert_eq!(c.sla.get(EntityKind::User, System::Siem), Some(Span::hours(1)));
+        assert_eq!(c.correlator.use_grace, Span::secs(60));
+        assert_eq!(c.correlator.reporting_system, System::Siem);
+    }
+
+    #[test]
+    fn overrides_and_off() {
+        let c = Config::parse(
+            "[sla]\nmdm = \"off\"\nvault = \"5m\"\n[sla.api_key]\nvault = \"1m\"\nsiem = \"off\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sla.get(EntityKind::User, System::Mdm), None);
+        assert_eq!(c.sla.get(EntityKind::User, System::Vault), Some(Span::mins(5)));
+        assert_eq!(c.sla.get(EntityKind::ApiKey, System::Vault), Some(Span::mins(1)));
+        assert_eq!(c.sla.get(EntityKind::ApiKey, System::Siem), None);
+        assert_eq!(c.sla.get(EntityKind::ApiKey, System::Iam), Some(Span::mins(15)));
+    }
+
+    #[test]
+    fn errors_name_key_value_and_fix() {
+        let cases = [
+            ("[sla]\nldap = \"5m\"\n", "sla.ldap"),
+            ("[sla]\niam = \"soon\"\n", "\"soon\""),
+            ("[sla.api_key]\nldap = \"5m\"\n", "sla.api_key.ldap"),
+            ("[correlator]\nuse_grace = \"1x\"\n", "use_grace"),
+            ("[correlator]\nreporting_system = \"splunk\"\n", "iam, vault, mdm, siem"),
+            ("[correlator]\ngrace = \"1m\"\n", "grace"),
+            ("[stat]\ndir = \"x\"\n", "stat"),
+        ];
+        for (text, needle) in cases {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text:?} -> {err}");
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The correlator of SPEC §4: a deterministic state machine over the RocksDB store.
+//! `apply(event)` first evaluates every deadline before the event's time, then runs the
+//! event's three steps — (1) lineage edge, (2) coverage checks and their alerts,
+//! (3) state, cases, `echo_late` — and `finish(as_of)` evaluates the deadlines up to the
+//! end of a replay. Live mode and replay drive this same code; only the clock differs.
+
+pub mod case;
+pub mod lineage;
+pub mod reorder;
+
+use crate::alert::{alert_id, Alert, AlertKind};
+use crate::config::{Config, SlaPolicy};
+use crate::error::StoreError;
+use crate::event::{Action, ActionClass, IdentityEvent, System};
+use crate::store::keys::TimerKey;
+use crate::store::{EchoState, Store};
+use crate::time::{Micros, Span};
+use case::{case_id, Case, Echo, Obligation};
+
+/// The parts of the configuration that decide alerts.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    /// Deadlines per system and entity kind.
+    pub sla: SlaPolicy,
+    /// Usage tolerated this long after a revocation.
+    pub use_grace: Span,
+    /// The system whose echo is the report of the revocation.
+    pub reporting_system: System,
+}
+
+impl From<&Config> for Rules {
+    fn from(c: &Config) -> Self {
+        Rules {
+            sla: c.sla.clone(),
+            use_grace: c.correlator.use_grace,
+            reporting_system: c.correlator.reporting_system,
+        }
+    }
+}
+
+/// Counters of what the correlator did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events applied.
+    pub applied: u64,
+    /// Events ignored as redeliveries of a processed (system, event_id).
+    pub redeliveries: u64,
+    /// Events applied although older than an event already applied.
+    pub late: u64,
+    /// Cases opened.
+    pub cases_opened: u64,
+    /// Cases superseded by a reactivation of their root.
+    pub cases_superseded: u64,
+    /// Deadlines evaluated.
+    pub deadlines: u64,
+}
+
+/// The correlator: rules, the store, and counters.
+pub struct Correlator {
+    rules: Rules,
+    store: Store,
+    stats: Stats,
+}
+
+impl Correlator {
+    /// A correlator over `store`, which may hold the state of an earlier run.
+    pub fn new(rules: Rules, store: Store) -> Self {
+        Correlator {
+            rules,
+            store,
+            stats: Stats::default(),
+        }
+    }
+
+    /// What it has done so far in this run.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The store, for queries.
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Commits every change so far in one write batch.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.store.commit()
+    }
+
+    /// Processes one event: deadlines before its time, then its three steps. Alerts are
+    /// appended to `out`.
+    pub fn apply(&mut self, ev: &IdentityEvent, out: &mut Vec<Alert>) -> Result<(), StoreError> {
+        self.fire_deadlines(ev.time, false, out)?;
+        if !self.store.mark_seen(ev.system, &ev.event_id)? {
+            self.stats.redeliveries += 1;
+            return Ok(());
+        }
+        self.stats.applied += 1;
+        let clock = self.store.clock()?;
+        if ev.time < clock {
+            self.stats.late += 1;
+        } else {
+            self.store.set_clock(ev.time);
+        }
+
+        // (1) lineage
+        if ev.succeeded() {
+            if let Some(p) = &ev.parent {
+                lineage::add_edge(&mut self.store, &ev.entity, p)?;
+            }
+        }
+
+        // (2) coverage checks
+        let cover = self.covering_case(&ev.entity, ev.time)?;
+        self.check_event(ev, cover.as_ref(), out)?;
+
+        // (3) state, cases, echo_late
+        if ev.succeeded() {
+            self.apply_effect(ev, cover.is_some(), out)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a replay: evaluates every deadline at or before `as_of`.
+    pub fn finish(&mut self, as_of: Micros, out: &mut Vec<Alert>) -> Result<(), StoreError> {
+        self.fire_deadlines(as_of, true, out)
+    }
+
+    /// The obligations whose deadline has not been evaluated yet: (deadline, case, system).
+    pub fn pending(&self) -> impl Iterator<Item = &TimerKey> {
+        self.store.timers()
+    }
+
+    /// The first non-superseded case found walking up from `entity` through its
+    /// ancestors, among cases revoked at or before `t`.
+    fn covering_case(&mut self, entity: &str, t: Micros) -> Result<Option<Case>, StoreError> {
+        let mut current = Some(entity.to_owned());
+        while let Some(e) = current {
+            for id in self.store.entity(&e)?.cases.iter().rev() {
+                if let Some(case) = self.store.case(id)? {
+                    if !case.is_superseded() && case.revoked_at <= t {
+                        return Ok(Some(case));
+                    }
+                }
+            }
+            current = lineage::parent(&mut self.store, &e)?;
+        }
+        Ok(None)
+    }
+
+    /// Step (2): `revoked_entity_used`, `reactivated`, `revocation_failed`.
+    fn check_event(
+        &mut self,
+        ev: &IdentityEvent,
+        cover: Option<&Case>,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), StoreError> {
+        let kind = match (ev.succeeded(), ev.action.class(), cover) {
+            (true, ActionClass::Usage, Some(c)) if ev.time > c.revoked_at.plus(self.rules.use_grace) => {
+                AlertKind::RevokedEntityUsed
+            }
+            (true, ActionClass::Presence, Some(c)) if ev.action.reactivates() && ev.time > c.revoked_at => {
+                AlertKind::Reactivated
+            }
+            (false, ActionClass::Revocation, _) => AlertKind::RevocationFailed,
+            _ => return Ok(()),
+        };
+        let per_event = (kind == AlertKind::RevocationFailed).then_some(ev.event_id.as_str());
+        let id = alert_id(kind, cover.map(|c| c.id.as_str()), ev.system, &ev.entity, per_event);
+        if self.store.alert_raised(&id)? {
+            return Ok(());
+        }
+        let detail = match (kind, cover) {
+            (AlertKind::RevokedEntityUsed, Some(c)) => format!(
+                "{} was used in {} {}s after {} was revoked in {}",
+                ev.entity,
+                ev.system,
+                ev.time.millis_since(c.revoked_at) / 1000,
+                c.root,
+                c.origin
+            ),
+            (AlertKind::Reactivated, Some(c)) => format!(
+                "{} was {} in {} after {} was revoked in {} at {}",
+                ev.entity, ev.action, ev.system, c.root, c.origin, c.revoked_at
+            ),
+            _ => format!("{} of {} failed in {}", action_noun(ev.action), ev.entity, ev.system),
+        };
+        let alert = Alert {
+            alert_id: id,
+            kind,
+            severity: kind.severity(),
+            case_id: cover.map(|c| c.id.clone()),
+            root: cover.map_or_else(|| ev.entity.clone(), |c| c.root.clone()),
+            entity: Some(ev.entity.clone()),
+            entities: None,
+            system: ev.system,
+            origin_system: cover.map(|c| c.origin),
+            revoked_at: cover.map(|c| c.revoked_at),
+            deadline: None,
+            at: ev.time,
+            latency_ms: None,
+            event_id: Some(ev.event_id.clone()),
+            detail,
+        };
+        self.raise(alert, out)
+    }
+
+    /// Step (3) of a success event.
+    fn apply_effect(
+        &mut self,
+        ev: &IdentityEvent,
+        covered: bool,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), StoreError> {
+        let mut row = self.store.entity(&ev.entity)?;
+        let slot = ev.system.index();
+        let old = row.states[slot];
+        let new = match ev.action.class() {
+            ActionClass::Presence => EchoState::Active,
+            ActionClass::Revocation => EchoState::Revoked,
+            ActionClass::Usage if old == EchoState::None => EchoState::Active,
+            ActionClass::Usage => old,
+        };
+        row.states[slot] = new;
+
+        if ev.action.reactivates() && !row.cases.is_empty() {
+            let mut kept = Vec::with_capacity(row.cases.len());
+            for id in std::mem::take(&mut row.cases) {
+                match self.store.case(&id)? {
+                    Some(mut case) if ev.time > case.revoked_at => {
+                        case.superseded_at = Some(ev.time);
+                        self.store.put_case(case);
+                        self.stats.cases_superseded += 1;
+                    }
+                    Some(_) => kept.push(id),
+                    None => {}
+                }
+            }
+            row.cases = kept;
+        }
+
+        if ev.action.class() == ActionClass::Revocation && !covered {
+            let case = self.open_case(ev);
+            row.cases.push(case.id.clone());
+            self.store.put_case(case);
+        }
+        self.store.put_entity(&ev.entity, row);
+
+        if new == EchoState::Revoked && old != EchoState::Revoked {
+            self.check_echo_late(ev, out)?;
+        }
+        Ok(())
+    }
+
+    /// A new case for a success revocation that nothing covers, with its timers.
+    fn open_case(&mut self, ev: &IdentityEvent) -> Case {
+        let id = case_id(&ev.entity, ev.time, ev.system);
+        let obligations: Vec<Obligation> = System::ALL
+            .iter()
+            .filter_map(|&system| {
+                self.rules.sla.get(ev.entity_kind, system).map(|sla| Obligation {
+                    system,
+                    deadline: ev.time.plus(sla),
+                    echo: Echo::Pending,
+                })
+            })
+            .collect();
+        for o in &obligations {
+            self.store.add_timer(TimerKey {
+                deadline: o.deadline,
+                case_id: id.clone(),
+                system: o.system,
+            });
+        }
+        self.stats.cases_opened += 1;
+        Case {
+            id,
+            root: ev.entity.clone(),
+            root_kind: ev.entity_kind,
+            revoked_at: ev.time,
+            origin: ev.system,
+            opened_by: ev.event_id.clone(),
+            superseded_at: None,
+            obligations,
+        }
+    }
+
+    /// Evaluates the deadlines before `limit` (or at it, if `inclusive`), earliest first.
+    fn fire_deadlines(
+        &mut self,
+        limit: Micros,
+        inclusive: bool,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), StoreError> {
+        while let Some(timer) = self.store.pop_due_timer(limit, inclusive) {
+            self.stats.deadlines += 1;
+            let Some(mut case) = self.store.case(&timer.case_id)? else {
+                continue;
+            };
+            if case.is_superseded() {
+                continue;
+            }
+            let missing = self.missing(&case, timer.system)?;
+            let Some(obligation) = case.obligation_mut(timer.system) else {
+                continue;
+            };
+            if missing.is_empty() {
+                obligation.echo = Echo::Met;
+                self.store.put_case(case);
+                continue;
+            }
+            obligation.echo = Echo::Missing {
+                entities: missing.clone(),
+            };
+            let deadline = obligation.deadline;
+            for e in &missing {
+                let mut watching = self.store.watches(e, timer.system)?;
+                watching.push(case.id.clone());
+                self.store.put_watches(e, timer.system, watching);
+            }
+            let detail = if timer.system == self.rules.reporting_system {
+                format!(
+                    "{} has not reported the revocation of {} ({} at {})",
+                    timer.system, case.root, case.origin, case.revoked_at
+                )
+            } else {
+                format!(
+                    "{} has not echoed the revocation of {} ({} at {}): {} still active",
+                    timer.system,
+                    case.root,
+                    case.origin,
+                    case.revoked_at,
+                    missing.join(", ")
+                )
+            };
+            let alert = self.echo_alert(AlertKind::EchoMissing, &case, timer.system, missing, deadline, detail);
+            self.store.put_case(case);
+            self.raise(alert, out)?;
+        }
+        Ok(())
+    }
+
+    /// The missing set of SPEC §4 for `case` in `system`, sorted.
+    fn missing(&mut self, case: &Case, system: System) -> Result<Vec<String>, StoreError> {
+        let slot = system.index();
+        if system == self.rules.reporting_system {
+            let reported = self.store.entity(&case.root)?.states[slot] == EchoState::Revoked;
+            return Ok(if reported { vec![] } else { vec![case.root.clone()] });
+        }
+        let mut candidates = lineage::descendants(&mut self.store, &case.root)?;
+        candidates.push(case.root.clone());
+        let mut missing = Vec::new();
+        for e in candidates {
+            if self.store.entity(&e)?.states[slot] == EchoState::Active {
+                missing.push(e);
+            }
+        }
+        missing.sort();
+        missing.dedup();
+        Ok(missing)
+    }
+
+    /// After `ev` revoked its entity in its system: raises `echo_late` for every case
+    /// whose missing set in that system is now fully echoed.
+    fn check_echo_late(&mut self, ev: &IdentityEvent, out: &mut Vec<Alert>) -> Result<(), StoreError> {
+        let watching = self.store.watches(&ev.entity, ev.system)?;
+        if watching.is_empty() {
+            return Ok(());
+        }
+        let slot = ev.system.index();
+        let mut still = Vec::new();
+        for id in watching {
+            let Some(mut case) = self.store.case(&id)? else { continue };
+            if case.is_superseded() {
+                continue;
+            }
+            let Some(Obligation {
+                echo: Echo::Missing { entities },
+                deadline,
+                ..
+            }) = case.obligations.iter().find(|o| o.system == ev.system).cloned()
+            else {
+                continue;
+            };
+            let mut done = true;
+            for e in &entities {
+                let state = self.store.entity(e)?.states[slot];
+                let echoed = if ev.system == self.rules.reporting_system {
+                    state == EchoState::Revoked
+                } else {
+                    state != EchoState::Active
+                };
+                if !echoed {
+                    done = false;
+                    break;
+                }
+            }
+            if !done {
+                still.push(id);
+                continue;
+            }
+            if let Some(o) = case.obligation_mut(ev.system) {
+                o.echo = Echo::Late {
+                    entities: entities.clone(),
+                    at: ev.time,
+                    event_id: ev.event_id.clone(),
+                };
+            }
+            let latency = ev.time.millis_since(case.revoked_at);
+            let detail = format!(
+                "{} echoed the revocation of {} {} ms after it, past its deadline {}",
+                ev.system, case.root, latency, deadline
+            );
+            let mut alert = self.echo_alert(AlertKind::EchoLate, &case, ev.system, entities, deadline, detail);
+            alert.at = ev.time;
+            alert.latency_ms = Some(latency);
+            alert.event_id = Some(ev.event_id.clone());
+            self.store.put_case(case);
+            self.raise(alert, out)?;
+        }
+        self.store.put_watches(&ev.entity, ev.system, still);
+        Ok(())
+    }
+
+    fn echo_alert(
+        &self,
+        kind: AlertKind,
+        case: &Case,
+        system: System,
+        entities: Vec<String>,
+        deadline: Micros,
+        detail: String,
+    ) -> Alert {
+        Alert {
+            alert_id: alert_id(kind, Some(&case.id), system, &case.root, None),
+            kind,
+            severity: kind.severity(),
+            case_id: Some(case.id.clone()),
+            root: case.root.clone(),
+            entity: None,
+            entities: Some(entities),
+            system,
+            origin_system: Some(case.origin),
+            revoked_at: Some(case.revoked_at),
+            deadline: Some(deadline),
+            at: deadline,
+            latency_ms: None,
+            event_id: None,
+            detail,
+        }
+    }
+
+    fn raise(&mut self, alert: Alert, out: &mut Vec<Alert>) -> Result<(), StoreError> {
+        self.store.record_alert(&alert)?;
+        out.push(alert);
+        Ok(())
+    }
+}
+
+fn action_noun(action: Action) -> &'static str {
+    match action {
+        Action::Revoked => "revocation",
+        Action::Disabled => "disabling",
+        Action::Deleted => "deletion",
+        Action::Unenrolled => "unenrolment",
+        Action::Expired => "expiry",
+        _ => "action",
+    }
+}
+
+#[cfg(test)]
+mod tests;

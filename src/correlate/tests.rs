@@ -1,0 +1,480 @@
+//! Unit tests of SPEC §4: every alert row, the order rules, lineage, superseding and
+//! replay end, each on a small story with hand-computed expectations.
+
+use super::*;
+use crate::config::Config;
+use crate::correlate::reorder::ReorderBuffer;
+use crate::event::{Action::*, EntityKind, IdentityEvent, Outcome};
+use crate::event::System::{Iam, Mdm, Siem, Vault};
+
+/// 2026-03-02 at `hh:mm[:ss]` UTC.
+fn at(hm: &str) -> Micros {
+    let full = if hm.len() == 5 { format!("{hm}:00") } else { hm.to_owned() };
+    Micros::parse(&format!("2026-03-02T{full}Z")).unwrap()
+}
+
+fn ev(id: &str, time: &str, system: System, entity: &str, action: Action) -> IdentityEvent {
+    IdentityEvent {
+        event_id: id.into(),
+        system,
+        source: "test".into(),
+        time: at(time),
+        entity: entity.into(),
+        entity_kind: EntityKind::ServiceAccount,
+        action,
+        outcome: Outcome::Success,
+        parent: None,
+        actor: None,
+        attributes: Default::default(),
+    }
+}
+
+trait With {
+    fn parent(self, p: &str) -> Self;
+    fn failed(self) -> Self;
+    fn kind(self, k: EntityKind) -> Self;
+}
+
+impl With for IdentityEvent {
+    fn parent(mut self, p: &str) -> Self {
+        self.parent = Some(p.into());
+        self
+    }
+    fn failed(mut self) -> Self {
+        self.outcome = Outcome::Failure;
+        self
+    }
+    fn kind(mut self, k: EntityKind) -> Self {
+        self.entity_kind = k;
+        self
+    }
+}
+
+/// Replays `events` (in any arrival order) through the reorder buffer and the
+/// correlator, evaluating deadlines up to `as_of` (default: the latest event time).
+fn run_with(config: &str, events: Vec<IdentityEvent>, as_of: Option<&str>) -> Vec<Alert> {
+    let config = Config::parse(config).unwrap();
+    let mut c = Correlator::new(Rules::from(&config), Store::temporary().unwrap());
+    let mut buffer = ReorderBuffer::new(config.correlator.allowed_lateness);
+    let latest = events.iter().map(|e| e.time).max().unwrap();
+    let mut out = Vec::new();
+    for e in events {
+        buffer.push(e);
+        while let Some(e) = buffer.pop_ready() {
+            c.apply(&e, &mut out).unwrap();
+        }
+    }
+    while let Some(e) = buffer.pop_any() {
+        c.apply(&e, &mut out).unwrap();
+    }
+    c.finish(as_of.map_or(latest, at), &mut out).unwrap();
+    crate::alert::sort_alerts(&mut out);
+    out
+}
+
+fn run(events: Vec<IdentityEvent>) -> Vec<Alert> {
+    run_with("", events, None)
+}
+
+/// The identifying tuple of SPEC §4: (kind, root, system, entity or entities, at).
+fn ids(alerts: &[Alert]) -> Vec<(String, String, String, String, String)> {
+    alerts
+        .iter()
+        .map(|a| {
+            (
+                a.kind.to_string(),
+                a.root.clone(),
+                a.system.to_string(),
+                a.subject(),
+                a.at.to_string()[11..19].to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn row(kind: &str, root: &str, system: &str, subject: &str, time: &str) -> (String, String, String, String, String) {
+    let full = if time.len() == 5 { format!("{time}:00") } else { time.to_owned() };
+    (kind.into(), root.into(), system.into(), subject.into(), full)
+}
+
+/// sa with a key (iam) whose secret lives in the vault, and an MDM agent.
+fn estate() -> Vec<IdentityEvent> {
+    vec![
+        ev("i1", "09:00", Iam, "sa", Created),
+        ev("i2", "09:01", Iam, "key", Issued).parent("sa").kind(EntityKind::ApiKey),
+        ev("v1", "09:02", Vault, "secret", Created).parent("key").kind(EntityKind::Secret),
+        ev("m1", "09:03", Mdm, "agent", Enrolled).parent("sa").kind(EntityKind::Agent),
+        ev("s1", "09:04", Siem, "sa", Observed),
+    ]
+}
+
+#[test]
+fn echo_missing_per_system_at_its_deadline() {
+    let mut events = estate();
+    events.push(ev("i3", "10:00", Iam, "sa", Disabled));
+    let alerts = run_with("", events, Some("15:00"));
+    assert_eq!(
+        ids(&alerts),
+        vec![
+            row("echo_missing", "sa", "iam", "key", "10:15"),
+            row("echo_missing", "sa", "vault", "secret", "10:15"),
+            row("echo_missing", "sa", "siem", "sa", "11:00"),
+            row("echo_missing", "sa", "mdm", "agent", "14:00"),
+        ]
+    );
+    let vault = &alerts[1];
+    assert_eq!(vault.severity, crate::alert::Severity::High);
+    assert_eq!(vault.origin_system, Some(Iam));
+    assert_eq!(vault.revoked_at, Some(at("10:00")));
+    assert_eq!(vault.deadline, Some(at("10:15")));
+    assert_eq!(vault.entity, None);
+}
+
+#[test]
+fn missing_set_is_every_active_entity_sorted() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "sa", Created),
+        ev("i2", "09:01", Iam, "sa/k2", Issued).parent("sa"),
+        ev("i3", "09:01", Iam, "sa/k1", Issued).parent("sa"),
+        ev("i4", "09:02", Iam, "sa/k1/t", Issued).parent("sa/k1"),
+        ev("i5", "09:03", Iam, "sa/k3", Issued).parent("sa"),
+        ev("i6", "09:30", Iam, "sa/k3", Deleted),
+        ev("i7", "10:00", Iam, "sa", Disabled),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:15"));
+    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "iam", "sa/k1,sa/k1/t,sa/k2", "10:15")]);
+    assert_eq!(alerts[0].entities.as_deref(), Some(&["sa/k1".to_owned(), "sa/k1/t".into(), "sa/k2".into()][..]));
+}
+
+#[test]
+fn echo_late_when_the_missing_set_is_finally_revoked() {
+    let mut events = estate();
+    events.push(ev("i3", "10:00", Iam, "sa", Disabled));
+    events.push(ev("v2", "10:20", Vault, "secret", Deleted));
+    events.push(ev("s2", "10:30", Siem, "sa", Revoked));
+    let alerts = run_with("[sla]\nmdm = \"off\"\niam = \"off\"\n", events, Some("12:00"));
+    assert_eq!(
+        ids(&alerts),
+        vec![
+            row("echo_missing", "sa", "vault", "secret", "10:15"),
+            row("echo_late", "sa", "vault", "secret", "10:20"),
+        ]
+    );
+    let late = &alerts[1];
+    assert_eq!(late.latency_ms, Some(20 * 60 * 1000));
+    assert_eq!(late.event_id.as_deref(), Some("v2"));
+    assert_eq!(late.severity, crate::alert::Severity::Medium);
+}
+
+#[test]
+fn echo_late_waits_for_every_missing_entity() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "sa", Created),
+        ev("v1", "09:01", Vault, "a", Created).parent("sa"),
+        ev("v2", "09:01", Vault, "b", Created).parent("sa"),
+        ev("i2", "10:00", Iam, "sa", Disabled),
+        ev("v3", "10:20", Vault, "a", Revoked),
+        ev("v4", "10:25", Vault, "a", Enabled),
+        ev("v5", "10:30", Vault, "b", Revoked),
+        ev("v6", "10:40", Vault, "a", Revoked),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\niam = \"off\"\nmdm = \"off\"\n", events, None);
+    assert_eq!(
+        ids(&alerts),
+        vec![
+            row("echo_missing", "sa", "vault", "a,b", "10:15"),
+            row("reactivated", "sa", "vault", "a", "10:25"),
+            row("echo_late", "sa", "vault", "a,b", "10:40"),
+        ]
+    );
+}
+
+#[test]
+fn reporting_system_needs_the_root_revoked_even_when_never_seen() {
+    let events = vec![ev("i1", "10:00", Iam, "sa", Disabled), ev("s1", "11:30", Siem, "sa", Deleted)];
+    let alerts = run(events.clone());
+    assert_eq!(
+        ids(&alerts),
+        vec![row("echo_missing", "sa", "siem", "sa", "11:00"), row("echo_late", "sa", "siem", "sa", "11:30")]
+    );
+    // With the vault as the reporting system, siem is an ordinary system: nothing active.
+    let alerts = run_with("[correlator]\nreporting_system = \"vault\"\n", events, None);
+    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "vault", "sa", "10:15")]);
+}
+
+#[test]
+fn an_echo_at_the_deadline_instant_is_on_time() {
+    let mut events = estate();
+    events.push(ev("i3", "10:00", Iam, "sa", Disabled));
+    events.push(ev("v2", "10:15", Vault, "secret", Deleted));
+    let alerts = run_with("[sla]\nsiem = \"off\"\nmdm = \"off\"\niam = \"off\"\n", events, None);
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn an_echo_one_microsecond_late_is_late() {
+    let mut events = estate();
+    events.push(ev("i3", "10:00", Iam, "sa", Disabled));
+    events.push(ev("v2", "10:15:00.000001", Vault, "secret", Deleted));
+    let alerts = run_with("[sla]\nsiem = \"off\"\nmdm = \"off\"\niam = \"off\"\n", events, None);
+    assert_eq!(
+        ids(&alerts),
+        vec![row("echo_missing", "sa", "vault", "secret", "10:15"), row("echo_late", "sa", "vault", "secret", "10:15")]
+    );
+}
+
+#[test]
+fn ties_are_broken_by_event_id() {
+    // Same instant: whichever revocation comes first by event_id opens the case.
+    let key_first = vec![
+        ev("i0", "09:00", Iam, "key", Issued).parent("sa"),
+        ev("a", "10:00", Iam, "key", Deleted),
+        ev("b", "10:00", Iam, "sa", Disabled),
+    ];
+    let sa_first = vec![
+        ev("i0", "09:00", Iam, "key", Issued).parent("sa"),
+        ev("b", "10:00", Iam, "key", Deleted),
+        ev("a", "10:00", Iam, "sa", Disabled),
+    ];
+    let cfg = "[sla]\niam = \"off\"\nvault = \"off\"\nmdm = \"off\"\n";
+    let roots = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.root).collect::<Vec<_>>();
+    assert_eq!(roots(run_with(cfg, key_first, Some("12:00"))), vec!["key", "sa"]);
+    // Arrival order does not matter, only (time, event_id).
+    let mut reversed = sa_first;
+    reversed.reverse();
+    assert_eq!(roots(run_with(cfg, reversed, Some("12:00"))), vec!["sa"]);
+}
+
+#[test]
+fn redeliveries_are_ignored_but_ids_are_per_system() {
+    let events = vec![
+        ev("x1", "10:00", Iam, "sa", Disabled),
+        ev("x2", "10:05", Vault, "tok", Revoked).parent("sa"),
+        // A redelivery of vault x2 (even with other content) is ignored…
+        ev("x2", "10:30", Vault, "tok", Issued).parent("sa"),
+        // …but the same id in another system is a different event.
+        ev("x2", "10:31", Mdm, "dev", Enrolled).parent("sa"),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\nmdm = \"off\"\n", events, Some("10:40"));
+    assert_eq!(ids(&alerts), vec![row("reactivated", "sa", "mdm", "dev", "10:31")]);
+}
+
+#[test]
+fn revoked_entity_used_after_grace_once_per_case_entity_system() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "key", Issued).parent("sa"),
+        ev("i2", "10:00", Iam, "sa", Disabled),
+        ev("i3", "10:00:30", Iam, "key", Deleted),
+        ev("u1", "10:01", Iam, "key", Used),
+        ev("u2", "10:01:00.000001", Iam, "key", Used),
+        ev("u3", "10:02", Iam, "key", Used),
+        ev("u4", "10:03", Vault, "key", Used),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\nvault = \"off\"\n", events, None);
+    assert_eq!(
+        ids(&alerts),
+        vec![
+            row("revoked_entity_used", "sa", "iam", "key", "10:01"),
+            row("revoked_entity_used", "sa", "vault", "key", "10:03"),
+        ]
+    );
+    let used = &alerts[0];
+    assert_eq!(used.at, at("10:01:00.000001"));
+    assert_eq!(used.event_id.as_deref(), Some("u2"));
+    assert_eq!(used.severity, crate::alert::Severity::Critical);
+    assert_eq!(used.case_id, alerts[1].case_id);
+}
+
+#[test]
+fn a_usage_record_naming_its_parent_is_covered_by_the_parents_case() {
+    let events = vec![ev("i1", "10:00", Iam, "sa", Disabled), ev("u1", "10:05", Iam, "key", Used).parent("sa")];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:10"));
+    assert_eq!(ids(&alerts), vec![row("revoked_entity_used", "sa", "iam", "key", "10:05")]);
+}
+
+#[test]
+fn a_key_issued_under_a_revoked_parent_is_reactivated_and_still_owed() {
+    let events = vec![
+        ev("i1", "10:00", Iam, "sa", Disabled),
+        ev("i2", "10:05", Iam, "key", Issued).parent("sa"),
+        ev("i3", "10:05", Iam, "other", Issued).parent("elsewhere"),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:20"));
+    assert_eq!(
+        ids(&alerts),
+        vec![row("reactivated", "sa", "iam", "key", "10:05"), row("echo_missing", "sa", "iam", "key", "10:15")]
+    );
+}
+
+#[test]
+fn reactivating_the_root_supersedes_its_case() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "key", Issued).parent("sa"),
+        ev("i2", "10:00", Iam, "sa", Disabled),
+        ev("i3", "10:05", Iam, "sa", Enabled),
+        // Not covered any more: no alert for this use.
+        ev("u1", "10:10", Iam, "key", Used),
+        // A new revocation opens a new case, with its own deadline.
+        ev("i4", "11:00", Iam, "sa", Disabled),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("12:00"));
+    assert_eq!(
+        ids(&alerts),
+        vec![row("reactivated", "sa", "iam", "sa", "10:05"), row("echo_missing", "sa", "iam", "key", "11:15")]
+    );
+    assert_ne!(alerts[0].case_id, alerts[1].case_id);
+}
+
+#[test]
+fn observed_and_same_instant_presence_do_not_supersede() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "key", Issued).parent("sa"),
+        ev("i2", "10:00", Iam, "sa", Disabled),
+        ev("i3", "10:00", Iam, "sa", Enabled),
+        ev("s1", "10:05", Siem, "sa", Observed),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:15"));
+    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "iam", "key,sa", "10:15")]);
+}
+
+#[test]
+fn a_superseded_case_raises_no_echo_late() {
+    let events = vec![
+        ev("v1", "09:00", Vault, "tok", Issued).parent("sa"),
+        ev("i1", "10:00", Iam, "sa", Disabled),
+        ev("i2", "10:30", Iam, "sa", Enabled),
+        ev("v2", "10:40", Vault, "tok", Revoked),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("11:00"));
+    assert_eq!(
+        ids(&alerts),
+        vec![row("echo_missing", "sa", "vault", "tok", "10:15"), row("reactivated", "sa", "iam", "sa", "10:30")]
+    );
+}
+
+#[test]
+fn revocation_failed_once_per_event_and_changes_nothing() {
+    let events = vec![
+        ev("v1", "09:00", Vault, "tok", Issued),
+        ev("v2", "10:00", Vault, "tok", Revoked).failed(),
+        ev("v3", "10:01", Vault, "tok", Revoked).failed(),
+        ev("i1", "10:02", Iam, "sa", Disabled).failed().parent("tok"),
+    ];
+    let alerts = run_with("", events, Some("12:00"));
+    assert_eq!(
+        ids(&alerts),
+        vec![
+            row("revocation_failed", "tok", "vault", "tok", "10:00"),
+            row("revocation_failed", "tok", "vault", "tok", "10:01"),
+            row("revocation_failed", "sa", "iam", "sa", "10:02"),
+        ]
+    );
+    assert_ne!(alerts[0].alert_id, alerts[1].alert_id);
+    assert_eq!(alerts[0].case_id, None);
+}
+
+#[test]
+fn revocation_failed_under_a_case_names_its_root() {
+    let events = vec![
+        ev("v1", "09:00", Vault, "tok", Issued).parent("sa"),
+        ev("i1", "10:00", Iam, "sa", Disabled),
+        ev("v2", "10:05", Vault, "tok", Revoked).failed(),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:20"));
+    assert_eq!(
+        ids(&alerts),
+        vec![row("revocation_failed", "sa", "vault", "tok", "10:05"), row("echo_missing", "sa", "vault", "tok", "10:15")]
+    );
+    assert!(alerts[0].case_id.is_some());
+}
+
+#[test]
+fn lineage_refuses_second_parents_and_cycles() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "key", Issued).parent("sa"),
+        ev("i2", "09:01", Iam, "key", Issued).parent("other"),
+        ev("i3", "09:02", Iam, "sa", Created).parent("key"),
+        ev("i4", "10:00", Iam, "key", Deleted),
+        ev("i5", "10:00", Iam, "other", Deleted),
+        // sa is not under key (cycle refused): no alert; key is not under other.
+        ev("u1", "10:05", Iam, "sa", Used),
+        ev("u2", "10:05", Vault, "key", Used),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\niam = \"off\"\n", events, None);
+    assert_eq!(ids(&alerts), vec![row("revoked_entity_used", "key", "vault", "key", "10:05")]);
+}
+
+#[test]
+fn failure_events_add_no_edge_and_no_state() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "key", Issued).parent("sa").failed(),
+        ev("i2", "10:00", Iam, "sa", Disabled),
+        ev("u1", "10:05", Iam, "key", Used),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:20"));
+    assert!(alerts.is_empty(), "{alerts:?}");
+}
+
+#[test]
+fn used_activates_only_from_none() {
+    let events = vec![
+        ev("v0", "09:00", Vault, "b", Revoked).parent("sa"),
+        ev("v1", "09:00", Vault, "a", Used).parent("sa"),
+        ev("v2", "09:00:30", Vault, "b", Used),
+        ev("i1", "10:00", Iam, "sa", Disabled),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:20"));
+    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "vault", "a", "10:15")]);
+}
+
+#[test]
+fn the_nearest_non_superseded_case_covers() {
+    let events = vec![
+        ev("i0", "09:00", Iam, "key", Issued).parent("sa"),
+        ev("i1", "10:00", Iam, "sa", Disabled),
+        // key is covered by sa's case: no new case for it.
+        ev("i2", "10:01", Iam, "key", Deleted),
+        ev("i3", "10:02", Iam, "sa", Enabled),
+        // sa's case is superseded; key's own revocation opened none, so nothing covers.
+        ev("u1", "10:10", Iam, "key", Used),
+        ev("i4", "10:20", Iam, "key", Deleted),
+        ev("u2", "10:30", Iam, "key", Used),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:40"));
+    assert_eq!(
+        ids(&alerts),
+        vec![row("reactivated", "sa", "iam", "sa", "10:02"), row("revoked_entity_used", "key", "iam", "key", "10:30")]
+    );
+}
+
+#[test]
+fn per_kind_overrides_and_off() {
+    let events = vec![
+        ev("v1", "09:00", Vault, "key/secret", Created).parent("key"),
+        ev("i1", "10:00", Iam, "key", Deleted).kind(EntityKind::ApiKey),
+        ev("v0", "09:00", Vault, "sa/secret", Created).parent("sa"),
+        ev("i2", "10:00", Iam, "sa", Disabled),
+    ];
+    let cfg = "[sla]\nsiem = \"off\"\n[sla.api_key]\nvault = \"5m\"\n";
+    let alerts = run_with(cfg, events, Some("11:00"));
+    assert_eq!(
+        ids(&alerts),
+        vec![
+            row("echo_missing", "key", "vault", "key/secret", "10:05"),
+            row("echo_missing", "sa", "vault", "sa/secret", "10:15"),
+        ]
+    );
+}
+
+#[test]
+fn replay_end_evaluates_up_to_as_of_inclusive() {
+    let events = vec![ev("v1", "09:00", Vault, "tok", Issued).parent("sa"), ev("i1", "10:00", Iam, "sa", Disabled)];
+    let cfg = "[sla]\nsiem = \"off\"\n";
+    assert!(run_with(cfg, events.clone(), Some("10:14:59")).is_empty());
+    assert_eq!(
+        ids(&run_with(cfg, events.clone(), Some("10:15"))),
+        vec![row("echo_missing", "sa", "vault", "tok", "10:15")]
+    );
+    // Default as_of is the latest event time: the 10:15 deadline is pending.
+    assert!(run_with(cfg, events, None).is_empty());
+}

@@ -1,0 +1,7 @@
+//! Decoding raw records into canonical events: canonical JSON lines ([`json`]) and
+//! canonical Avro — raw datum, Confluent wire format, object container file ([`avro`]).
+//! A record that does not decode is a [`DecodeError`](crate::error::DecodeError) with the
+//! reason; it is dead-lettered by the caller, never dropped.
+
+pub mod avro;
+pub mod json;

@@ -1,0 +1,35 @@
+//! lockstep — an event-streaming audit correlator for non-human identities.
+//!
+//! It consumes the change events of the four systems that make up an identity's
+//! lifecycle (IAM, the secrets vault, MDM, the SIEM), keeps their joint state in RocksDB,
+//! and alerts when a revocation in one system is not echoed by the others within their
+//! SLA, or when a revoked credential is used, re-activated, or its revocation fails.
+//! The exact semantics are SPEC.md §4.
+//!
+//! The flow, and where each stage lives:
+//!
+//! ```text
+//! source (files: source::file)  →  decode (decode::json, decode::avro)
+//!   →  order (correlate::reorder: reorder buffer bounded by allowed_lateness)
+//!   →  correlate (correlate: lineage, per-(entity, system) state, cases, timers)
+//!   →  commit (store: one RocksDB WriteBatch per step)
+//!   →  outputs (alert: canonical alerts; replay: sorted NDJSON)
+//! ```
+//!
+//! Invariants: results equal processing events one by one in (`time`, `event_id`) order
+//! after dropping redeliveries; a deadline `d` is evaluated after every event with
+//! `time <= d` and before any later one; the correlator is deterministic, so replay and
+//! live mode give the same alerts; data never panics the process — an undecodable record
+//! becomes a dead letter with its reason.
+
+pub mod alert;
+pub mod config;
+pub mod correlate;
+pub mod decode;
+pub mod error;
+pub mod event;
+pub mod replay;
+pub mod simulate;
+pub mod source;
+pub mod store;
+pub mod time;

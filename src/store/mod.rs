@@ -1,0 +1,316 @@
+//! The RocksDB store: one column family per table, every change of one step committed
+//! in a single `WriteBatch` so a crash leaves either all of it or none.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `entities` | entity | per-system state and the cases rooted there |
+//! | `lineage`  | entity | parent and children |
+//! | `cases`    | case id | the case and its per-system obligations |
+//! | `timers`   | (deadline, case id, system) | — scanned in deadline order |
+//! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
+//! | `seen`     | system event_id | — (redelivery filter) |
+//! | `alerts`   | alert id | the alert as canonical JSON |
+//! | `meta`     | name | the processing clock |
+
+pub mod keys;
+mod table;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::Alert;
+use crate::correlate::case::Case;
+use crate::error::StoreError;
+use crate::event::System;
+use crate::time::Micros;
+use keys::TimerKey;
+use table::Table;
+
+/// The state of one entity in one system (SPEC §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum EchoState {
+    /// Never seen in that system.
+    #[default]
+    None,
+    /// Present or in use there.
+    Active,
+    /// Revoked there.
+    Revoked,
+}
+
+impl EchoState {
+    /// Lower-case name for output.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EchoState::None => "none",
+            EchoState::Active => "active",
+            EchoState::Revoked => "revoked",
+        }
+    }
+}
+
+/// An entity's row: its state in each system and the non-superseded cases rooted at it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityRow {
+    /// State per system, indexed by [`System::index`].
+    pub states: [EchoState; 4],
+    /// Open (not superseded) cases whose root is this entity, oldest first.
+    pub cases: Vec<String>,
+}
+
+/// An entity's place in the lineage graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineageRow {
+    /// The entity it was issued from or belongs to.
+    pub parent: Option<String>,
+    /// Entities issued from it.
+    pub children: Vec<String>,
+}
+
+const CACHE_BUDGET: usize = 400_000;
+const COLUMN_FAMILIES: [&str; 8] = [
+    "entities", "lineage", "cases", "timers", "watches", "seen", "alerts", "meta",
+];
+const CLOCK_KEY: &[u8] = b"clock";
+
+/// The correlator's durable state.
+pub struct Store {
+    db: DB,
+    _temp: Option<tempfile::TempDir>,
+    entities: Table<EntityRow>,
+    lineage: Table<LineageRow>,
+    cases: Table<Case>,
+    watches: Table<Vec<String>>,
+    seen: Table<()>,
+    alerts: Table<String>,
+    meta: Table<Micros>,
+    timers: BTreeSet<TimerKey>,
+    timers_added: Vec<TimerKey>,
+    timers_removed: Vec<TimerKey>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cache = Cache::new_lru_cache(64 << 20);
+        let descriptors = COLUMN_FAMILIES.iter().map(|name| {
+            let mut table = BlockBasedOptions::default();
+            table.set_bloom_filter(10.0, false);
+            table.set_block_cache(&cache);
+            let mut cf_opts = Options::default();
+            cf_opts.set_block_based_table_factory(&table);
+            cf_opts.set_write_buffer_size(32 << 20);
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(*name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&opts, dir, descriptors)?;
+        let mut timers = BTreeSet::new();
+        for item in db.iterator_cf(table::cf(&db, "timers")?, IteratorMode::Start) {
+            let (key, _) = item?;
+            let timer = TimerKey::decode(&key).ok_or_else(|| StoreError::Corrupt {
+                cf: "timers",
+                message: format!("undecodable key {key:?}"),
+            })?;
+            timers.insert(timer);
+        }
+        Ok(Store {
+            db,
+            _temp: None,
+            entities: Table::new("entities", CACHE_BUDGET),
+            lineage: Table::new("lineage", CACHE_BUDGET),
+            cases: Table::new("cases", CACHE_BUDGET),
+            watches: Table::new("watches", CACHE_BUDGET),
+            seen: Table::new("seen", CACHE_BUDGET),
+            alerts: Table::new("alerts", CACHE_BUDGET),
+            meta: Table::new("meta", 16),
+            timers,
+            timers_added: Vec::new(),
+            timers_removed: Vec::new(),
+        })
+    }
+
+    /// Opens a store in a fresh temporary directory, removed when the store is dropped.
+    pub fn temporary() -> Result<Store, StoreError> {
+        let dir = tempfile::Builder::new()
+            .prefix("lockstep-state-")
+            .tempdir()
+            .map_err(|e| StoreError::Incompatible(format!("cannot create a temporary store: {e}")))?;
+        let mut store = Store::open(dir.path())?;
+        store._temp = Some(dir);
+        Ok(store)
+    }
+
+    /// The row of `entity` (default: never seen).
+    pub fn entity(&mut self, entity: &str) -> Result<EntityRow, StoreError> {
+        Ok(self.entities.get(&self.db, entity.as_bytes())?.unwrap_or_default())
+    }
+
+    /// Replaces the row of `entity`.
+    pub fn put_entity(&mut self, entity: &str, row: EntityRow) {
+        self.entities.put(entity.as_bytes(), row);
+    }
+
+    /// The lineage row of `entity` (default: no edges).
+    pub fn lineage(&mut self, entity: &str) -> Result<LineageRow, StoreError> {
+        Ok(self.lineage.get(&self.db, entity.as_bytes())?.unwrap_or_default())
+    }
+
+    /// Replaces the lineage row of `entity`.
+    pub fn put_lineage(&mut self, entity: &str, row: LineageRow) {
+        self.lineage.put(entity.as_bytes(), row);
+    }
+
+    /// The case with id `id`.
+    pub fn case(&mut self, id: &str) -> Result<Option<Case>, StoreError> {
+        self.cases.get(&self.db, id.as_bytes())
+    }
+
+    /// Stores a case under its id.
+    pub fn put_case(&mut self, case: Case) {
+        let key = case.id.clone();
+        self.cases.put(key.as_bytes(), case);
+    }
+
+    /// The cases waiting for `entity` to be revoked in `system`.
+    pub fn watches(&mut self, entity: &str, system: System) -> Result<Vec<String>, StoreError> {
+        let key = keys::entity_system(entity, system);
+        Ok(self.watches.get(&self.db, &key)?.unwrap_or_default())
+    }
+
+    /// Replaces the watches on (`entity`, `system`).
+    pub fn put_watches(&mut self, entity: &str, system: System, cases: Vec<String>) {
+        let key = keys::entity_system(entity, system);
+        if cases.is_empty() {
+            self.watches.delete(&key);
+        } else {
+            self.watches.put(&key, cases);
+        }
+    }
+
+    /// Records (`system`, `event_id`) as processed; false when it already was (a
+    /// redelivery).
+    pub fn mark_seen(&mut self, system: System, event_id: &str) -> Result<bool, StoreError> {
+        let key = keys::seen(system, event_id);
+        if self.seen.contains(&self.db, &key)? {
+            return Ok(false);
+        }
+        self.seen.put(&key, ());
+        Ok(true)
+    }
+
+    /// Whether an alert with this id was raised before.
+    pub fn alert_raised(&mut self, alert_id: &str) -> Result<bool, StoreError> {
+        self.alerts.contains(&self.db, alert_id.as_bytes())
+    }
+
+    /// Records a raised alert.
+    pub fn record_alert(&mut self, alert: &Alert) -> Result<(), StoreError> {
+        let json = serde_json::to_string(alert).map_err(|e| StoreError::Corrupt {
+            cf: "alerts",
+            message: e.to_string(),
+        })?;
+        self.alerts.put(alert.alert_id.as_bytes(), json);
+        Ok(())
+    }
+
+    /// Schedules a deadline.
+    pub fn add_timer(&mut self, timer: TimerKey) {
+        if self.timers.insert(timer.clone()) {
+            self.timers_added.push(timer);
+        }
+    }
+
+    /// Removes and returns the earliest timer due before `limit` (or at it, if
+    /// `inclusive`).
+    pub fn pop_due_timer(&mut self, limit: Micros, inclusive: bool) -> Option<TimerKey> {
+        let first = self.timers.first()?;
+        let due = if inclusive {
+            first.deadline <= limit
+        } else {
+            first.deadline < limit
+        };
+        if !due {
+            return None;
+        }
+        let timer = self.timers.pop_first()?;
+        self.timers_removed.push(timer.clone());
+        Some(timer)
+    }
+
+    /// The scheduled timers, earliest first.
+    pub fn timers(&self) -> impl Iterator<Item = &TimerKey> {
+        self.timers.iter()
+    }
+
+    /// The largest event time processed so far.
+    pub fn clock(&mut self) -> Result<Micros, StoreError> {
+        Ok(self.meta.get(&self.db, CLOCK_KEY)?.unwrap_or(Micros::MIN))
+    }
+
+    /// Records the largest event time processed so far.
+    pub fn set_clock(&mut self, t: Micros) {
+        self.meta.put(CLOCK_KEY, t);
+    }
+
+    /// Writes every pending change in one atomic `WriteBatch`. An error is fatal for
+    /// the run: nothing of the failed batch was written.
+    pub fn commit(&mut self) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        self.stage(&mut batch)?;
+        self.db.write(batch)?;
+        self.entities.committed();
+        self.lineage.committed();
+        self.cases.committed();
+        self.watches.committed();
+        self.seen.committed();
+        self.alerts.committed();
+        self.meta.committed();
+        self.timers_added.clear();
+        self.timers_removed.clear();
+        Ok(())
+    }
+
+    fn stage(&mut self, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        let db = &self.db;
+        self.entities.stage(db, batch)?;
+        self.lineage.stage(db, batch)?;
+        self.cases.stage(db, batch)?;
+        self.watches.stage(db, batch)?;
+        self.seen.stage(db, batch)?;
+        self.alerts.stage(db, batch)?;
+        self.meta.stage(db, batch)?;
+        let timers = table::cf(db, "timers")?;
+        for t in &self.timers_removed {
+            batch.delete_cf(timers, t.encode());
+        }
+        for t in &self.timers_added {
+            if self.timers.contains(t) {
+                batch.put_cf(timers, t.encode(), []);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Iterates over every stored alert (canonical JSON), in alert-id order.
+pub fn stored_alerts(store: &Store) -> Result<Vec<String>, StoreError> {
+    let cf = table::cf(&store.db, "alerts")?;
+    let mut out = Vec::new();
+    for item in store.db.iterator_cf(cf, IteratorMode::Start) {
+        let (_, value) = item?;
+        let json: String = bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
+            cf: "alerts",
+            message: e.to_string(),
+        })?;
+        out.push(json);
+    }
+    Ok(out)
+}

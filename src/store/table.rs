@@ -1,0 +1,127 @@
+//! A typed view of one column family with a write-back cache. Reads go to the cache,
+//! then to RocksDB; writes stay in the cache, marked dirty, until the store commits them
+//! all in one `WriteBatch`. The cache is bounded: after a commit, a table whose cache
+//! outgrew its budget drops its clean entries, so memory stays flat however large the
+//! state grows.
+
+use std::collections::HashMap;
+
+use rocksdb::{WriteBatch, DB};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::StoreError;
+
+struct Slot<V> {
+    value: Option<V>,
+    dirty: bool,
+}
+
+/// One column family of `V` values, bincode-encoded.
+pub struct Table<V> {
+    cf: &'static str,
+    budget: usize,
+    cache: HashMap<Box<[u8]>, Slot<V>>,
+    dirty: Vec<Box<[u8]>>,
+}
+
+impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
+    /// A table over column family `cf` keeping at most about `budget` cached entries.
+    pub fn new(cf: &'static str, budget: usize) -> Self {
+        Table {
+            cf,
+            budget,
+            cache: HashMap::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    fn load(&mut self, db: &DB, key: &[u8]) -> Result<&Slot<V>, StoreError> {
+        if !self.cache.contains_key(key) {
+            let cf = cf(db, self.cf)?;
+            let value = match db.get_pinned_cf(cf, key)? {
+                Some(bytes) => Some(bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
+                    cf: self.cf,
+                    message: e.to_string(),
+                })?),
+                None => None,
+            };
+            self.cache.insert(key.into(), Slot { value, dirty: false });
+        }
+        Ok(&self.cache[key])
+    }
+
+    /// The value at `key`, if any.
+    pub fn get(&mut self, db: &DB, key: &[u8]) -> Result<Option<V>, StoreError> {
+        Ok(self.load(db, key)?.value.clone())
+    }
+
+    /// Whether a value exists at `key`.
+    pub fn contains(&mut self, db: &DB, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.load(db, key)?.value.is_some())
+    }
+
+    /// Sets `key` to `value` (written at the next commit).
+    pub fn put(&mut self, key: &[u8], value: V) {
+        self.set(key, Some(value));
+    }
+
+    /// Removes `key` (at the next commit).
+    pub fn delete(&mut self, key: &[u8]) {
+        self.set(key, None);
+    }
+
+    fn set(&mut self, key: &[u8], value: Option<V>) {
+        match self.cache.get_mut(key) {
+            Some(slot) => {
+                slot.value = value;
+                if !slot.dirty {
+                    slot.dirty = true;
+                    self.dirty.push(key.into());
+                }
+            }
+            None => {
+                self.cache.insert(key.into(), Slot { value, dirty: true });
+                self.dirty.push(key.into());
+            }
+        }
+    }
+
+    /// Adds every dirty entry to `batch`.
+    pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        let cf = cf(db, self.cf)?;
+        for key in &self.dirty {
+            let Some(slot) = self.cache.get(key) else { continue };
+            match &slot.value {
+                Some(v) => {
+                    let bytes = bincode::serialize(v).map_err(|e| StoreError::Corrupt {
+                        cf: self.cf,
+                        message: e.to_string(),
+                    })?;
+                    batch.put_cf(cf, key, bytes);
+                }
+                None => batch.delete_cf(cf, key),
+            }
+        }
+        Ok(())
+    }
+
+    /// Called once the staged batch is durable: entries are clean again, and the cache
+    /// is emptied if it outgrew its budget.
+    pub fn committed(&mut self) {
+        for key in self.dirty.drain(..) {
+            if let Some(slot) = self.cache.get_mut(&key) {
+                slot.dirty = false;
+            }
+        }
+        if self.cache.len() > self.budget {
+            self.cache.clear();
+        }
+    }
+}
+
+/// The handle of a column family that [`super::Store::open`] created.
+pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
+    db.cf_handle(name)
+        .ok_or_else(|| StoreError::Incompatible(format!("column family {name} is missing")))
+}

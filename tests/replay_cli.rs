@@ -1,0 +1,136 @@
+//! End-to-end tests of the `lockstep` binary: simulate → replay, resuming a replay from
+//! a state directory, Avro and JSON inputs agreeing, malformed lines reported and counted.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn lockstep(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "lockstep {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+fn lines(file: &str) -> Vec<String> {
+    std::fs::read_to_string(file).unwrap().lines().map(str::to_owned).collect()
+}
+
+fn simulate(dir: &Path, name: &str, accounts: &str) -> String {
+    let out = path(dir, name);
+    lockstep(&["simulate", "--seed", "11", "--accounts", accounts, "--out", &out]);
+    out
+}
+
+#[test]
+fn replay_of_a_simulation_raises_every_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = simulate(dir.path(), "events.jsonl", "300");
+    let alerts = path(dir.path(), "alerts.ndjson");
+    lockstep(&["replay", "--config", "config/lockstep.toml", "--input", &events, "--alerts", &alerts]);
+    let got = lines(&alerts);
+    for kind in ["echo_missing", "echo_late", "revoked_entity_used", "reactivated", "revocation_failed"] {
+        assert!(got.iter().any(|l| l.contains(&format!("\"kind\":\"{kind}\""))), "no {kind}");
+    }
+    let mut sorted = got.clone();
+    sorted.sort_by_key(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["at"].as_str().unwrap().to_owned()
+    });
+    assert_eq!(sorted, got, "alerts are in time order");
+}
+
+#[test]
+fn replaying_in_two_parts_with_state_equals_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = simulate(dir.path(), "events.jsonl", "200");
+    let all = lines(&events);
+    // Split at an instant T: everything before it, then the rest.
+    let mut times: Vec<String> = all
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["time"].as_str().unwrap().to_owned())
+        .collect();
+    times.sort();
+    let t = times[times.len() / 2].clone();
+    let (before, after): (Vec<_>, Vec<_>) = all.iter().partition(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["time"].as_str().unwrap() < t.as_str()
+    });
+    let first = path(dir.path(), "first.jsonl");
+    let second = path(dir.path(), "second.jsonl");
+    std::fs::write(&first, before.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::write(&second, after.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+
+    let one = path(dir.path(), "one.ndjson");
+    lockstep(&["replay", "--input", &events, "--alerts", &one]);
+    let state = path(dir.path(), "state");
+    let a = path(dir.path(), "a.ndjson");
+    let b = path(dir.path(), "b.ndjson");
+    lockstep(&["replay", "--input", &first, "--alerts", &a, "--state", &state]);
+    lockstep(&["replay", "--input", &second, "--alerts", &b, "--state", &state]);
+    let mut two = lines(&a);
+    two.extend(lines(&b));
+    assert!(!lines(&a).is_empty() && !lines(&b).is_empty());
+    assert_eq!(two, lines(&one));
+}
+
+#[test]
+fn avro_container_input_equals_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = simulate(dir.path(), "events.jsonl", "100");
+    let avro = simulate(dir.path(), "events.avro", "100");
+    assert_eq!(&std::fs::read(&avro).unwrap()[..4], b"Obj\x01");
+    let a = path(dir.path(), "a.ndjson");
+    let b = path(dir.path(), "b.ndjson");
+    lockstep(&["replay", "--input", &json, "--alerts", &a]);
+    lockstep(&["replay", "--input", &avro, "--alerts", &b]);
+    assert!(!lines(&a).is_empty());
+    assert_eq!(lines(&a), lines(&b));
+}
+
+#[test]
+fn malformed_lines_are_reported_counted_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = simulate(dir.path(), "events.jsonl", "50");
+    let clean = path(dir.path(), "clean.ndjson");
+    lockstep(&["replay", "--input", &events, "--alerts", &clean]);
+
+    let mut mixed = lines(&events);
+    mixed.insert(3, "{not json".into());
+    mixed.insert(10, r#"{"event_id":"x","system":"ldap","time":"2026-03-02T00:00:00Z","entity":"e","action":"used"}"#.into());
+    mixed.insert(20, "\u{0}\u{1}binary".into());
+    let bad = path(dir.path(), "bad.jsonl");
+    std::fs::write(&bad, mixed.join("\n")).unwrap();
+    let out_alerts = path(dir.path(), "alerts.ndjson");
+    let dead = path(dir.path(), "dead.ndjson");
+    let out = lockstep(&["replay", "--input", &bad, "--alerts", &out_alerts, "--dead-letters", &dead]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("3 dead letters"), "{stderr}");
+    assert!(stderr.contains(&format!("{bad}:4: invalid canonical JSON")), "{stderr}");
+    assert!(stderr.contains(&format!("{bad}:11: ")) && stderr.contains("ldap"), "{stderr}");
+    let dead_lines = lines(&dead);
+    assert_eq!(dead_lines.len(), 3);
+    assert!(dead_lines[0].contains("\"line\":4") && dead_lines[0].contains("{not json"));
+    assert_eq!(lines(&out_alerts), lines(&clean));
+}
+
+#[test]
+fn bad_config_fails_at_start_with_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg: PathBuf = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[sla]\nvault = \"fast\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["check-config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("vault") && stderr.contains("\"fast\"") && stderr.contains("15m"), "{stderr}");
+    lockstep(&["check-config", "config/lockstep.toml"]);
+}
