@@ -32,7 +32,12 @@ fn bench(c: &mut Criterion) {
     });
     let lines: Vec<String> = events.iter().map(decode::json::encode).collect();
     group.bench_function("decode_canonical_json", |b| {
-        b.iter(|| lines.iter().filter(|l| decode::json::decode(l.as_bytes()).is_ok()).count())
+        b.iter(|| {
+            lines
+                .iter()
+                .filter(|l| decode::json::decode(l.as_bytes()).is_ok())
+                .count()
+        })
     });
     group.finish();
 }

@@ -15,11 +15,24 @@ fn main() {
     let alerts = dir.path().join("alerts.ndjson");
     let state = dir.path().join("state");
     let sim = Command::new(bin)
-        .args(["simulate", "--seed", "42", "--accounts", &accounts, "--uses-per-key", "25", "--out"])
+        .args([
+            "simulate",
+            "--seed",
+            "42",
+            "--accounts",
+            &accounts,
+            "--uses-per-key",
+            "25",
+            "--out",
+        ])
         .arg(&events)
         .output()
         .expect("simulate runs");
-    assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
+    assert!(
+        sim.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sim.stderr)
+    );
     print!("{}", String::from_utf8_lossy(&sim.stderr));
     let identities = {
         let text = std::fs::read_to_string(&events).expect("events");
@@ -43,7 +56,14 @@ fn main() {
         .arg(&state)
         .output()
         .expect("replay runs");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     print!("{}", String::from_utf8_lossy(&run.stderr));
-    println!("wall clock including start-up: {:.2} s", started.elapsed().as_secs_f64());
+    println!(
+        "wall clock including start-up: {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
 }

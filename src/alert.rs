@@ -60,7 +60,7 @@ impl AlertKind {
 
 impl fmt::Display for AlertKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -131,7 +131,13 @@ impl Alert {
 
     /// The replay output order: (at, kind, root, system, entity).
     pub fn sort_key(&self) -> (Micros, &'static str, &str, &'static str, String) {
-        (self.at, self.kind.as_str(), &self.root, self.system.as_str(), self.subject())
+        (
+            self.at,
+            self.kind.as_str(),
+            &self.root,
+            self.system.as_str(),
+            self.subject(),
+        )
     }
 }
 
@@ -170,10 +176,12 @@ pub fn alert_id(
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -182,10 +190,28 @@ mod tests {
 
     #[test]
     fn alert_id_is_deterministic_and_separates_fields() {
-        let a = alert_id(AlertKind::EchoMissing, Some("c1"), System::Vault, "sa", None);
-        assert_eq!(a, alert_id(AlertKind::EchoMissing, Some("c1"), System::Vault, "sa", None));
+        let a = alert_id(
+            AlertKind::EchoMissing,
+            Some("c1"),
+            System::Vault,
+            "sa",
+            None,
+        );
+        assert_eq!(
+            a,
+            alert_id(
+                AlertKind::EchoMissing,
+                Some("c1"),
+                System::Vault,
+                "sa",
+                None
+            )
+        );
         assert_eq!(a.len(), 32);
-        assert_ne!(a, alert_id(AlertKind::EchoMissing, Some("c1"), System::Mdm, "sa", None));
+        assert_ne!(
+            a,
+            alert_id(AlertKind::EchoMissing, Some("c1"), System::Mdm, "sa", None)
+        );
         assert_ne!(
             alert_id(AlertKind::Reactivated, Some("c1x"), System::Iam, "y", None),
             alert_id(AlertKind::Reactivated, Some("c1"), System::Iam, "xy", None)

@@ -20,7 +20,11 @@ use lockstep::store::Store;
 use lockstep::time::{Micros, Span};
 
 #[derive(Parser)]
-#[command(name = "lockstep", version, about = "Keeps IAM, vault, MDM and SIEM revocations of non-human identities in lockstep")]
+#[command(
+    name = "lockstep",
+    version,
+    about = "Keeps IAM, vault, MDM and SIEM revocations of non-human identities in lockstep"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -100,7 +104,11 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lockstep: {e:#}");
-            ExitCode::from(if e.is::<lockstep::error::ConfigError>() { 2 } else { 1 })
+            ExitCode::from(if e.is::<lockstep::error::ConfigError>() {
+                2
+            } else {
+                1
+            })
         }
     }
 }
@@ -125,7 +133,9 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let config = load_config(config.as_deref())?;
             let store = match state.or_else(|| config.state.dir.clone()) {
-                Some(dir) => Store::open(&dir).with_context(|| format!("opening state {}", dir.display()))?,
+                Some(dir) => {
+                    Store::open(&dir).with_context(|| format!("opening state {}", dir.display()))?
+                }
                 None => Store::temporary()?,
             };
             let mut correlator = Correlator::new(Rules::from(&config), store);
@@ -138,7 +148,13 @@ fn run(cli: Cli) -> Result<()> {
             let started = Instant::now();
             let outcome = replay(&mut correlator, &input)?;
             let elapsed = started.elapsed();
-            write_lines(&alerts, outcome.alerts.iter().map(|a| serde_json::to_string(a).unwrap_or_default()))?;
+            write_lines(
+                &alerts,
+                outcome
+                    .alerts
+                    .iter()
+                    .map(|a| serde_json::to_string(a).unwrap_or_default()),
+            )?;
             if let Some(path) = dead_letters {
                 write_lines(
                     &path,
@@ -175,14 +191,18 @@ fn run(cli: Cli) -> Result<()> {
             };
             let events = generate(&scenario);
             if out.extension().is_some_and(|e| e == "avro") {
-                let file = File::create(&out).with_context(|| format!("creating {}", out.display()))?;
+                let file =
+                    File::create(&out).with_context(|| format!("creating {}", out.display()))?;
                 decode::avro::write_container(&events, BufWriter::new(file))?
                     .flush()
                     .with_context(|| format!("writing {}", out.display()))?;
             } else {
                 write_lines(&out, events.iter().map(decode::json::encode))?;
             }
-            eprintln!("simulate: {} events for {accounts} service accounts (seed {seed})", events.len());
+            eprintln!(
+                "simulate: {} events for {accounts} service accounts (seed {seed})",
+                events.len()
+            );
             Ok(())
         }
         Command::CheckConfig { file } => {
@@ -190,7 +210,10 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}: ok", file.display());
             for kind in [lockstep::event::EntityKind::ServiceAccount] {
                 for system in lockstep::event::System::ALL {
-                    let sla = config.sla.get(kind, *system).map_or("off".to_owned(), |s| s.to_string());
+                    let sla = config
+                        .sla
+                        .get(kind, *system)
+                        .map_or("off".to_owned(), |s| s.to_string());
                     println!("  sla.{system} = {sla}");
                 }
             }
@@ -215,7 +238,8 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<()> {
         out.write_all(line.as_bytes())?;
         out.write_all(b"\n")?;
     }
-    out.flush().with_context(|| format!("writing {}", path.display()))
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 fn print_alerts(alerts: &[Alert]) -> Result<()> {
@@ -245,10 +269,18 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
         o.dead_letters.len()
     );
     for d in o.dead_letters.iter().take(10) {
-        eprintln!("  dead letter {}:{}: {}", d.input.display(), d.line, d.reason);
+        eprintln!(
+            "  dead letter {}:{}: {}",
+            d.input.display(),
+            d.line,
+            d.reason
+        );
     }
     if o.dead_letters.len() > 10 {
-        eprintln!("  … and {} more (see --dead-letters)", o.dead_letters.len() - 10);
+        eprintln!(
+            "  … and {} more (see --dead-letters)",
+            o.dead_letters.len() - 10
+        );
     }
     let by_kind: Vec<String> = AlertKind::ALL
         .iter()
@@ -262,7 +294,11 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
         o.as_of.map_or("-".to_owned(), |t| t.to_string()),
         o.pending.len()
     );
-    eprintln!("        alerts: {} ({})", o.alerts.len(), by_kind.join(", "));
+    eprintln!(
+        "        alerts: {} ({})",
+        o.alerts.len(),
+        by_kind.join(", ")
+    );
     let rss = peak_rss_mib().map_or_else(String::new, |m| format!(", peak RSS {m} MiB"));
     eprintln!(
         "        {:.2} s, {:.0} events/s{rss}",

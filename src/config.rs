@@ -143,7 +143,9 @@ impl SlaPolicy {
 fn parse_sla(key: &str, value: &toml::Value) -> Result<Sla, String> {
     match value.as_str() {
         Some("off") => Ok(None),
-        Some(text) => Span::parse(text).map(Some).map_err(|e| format!("sla.{key}: {e}, or \"off\"")),
+        Some(text) => Span::parse(text)
+            .map(Some)
+            .map_err(|e| format!("sla.{key}: {e}, or \"off\"")),
         None => Err(format!(
             "sla.{key}: expected a duration string such as \"15m\" or \"off\", got {value}"
         )),
@@ -155,7 +157,13 @@ impl<'de> Deserialize<'de> for SlaPolicy {
         use serde::de::Error;
         let table = toml::Table::deserialize(d)?;
         let mut policy = SlaPolicy::default();
-        let systems = || System::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ");
+        let systems = || {
+            System::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         for (key, value) in &table {
             if let Ok(system) = System::parse(key) {
                 policy.set(system, parse_sla(key, value).map_err(D::Error::custom)?);
@@ -202,10 +210,22 @@ mod tests {
     #[test]
     fn defaults_follow_spec() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.sla.get(EntityKind::User, System::Iam), Some(Span::mins(15)));
-        assert_eq!(c.sla.get(EntityKind::User, System::Vault), Some(Span::mins(15)));
-        assert_eq!(c.sla.get(EntityKind::User, System::Mdm), Some(Span::hours(4)));
-        assert_eq!(c.sla.get(EntityKind::User, System::Siem), Some(Span::hours(1)));
+        assert_eq!(
+            c.sla.get(EntityKind::User, System::Iam),
+            Some(Span::mins(15))
+        );
+        assert_eq!(
+            c.sla.get(EntityKind::User, System::Vault),
+            Some(Span::mins(15))
+        );
+        assert_eq!(
+            c.sla.get(EntityKind::User, System::Mdm),
+            Some(Span::hours(4))
+        );
+        assert_eq!(
+            c.sla.get(EntityKind::User, System::Siem),
+            Some(Span::hours(1))
+        );
         assert_eq!(c.correlator.use_grace, Span::secs(60));
         assert_eq!(c.correlator.reporting_system, System::Siem);
     }
@@ -217,10 +237,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.sla.get(EntityKind::User, System::Mdm), None);
-        assert_eq!(c.sla.get(EntityKind::User, System::Vault), Some(Span::mins(5)));
-        assert_eq!(c.sla.get(EntityKind::ApiKey, System::Vault), Some(Span::mins(1)));
+        assert_eq!(
+            c.sla.get(EntityKind::User, System::Vault),
+            Some(Span::mins(5))
+        );
+        assert_eq!(
+            c.sla.get(EntityKind::ApiKey, System::Vault),
+            Some(Span::mins(1))
+        );
         assert_eq!(c.sla.get(EntityKind::ApiKey, System::Siem), None);
-        assert_eq!(c.sla.get(EntityKind::ApiKey, System::Iam), Some(Span::mins(15)));
+        assert_eq!(
+            c.sla.get(EntityKind::ApiKey, System::Iam),
+            Some(Span::mins(15))
+        );
     }
 
     #[test]
@@ -230,7 +259,10 @@ mod tests {
             ("[sla]\niam = \"soon\"\n", "\"soon\""),
             ("[sla.api_key]\nldap = \"5m\"\n", "sla.api_key.ldap"),
             ("[correlator]\nuse_grace = \"1x\"\n", "use_grace"),
-            ("[correlator]\nreporting_system = \"splunk\"\n", "iam, vault, mdm, siem"),
+            (
+                "[correlator]\nreporting_system = \"splunk\"\n",
+                "iam, vault, mdm, siem",
+            ),
             ("[correlator]\ngrace = \"1m\"\n", "grace"),
             ("[stat]\ndir = \"x\"\n", "stat"),
         ];

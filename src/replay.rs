@@ -69,7 +69,10 @@ pub enum ReplayError {
 }
 
 /// Replays `input` through `correlator`.
-pub fn replay(correlator: &mut Correlator, input: &ReplayInput) -> Result<ReplayOutcome, ReplayError> {
+pub fn replay(
+    correlator: &mut Correlator,
+    input: &ReplayInput,
+) -> Result<ReplayOutcome, ReplayError> {
     let total: u64 = input
         .paths
         .iter()
@@ -79,8 +82,10 @@ pub fn replay(correlator: &mut Correlator, input: &ReplayInput) -> Result<Replay
     let bar = if input.progress {
         let bar = ProgressBar::new(total);
         bar.set_style(
-            ProgressStyle::with_template("{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} replay [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     } else {
@@ -123,15 +128,16 @@ pub fn replay(correlator: &mut Correlator, input: &ReplayInput) -> Result<Replay
     let mut events_read = 0u64;
     let mut latest = Micros::MIN;
     let mut since_commit = 0u64;
-    let mut apply = |correlator: &mut Correlator, ev, alerts: &mut Vec<Alert>| -> Result<(), StoreError> {
-        correlator.apply(&ev, alerts)?;
-        since_commit += 1;
-        if since_commit == COMMIT_EVERY {
-            since_commit = 0;
-            correlator.commit()?;
-        }
-        Ok(())
-    };
+    let mut apply =
+        |correlator: &mut Correlator, ev, alerts: &mut Vec<Alert>| -> Result<(), StoreError> {
+            correlator.apply(&ev, alerts)?;
+            since_commit += 1;
+            if since_commit == COMMIT_EVERY {
+                since_commit = 0;
+                correlator.commit()?;
+            }
+            Ok(())
+        };
     for chunk in rx {
         for record in chunk {
             match record {
@@ -147,9 +153,9 @@ pub fn replay(correlator: &mut Correlator, input: &ReplayInput) -> Result<Replay
             }
         }
     }
-    reader
-        .join()
-        .unwrap_or_else(|_| Err(StoreError::Incompatible("the input reader thread panicked".into()).into()))?;
+    reader.join().unwrap_or_else(|_| {
+        Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
+    })?;
     while let Some(ev) = buffer.pop_any() {
         apply(correlator, ev, &mut alerts)?;
     }

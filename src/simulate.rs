@@ -85,7 +85,10 @@ impl Builder {
         };
         let mut attributes = BTreeMap::new();
         if action.class() == crate::event::ActionClass::Revocation {
-            attributes.insert("ticket".to_owned(), format!("OFF-{}", entity.len() * 7 + *n as usize % 1000));
+            attributes.insert(
+                "ticket".to_owned(),
+                format!("OFF-{}", entity.len() * 7 + *n as usize % 1000),
+            );
         }
         self.events.push(IdentityEvent {
             event_id: format!("{system}-{n:09}"),
@@ -102,9 +105,30 @@ impl Builder {
         });
     }
 
-    fn ok(&mut self, system: System, time: Micros, entity: &str, kind: EntityKind, action: Action, parent: Option<&str>) {
-        let actor = if action == Action::Used { entity.to_owned() } else { "terraform".to_owned() };
-        self.push(system, time, entity, kind, action, Outcome::Success, parent, &actor);
+    fn ok(
+        &mut self,
+        system: System,
+        time: Micros,
+        entity: &str,
+        kind: EntityKind,
+        action: Action,
+        parent: Option<&str>,
+    ) {
+        let actor = if action == Action::Used {
+            entity.to_owned()
+        } else {
+            "terraform".to_owned()
+        };
+        self.push(
+            system,
+            time,
+            entity,
+            kind,
+            action,
+            Outcome::Success,
+            parent,
+            &actor,
+        );
     }
 
     fn within(&mut self, from: Micros, lo: Span, hi: Span) -> Micros {
@@ -122,7 +146,8 @@ pub fn generate(s: &Scenario) -> Vec<IdentityEvent> {
     for i in 0..s.accounts {
         account(&mut b, s, i);
     }
-    let mut delivered: Vec<(i64, IdentityEvent)> = Vec::with_capacity(b.events.len() + b.events.len() / 50);
+    let mut delivered: Vec<(i64, IdentityEvent)> =
+        Vec::with_capacity(b.events.len() + b.events.len() / 50);
     let events = std::mem::take(&mut b.events);
     for ev in events {
         let jitter = b.rng.gen_range(0..=s.disorder.0);
@@ -148,7 +173,11 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
 
     let offboarded = b.rng.gen_bool(0.55);
     let tr = b.within(t0, Span::hours(24), Span::hours(24 * 4));
-    let life_end = if offboarded { tr } else { t0.plus(Span::hours(24 * 5)) };
+    let life_end = if offboarded {
+        tr
+    } else {
+        t0.plus(Span::hours(24 * 5))
+    };
 
     let mut keys = Vec::new();
     for j in 0..b.rng.gen_range(1..=3) {
@@ -188,13 +217,26 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
         88..=94 => Offboarding::KeyUsedAfter,
         _ => Offboarding::Reactivated,
     };
-    b.push(Iam, tr, &sa, K::ServiceAccount, Disabled, Outcome::Success, None, "offboarding-bot");
+    b.push(
+        Iam,
+        tr,
+        &sa,
+        K::ServiceAccount,
+        Disabled,
+        Outcome::Success,
+        None,
+        "offboarding-bot",
+    );
 
     // When each system echoes: on time within its SLA, late past it, or never.
     let echo = |b: &mut Builder, system: System, sla: Span| -> Option<Micros> {
         match plan {
             Offboarding::Never(s) if s == system => None,
-            Offboarding::Late(s) if s == system => Some(b.within(tr, Span(sla.0 + Span::mins(1).0), Span(sla.0 + Span::hours(2).0))),
+            Offboarding::Late(s) if s == system => Some(b.within(
+                tr,
+                Span(sla.0 + Span::mins(1).0),
+                Span(sla.0 + Span::hours(2).0),
+            )),
             _ => Some(b.within(tr, Span::secs(30), Span(sla.0 * 3 / 4))),
         }
     };
@@ -205,38 +247,110 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
             continue;
         }
         if let Some(t) = echo(b, Iam, Span::mins(15)) {
-            b.push(Iam, t, key, K::ApiKey, Deleted, Outcome::Success, None, "offboarding-bot");
+            b.push(
+                Iam,
+                t,
+                key,
+                K::ApiKey,
+                Deleted,
+                Outcome::Success,
+                None,
+                "offboarding-bot",
+            );
         }
         if let Some(t) = echo(b, Vault, Span::mins(15)) {
-            b.push(Vault, t, secret, K::Secret, Deleted, Outcome::Success, None, "offboarding-bot");
+            b.push(
+                Vault,
+                t,
+                secret,
+                K::Secret,
+                Deleted,
+                Outcome::Success,
+                None,
+                "offboarding-bot",
+            );
         }
     }
     match plan {
         Offboarding::FailedThenRetried | Offboarding::FailedNeverRetried => {
             let failed = b.within(tr, Span::secs(20), Span::mins(3));
-            b.push(Vault, failed, &token, K::Token, Revoked, Outcome::Failure, None, "offboarding-bot");
+            b.push(
+                Vault,
+                failed,
+                &token,
+                K::Token,
+                Revoked,
+                Outcome::Failure,
+                None,
+                "offboarding-bot",
+            );
             if plan == Offboarding::FailedThenRetried {
                 let retried = b.within(failed, Span::mins(1), Span::mins(10));
-                b.push(Vault, retried, &token, K::Token, Revoked, Outcome::Success, None, "offboarding-bot");
+                b.push(
+                    Vault,
+                    retried,
+                    &token,
+                    K::Token,
+                    Revoked,
+                    Outcome::Success,
+                    None,
+                    "offboarding-bot",
+                );
             }
         }
         _ => {
             if let Some(t) = echo(b, Vault, Span::mins(15)) {
-                b.push(Vault, t, &token, K::Token, Revoked, Outcome::Success, None, "offboarding-bot");
+                b.push(
+                    Vault,
+                    t,
+                    &token,
+                    K::Token,
+                    Revoked,
+                    Outcome::Success,
+                    None,
+                    "offboarding-bot",
+                );
             }
         }
     }
     if let Some(agent) = &agent {
         if let Some(t) = echo(b, Mdm, Span::hours(4)) {
-            b.push(Mdm, t, agent, K::Agent, Unenrolled, Outcome::Success, None, "offboarding-bot");
+            b.push(
+                Mdm,
+                t,
+                agent,
+                K::Agent,
+                Unenrolled,
+                Outcome::Success,
+                None,
+                "offboarding-bot",
+            );
         }
     }
     if let Some(t) = echo(b, Siem, Span::hours(1)) {
-        b.push(Siem, t, &sa, K::ServiceAccount, Revoked, Outcome::Success, None, "splunk-sync");
+        b.push(
+            Siem,
+            t,
+            &sa,
+            K::ServiceAccount,
+            Revoked,
+            Outcome::Success,
+            None,
+            "splunk-sync",
+        );
     }
     if plan == Offboarding::Reactivated {
         let back = b.within(tr, Span::hours(5), Span::hours(8));
-        b.push(Iam, back, &sa, K::ServiceAccount, Enabled, Outcome::Success, None, "helpdesk");
+        b.push(
+            Iam,
+            back,
+            &sa,
+            K::ServiceAccount,
+            Enabled,
+            Outcome::Success,
+            None,
+            "helpdesk",
+        );
         let key = format!("{sa}/key-9");
         let issued = b.within(back, Span::mins(1), Span::mins(30));
         b.ok(Iam, issued, &key, K::ApiKey, Issued, Some(&sa));
@@ -252,7 +366,9 @@ mod tests {
         let a = generate(&Scenario::new(7, 300));
         assert_eq!(a, generate(&Scenario::new(7, 300)));
         assert_ne!(a, generate(&Scenario::new(8, 300)));
-        let has = |action: Action, outcome: Outcome| a.iter().any(|e| e.action == action && e.outcome == outcome);
+        let has = |action: Action, outcome: Outcome| {
+            a.iter().any(|e| e.action == action && e.outcome == outcome)
+        };
         assert!(has(Action::Disabled, Outcome::Success));
         assert!(has(Action::Revoked, Outcome::Failure));
         assert!(has(Action::Enabled, Outcome::Success));
@@ -262,6 +378,9 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert!(ids.len() < n, "some events are redelivered");
-        assert!(a.windows(2).any(|w| w[1].time < w[0].time), "delivery is out of order");
+        assert!(
+            a.windows(2).any(|w| w[1].time < w[0].time),
+            "delivery is out of order"
+        );
     }
 }

@@ -122,13 +122,17 @@ impl Span {
         let mut total: i64 = 0;
         let mut rest = s;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
             let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let per_unit: i64 = match &rest[..unit_len] {
                 "ms" => 1_000,
                 "s" => 1_000_000,
@@ -147,18 +151,26 @@ impl Span {
     }
 }
 
+/// Compound and parseable: `4h23m46s`, `15m`, `1m30s`, `250ms` (microseconds dropped).
 impl fmt::Display for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let us = self.0;
-        if us % 3_600_000_000 == 0 && us != 0 {
-            write!(f, "{}h", us / 3_600_000_000)
-        } else if us % 60_000_000 == 0 && us != 0 {
-            write!(f, "{}m", us / 60_000_000)
-        } else if us % 1_000_000 == 0 {
-            write!(f, "{}s", us / 1_000_000)
-        } else {
-            write!(f, "{}ms", us / 1_000)
+        let ms = self.0 / 1_000;
+        if ms == 0 {
+            return f.write_str("0s");
         }
+        let (h, m, s, rest) = (
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1_000 % 60,
+            ms % 1_000,
+        );
+        let mut out = String::new();
+        for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (rest, "ms")] {
+            if n != 0 {
+                out.push_str(&format!("{n}{unit}"));
+            }
+        }
+        f.pad(&out)
     }
 }
 
@@ -191,6 +203,11 @@ mod tests {
             let err = Span::parse(bad).unwrap_err();
             assert!(err.contains("expected"), "{bad}: {err}");
         }
+        for text in ["4h", "15m", "1m30s", "4h23m46s", "250ms", "0s", "2h0m1s"] {
+            let span = Span::parse(text).unwrap();
+            assert_eq!(Span::parse(&span.to_string()), Ok(span), "{text}");
+        }
+        assert_eq!(Span::secs(90).to_string(), "1m30s");
         assert_eq!(Span::hours(4).to_string(), "4h");
     }
 

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn lockstep(args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_lockstep")).args(args).output().expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(args)
+        .output()
+        .expect("runs");
     assert!(
         out.status.success(),
         "lockstep {args:?} failed: {}",
@@ -19,12 +22,24 @@ fn path(dir: &Path, name: &str) -> String {
 }
 
 fn lines(file: &str) -> Vec<String> {
-    std::fs::read_to_string(file).unwrap().lines().map(str::to_owned).collect()
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn simulate(dir: &Path, name: &str, accounts: &str) -> String {
     let out = path(dir, name);
-    lockstep(&["simulate", "--seed", "11", "--accounts", accounts, "--out", &out]);
+    lockstep(&[
+        "simulate",
+        "--seed",
+        "11",
+        "--accounts",
+        accounts,
+        "--out",
+        &out,
+    ]);
     out
 }
 
@@ -33,10 +48,28 @@ fn replay_of_a_simulation_raises_every_kind() {
     let dir = tempfile::tempdir().unwrap();
     let events = simulate(dir.path(), "events.jsonl", "300");
     let alerts = path(dir.path(), "alerts.ndjson");
-    lockstep(&["replay", "--config", "config/lockstep.toml", "--input", &events, "--alerts", &alerts]);
+    lockstep(&[
+        "replay",
+        "--config",
+        "config/lockstep.toml",
+        "--input",
+        &events,
+        "--alerts",
+        &alerts,
+    ]);
     let got = lines(&alerts);
-    for kind in ["echo_missing", "echo_late", "revoked_entity_used", "reactivated", "revocation_failed"] {
-        assert!(got.iter().any(|l| l.contains(&format!("\"kind\":\"{kind}\""))), "no {kind}");
+    for kind in [
+        "echo_missing",
+        "echo_late",
+        "revoked_entity_used",
+        "reactivated",
+        "revocation_failed",
+    ] {
+        assert!(
+            got.iter()
+                .any(|l| l.contains(&format!("\"kind\":\"{kind}\""))),
+            "no {kind}"
+        );
     }
     let mut sorted = got.clone();
     sorted.sort_by_key(|l| {
@@ -54,7 +87,12 @@ fn replaying_in_two_parts_with_state_equals_one_pass() {
     // Split at an instant T: everything before it, then the rest.
     let mut times: Vec<String> = all
         .iter()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["time"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["time"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     times.sort();
     let t = times[times.len() / 2].clone();
@@ -64,16 +102,28 @@ fn replaying_in_two_parts_with_state_equals_one_pass() {
     });
     let first = path(dir.path(), "first.jsonl");
     let second = path(dir.path(), "second.jsonl");
-    std::fs::write(&first, before.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
-    std::fs::write(&second, after.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    std::fs::write(
+        &first,
+        before.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
+    std::fs::write(
+        &second,
+        after.iter().map(|l| format!("{l}\n")).collect::<String>(),
+    )
+    .unwrap();
 
     let one = path(dir.path(), "one.ndjson");
     lockstep(&["replay", "--input", &events, "--alerts", &one]);
     let state = path(dir.path(), "state");
     let a = path(dir.path(), "a.ndjson");
     let b = path(dir.path(), "b.ndjson");
-    lockstep(&["replay", "--input", &first, "--alerts", &a, "--state", &state]);
-    lockstep(&["replay", "--input", &second, "--alerts", &b, "--state", &state]);
+    lockstep(&[
+        "replay", "--input", &first, "--alerts", &a, "--state", &state,
+    ]);
+    lockstep(&[
+        "replay", "--input", &second, "--alerts", &b, "--state", &state,
+    ]);
     let mut two = lines(&a);
     two.extend(lines(&b));
     assert!(!lines(&a).is_empty() && !lines(&b).is_empty());
@@ -109,11 +159,25 @@ fn malformed_lines_are_reported_counted_and_skipped() {
     std::fs::write(&bad, mixed.join("\n")).unwrap();
     let out_alerts = path(dir.path(), "alerts.ndjson");
     let dead = path(dir.path(), "dead.ndjson");
-    let out = lockstep(&["replay", "--input", &bad, "--alerts", &out_alerts, "--dead-letters", &dead]);
+    let out = lockstep(&[
+        "replay",
+        "--input",
+        &bad,
+        "--alerts",
+        &out_alerts,
+        "--dead-letters",
+        &dead,
+    ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("3 dead letters"), "{stderr}");
-    assert!(stderr.contains(&format!("{bad}:4: invalid canonical JSON")), "{stderr}");
-    assert!(stderr.contains(&format!("{bad}:11: ")) && stderr.contains("ldap"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{bad}:4: invalid canonical JSON")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{bad}:11: ")) && stderr.contains("ldap"),
+        "{stderr}"
+    );
     let dead_lines = lines(&dead);
     assert_eq!(dead_lines.len(), 3);
     assert!(dead_lines[0].contains("\"line\":4") && dead_lines[0].contains("{not json"));
@@ -131,6 +195,9 @@ fn bad_config_fails_at_start_with_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("vault") && stderr.contains("\"fast\"") && stderr.contains("15m"), "{stderr}");
+    assert!(
+        stderr.contains("vault") && stderr.contains("\"fast\"") && stderr.contains("15m"),
+        "{stderr}"
+    );
     lockstep(&["check-config", "config/lockstep.toml"]);
 }

@@ -5,11 +5,6 @@
 use crate::error::StoreError;
 use crate::store::Store;
 
-/// The parent of `entity`, if it has one.
-pub fn parent(store: &mut Store, entity: &str) -> Result<Option<String>, StoreError> {
-    Ok(store.lineage(entity)?.parent)
-}
-
 /// Adds the edge `entity → parent` unless `entity` has a parent already or the edge would
 /// close a cycle. Returns whether it was added.
 pub fn add_edge(store: &mut Store, entity: &str, parent_id: &str) -> Result<bool, StoreError> {
@@ -22,7 +17,7 @@ pub fn add_edge(store: &mut Store, entity: &str, parent_id: &str) -> Result<bool
         if a == entity {
             return Ok(false);
         }
-        ancestor = parent(store, &a)?;
+        ancestor = store.parent(&a)?;
     }
     row.parent = Some(parent_id.to_owned());
     store.put_lineage(entity, row);

@@ -136,14 +136,14 @@ impl Correlator {
     fn covering_case(&mut self, entity: &str, t: Micros) -> Result<Option<Case>, StoreError> {
         let mut current = Some(entity.to_owned());
         while let Some(e) = current {
-            for id in self.store.entity(&e)?.cases.iter().rev() {
+            for id in self.store.open_cases(&e)?.iter().rev() {
                 if let Some(case) = self.store.case(id)? {
                     if !case.is_superseded() && case.revoked_at <= t {
                         return Ok(Some(case));
                     }
                 }
             }
-            current = lineage::parent(&mut self.store, &e)?;
+            current = self.store.parent(&e)?;
         }
         Ok(None)
     }
@@ -156,26 +156,36 @@ impl Correlator {
         out: &mut Vec<Alert>,
     ) -> Result<(), StoreError> {
         let kind = match (ev.succeeded(), ev.action.class(), cover) {
-            (true, ActionClass::Usage, Some(c)) if ev.time > c.revoked_at.plus(self.rules.use_grace) => {
+            (true, ActionClass::Usage, Some(c))
+                if ev.time > c.revoked_at.plus(self.rules.use_grace) =>
+            {
                 AlertKind::RevokedEntityUsed
             }
-            (true, ActionClass::Presence, Some(c)) if ev.action.reactivates() && ev.time > c.revoked_at => {
+            (true, ActionClass::Presence, Some(c))
+                if ev.action.reactivates() && ev.time > c.revoked_at =>
+            {
                 AlertKind::Reactivated
             }
             (false, ActionClass::Revocation, _) => AlertKind::RevocationFailed,
             _ => return Ok(()),
         };
         let per_event = (kind == AlertKind::RevocationFailed).then_some(ev.event_id.as_str());
-        let id = alert_id(kind, cover.map(|c| c.id.as_str()), ev.system, &ev.entity, per_event);
+        let id = alert_id(
+            kind,
+            cover.map(|c| c.id.as_str()),
+            ev.system,
+            &ev.entity,
+            per_event,
+        );
         if self.store.alert_raised(&id)? {
             return Ok(());
         }
         let detail = match (kind, cover) {
             (AlertKind::RevokedEntityUsed, Some(c)) => format!(
-                "{} was used in {} {}s after {} was revoked in {}",
+                "{} was used in {} {} after {} was revoked in {}",
                 ev.entity,
                 ev.system,
-                ev.time.millis_since(c.revoked_at) / 1000,
+                Span(ev.time.0 - c.revoked_at.0),
                 c.root,
                 c.origin
             ),
@@ -183,7 +193,12 @@ impl Correlator {
                 "{} was {} in {} after {} was revoked in {} at {}",
                 ev.entity, ev.action, ev.system, c.root, c.origin, c.revoked_at
             ),
-            _ => format!("{} of {} failed in {}", action_noun(ev.action), ev.entity, ev.system),
+            _ => format!(
+                "{} of {} failed in {}",
+                action_noun(ev.action),
+                ev.entity,
+                ev.system
+            ),
         };
         let alert = Alert {
             alert_id: id,
@@ -212,7 +227,8 @@ impl Correlator {
         covered: bool,
         out: &mut Vec<Alert>,
     ) -> Result<(), StoreError> {
-        let mut row = self.store.entity(&ev.entity)?;
+        let before = self.store.entity(&ev.entity)?;
+        let mut row = before.clone();
         let slot = ev.system.index();
         let old = row.states[slot];
         let new = match ev.action.class() {
@@ -244,7 +260,9 @@ impl Correlator {
             row.cases.push(case.id.clone());
             self.store.put_case(case);
         }
-        self.store.put_entity(&ev.entity, row);
+        if row != before {
+            self.store.put_entity(&ev.entity, row);
+        }
 
         if new == EchoState::Revoked && old != EchoState::Revoked {
             self.check_echo_late(ev, out)?;
@@ -258,11 +276,14 @@ impl Correlator {
         let obligations: Vec<Obligation> = System::ALL
             .iter()
             .filter_map(|&system| {
-                self.rules.sla.get(ev.entity_kind, system).map(|sla| Obligation {
-                    system,
-                    deadline: ev.time.plus(sla),
-                    echo: Echo::Pending,
-                })
+                self.rules
+                    .sla
+                    .get(ev.entity_kind, system)
+                    .map(|sla| Obligation {
+                        system,
+                        deadline: ev.time.plus(sla),
+                        echo: Echo::Pending,
+                    })
             })
             .collect();
         for o in &obligations {
@@ -333,7 +354,14 @@ impl Correlator {
                     missing.join(", ")
                 )
             };
-            let alert = self.echo_alert(AlertKind::EchoMissing, &case, timer.system, missing, deadline, detail);
+            let alert = self.echo_alert(
+                AlertKind::EchoMissing,
+                &case,
+                timer.system,
+                missing,
+                deadline,
+                detail,
+            );
             self.store.put_case(case);
             self.raise(alert, out)?;
         }
@@ -342,16 +370,19 @@ impl Correlator {
 
     /// The missing set of SPEC §4 for `case` in `system`, sorted.
     fn missing(&mut self, case: &Case, system: System) -> Result<Vec<String>, StoreError> {
-        let slot = system.index();
         if system == self.rules.reporting_system {
-            let reported = self.store.entity(&case.root)?.states[slot] == EchoState::Revoked;
-            return Ok(if reported { vec![] } else { vec![case.root.clone()] });
+            let reported = self.store.state(&case.root, system)? == EchoState::Revoked;
+            return Ok(if reported {
+                vec![]
+            } else {
+                vec![case.root.clone()]
+            });
         }
         let mut candidates = lineage::descendants(&mut self.store, &case.root)?;
         candidates.push(case.root.clone());
         let mut missing = Vec::new();
         for e in candidates {
-            if self.store.entity(&e)?.states[slot] == EchoState::Active {
+            if self.store.state(&e, system)? == EchoState::Active {
                 missing.push(e);
             }
         }
@@ -362,15 +393,20 @@ impl Correlator {
 
     /// After `ev` revoked its entity in its system: raises `echo_late` for every case
     /// whose missing set in that system is now fully echoed.
-    fn check_echo_late(&mut self, ev: &IdentityEvent, out: &mut Vec<Alert>) -> Result<(), StoreError> {
+    fn check_echo_late(
+        &mut self,
+        ev: &IdentityEvent,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), StoreError> {
         let watching = self.store.watches(&ev.entity, ev.system)?;
         if watching.is_empty() {
             return Ok(());
         }
-        let slot = ev.system.index();
         let mut still = Vec::new();
         for id in watching {
-            let Some(mut case) = self.store.case(&id)? else { continue };
+            let Some(mut case) = self.store.case(&id)? else {
+                continue;
+            };
             if case.is_superseded() {
                 continue;
             }
@@ -378,13 +414,17 @@ impl Correlator {
                 echo: Echo::Missing { entities },
                 deadline,
                 ..
-            }) = case.obligations.iter().find(|o| o.system == ev.system).cloned()
+            }) = case
+                .obligations
+                .iter()
+                .find(|o| o.system == ev.system)
+                .cloned()
             else {
                 continue;
             };
             let mut done = true;
             for e in &entities {
-                let state = self.store.entity(e)?.states[slot];
+                let state = self.store.state(e, ev.system)?;
                 let echoed = if ev.system == self.rules.reporting_system {
                     state == EchoState::Revoked
                 } else {
@@ -408,10 +448,20 @@ impl Correlator {
             }
             let latency = ev.time.millis_since(case.revoked_at);
             let detail = format!(
-                "{} echoed the revocation of {} {} ms after it, past its deadline {}",
-                ev.system, case.root, latency, deadline
+                "{} echoed the revocation of {} {} after it, {} past its deadline",
+                ev.system,
+                case.root,
+                Span(ev.time.0 - case.revoked_at.0),
+                Span(ev.time.0 - deadline.0)
             );
-            let mut alert = self.echo_alert(AlertKind::EchoLate, &case, ev.system, entities, deadline, detail);
+            let mut alert = self.echo_alert(
+                AlertKind::EchoLate,
+                &case,
+                ev.system,
+                entities,
+                deadline,
+                detail,
+            );
             alert.at = ev.time;
             alert.latency_ms = Some(latency);
             alert.event_id = Some(ev.event_id.clone());

@@ -61,7 +61,9 @@ impl ReorderBuffer {
     pub fn pop_ready(&mut self) -> Option<IdentityEvent> {
         let watermark = self.watermark();
         match self.held.peek() {
-            Some(Reverse(Held(ev))) if ev.time < watermark => self.held.pop().map(|Reverse(Held(e))| e),
+            Some(Reverse(Held(ev))) if ev.time < watermark => {
+                self.held.pop().map(|Reverse(Held(e))| e)
+            }
             _ => None,
         }
     }

@@ -4,12 +4,16 @@
 use super::*;
 use crate::config::Config;
 use crate::correlate::reorder::ReorderBuffer;
-use crate::event::{Action::*, EntityKind, IdentityEvent, Outcome};
 use crate::event::System::{Iam, Mdm, Siem, Vault};
+use crate::event::{Action::*, EntityKind, IdentityEvent, Outcome};
 
 /// 2026-03-02 at `hh:mm[:ss]` UTC.
 fn at(hm: &str) -> Micros {
-    let full = if hm.len() == 5 { format!("{hm}:00") } else { hm.to_owned() };
+    let full = if hm.len() == 5 {
+        format!("{hm}:00")
+    } else {
+        hm.to_owned()
+    };
     Micros::parse(&format!("2026-03-02T{full}Z")).unwrap()
 }
 
@@ -92,18 +96,40 @@ fn ids(alerts: &[Alert]) -> Vec<(String, String, String, String, String)> {
         .collect()
 }
 
-fn row(kind: &str, root: &str, system: &str, subject: &str, time: &str) -> (String, String, String, String, String) {
-    let full = if time.len() == 5 { format!("{time}:00") } else { time.to_owned() };
-    (kind.into(), root.into(), system.into(), subject.into(), full)
+fn row(
+    kind: &str,
+    root: &str,
+    system: &str,
+    subject: &str,
+    time: &str,
+) -> (String, String, String, String, String) {
+    let full = if time.len() == 5 {
+        format!("{time}:00")
+    } else {
+        time.to_owned()
+    };
+    (
+        kind.into(),
+        root.into(),
+        system.into(),
+        subject.into(),
+        full,
+    )
 }
 
 /// sa with a key (iam) whose secret lives in the vault, and an MDM agent.
 fn estate() -> Vec<IdentityEvent> {
     vec![
         ev("i1", "09:00", Iam, "sa", Created),
-        ev("i2", "09:01", Iam, "key", Issued).parent("sa").kind(EntityKind::ApiKey),
-        ev("v1", "09:02", Vault, "secret", Created).parent("key").kind(EntityKind::Secret),
-        ev("m1", "09:03", Mdm, "agent", Enrolled).parent("sa").kind(EntityKind::Agent),
+        ev("i2", "09:01", Iam, "key", Issued)
+            .parent("sa")
+            .kind(EntityKind::ApiKey),
+        ev("v1", "09:02", Vault, "secret", Created)
+            .parent("key")
+            .kind(EntityKind::Secret),
+        ev("m1", "09:03", Mdm, "agent", Enrolled)
+            .parent("sa")
+            .kind(EntityKind::Agent),
         ev("s1", "09:04", Siem, "sa", Observed),
     ]
 }
@@ -142,8 +168,20 @@ fn missing_set_is_every_active_entity_sorted() {
         ev("i7", "10:00", Iam, "sa", Disabled),
     ];
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:15"));
-    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "iam", "sa/k1,sa/k1/t,sa/k2", "10:15")]);
-    assert_eq!(alerts[0].entities.as_deref(), Some(&["sa/k1".to_owned(), "sa/k1/t".into(), "sa/k2".into()][..]));
+    assert_eq!(
+        ids(&alerts),
+        vec![row(
+            "echo_missing",
+            "sa",
+            "iam",
+            "sa/k1,sa/k1/t,sa/k2",
+            "10:15"
+        )]
+    );
+    assert_eq!(
+        alerts[0].entities.as_deref(),
+        Some(&["sa/k1".to_owned(), "sa/k1/t".into(), "sa/k2".into()][..])
+    );
 }
 
 #[test]
@@ -152,7 +190,11 @@ fn echo_late_when_the_missing_set_is_finally_revoked() {
     events.push(ev("i3", "10:00", Iam, "sa", Disabled));
     events.push(ev("v2", "10:20", Vault, "secret", Deleted));
     events.push(ev("s2", "10:30", Siem, "sa", Revoked));
-    let alerts = run_with("[sla]\nmdm = \"off\"\niam = \"off\"\n", events, Some("12:00"));
+    let alerts = run_with(
+        "[sla]\nmdm = \"off\"\niam = \"off\"\n",
+        events,
+        Some("12:00"),
+    );
     assert_eq!(
         ids(&alerts),
         vec![
@@ -178,7 +220,11 @@ fn echo_late_waits_for_every_missing_entity() {
         ev("v5", "10:30", Vault, "b", Revoked),
         ev("v6", "10:40", Vault, "a", Revoked),
     ];
-    let alerts = run_with("[sla]\nsiem = \"off\"\niam = \"off\"\nmdm = \"off\"\n", events, None);
+    let alerts = run_with(
+        "[sla]\nsiem = \"off\"\niam = \"off\"\nmdm = \"off\"\n",
+        events,
+        None,
+    );
     assert_eq!(
         ids(&alerts),
         vec![
@@ -191,15 +237,24 @@ fn echo_late_waits_for_every_missing_entity() {
 
 #[test]
 fn reporting_system_needs_the_root_revoked_even_when_never_seen() {
-    let events = vec![ev("i1", "10:00", Iam, "sa", Disabled), ev("s1", "11:30", Siem, "sa", Deleted)];
+    let events = vec![
+        ev("i1", "10:00", Iam, "sa", Disabled),
+        ev("s1", "11:30", Siem, "sa", Deleted),
+    ];
     let alerts = run(events.clone());
     assert_eq!(
         ids(&alerts),
-        vec![row("echo_missing", "sa", "siem", "sa", "11:00"), row("echo_late", "sa", "siem", "sa", "11:30")]
+        vec![
+            row("echo_missing", "sa", "siem", "sa", "11:00"),
+            row("echo_late", "sa", "siem", "sa", "11:30")
+        ]
     );
     // With the vault as the reporting system, siem is an ordinary system: nothing active.
     let alerts = run_with("[correlator]\nreporting_system = \"vault\"\n", events, None);
-    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "vault", "sa", "10:15")]);
+    assert_eq!(
+        ids(&alerts),
+        vec![row("echo_missing", "sa", "vault", "sa", "10:15")]
+    );
 }
 
 #[test]
@@ -207,7 +262,11 @@ fn an_echo_at_the_deadline_instant_is_on_time() {
     let mut events = estate();
     events.push(ev("i3", "10:00", Iam, "sa", Disabled));
     events.push(ev("v2", "10:15", Vault, "secret", Deleted));
-    let alerts = run_with("[sla]\nsiem = \"off\"\nmdm = \"off\"\niam = \"off\"\n", events, None);
+    let alerts = run_with(
+        "[sla]\nsiem = \"off\"\nmdm = \"off\"\niam = \"off\"\n",
+        events,
+        None,
+    );
     assert!(alerts.is_empty(), "{alerts:?}");
 }
 
@@ -216,10 +275,17 @@ fn an_echo_one_microsecond_late_is_late() {
     let mut events = estate();
     events.push(ev("i3", "10:00", Iam, "sa", Disabled));
     events.push(ev("v2", "10:15:00.000001", Vault, "secret", Deleted));
-    let alerts = run_with("[sla]\nsiem = \"off\"\nmdm = \"off\"\niam = \"off\"\n", events, None);
+    let alerts = run_with(
+        "[sla]\nsiem = \"off\"\nmdm = \"off\"\niam = \"off\"\n",
+        events,
+        None,
+    );
     assert_eq!(
         ids(&alerts),
-        vec![row("echo_missing", "sa", "vault", "secret", "10:15"), row("echo_late", "sa", "vault", "secret", "10:15")]
+        vec![
+            row("echo_missing", "sa", "vault", "secret", "10:15"),
+            row("echo_late", "sa", "vault", "secret", "10:15")
+        ]
     );
 }
 
@@ -238,7 +304,10 @@ fn ties_are_broken_by_event_id() {
     ];
     let cfg = "[sla]\niam = \"off\"\nvault = \"off\"\nmdm = \"off\"\n";
     let roots = |alerts: Vec<Alert>| alerts.into_iter().map(|a| a.root).collect::<Vec<_>>();
-    assert_eq!(roots(run_with(cfg, key_first, Some("12:00"))), vec!["key", "sa"]);
+    assert_eq!(
+        roots(run_with(cfg, key_first, Some("12:00"))),
+        vec!["key", "sa"]
+    );
     // Arrival order does not matter, only (time, event_id).
     let mut reversed = sa_first;
     reversed.reverse();
@@ -255,8 +324,15 @@ fn redeliveries_are_ignored_but_ids_are_per_system() {
         // …but the same id in another system is a different event.
         ev("x2", "10:31", Mdm, "dev", Enrolled).parent("sa"),
     ];
-    let alerts = run_with("[sla]\nsiem = \"off\"\nmdm = \"off\"\n", events, Some("10:40"));
-    assert_eq!(ids(&alerts), vec![row("reactivated", "sa", "mdm", "dev", "10:31")]);
+    let alerts = run_with(
+        "[sla]\nsiem = \"off\"\nmdm = \"off\"\n",
+        events,
+        Some("10:40"),
+    );
+    assert_eq!(
+        ids(&alerts),
+        vec![row("reactivated", "sa", "mdm", "dev", "10:31")]
+    );
 }
 
 #[test]
@@ -287,9 +363,15 @@ fn revoked_entity_used_after_grace_once_per_case_entity_system() {
 
 #[test]
 fn a_usage_record_naming_its_parent_is_covered_by_the_parents_case() {
-    let events = vec![ev("i1", "10:00", Iam, "sa", Disabled), ev("u1", "10:05", Iam, "key", Used).parent("sa")];
+    let events = vec![
+        ev("i1", "10:00", Iam, "sa", Disabled),
+        ev("u1", "10:05", Iam, "key", Used).parent("sa"),
+    ];
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:10"));
-    assert_eq!(ids(&alerts), vec![row("revoked_entity_used", "sa", "iam", "key", "10:05")]);
+    assert_eq!(
+        ids(&alerts),
+        vec![row("revoked_entity_used", "sa", "iam", "key", "10:05")]
+    );
 }
 
 #[test]
@@ -302,7 +384,10 @@ fn a_key_issued_under_a_revoked_parent_is_reactivated_and_still_owed() {
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:20"));
     assert_eq!(
         ids(&alerts),
-        vec![row("reactivated", "sa", "iam", "key", "10:05"), row("echo_missing", "sa", "iam", "key", "10:15")]
+        vec![
+            row("reactivated", "sa", "iam", "key", "10:05"),
+            row("echo_missing", "sa", "iam", "key", "10:15")
+        ]
     );
 }
 
@@ -320,7 +405,10 @@ fn reactivating_the_root_supersedes_its_case() {
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("12:00"));
     assert_eq!(
         ids(&alerts),
-        vec![row("reactivated", "sa", "iam", "sa", "10:05"), row("echo_missing", "sa", "iam", "key", "11:15")]
+        vec![
+            row("reactivated", "sa", "iam", "sa", "10:05"),
+            row("echo_missing", "sa", "iam", "key", "11:15")
+        ]
     );
     assert_ne!(alerts[0].case_id, alerts[1].case_id);
 }
@@ -334,7 +422,10 @@ fn observed_and_same_instant_presence_do_not_supersede() {
         ev("s1", "10:05", Siem, "sa", Observed),
     ];
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:15"));
-    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "iam", "key,sa", "10:15")]);
+    assert_eq!(
+        ids(&alerts),
+        vec![row("echo_missing", "sa", "iam", "key,sa", "10:15")]
+    );
 }
 
 #[test]
@@ -348,7 +439,10 @@ fn a_superseded_case_raises_no_echo_late() {
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("11:00"));
     assert_eq!(
         ids(&alerts),
-        vec![row("echo_missing", "sa", "vault", "tok", "10:15"), row("reactivated", "sa", "iam", "sa", "10:30")]
+        vec![
+            row("echo_missing", "sa", "vault", "tok", "10:15"),
+            row("reactivated", "sa", "iam", "sa", "10:30")
+        ]
     );
 }
 
@@ -358,7 +452,9 @@ fn revocation_failed_once_per_event_and_changes_nothing() {
         ev("v1", "09:00", Vault, "tok", Issued),
         ev("v2", "10:00", Vault, "tok", Revoked).failed(),
         ev("v3", "10:01", Vault, "tok", Revoked).failed(),
-        ev("i1", "10:02", Iam, "sa", Disabled).failed().parent("tok"),
+        ev("i1", "10:02", Iam, "sa", Disabled)
+            .failed()
+            .parent("tok"),
     ];
     let alerts = run_with("", events, Some("12:00"));
     assert_eq!(
@@ -383,7 +479,10 @@ fn revocation_failed_under_a_case_names_its_root() {
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:20"));
     assert_eq!(
         ids(&alerts),
-        vec![row("revocation_failed", "sa", "vault", "tok", "10:05"), row("echo_missing", "sa", "vault", "tok", "10:15")]
+        vec![
+            row("revocation_failed", "sa", "vault", "tok", "10:05"),
+            row("echo_missing", "sa", "vault", "tok", "10:15")
+        ]
     );
     assert!(alerts[0].case_id.is_some());
 }
@@ -401,7 +500,10 @@ fn lineage_refuses_second_parents_and_cycles() {
         ev("u2", "10:05", Vault, "key", Used),
     ];
     let alerts = run_with("[sla]\nsiem = \"off\"\niam = \"off\"\n", events, None);
-    assert_eq!(ids(&alerts), vec![row("revoked_entity_used", "key", "vault", "key", "10:05")]);
+    assert_eq!(
+        ids(&alerts),
+        vec![row("revoked_entity_used", "key", "vault", "key", "10:05")]
+    );
 }
 
 #[test]
@@ -424,7 +526,10 @@ fn used_activates_only_from_none() {
         ev("i1", "10:00", Iam, "sa", Disabled),
     ];
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:20"));
-    assert_eq!(ids(&alerts), vec![row("echo_missing", "sa", "vault", "a", "10:15")]);
+    assert_eq!(
+        ids(&alerts),
+        vec![row("echo_missing", "sa", "vault", "a", "10:15")]
+    );
 }
 
 #[test]
@@ -443,7 +548,10 @@ fn the_nearest_non_superseded_case_covers() {
     let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:40"));
     assert_eq!(
         ids(&alerts),
-        vec![row("reactivated", "sa", "iam", "sa", "10:02"), row("revoked_entity_used", "key", "iam", "key", "10:30")]
+        vec![
+            row("reactivated", "sa", "iam", "sa", "10:02"),
+            row("revoked_entity_used", "key", "iam", "key", "10:30")
+        ]
     );
 }
 
@@ -468,7 +576,10 @@ fn per_kind_overrides_and_off() {
 
 #[test]
 fn replay_end_evaluates_up_to_as_of_inclusive() {
-    let events = vec![ev("v1", "09:00", Vault, "tok", Issued).parent("sa"), ev("i1", "10:00", Iam, "sa", Disabled)];
+    let events = vec![
+        ev("v1", "09:00", Vault, "tok", Issued).parent("sa"),
+        ev("i1", "10:00", Iam, "sa", Disabled),
+    ];
     let cfg = "[sla]\nsiem = \"off\"\n";
     assert!(run_with(cfg, events.clone(), Some("10:14:59")).is_empty());
     assert_eq!(

@@ -43,13 +43,25 @@ fn symbol(index: usize, name: &str) -> Value {
 pub fn to_value(ev: &IdentityEvent) -> Value {
     Value::Record(vec![
         ("event_id".into(), Value::String(ev.event_id.clone())),
-        ("system".into(), symbol(ev.system.index(), ev.system.as_str())),
+        (
+            "system".into(),
+            symbol(ev.system.index(), ev.system.as_str()),
+        ),
         ("source".into(), Value::String(ev.source.clone())),
         ("time".into(), Value::TimestampMicros(ev.time.0)),
         ("entity".into(), Value::String(ev.entity.clone())),
-        ("entity_kind".into(), symbol(ev.entity_kind.index(), ev.entity_kind.as_str())),
-        ("action".into(), symbol(ev.action.index(), ev.action.as_str())),
-        ("outcome".into(), symbol(ev.outcome.index(), ev.outcome.as_str())),
+        (
+            "entity_kind".into(),
+            symbol(ev.entity_kind.index(), ev.entity_kind.as_str()),
+        ),
+        (
+            "action".into(),
+            symbol(ev.action.index(), ev.action.as_str()),
+        ),
+        (
+            "outcome".into(),
+            symbol(ev.outcome.index(), ev.outcome.as_str()),
+        ),
         ("parent".into(), opt(&ev.parent)),
         ("actor".into(), opt(&ev.actor)),
         (
@@ -85,7 +97,11 @@ fn optional(name: &str, value: Value) -> Result<Option<String>, DecodeError> {
     }
 }
 
-fn enumerated<T>(name: &str, value: Value, parse: fn(&str) -> Result<T, String>) -> Result<T, DecodeError> {
+fn enumerated<T>(
+    name: &str,
+    value: Value,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, DecodeError> {
     match value {
         Value::Enum(_, s) | Value::String(s) => parse(&s).map_err(DecodeError::new),
         other => Err(field_error(name, &other)),
@@ -157,7 +173,8 @@ pub fn from_value(value: Value) -> Result<IdentityEvent, DecodeError> {
 
 /// Encodes a raw Avro datum.
 pub fn encode_datum(ev: &IdentityEvent) -> Result<Vec<u8>, DecodeError> {
-    apache_avro::to_avro_datum(schema(), to_value(ev)).map_err(|e| DecodeError::new(format!("avro encode: {e}")))
+    apache_avro::to_avro_datum(schema(), to_value(ev))
+        .map_err(|e| DecodeError::new(format!("avro encode: {e}")))
 }
 
 /// Decodes a raw datum or a Confluent-framed one (the schema id is not resolved: the
@@ -165,13 +182,20 @@ pub fn encode_datum(ev: &IdentityEvent) -> Result<Vec<u8>, DecodeError> {
 pub fn decode_datum(bytes: &[u8]) -> Result<IdentityEvent, DecodeError> {
     let mut body = match bytes {
         [0, _, _, _, _, rest @ ..] => rest,
-        [0, ..] => return Err(DecodeError::new("Confluent framing shorter than its 5-byte header")),
+        [0, ..] => {
+            return Err(DecodeError::new(
+                "Confluent framing shorter than its 5-byte header",
+            ))
+        }
         _ => bytes,
     };
     let value = apache_avro::from_avro_datum(schema(), &mut body, None)
         .map_err(|e| DecodeError::new(format!("invalid avro datum: {e}")))?;
     if !body.is_empty() {
-        return Err(DecodeError::new(format!("{} trailing bytes after the avro datum", body.len())));
+        return Err(DecodeError::new(format!(
+            "{} trailing bytes after the avro datum",
+            body.len()
+        )));
     }
     from_value(value)
 }
@@ -184,14 +208,17 @@ pub fn write_container<W: Write>(events: &[IdentityEvent], out: W) -> Result<W, 
             .append(to_value(ev))
             .map_err(|e| DecodeError::new(format!("avro write: {e}")))?;
     }
-    writer.into_inner().map_err(|e| DecodeError::new(format!("avro write: {e}")))
+    writer
+        .into_inner()
+        .map_err(|e| DecodeError::new(format!("avro write: {e}")))
 }
 
 /// Reads an Avro object container file: one result per record.
 pub fn read_container<R: Read>(
     input: R,
 ) -> Result<impl Iterator<Item = Result<IdentityEvent, DecodeError>>, DecodeError> {
-    let reader = apache_avro::Reader::new(input).map_err(|e| DecodeError::new(format!("not an avro container: {e}")))?;
+    let reader = apache_avro::Reader::new(input)
+        .map_err(|e| DecodeError::new(format!("not an avro container: {e}")))?;
     Ok(reader.map(|v| {
         v.map_err(|e| DecodeError::new(format!("invalid avro record: {e}")))
             .and_then(from_value)
@@ -230,7 +257,10 @@ mod tests {
     fn container_round_trip() {
         let ev = sample();
         let bytes = write_container(&[ev.clone(), ev.clone()], Vec::new()).unwrap();
-        let back: Vec<_> = read_container(&bytes[..]).unwrap().collect::<Result<_, _>>().unwrap();
+        let back: Vec<_> = read_container(&bytes[..])
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(back, vec![ev.clone(), ev]);
         assert!(read_container(&b"not avro"[..]).is_err());
     }

@@ -5,8 +5,8 @@ use crate::event::IdentityEvent;
 
 /// Decodes one canonical JSON line.
 pub fn decode(line: &[u8]) -> Result<IdentityEvent, DecodeError> {
-    let ev: IdentityEvent =
-        serde_json::from_slice(line).map_err(|e| DecodeError::new(format!("invalid canonical JSON: {e}")))?;
+    let ev: IdentityEvent = serde_json::from_slice(line)
+        .map_err(|e| DecodeError::new(format!("invalid canonical JSON: {e}")))?;
     ev.validate().map_err(DecodeError::new)?;
     Ok(ev)
 }

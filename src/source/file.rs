@@ -72,14 +72,23 @@ pub fn read(
         if text.is_empty() {
             continue;
         }
-        sink(decode::json::decode(text).map_err(|e| dead(number, e, Some(String::from_utf8_lossy(text).into_owned()))));
+        sink(
+            decode::json::decode(text)
+                .map_err(|e| dead(number, e, Some(String::from_utf8_lossy(text).into_owned()))),
+        );
     }
     progress(bytes);
     Ok(())
 }
 
 fn trim(line: &[u8]) -> &[u8] {
-    let end = line.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
-    let start = line[..end].iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(end);
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(0, |i| i + 1);
+    let start = line[..end]
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(end);
     &line[start..end]
 }

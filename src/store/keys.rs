@@ -60,7 +60,9 @@ impl TimerKey {
             return None;
         }
         let deadline = decode_instant(bytes[..8].try_into().ok()?);
-        let case_id = std::str::from_utf8(&bytes[8..bytes.len() - 2]).ok()?.to_owned();
+        let case_id = std::str::from_utf8(&bytes[8..bytes.len() - 2])
+            .ok()?
+            .to_owned();
         let system = *System::ALL.get(bytes[bytes.len() - 1] as usize)?;
         Some(TimerKey {
             deadline,

@@ -18,7 +18,9 @@ mod table;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB};
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
@@ -107,7 +109,11 @@ impl Store {
             table.set_block_cache(&cache);
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table);
-            cf_opts.set_write_buffer_size(32 << 20);
+            cf_opts.set_write_buffer_size(64 << 20);
+            // Most point reads of a replay miss (a new event id, a new entity): a memtable
+            // bloom filter answers those without walking the skip list.
+            cf_opts.set_memtable_prefix_bloom_ratio(0.1);
+            cf_opts.set_memtable_whole_key_filtering(true);
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
@@ -142,7 +148,9 @@ impl Store {
         let dir = tempfile::Builder::new()
             .prefix("lockstep-state-")
             .tempdir()
-            .map_err(|e| StoreError::Incompatible(format!("cannot create a temporary store: {e}")))?;
+            .map_err(|e| {
+                StoreError::Incompatible(format!("cannot create a temporary store: {e}"))
+            })?;
         let mut store = Store::open(dir.path())?;
         store._temp = Some(dir);
         Ok(store)
@@ -150,7 +158,24 @@ impl Store {
 
     /// The row of `entity` (default: never seen).
     pub fn entity(&mut self, entity: &str) -> Result<EntityRow, StoreError> {
-        Ok(self.entities.get(&self.db, entity.as_bytes())?.unwrap_or_default())
+        Ok(self
+            .entities
+            .get(&self.db, entity.as_bytes())?
+            .unwrap_or_default())
+    }
+
+    /// The state of `entity` in `system`.
+    pub fn state(&mut self, entity: &str, system: System) -> Result<EchoState, StoreError> {
+        self.entities.read(&self.db, entity.as_bytes(), |row| {
+            row.map_or(EchoState::None, |r| r.states[system.index()])
+        })
+    }
+
+    /// The open cases rooted at `entity`, oldest first.
+    pub fn open_cases(&mut self, entity: &str) -> Result<Vec<String>, StoreError> {
+        self.entities.read(&self.db, entity.as_bytes(), |row| {
+            row.map(|r| r.cases.clone()).unwrap_or_default()
+        })
     }
 
     /// Replaces the row of `entity`.
@@ -160,7 +185,17 @@ impl Store {
 
     /// The lineage row of `entity` (default: no edges).
     pub fn lineage(&mut self, entity: &str) -> Result<LineageRow, StoreError> {
-        Ok(self.lineage.get(&self.db, entity.as_bytes())?.unwrap_or_default())
+        Ok(self
+            .lineage
+            .get(&self.db, entity.as_bytes())?
+            .unwrap_or_default())
+    }
+
+    /// The parent of `entity`, if it has one.
+    pub fn parent(&mut self, entity: &str) -> Result<Option<String>, StoreError> {
+        self.lineage.read(&self.db, entity.as_bytes(), |row| {
+            row.and_then(|r| r.parent.clone())
+        })
     }
 
     /// Replaces the lineage row of `entity`.
