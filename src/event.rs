@@ -14,11 +14,11 @@ use crate::time::Micros;
 /// Declares a closed vocabulary: a `Copy` enum with its wire names, a parser with a clear
 /// error listing what is allowed, and `Display`.
 macro_rules! vocabulary {
-    ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
             /// Every value, in declaration order.
@@ -103,17 +103,13 @@ vocabulary!(
 
 vocabulary!(
     /// Whether the recorded action took effect.
+    #[derive(Default)]
     Outcome, "outcome" {
+        #[default]
         Success => "success",
         Failure => "failure",
     }
 );
-
-impl Default for Outcome {
-    fn default() -> Self {
-        Outcome::Success
-    }
-}
 
 /// The three classes of actions (SPEC §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

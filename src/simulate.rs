@@ -157,7 +157,7 @@ pub fn generate(s: &Scenario) -> Vec<IdentityEvent> {
         }
         delivered.push((ev.time.0 + jitter, ev));
     }
-    delivered.sort_by(|a, b| a.0.cmp(&b.0));
+    delivered.sort_by_key(|d| d.0);
     delivered.into_iter().map(|(_, ev)| ev).collect()
 }
 
