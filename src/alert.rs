@@ -23,16 +23,19 @@ pub enum AlertKind {
     Reactivated,
     /// A revocation attempt failed.
     RevocationFailed,
+    /// An input has been silent longer than its `silence_alert` (live pipeline, SPEC §5).
+    SourceSilent,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 5] = [
+    pub const ALL: [AlertKind; 6] = [
         AlertKind::EchoMissing,
         AlertKind::EchoLate,
         AlertKind::RevokedEntityUsed,
         AlertKind::Reactivated,
         AlertKind::RevocationFailed,
+        AlertKind::SourceSilent,
     ];
 
     /// The wire name.
@@ -43,6 +46,7 @@ impl AlertKind {
             AlertKind::RevokedEntityUsed => "revoked_entity_used",
             AlertKind::Reactivated => "reactivated",
             AlertKind::RevocationFailed => "revocation_failed",
+            AlertKind::SourceSilent => "source_silent",
         }
     }
 
@@ -51,9 +55,10 @@ impl AlertKind {
         match self {
             AlertKind::RevokedEntityUsed => Severity::Critical,
             AlertKind::EchoLate => Severity::Medium,
-            AlertKind::EchoMissing | AlertKind::Reactivated | AlertKind::RevocationFailed => {
-                Severity::High
-            }
+            AlertKind::EchoMissing
+            | AlertKind::Reactivated
+            | AlertKind::RevocationFailed
+            | AlertKind::SourceSilent => Severity::High,
         }
     }
 }

@@ -24,6 +24,17 @@ pub struct Config {
     /// Where the RocksDB state lives.
     #[serde(default)]
     pub state: StateConfig,
+    /// The Kafka cluster (live pipeline).
+    pub kafka: Option<KafkaConfig>,
+    /// Input topics, one or more per system (live pipeline).
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+    /// Output topics (live pipeline).
+    #[serde(default)]
+    pub sinks: SinksConfig,
+    /// The HTTP listener for metrics and health.
+    #[serde(default)]
+    pub api: ApiConfig,
 }
 
 impl Config {
@@ -38,10 +49,184 @@ impl Config {
 
     /// Parses and validates configuration text.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
             path: None,
             message: e.to_string(),
-        })
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: None, message })?;
+        Ok(config)
+    }
+
+    /// Checks what the live pipeline needs, when it is configured.
+    fn validate(&self) -> Result<(), String> {
+        let mut topics = std::collections::HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.topic.is_empty() {
+                return Err(format!("sources[{i}].topic is empty: name the Kafka topic to consume"));
+            }
+            if !topics.insert(s.topic.as_str()) {
+                return Err(format!("sources[{i}].topic {:?} is listed twice: give each topic one entry", s.topic));
+            }
+        }
+        if !self.sources.is_empty() && self.kafka.is_none() {
+            return Err("[[sources]] are configured but [kafka] is missing: add [kafka] brokers = \"host:9092\"".into());
+        }
+        if let Some(k) = &self.kafka {
+            if k.brokers.trim().is_empty() {
+                return Err("kafka.brokers is empty: give a comma-separated list such as \"127.0.0.1:9092\"".into());
+            }
+            for key in ["bootstrap.servers", "group.id", "enable.auto.commit"] {
+                if k.properties.contains_key(key) {
+                    return Err(format!(
+                        "kafka.properties.\"{key}\" is managed by lockstep: use kafka.brokers / kafka.group_id instead"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `[kafka]`: the cluster and librdkafka properties (TLS, SASL…).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    /// The consumer identity; offsets live in the state store, not the group.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Passed to librdkafka as they are, e.g. `"security.protocol" = "SASL_SSL"`.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_group_id() -> String {
+    "lockstep".into()
+}
+
+/// How a source topic's records are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    /// One canonical JSON event per record.
+    CanonicalJson,
+    /// A canonical Avro datum, raw or in the Confluent wire format.
+    CanonicalAvro,
+}
+
+impl<'de> Deserialize<'de> for SourceFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "canonical-json" => Ok(SourceFormat::CanonicalJson),
+            "canonical-avro" => Ok(SourceFormat::CanonicalAvro),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown source format {other:?}: expected canonical-json or canonical-avro (native formats arrive with the adapters)"
+            ))),
+        }
+    }
+}
+
+/// `[[sources]]`: one input topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The lifecycle system the topic carries.
+    #[serde(deserialize_with = "system")]
+    pub system: System,
+    /// The Kafka topic.
+    pub topic: String,
+    /// How its records are encoded.
+    pub format: SourceFormat,
+    /// Raise `source_silent` when the topic has no records for this long.
+    #[serde(default, deserialize_with = "optional_span")]
+    pub silence_alert: Option<Span>,
+}
+
+/// How alerts are written to the alerts topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AlertsFormat {
+    /// Canonical alert JSON.
+    #[default]
+    Json,
+    /// `schemas/alert.avsc`, raw datum.
+    Avro,
+    /// OCSF Detection Finding (class 2004) JSON.
+    Ocsf,
+}
+
+impl<'de> Deserialize<'de> for AlertsFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "json" => Ok(AlertsFormat::Json),
+            "avro" => Ok(AlertsFormat::Avro),
+            "ocsf" => Ok(AlertsFormat::Ocsf),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown alerts_format {other:?}: expected json, avro or ocsf"
+            ))),
+        }
+    }
+}
+
+/// `[sinks]`: output topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinksConfig {
+    /// Alerts, keyed by root entity, `alert_id` and `kind` in headers.
+    #[serde(default = "default_alerts_topic")]
+    pub alerts_topic: String,
+    /// Encoding of the alerts topic.
+    #[serde(default)]
+    pub alerts_format: AlertsFormat,
+    /// The case changelog (audit evidence), keyed by case id.
+    #[serde(default = "default_cases_topic")]
+    pub cases_topic: String,
+    /// Undecodable records, with source topic/partition/offset and reason in headers.
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+}
+
+fn default_alerts_topic() -> String {
+    "lockstep.alerts".into()
+}
+fn default_cases_topic() -> String {
+    "lockstep.cases".into()
+}
+fn default_dead_letter_topic() -> String {
+    "lockstep.dead-letters".into()
+}
+
+impl Default for SinksConfig {
+    fn default() -> Self {
+        SinksConfig {
+            alerts_topic: default_alerts_topic(),
+            alerts_format: AlertsFormat::Json,
+            cases_topic: default_cases_topic(),
+            dead_letter_topic: default_dead_letter_topic(),
+        }
+    }
+}
+
+/// `[api]`: the HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address to listen on; `"off"` disables the listener.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Bearer token required unless the listener is loopback (or env `LOCKSTEP_API_TOKEN`).
+    pub token: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: default_listen(),
+            token: None,
+        }
     }
 }
 
@@ -198,6 +383,10 @@ fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
     Span::parse(&text).map_err(serde::de::Error::custom)
 }
 
+fn optional_span<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+    span(d).map(Some)
+}
+
 fn system<'de, D: Deserializer<'de>>(d: D) -> Result<System, D::Error> {
     let text = String::deserialize(d)?;
     System::parse(&text).map_err(serde::de::Error::custom)
@@ -265,6 +454,10 @@ mod tests {
             ),
             ("[correlator]\ngrace = \"1m\"\n", "grace"),
             ("[stat]\ndir = \"x\"\n", "stat"),
+            ("[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\n", "[kafka] is missing"),
+            ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"cloudtrail\"\n", "canonical-json or canonical-avro"),
+            ("[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"group.id\" = \"x\"\n", "kafka.group_id"),
+            ("[sinks]\nalerts_format = \"xml\"\n", "json, avro or ocsf"),
         ];
         for (text, needle) in cases {
             let err = Config::parse(text).unwrap_err().to_string();

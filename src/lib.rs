@@ -30,6 +30,8 @@ pub mod error;
 pub mod event;
 pub mod replay;
 pub mod simulate;
+pub mod sink;
 pub mod source;
 pub mod store;
+pub mod telemetry;
 pub mod time;

@@ -8,6 +8,8 @@ pub mod case;
 pub mod lineage;
 pub mod reorder;
 
+use std::collections::BTreeSet;
+
 use crate::alert::{alert_id, Alert, AlertKind};
 use crate::config::{Config, SlaPolicy};
 use crate::error::StoreError;
@@ -60,6 +62,7 @@ pub struct Correlator {
     rules: Rules,
     store: Store,
     stats: Stats,
+    changelog: Option<BTreeSet<String>>,
 }
 
 impl Correlator {
@@ -69,7 +72,31 @@ impl Correlator {
             rules,
             store,
             stats: Stats::default(),
+            changelog: None,
         }
+    }
+
+    /// Also remembers which cases changed, for [`Correlator::take_changed_cases`].
+    pub fn with_changelog(mut self) -> Self {
+        self.changelog = Some(BTreeSet::new());
+        self
+    }
+
+    /// The cases opened or changed since the last call (with a changelog).
+    pub fn take_changed_cases(&mut self) -> Result<Vec<Case>, StoreError> {
+        let ids = self.changelog.as_mut().map(std::mem::take).unwrap_or_default();
+        let mut cases = Vec::with_capacity(ids.len());
+        for id in ids {
+            cases.extend(self.store.case(&id)?);
+        }
+        Ok(cases)
+    }
+
+    fn put_case(&mut self, case: Case) {
+        if let Some(changed) = &mut self.changelog {
+            changed.insert(case.id.clone());
+        }
+        self.store.put_case(case);
     }
 
     /// What it has done so far in this run.
@@ -119,6 +146,11 @@ impl Correlator {
             self.apply_effect(ev, cover.is_some(), out)?;
         }
         Ok(())
+    }
+
+    /// Live time: evaluates every deadline before the stream watermark.
+    pub fn advance(&mut self, watermark: Micros, out: &mut Vec<Alert>) -> Result<(), StoreError> {
+        self.fire_deadlines(watermark, false, out)
     }
 
     /// Ends a replay: evaluates every deadline at or before `as_of`.
@@ -245,7 +277,7 @@ impl Correlator {
                 match self.store.case(&id)? {
                     Some(mut case) if ev.time > case.revoked_at => {
                         case.superseded_at = Some(ev.time);
-                        self.store.put_case(case);
+                        self.put_case(case);
                         self.stats.cases_superseded += 1;
                     }
                     Some(_) => kept.push(id),
@@ -258,7 +290,7 @@ impl Correlator {
         if ev.action.class() == ActionClass::Revocation && !covered {
             let case = self.open_case(ev);
             row.cases.push(case.id.clone());
-            self.store.put_case(case);
+            self.put_case(case);
         }
         if row != before {
             self.store.put_entity(&ev.entity, row);
@@ -327,7 +359,7 @@ impl Correlator {
             };
             if missing.is_empty() {
                 obligation.echo = Echo::Met;
-                self.store.put_case(case);
+                self.put_case(case);
                 continue;
             }
             obligation.echo = Echo::Missing {
@@ -362,7 +394,7 @@ impl Correlator {
                 deadline,
                 detail,
             );
-            self.store.put_case(case);
+            self.put_case(case);
             self.raise(alert, out)?;
         }
         Ok(())
@@ -465,7 +497,7 @@ impl Correlator {
             alert.at = ev.time;
             alert.latency_ms = Some(latency);
             alert.event_id = Some(ev.event_id.clone());
-            self.store.put_case(case);
+            self.put_case(case);
             self.raise(alert, out)?;
         }
         self.store.put_watches(&ev.entity, ev.system, still);

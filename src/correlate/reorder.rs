@@ -2,7 +2,8 @@
 //! still sort before them, then releases them in (`time`, `event_id`, `system`) order.
 //! An event that arrives within `allowed_lateness` of the newest event seen so far is
 //! therefore processed exactly where it belongs; an older one is released at once
-//! (applied late, never dropped).
+//! (applied late, never dropped). Replay uses the buffer's own watermark; the live
+//! pipeline releases up to the stream watermark of its partitions.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -10,33 +11,52 @@ use std::collections::BinaryHeap;
 use crate::event::IdentityEvent;
 use crate::time::{Micros, Span};
 
-struct Held(IdentityEvent);
+/// A held event and its tag (e.g. the Kafka position it came from).
+struct Held<T>(IdentityEvent, T);
 
-impl PartialEq for Held {
+impl<T> PartialEq for Held<T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Held {}
-impl PartialOrd for Held {
+impl<T> Eq for Held<T> {}
+impl<T> PartialOrd for Held<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Held {
+impl<T> Ord for Held<T> {
     fn cmp(&self, other: &Self) -> Ordering {
         self.0.order_key().cmp(&other.0.order_key())
     }
 }
 
 /// A min-heap of events keyed by processing order, bounded in time by the lateness.
-pub struct ReorderBuffer {
+/// Each event carries a tag `T` back out with it.
+pub struct ReorderBuffer<T = ()> {
     lateness: Span,
     newest: Micros,
-    held: BinaryHeap<Reverse<Held>>,
+    held: BinaryHeap<Reverse<Held<T>>>,
 }
 
-impl ReorderBuffer {
+impl ReorderBuffer<()> {
+    /// Takes an untagged event in.
+    pub fn push(&mut self, ev: IdentityEvent) {
+        self.push_tagged(ev, ());
+    }
+
+    /// The next event that can no longer be overtaken, if any.
+    pub fn pop_ready(&mut self) -> Option<IdentityEvent> {
+        self.pop_before(self.watermark()).map(|(e, ())| e)
+    }
+
+    /// The next held event regardless of the watermark (end of input).
+    pub fn pop_any(&mut self) -> Option<IdentityEvent> {
+        self.held.pop().map(|Reverse(Held(e, ()))| e)
+    }
+}
+
+impl<T> ReorderBuffer<T> {
     /// A buffer that waits `lateness` for stragglers.
     pub fn new(lateness: Span) -> Self {
         ReorderBuffer {
@@ -46,31 +66,26 @@ impl ReorderBuffer {
         }
     }
 
-    /// The watermark: events at or after it may still arrive and be put in order.
+    /// The buffer's own watermark (newest event time minus the lateness): events at or
+    /// after it may still arrive and be put in order.
     pub fn watermark(&self) -> Micros {
         self.newest.minus(self.lateness)
     }
 
-    /// Takes an event in.
-    pub fn push(&mut self, ev: IdentityEvent) {
+    /// Takes an event in with its tag.
+    pub fn push_tagged(&mut self, ev: IdentityEvent, tag: T) {
         self.newest = self.newest.max(ev.time);
-        self.held.push(Reverse(Held(ev)));
+        self.held.push(Reverse(Held(ev, tag)));
     }
 
-    /// The next event that can no longer be overtaken, if any.
-    pub fn pop_ready(&mut self) -> Option<IdentityEvent> {
-        let watermark = self.watermark();
+    /// The next event older than `limit`, with its tag.
+    pub fn pop_before(&mut self, limit: Micros) -> Option<(IdentityEvent, T)> {
         match self.held.peek() {
-            Some(Reverse(Held(ev))) if ev.time < watermark => {
-                self.held.pop().map(|Reverse(Held(e))| e)
+            Some(Reverse(Held(ev, _))) if ev.time < limit => {
+                self.held.pop().map(|Reverse(Held(e, t))| (e, t))
             }
             _ => None,
         }
-    }
-
-    /// The next held event regardless of the watermark (end of input).
-    pub fn pop_any(&mut self) -> Option<IdentityEvent> {
-        self.held.pop().map(|Reverse(Held(e))| e)
     }
 
     /// How many events are held.

@@ -10,7 +10,9 @@
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
-//! | `meta`     | name | the processing clock |
+//! | `meta`     | name | the processing clock, the outbox sequence |
+//! | `positions`| topic \0 partition | the next offset to consume |
+//! | `outbox`   | sequence | a record to produce, removed once delivered |
 
 pub mod keys;
 mod table;
@@ -73,8 +75,8 @@ pub struct LineageRow {
 }
 
 const CACHE_BUDGET: usize = 400_000;
-const COLUMN_FAMILIES: [&str; 8] = [
-    "entities", "lineage", "cases", "timers", "watches", "seen", "alerts", "meta",
+const COLUMN_FAMILIES: [&str; 10] = [
+    "entities", "lineage", "cases", "timers", "watches", "seen", "alerts", "meta", "positions", "outbox",
 ];
 const CLOCK_KEY: &[u8] = b"clock";
 
@@ -89,6 +91,9 @@ pub struct Store {
     seen: Table<()>,
     alerts: Table<String>,
     meta: Table<Micros>,
+    positions: Table<i64>,
+    outbox: Table<OutboxRecord>,
+    outbox_next: u64,
     timers: BTreeSet<TimerKey>,
     timers_added: Vec<TimerKey>,
     timers_removed: Vec<TimerKey>,
@@ -127,6 +132,10 @@ impl Store {
             })?;
             timers.insert(timer);
         }
+        let outbox_next = match db.iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End).next() {
+            Some(item) => outbox_seq(&item?.0)? + 1,
+            None => 0,
+        };
         Ok(Store {
             db,
             _temp: None,
@@ -137,6 +146,9 @@ impl Store {
             seen: Table::new("seen", CACHE_BUDGET),
             alerts: Table::new("alerts", CACHE_BUDGET),
             meta: Table::new("meta", 16),
+            positions: Table::new("positions", 4096),
+            outbox: Table::new("outbox", 0),
+            outbox_next,
             timers,
             timers_added: Vec::new(),
             timers_removed: Vec::new(),
@@ -308,6 +320,8 @@ impl Store {
         self.seen.committed();
         self.alerts.committed();
         self.meta.committed();
+        self.positions.committed();
+        self.outbox.committed();
         self.timers_added.clear();
         self.timers_removed.clear();
         Ok(())
@@ -322,6 +336,8 @@ impl Store {
         self.seen.stage(db, batch)?;
         self.alerts.stage(db, batch)?;
         self.meta.stage(db, batch)?;
+        self.positions.stage(db, batch)?;
+        self.outbox.stage(db, batch)?;
         let timers = table::cf(db, "timers")?;
         for t in &self.timers_removed {
             batch.delete_cf(timers, t.encode());
@@ -335,17 +351,80 @@ impl Store {
     }
 }
 
-/// Iterates over every stored alert (canonical JSON), in alert-id order.
-pub fn stored_alerts(store: &Store) -> Result<Vec<String>, StoreError> {
-    let cf = table::cf(&store.db, "alerts")?;
-    let mut out = Vec::new();
-    for item in store.db.iterator_cf(cf, IteratorMode::Start) {
-        let (_, value) = item?;
-        let json: String = bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
-            cf: "alerts",
-            message: e.to_string(),
-        })?;
-        out.push(json);
+/// A record waiting in the outbox to be produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Message key.
+    pub key: Option<Vec<u8>>,
+    /// Message value.
+    pub payload: Vec<u8>,
+    /// Message headers.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+fn outbox_seq(key: &[u8]) -> Result<u64, StoreError> {
+    let bytes: [u8; 8] = key.try_into().map_err(|_| StoreError::Corrupt {
+        cf: "outbox",
+        message: format!("undecodable key {key:?}"),
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+impl Store {
+    /// The stored next offset of every (topic, partition).
+    pub fn positions(&self) -> Result<Vec<(String, i32, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(table::cf(&self.db, "positions")?, IteratorMode::Start) {
+            let (key, value) = item?;
+            let corrupt = || StoreError::Corrupt {
+                cf: "positions",
+                message: format!("undecodable entry {key:?}"),
+            };
+            let split = key.iter().rposition(|b| *b == 0).ok_or_else(corrupt)?;
+            let topic = std::str::from_utf8(&key[..split]).map_err(|_| corrupt())?.to_owned();
+            let partition = i32::from_be_bytes(key[split + 1..].try_into().map_err(|_| corrupt())?);
+            let offset: i64 = bincode::deserialize(&value).map_err(|_| corrupt())?;
+            out.push((topic, partition, offset));
+        }
+        Ok(out)
     }
-    Ok(out)
+
+    /// Records the next offset to consume of (topic, partition), committed with the
+    /// state it led to.
+    pub fn set_position(&mut self, topic: &str, partition: i32, next_offset: i64) {
+        let mut key = Vec::with_capacity(topic.len() + 5);
+        key.extend_from_slice(topic.as_bytes());
+        key.push(0);
+        key.extend_from_slice(&partition.to_be_bytes());
+        self.positions.put(&key, next_offset);
+    }
+
+    /// Queues a record to produce, committed with the state that raised it.
+    pub fn enqueue(&mut self, record: OutboxRecord) -> u64 {
+        let seq = self.outbox_next;
+        self.outbox_next += 1;
+        self.outbox.put(&seq.to_be_bytes(), record);
+        seq
+    }
+
+    /// Removes a delivered record (at the next commit).
+    pub fn delivered(&mut self, seq: u64) {
+        self.outbox.delete(&seq.to_be_bytes());
+    }
+
+    /// Every committed record still waiting in the outbox, oldest first.
+    pub fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(table::cf(&self.db, "outbox")?, IteratorMode::Start) {
+            let (key, value) = item?;
+            let record = bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
+                cf: "outbox",
+                message: e.to_string(),
+            })?;
+            out.push((outbox_seq(&key)?, record));
+        }
+        Ok(out)
+    }
 }

@@ -1,0 +1,211 @@
+//! Output encodings: alerts as canonical JSON, Avro (`schemas/alert.avsc`) or an OCSF
+//! Detection Finding (class 2004); cases as changelog JSON. [`kafka`] produces them from
+//! the store's outbox.
+
+pub mod kafka;
+
+use std::sync::OnceLock;
+
+use apache_avro::types::Value as Avro;
+use apache_avro::Schema;
+use serde_json::{json, Value};
+
+use crate::alert::{Alert, Severity};
+use crate::config::AlertsFormat;
+use crate::correlate::case::{Case, Echo};
+use crate::time::Micros;
+
+/// The alert schema text.
+pub const ALERT_SCHEMA: &str = include_str!("../../schemas/alert.avsc");
+
+fn alert_schema() -> &'static Schema {
+    static SCHEMA: OnceLock<Schema> = OnceLock::new();
+    // A compile-time constant, checked by the tests below.
+    SCHEMA.get_or_init(|| Schema::parse_str(ALERT_SCHEMA).unwrap_or(Schema::Null))
+}
+
+/// Encodes an alert for the alerts topic.
+pub fn encode_alert(alert: &Alert, format: AlertsFormat) -> Vec<u8> {
+    match format {
+        AlertsFormat::Json => serde_json::to_vec(alert).unwrap_or_default(),
+        AlertsFormat::Ocsf => serde_json::to_vec(&ocsf_finding(alert)).unwrap_or_default(),
+        AlertsFormat::Avro => apache_avro::to_avro_datum(alert_schema(), alert_value(alert)).unwrap_or_default(),
+    }
+}
+
+fn union<T>(value: Option<T>, f: impl FnOnce(T) -> Avro) -> Avro {
+    match value {
+        Some(v) => Avro::Union(1, Box::new(f(v))),
+        None => Avro::Union(0, Box::new(Avro::Null)),
+    }
+}
+
+fn alert_value(a: &Alert) -> Avro {
+    let kind = crate::alert::AlertKind::ALL.iter().position(|k| *k == a.kind).unwrap_or(0);
+    let severity = match a.severity {
+        Severity::Critical => 0,
+        Severity::High => 1,
+        Severity::Medium => 2,
+    };
+    let system = |s: crate::event::System| Avro::Enum(s.index() as u32, s.as_str().into());
+    let time = |t: Micros| Avro::TimestampMicros(t.0);
+    Avro::Record(vec![
+        ("alert_id".into(), Avro::String(a.alert_id.clone())),
+        ("kind".into(), Avro::Enum(kind as u32, a.kind.as_str().into())),
+        ("severity".into(), Avro::Enum(severity, format!("{:?}", a.severity).to_lowercase())),
+        ("case_id".into(), union(a.case_id.clone(), Avro::String)),
+        ("root".into(), Avro::String(a.root.clone())),
+        ("entity".into(), union(a.entity.clone(), Avro::String)),
+        (
+            "entities".into(),
+            union(a.entities.clone(), |v| Avro::Array(v.into_iter().map(Avro::String).collect())),
+        ),
+        ("system".into(), system(a.system)),
+        ("origin_system".into(), union(a.origin_system, system)),
+        ("revoked_at".into(), union(a.revoked_at, time)),
+        ("deadline".into(), union(a.deadline, time)),
+        ("at".into(), time(a.at)),
+        ("latency_ms".into(), union(a.latency_ms, Avro::Long)),
+        ("event_id".into(), union(a.event_id.clone(), Avro::String)),
+        ("detail".into(), Avro::String(a.detail.clone())),
+    ])
+}
+
+/// An OCSF 1.x Detection Finding (class_uid 2004) carrying the alert, its case, the
+/// missing entities and the evidence event.
+pub fn ocsf_finding(a: &Alert) -> Value {
+    let (severity_id, severity) = match a.severity {
+        Severity::Critical => (5, "Critical"),
+        Severity::High => (4, "High"),
+        Severity::Medium => (3, "Medium"),
+    };
+    let millis = a.at.0.div_euclid(1000);
+    json!({
+        "activity_id": 1,
+        "activity_name": "Create",
+        "category_uid": 2,
+        "category_name": "Findings",
+        "class_uid": 2004,
+        "class_name": "Detection Finding",
+        "type_uid": 200401,
+        "type_name": "Detection Finding: Create",
+        "severity_id": severity_id,
+        "severity": severity,
+        "status_id": 1,
+        "status": "New",
+        "time": millis,
+        "message": a.detail,
+        "metadata": {
+            "version": "1.9.0",
+            "product": { "name": "lockstep", "vendor_name": "lockstep", "version": env!("CARGO_PKG_VERSION") },
+            "uid": a.alert_id,
+        },
+        "finding_info": {
+            "uid": a.alert_id,
+            "title": a.kind.as_str(),
+            "desc": a.detail,
+            "types": [a.kind.as_str()],
+            "related_events_count": a.event_id.iter().count(),
+        },
+        "resources": std::iter::once(&a.root)
+            .chain(a.entity.iter())
+            .chain(a.entities.iter().flatten())
+            .map(|e| json!({ "name": e, "type": "Non-human identity" }))
+            .collect::<Vec<_>>(),
+        "unmapped": {
+            "case_id": a.case_id,
+            "root": a.root,
+            "system": a.system,
+            "origin_system": a.origin_system,
+            "revoked_at": a.revoked_at,
+            "deadline": a.deadline,
+            "latency_ms": a.latency_ms,
+            "event_id": a.event_id,
+            "missing_entities": a.entities,
+        },
+    })
+}
+
+/// A case and each system's echo outcome, as changelog evidence.
+pub fn case_json(case: &Case) -> Value {
+    let obligations: Vec<Value> = case
+        .obligations
+        .iter()
+        .map(|o| {
+            let (status, entities, echoed_at, event_id) = match &o.echo {
+                Echo::Pending => ("pending", None, None, None),
+                Echo::Met => ("met", None, None, None),
+                Echo::Missing { entities } => ("missing", Some(entities), None, None),
+                Echo::Late { entities, at, event_id } => ("late", Some(entities), Some(at), Some(event_id)),
+            };
+            json!({
+                "system": o.system,
+                "deadline": o.deadline,
+                "status": status,
+                "entities": entities,
+                "echoed_at": echoed_at,
+                "event_id": event_id,
+            })
+        })
+        .collect();
+    json!({
+        "case_id": case.id,
+        "root": case.root,
+        "root_kind": case.root_kind,
+        "revoked_at": case.revoked_at,
+        "origin_system": case.origin,
+        "opened_by": case.opened_by,
+        "superseded_at": case.superseded_at,
+        "obligations": obligations,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AlertKind;
+    use crate::event::System;
+
+    fn alert() -> Alert {
+        Alert {
+            alert_id: "a1".into(),
+            kind: AlertKind::EchoMissing,
+            severity: Severity::High,
+            case_id: Some("c-1".into()),
+            root: "sa".into(),
+            entity: None,
+            entities: Some(vec!["k1".into(), "k2".into()]),
+            system: System::Vault,
+            origin_system: Some(System::Iam),
+            revoked_at: Some(Micros(1)),
+            deadline: Some(Micros(2)),
+            at: Micros(2_000),
+            latency_ms: None,
+            event_id: None,
+            detail: "d".into(),
+        }
+    }
+
+    #[test]
+    fn avro_alert_round_trips_through_the_schema() {
+        assert!(matches!(alert_schema(), Schema::Record(_)));
+        let bytes = encode_alert(&alert(), AlertsFormat::Avro);
+        assert!(!bytes.is_empty());
+        let value = apache_avro::from_avro_datum(alert_schema(), &mut &bytes[..], None).unwrap();
+        let Avro::Record(fields) = value else { panic!("record") };
+        assert_eq!(fields[0], ("alert_id".into(), Avro::String("a1".into())));
+        assert_eq!(fields[7].1, Avro::Enum(1, "vault".into()));
+    }
+
+    #[test]
+    fn ocsf_finding_has_the_required_attributes() {
+        let f = ocsf_finding(&alert());
+        for key in ["activity_id", "category_uid", "class_uid", "metadata", "severity_id", "time", "type_uid", "finding_info"] {
+            assert!(!f[key].is_null(), "{key}");
+        }
+        assert_eq!(f["class_uid"], 2004);
+        assert_eq!(f["type_uid"], 200401);
+        assert_eq!(f["finding_info"]["uid"], "a1");
+        assert_eq!(f["unmapped"]["missing_entities"][1], "k2");
+    }
+}

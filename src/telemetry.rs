@@ -1,0 +1,96 @@
+//! Metrics of the live pipeline, in a Prometheus registry served at `/metrics`.
+//! Names follow `lockstep_<noun>_<unit>`.
+
+use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric handle, registered once.
+pub struct Metrics {
+    registry: Registry,
+    /// Events decoded, by system and outcome.
+    pub events: IntCounterVec,
+    /// Events older than the stream watermark when they arrived (applied anyway).
+    pub late_events: IntCounter,
+    /// Redeliveries dropped.
+    pub redeliveries: IntCounter,
+    /// Records sent to the dead-letter topic, by source topic.
+    pub dead_letters: IntCounterVec,
+    /// Alerts raised, by kind.
+    pub alerts: IntCounterVec,
+    /// Echo latency of `echo_late` alerts, by system.
+    pub echo_latency: prometheus::HistogramVec,
+    /// Wall clock minus the stream watermark.
+    pub watermark_lag: IntGauge,
+    /// Events held in the reorder buffer.
+    pub held_events: IntGauge,
+    /// Records committed to the outbox and not yet delivered.
+    pub outbox_pending: IntGauge,
+    /// Partitions whose offsets went backwards (the broker lost its log).
+    pub offset_resets: IntCounter,
+    /// HTTP requests refused for a missing or wrong bearer token.
+    pub unauthorized: IntCounter,
+    /// Seconds a store commit took.
+    pub commit_seconds: Histogram,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let echo_latency = prometheus::HistogramVec::new(
+            HistogramOpts::new("lockstep_echo_latency_seconds", "Revocation to late echo, by system")
+                .buckets(vec![60.0, 300.0, 900.0, 1800.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0]),
+            &["system"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(echo_latency.clone())).expect("unique metric");
+        let commit_seconds = Histogram::with_opts(
+            HistogramOpts::new("lockstep_commit_seconds", "RocksDB write batch commit time")
+                .buckets(prometheus::exponential_buckets(0.0001, 4.0, 8).expect("valid buckets")),
+        )
+        .expect("valid metric");
+        registry.register(Box::new(commit_seconds.clone())).expect("unique metric");
+        Metrics {
+            events: counter_vec("lockstep_events_total", "Events decoded", &["system", "outcome"]),
+            late_events: counter("lockstep_late_events_total", "Events behind the watermark, applied"),
+            redeliveries: counter("lockstep_redeliveries_total", "Redelivered events dropped"),
+            dead_letters: counter_vec("lockstep_dead_letters_total", "Undecodable records", &["topic"]),
+            alerts: counter_vec("lockstep_alerts_total", "Alerts raised", &["kind"]),
+            echo_latency,
+            watermark_lag: gauge("lockstep_watermark_lag_seconds", "Wall clock minus the stream watermark"),
+            held_events: gauge("lockstep_held_events", "Events in the reorder buffer"),
+            outbox_pending: gauge("lockstep_outbox_pending", "Outputs committed, not yet delivered"),
+            offset_resets: counter("lockstep_offset_resets_total", "Partitions whose offsets went backwards"),
+            unauthorized: counter("lockstep_api_unauthorized_total", "Requests refused for a bad token"),
+            commit_seconds,
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
