@@ -134,6 +134,18 @@ impl Alert {
         }
     }
 
+    /// One readable line: time, severity, kind, system, detail.
+    pub fn display_line(&self) -> String {
+        format!(
+            "{}  {:<8}  {:<19}  {:<5}  {}",
+            self.at,
+            format!("{:?}", self.severity).to_uppercase(),
+            self.kind,
+            self.system,
+            self.detail
+        )
+    }
+
     /// The replay output order: (at, kind, root, system, entity).
     pub fn sort_key(&self) -> (Micros, &'static str, &str, &'static str, String) {
         (

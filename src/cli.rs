@@ -14,10 +14,13 @@ use lockstep::alert::{Alert, AlertKind};
 use lockstep::config::Config;
 use lockstep::correlate::{Correlator, Rules};
 use lockstep::decode;
+use lockstep::live::{Control, Pipeline};
 use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
 use lockstep::simulate::{generate, Scenario};
 use lockstep::store::Store;
+use lockstep::telemetry::Metrics;
 use lockstep::time::{Micros, Span};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +59,18 @@ enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// Run the live pipeline: consume the source topics, produce alerts (SPEC §5, §6).
+    Run {
+        /// Configuration file with [kafka], [[sources]] and [sinks].
+        #[arg(long)]
+        config: PathBuf,
+        /// Keep the state in this RocksDB directory (default: `[state] dir`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Also print every alert readably on stdout as it is raised.
+        #[arg(long)]
+        print: bool,
+    },
     /// Generate a realistic scenario of canonical events.
     Simulate {
         /// Seed: the same seed gives the same events.
@@ -76,6 +91,16 @@ enum Command {
         /// Mean number of usage records per API key.
         #[arg(long, default_value_t = 7)]
         uses_per_key: u32,
+        /// Produce to the configured source topics instead of writing a file, with event
+        /// times shifted so that the scenario ends now.
+        #[arg(long, requires = "config")]
+        live: bool,
+        /// Configuration naming the topics (with --live): the first source of each system.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Events per second to produce (with --live; 0 = as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     /// Validate a configuration file and print the effective settings.
     CheckConfig {
@@ -182,6 +207,9 @@ fn run(cli: Cli) -> Result<()> {
             disorder,
             redelivery,
             uses_per_key,
+            live,
+            config,
+            rate,
         } => {
             let scenario = Scenario {
                 disorder,
@@ -189,7 +217,14 @@ fn run(cli: Cli) -> Result<()> {
                 uses_per_key,
                 ..Scenario::new(seed, accounts)
             };
-            let events = generate(&scenario);
+            let mut events = generate(&scenario);
+            if live {
+                let config = load_config(config.as_deref())?;
+                shift_to_now(&mut events);
+                let sent = lockstep::live::feed::produce(&config, &events, rate)?;
+                eprintln!("simulate: produced {sent} events for {accounts} service accounts (seed {seed})");
+                return Ok(());
+            }
             if out.extension().is_some_and(|e| e == "avro") {
                 let file =
                     File::create(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -203,6 +238,43 @@ fn run(cli: Cli) -> Result<()> {
                 "simulate: {} events for {accounts} service accounts (seed {seed})",
                 events.len()
             );
+            Ok(())
+        }
+        Command::Run {
+            config,
+            state,
+            print,
+        } => {
+            let config = load_config(Some(&config))?;
+            let dir = state
+                .or_else(|| config.state.dir.clone())
+                .context("lockstep run needs a state directory: --state DIR or [state] dir")?;
+            let store =
+                Store::open(&dir).with_context(|| format!("opening state {}", dir.display()))?;
+            let metrics = Arc::new(Metrics::new());
+            let control = Control::default();
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                signal_hook::flag::register(signal, control.shutdown.clone())?;
+            }
+            if config.api.listen != "off" {
+                let token = config
+                    .api
+                    .token
+                    .clone()
+                    .or_else(|| std::env::var("LOCKSTEP_API_TOKEN").ok());
+                let addr = lockstep::api::bind_address(&config.api.listen, token.as_deref())
+                    .map_err(|message| lockstep::error::ConfigError::Invalid {
+                        path: None,
+                        message,
+                    })?;
+                lockstep::api::spawn(addr, token, metrics.clone(), control.ready.clone())
+                    .with_context(|| format!("listening on {addr}"))?;
+                eprintln!("lockstep: metrics and health on http://{addr}");
+            }
+            let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
+            eprintln!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
+            pipeline.run(&control)?;
+            eprintln!("lockstep: stopped cleanly");
             Ok(())
         }
         Command::CheckConfig { file } => {
@@ -227,6 +299,17 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Shifts event times so that the latest is now (relative times are kept).
+fn shift_to_now(events: &mut [lockstep::event::IdentityEvent]) {
+    let Some(latest) = events.iter().map(|e| e.time).max() else {
+        return;
+    };
+    let delta = Micros::now().0 - latest.0;
+    for e in events {
+        e.time = Micros(e.time.0 + delta);
+    }
+}
+
 fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<()> {
     let target: Box<dyn Write> = if path == Path::new("-") {
         Box::new(std::io::stdout().lock())
@@ -245,15 +328,7 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) -> Result<()> {
 fn print_alerts(alerts: &[Alert]) -> Result<()> {
     let mut out = BufWriter::new(std::io::stdout().lock());
     for a in alerts {
-        writeln!(
-            out,
-            "{}  {:<8}  {:<19}  {:<5}  {}",
-            a.at,
-            format!("{:?}", a.severity).to_uppercase(),
-            a.kind,
-            a.system,
-            a.detail
-        )?;
+        writeln!(out, "{}", a.display_line())?;
     }
     Ok(out.flush()?)
 }

@@ -53,7 +53,10 @@ impl Config {
             path: None,
             message: e.to_string(),
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid { path: None, message })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: None,
+            message,
+        })?;
         Ok(config)
     }
 
@@ -62,10 +65,15 @@ impl Config {
         let mut topics = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             if s.topic.is_empty() {
-                return Err(format!("sources[{i}].topic is empty: name the Kafka topic to consume"));
+                return Err(format!(
+                    "sources[{i}].topic is empty: name the Kafka topic to consume"
+                ));
             }
             if !topics.insert(s.topic.as_str()) {
-                return Err(format!("sources[{i}].topic {:?} is listed twice: give each topic one entry", s.topic));
+                return Err(format!(
+                    "sources[{i}].topic {:?} is listed twice: give each topic one entry",
+                    s.topic
+                ));
             }
         }
         if !self.sources.is_empty() && self.kafka.is_none() {

@@ -23,11 +23,13 @@
 //! becomes a dead letter with its reason.
 
 pub mod alert;
+pub mod api;
 pub mod config;
 pub mod correlate;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod live;
 pub mod replay;
 pub mod simulate;
 pub mod sink;

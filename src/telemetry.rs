@@ -1,7 +1,10 @@
 //! Metrics of the live pipeline, in a Prometheus registry served at `/metrics`.
 //! Names follow `lockstep_<noun>_<unit>`.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every metric handle, registered once.
 pub struct Metrics {
@@ -38,44 +41,88 @@ impl Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let echo_latency = prometheus::HistogramVec::new(
-            HistogramOpts::new("lockstep_echo_latency_seconds", "Revocation to late echo, by system")
-                .buckets(vec![60.0, 300.0, 900.0, 1800.0, 3600.0, 4.0 * 3600.0, 24.0 * 3600.0]),
+            HistogramOpts::new(
+                "lockstep_echo_latency_seconds",
+                "Revocation to late echo, by system",
+            )
+            .buckets(vec![
+                60.0,
+                300.0,
+                900.0,
+                1800.0,
+                3600.0,
+                4.0 * 3600.0,
+                24.0 * 3600.0,
+            ]),
             &["system"],
         )
         .expect("valid metric");
-        registry.register(Box::new(echo_latency.clone())).expect("unique metric");
+        registry
+            .register(Box::new(echo_latency.clone()))
+            .expect("unique metric");
         let commit_seconds = Histogram::with_opts(
             HistogramOpts::new("lockstep_commit_seconds", "RocksDB write batch commit time")
                 .buckets(prometheus::exponential_buckets(0.0001, 4.0, 8).expect("valid buckets")),
         )
         .expect("valid metric");
-        registry.register(Box::new(commit_seconds.clone())).expect("unique metric");
+        registry
+            .register(Box::new(commit_seconds.clone()))
+            .expect("unique metric");
         Metrics {
-            events: counter_vec("lockstep_events_total", "Events decoded", &["system", "outcome"]),
-            late_events: counter("lockstep_late_events_total", "Events behind the watermark, applied"),
+            events: counter_vec(
+                "lockstep_events_total",
+                "Events decoded",
+                &["system", "outcome"],
+            ),
+            late_events: counter(
+                "lockstep_late_events_total",
+                "Events behind the watermark, applied",
+            ),
             redeliveries: counter("lockstep_redeliveries_total", "Redelivered events dropped"),
-            dead_letters: counter_vec("lockstep_dead_letters_total", "Undecodable records", &["topic"]),
+            dead_letters: counter_vec(
+                "lockstep_dead_letters_total",
+                "Undecodable records",
+                &["topic"],
+            ),
             alerts: counter_vec("lockstep_alerts_total", "Alerts raised", &["kind"]),
             echo_latency,
-            watermark_lag: gauge("lockstep_watermark_lag_seconds", "Wall clock minus the stream watermark"),
+            watermark_lag: gauge(
+                "lockstep_watermark_lag_seconds",
+                "Wall clock minus the stream watermark",
+            ),
             held_events: gauge("lockstep_held_events", "Events in the reorder buffer"),
-            outbox_pending: gauge("lockstep_outbox_pending", "Outputs committed, not yet delivered"),
-            offset_resets: counter("lockstep_offset_resets_total", "Partitions whose offsets went backwards"),
-            unauthorized: counter("lockstep_api_unauthorized_total", "Requests refused for a bad token"),
+            outbox_pending: gauge(
+                "lockstep_outbox_pending",
+                "Outputs committed, not yet delivered",
+            ),
+            offset_resets: counter(
+                "lockstep_offset_resets_total",
+                "Partitions whose offsets went backwards",
+            ),
+            unauthorized: counter(
+                "lockstep_api_unauthorized_total",
+                "Requests refused for a bad token",
+            ),
             commit_seconds,
             registry,
         }

@@ -84,7 +84,11 @@ impl Correlator {
 
     /// The cases opened or changed since the last call (with a changelog).
     pub fn take_changed_cases(&mut self) -> Result<Vec<Case>, StoreError> {
-        let ids = self.changelog.as_mut().map(std::mem::take).unwrap_or_default();
+        let ids = self
+            .changelog
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default();
         let mut cases = Vec::with_capacity(ids.len());
         for id in ids {
             cases.extend(self.store.case(&id)?);

@@ -29,7 +29,9 @@ pub fn encode_alert(alert: &Alert, format: AlertsFormat) -> Vec<u8> {
     match format {
         AlertsFormat::Json => serde_json::to_vec(alert).unwrap_or_default(),
         AlertsFormat::Ocsf => serde_json::to_vec(&ocsf_finding(alert)).unwrap_or_default(),
-        AlertsFormat::Avro => apache_avro::to_avro_datum(alert_schema(), alert_value(alert)).unwrap_or_default(),
+        AlertsFormat::Avro => {
+            apache_avro::to_avro_datum(alert_schema(), alert_value(alert)).unwrap_or_default()
+        }
     }
 }
 
@@ -41,7 +43,10 @@ fn union<T>(value: Option<T>, f: impl FnOnce(T) -> Avro) -> Avro {
 }
 
 fn alert_value(a: &Alert) -> Avro {
-    let kind = crate::alert::AlertKind::ALL.iter().position(|k| *k == a.kind).unwrap_or(0);
+    let kind = crate::alert::AlertKind::ALL
+        .iter()
+        .position(|k| *k == a.kind)
+        .unwrap_or(0);
     let severity = match a.severity {
         Severity::Critical => 0,
         Severity::High => 1,
@@ -51,14 +56,22 @@ fn alert_value(a: &Alert) -> Avro {
     let time = |t: Micros| Avro::TimestampMicros(t.0);
     Avro::Record(vec![
         ("alert_id".into(), Avro::String(a.alert_id.clone())),
-        ("kind".into(), Avro::Enum(kind as u32, a.kind.as_str().into())),
-        ("severity".into(), Avro::Enum(severity, format!("{:?}", a.severity).to_lowercase())),
+        (
+            "kind".into(),
+            Avro::Enum(kind as u32, a.kind.as_str().into()),
+        ),
+        (
+            "severity".into(),
+            Avro::Enum(severity, format!("{:?}", a.severity).to_lowercase()),
+        ),
         ("case_id".into(), union(a.case_id.clone(), Avro::String)),
         ("root".into(), Avro::String(a.root.clone())),
         ("entity".into(), union(a.entity.clone(), Avro::String)),
         (
             "entities".into(),
-            union(a.entities.clone(), |v| Avro::Array(v.into_iter().map(Avro::String).collect())),
+            union(a.entities.clone(), |v| {
+                Avro::Array(v.into_iter().map(Avro::String).collect())
+            }),
         ),
         ("system".into(), system(a.system)),
         ("origin_system".into(), union(a.origin_system, system)),
@@ -136,7 +149,11 @@ pub fn case_json(case: &Case) -> Value {
                 Echo::Pending => ("pending", None, None, None),
                 Echo::Met => ("met", None, None, None),
                 Echo::Missing { entities } => ("missing", Some(entities), None, None),
-                Echo::Late { entities, at, event_id } => ("late", Some(entities), Some(at), Some(event_id)),
+                Echo::Late {
+                    entities,
+                    at,
+                    event_id,
+                } => ("late", Some(entities), Some(at), Some(event_id)),
             };
             json!({
                 "system": o.system,
@@ -192,7 +209,9 @@ mod tests {
         let bytes = encode_alert(&alert(), AlertsFormat::Avro);
         assert!(!bytes.is_empty());
         let value = apache_avro::from_avro_datum(alert_schema(), &mut &bytes[..], None).unwrap();
-        let Avro::Record(fields) = value else { panic!("record") };
+        let Avro::Record(fields) = value else {
+            panic!("record")
+        };
         assert_eq!(fields[0], ("alert_id".into(), Avro::String("a1".into())));
         assert_eq!(fields[7].1, Avro::Enum(1, "vault".into()));
     }
@@ -200,7 +219,16 @@ mod tests {
     #[test]
     fn ocsf_finding_has_the_required_attributes() {
         let f = ocsf_finding(&alert());
-        for key in ["activity_id", "category_uid", "class_uid", "metadata", "severity_id", "time", "type_uid", "finding_info"] {
+        for key in [
+            "activity_id",
+            "category_uid",
+            "class_uid",
+            "metadata",
+            "severity_id",
+            "time",
+            "type_uid",
+            "finding_info",
+        ] {
             assert!(!f[key].is_null(), "{key}");
         }
         assert_eq!(f["class_uid"], 2004);

@@ -2,3 +2,4 @@
 //! container files); the Kafka source of the live pipeline joins it here.
 
 pub mod file;
+pub mod kafka;

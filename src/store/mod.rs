@@ -76,7 +76,16 @@ pub struct LineageRow {
 
 const CACHE_BUDGET: usize = 400_000;
 const COLUMN_FAMILIES: [&str; 10] = [
-    "entities", "lineage", "cases", "timers", "watches", "seen", "alerts", "meta", "positions", "outbox",
+    "entities",
+    "lineage",
+    "cases",
+    "timers",
+    "watches",
+    "seen",
+    "alerts",
+    "meta",
+    "positions",
+    "outbox",
 ];
 const CLOCK_KEY: &[u8] = b"clock";
 
@@ -132,7 +141,10 @@ impl Store {
             })?;
             timers.insert(timer);
         }
-        let outbox_next = match db.iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End).next() {
+        let outbox_next = match db
+            .iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End)
+            .next()
+        {
             Some(item) => outbox_seq(&item?.0)? + 1,
             None => 0,
         };
@@ -376,14 +388,19 @@ impl Store {
     /// The stored next offset of every (topic, partition).
     pub fn positions(&self) -> Result<Vec<(String, i32, i64)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(table::cf(&self.db, "positions")?, IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(table::cf(&self.db, "positions")?, IteratorMode::Start)
+        {
             let (key, value) = item?;
             let corrupt = || StoreError::Corrupt {
                 cf: "positions",
                 message: format!("undecodable entry {key:?}"),
             };
             let split = key.iter().rposition(|b| *b == 0).ok_or_else(corrupt)?;
-            let topic = std::str::from_utf8(&key[..split]).map_err(|_| corrupt())?.to_owned();
+            let topic = std::str::from_utf8(&key[..split])
+                .map_err(|_| corrupt())?
+                .to_owned();
             let partition = i32::from_be_bytes(key[split + 1..].try_into().map_err(|_| corrupt())?);
             let offset: i64 = bincode::deserialize(&value).map_err(|_| corrupt())?;
             out.push((topic, partition, offset));
@@ -417,7 +434,10 @@ impl Store {
     /// Every committed record still waiting in the outbox, oldest first.
     pub fn outbox(&self) -> Result<Vec<(u64, OutboxRecord)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(table::cf(&self.db, "outbox")?, IteratorMode::Start) {
+        for item in self
+            .db
+            .iterator_cf(table::cf(&self.db, "outbox")?, IteratorMode::Start)
+        {
             let (key, value) = item?;
             let record = bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
                 cf: "outbox",

@@ -1,0 +1,125 @@
+//! The HTTP listener: `/healthz`, `/readyz` and `/metrics` (Prometheus). A bearer token
+//! is required unless the listener is bound to loopback; refusals are counted.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::telemetry::Metrics;
+
+#[derive(Clone)]
+struct Shared {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    token: Option<Arc<str>>,
+}
+
+/// Where to listen and with which token; checks that a non-loopback listener has one.
+pub fn bind_address(listen: &str, token: Option<&str>) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = listen.parse().map_err(|e| {
+        format!("api.listen {listen:?} is not an address such as \"127.0.0.1:9464\": {e}")
+    })?;
+    if !addr.ip().is_loopback() && token.is_none() {
+        return Err(format!(
+            "api.listen {listen} is not loopback: set api.token or LOCKSTEP_API_TOKEN so that requests need a bearer token"
+        ));
+    }
+    Ok(addr)
+}
+
+/// Serves the API on its own thread until the process exits.
+pub fn spawn(
+    addr: SocketAddr,
+    token: Option<String>,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let shared = Shared {
+        metrics,
+        ready,
+        token: token.map(Arc::from),
+    };
+    std::thread::Builder::new()
+        .name("api".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the API runtime");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot listen");
+                        return;
+                    }
+                };
+                if let Err(e) = axum::serve(listener, router(shared)).await {
+                    tracing::error!(error = %e, "API stopped");
+                }
+            });
+        })
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .layer(middleware::from_fn_with_state(shared.clone(), authorize))
+        .with_state(shared)
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(serde_json::json!({"error": message}))).into_response()
+}
+
+async fn authorize(State(s): State<Shared>, request: Request, next: Next) -> Response {
+    if let Some(token) = &s.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(&**token) {
+            s.metrics.unauthorized.inc();
+            return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        }
+    }
+    next.run(request).await
+}
+
+async fn readyz(State(s): State<Shared>) -> Response {
+    if s.ready.load(Ordering::SeqCst) {
+        Json(serde_json::json!({"status": "ready"})).into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, "starting")
+    }
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+        .into_response()
+}

@@ -1,0 +1,103 @@
+//! Stream time (SPEC §5): each partition's watermark is its largest event time minus
+//! `allowed_lateness`; the stream watermark is the minimum over partitions that are not
+//! idle; when every partition is idle it follows the wall clock (now − lateness), so
+//! deadlines fire even when every feed is quiet. It never goes backwards.
+
+use std::time::Instant;
+
+use crate::time::{Micros, Span};
+
+struct Clock {
+    newest: Micros,
+    last_record: Instant,
+}
+
+/// Watermarks of a fixed set of partitions, indexed 0..n.
+pub struct Watermarks {
+    lateness: Span,
+    idle_timeout: std::time::Duration,
+    clocks: Vec<Option<Clock>>,
+    current: Micros,
+}
+
+impl Watermarks {
+    /// `partitions` partitions, none seen yet.
+    pub fn new(partitions: usize, lateness: Span, idle_timeout: Span) -> Self {
+        Watermarks {
+            lateness,
+            idle_timeout: idle_timeout.to_std(),
+            clocks: (0..partitions).map(|_| None).collect(),
+            current: Micros::MIN,
+        }
+    }
+
+    /// A record of partition `p` with event time `t` arrived at `now`.
+    pub fn observe(&mut self, p: usize, t: Micros, now: Instant) {
+        if let Some(slot) = self.clocks.get_mut(p) {
+            match slot {
+                Some(c) => {
+                    c.newest = c.newest.max(t);
+                    c.last_record = now;
+                }
+                None => {
+                    *slot = Some(Clock {
+                        newest: t,
+                        last_record: now,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The stream watermark at `now` (wall clock `wall`).
+    pub fn advance(&mut self, now: Instant, wall: Micros) -> Micros {
+        let active = self
+            .clocks
+            .iter()
+            .flatten()
+            .filter(|c| now.duration_since(c.last_record) < self.idle_timeout)
+            .map(|c| c.newest.minus(self.lateness))
+            .min();
+        let candidate = active.unwrap_or_else(|| wall.minus(self.lateness));
+        self.current = self.current.max(candidate);
+        self.current
+    }
+
+    /// The last computed stream watermark.
+    pub fn current(&self) -> Micros {
+        self.current
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn minimum_over_active_partitions_then_wall_clock() {
+        let start = Instant::now();
+        let mut w = Watermarks::new(3, Span::secs(30), Span::secs(10));
+        w.observe(0, Micros(100_000_000), start);
+        w.observe(1, Micros(50_000_000), start);
+        // Partition 2 never had a record: it does not hold the watermark back.
+        assert_eq!(w.advance(start, Micros(1_000_000_000)), Micros(20_000_000));
+        // Partition 1 goes idle: partition 0 alone decides.
+        w.observe(0, Micros(110_000_000), start + Duration::from_secs(8));
+        assert_eq!(
+            w.advance(start + Duration::from_secs(11), Micros(1_000_000_000)),
+            Micros(80_000_000)
+        );
+        // All idle: the wall clock minus the lateness.
+        assert_eq!(
+            w.advance(start + Duration::from_secs(30), Micros(1_000_000_000)),
+            Micros(970_000_000)
+        );
+        // Never backwards, even when a partition wakes up with old events.
+        w.observe(1, Micros(60_000_000), start + Duration::from_secs(31));
+        assert_eq!(
+            w.advance(start + Duration::from_secs(31), Micros(1_000_000_000)),
+            Micros(970_000_000)
+        );
+    }
+}
