@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::alert::{alert_id, Alert, AlertKind};
 use crate::config::Config;
@@ -181,7 +182,12 @@ impl Pipeline {
             "consumer assigned"
         );
         let c = &config.correlator;
-        let watermarks = Watermarks::new(partitions.len(), c.allowed_lateness, c.idle_timeout);
+        let watermarks = Watermarks::new(
+            partitions.len(),
+            c.allowed_lateness,
+            c.idle_timeout,
+            Instant::now(),
+        );
         let buffer = ReorderBuffer::new(c.allowed_lateness);
         let now = Instant::now();
         let silence = config
@@ -196,6 +202,7 @@ impl Pipeline {
         let correlator = Correlator::new(Rules::from(&config), store).with_changelog();
         Ok(Pipeline {
             consumer,
+
             core: Core {
                 config,
                 correlator,

@@ -16,36 +16,33 @@ struct Clock {
 pub struct Watermarks {
     lateness: Span,
     idle_timeout: std::time::Duration,
-    clocks: Vec<Option<Clock>>,
+    clocks: Vec<Clock>,
     current: Micros,
 }
 
 impl Watermarks {
-    /// `partitions` partitions, none seen yet.
-    pub fn new(partitions: usize, lateness: Span, idle_timeout: Span) -> Self {
+    /// `partitions` partitions, none seen yet. Each holds the watermark back until it
+    /// has been without records for `idle_timeout` since `start`, so that a partition
+    /// whose first records are still on their way is not overtaken.
+    pub fn new(partitions: usize, lateness: Span, idle_timeout: Span, start: Instant) -> Self {
         Watermarks {
             lateness,
             idle_timeout: idle_timeout.to_std(),
-            clocks: (0..partitions).map(|_| None).collect(),
+            clocks: (0..partitions)
+                .map(|_| Clock {
+                    newest: Micros::MIN,
+                    last_record: start,
+                })
+                .collect(),
             current: Micros::MIN,
         }
     }
 
     /// A record of partition `p` with event time `t` arrived at `now`.
     pub fn observe(&mut self, p: usize, t: Micros, now: Instant) {
-        if let Some(slot) = self.clocks.get_mut(p) {
-            match slot {
-                Some(c) => {
-                    c.newest = c.newest.max(t);
-                    c.last_record = now;
-                }
-                None => {
-                    *slot = Some(Clock {
-                        newest: t,
-                        last_record: now,
-                    })
-                }
-            }
+        if let Some(c) = self.clocks.get_mut(p) {
+            c.newest = c.newest.max(t);
+            c.last_record = now;
         }
     }
 
@@ -54,7 +51,6 @@ impl Watermarks {
         let active = self
             .clocks
             .iter()
-            .flatten()
             .filter(|c| now.duration_since(c.last_record) < self.idle_timeout)
             .map(|c| c.newest.minus(self.lateness))
             .min();
@@ -77,11 +73,20 @@ mod tests {
     #[test]
     fn minimum_over_active_partitions_then_wall_clock() {
         let start = Instant::now();
-        let mut w = Watermarks::new(3, Span::secs(30), Span::secs(10));
+        let mut w = Watermarks::new(3, Span::secs(30), Span::secs(10), start);
         w.observe(0, Micros(100_000_000), start);
         w.observe(1, Micros(50_000_000), start);
-        // Partition 2 never had a record: it does not hold the watermark back.
-        assert_eq!(w.advance(start, Micros(1_000_000_000)), Micros(20_000_000));
+        // Partition 2 has had no record yet: it holds the watermark until it is idle.
+        assert_eq!(w.advance(start, Micros(1_000_000_000)), Micros::MIN);
+        assert_eq!(
+            w.advance(start + Duration::from_secs(5), Micros(1_000_000_000)),
+            Micros::MIN
+        );
+        let later = start + Duration::from_secs(10);
+        w.observe(0, Micros(100_000_000), later);
+        w.observe(1, Micros(50_000_000), later);
+        assert_eq!(w.advance(later, Micros(1_000_000_000)), Micros(20_000_000));
+        let start = later;
         // Partition 1 goes idle: partition 0 alone decides.
         w.observe(0, Micros(110_000_000), start + Duration::from_secs(8));
         assert_eq!(

@@ -397,7 +397,11 @@ impl Store {
                 cf: "positions",
                 message: format!("undecodable entry {key:?}"),
             };
-            let split = key.iter().rposition(|b| *b == 0).ok_or_else(corrupt)?;
+            let split = key
+                .len()
+                .checked_sub(5)
+                .filter(|&i| key[i] == 0)
+                .ok_or_else(corrupt)?;
             let topic = std::str::from_utf8(&key[..split])
                 .map_err(|_| corrupt())?
                 .to_owned();
@@ -409,7 +413,7 @@ impl Store {
     }
 
     /// Records the next offset to consume of (topic, partition), committed with the
-    /// state it led to.
+    /// state it led to. Key: `topic \0 partition(4, big-endian)`.
     pub fn set_position(&mut self, topic: &str, partition: i32, next_offset: i64) {
         let mut key = Vec::with_capacity(topic.len() + 5);
         key.extend_from_slice(topic.as_bytes());
@@ -446,5 +450,49 @@ impl Store {
             out.push((outbox_seq(&key)?, record));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_outbox_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = OutboxRecord {
+            topic: "alerts".into(),
+            key: Some(b"sa".to_vec()),
+            payload: b"{}".to_vec(),
+            headers: vec![("kind".into(), b"echo_missing".to_vec())],
+        };
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            store.set_position("lockstep.iam", 0, 42);
+            store.set_position("lockstep.iam", 256, 7);
+            store.set_position("a\0b", 1, 9);
+            assert_eq!(store.enqueue(record.clone()), 0);
+            assert_eq!(store.enqueue(record.clone()), 1);
+            store.commit().unwrap();
+            store.delivered(0);
+            store.commit().unwrap();
+        }
+        let mut store = Store::open(dir.path()).unwrap();
+        let mut positions = store.positions().unwrap();
+        positions.sort();
+        assert_eq!(
+            positions,
+            vec![
+                ("a\0b".to_owned(), 1, 9),
+                ("lockstep.iam".to_owned(), 0, 42),
+                ("lockstep.iam".to_owned(), 256, 7)
+            ]
+        );
+        assert_eq!(store.outbox().unwrap(), vec![(1, record.clone())]);
+        assert_eq!(
+            store.enqueue(record),
+            2,
+            "sequence continues after the last record"
+        );
     }
 }

@@ -1,0 +1,314 @@
+//! End-to-end tests of `lockstep run` against a real tansu broker on loopback: live
+//! alerts equal a replay of the same events; kill -9 mid-stream loses and duplicates
+//! nothing beyond `alert_id`; malformed records are dead-lettered; a quiet feed still
+//! fires its deadline; broker restarts (memory and sqlite) are ridden out.
+//! The scenarios share two cores, so they run one at a time.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lockstep::config::Config;
+use lockstep::event::IdentityEvent;
+use lockstep::live::feed::produce;
+use lockstep::simulate::{generate, Scenario};
+use lockstep::time::{Micros, Span};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use support::*;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const FAST: &str = "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"1s\"\n";
+
+fn write_events(dir: &Path, events: &[IdentityEvent]) -> std::path::PathBuf {
+    let path = dir.join("events.jsonl");
+    let text: String = events
+        .iter()
+        .map(|e| lockstep::decode::json::encode(e) + "\n")
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// An instant after every deadline of a simulated scenario, and before now − lateness.
+fn as_of_after(events: &[IdentityEvent]) -> String {
+    let latest = events.iter().map(|e| e.time).max().unwrap();
+    let after = latest.plus(Span::hours(24 * 2));
+    assert!(
+        after < Micros::now().minus(Span::hours(1)),
+        "scenario must lie in the past"
+    );
+    after.to_string()
+}
+
+fn setup(dir: &Path, broker: &Broker) {
+    broker.create_topics(&INPUTS, 2);
+    broker.create_topics(&OUTPUTS, 1);
+    let _ = dir;
+}
+
+fn wait_for_alerts(broker: &Broker, expected: usize) -> BTreeMap<String, serde_json::Value> {
+    let records = read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(90),
+        |r| alerts(r).len() >= expected,
+    );
+    alerts(&records)
+}
+
+#[test]
+fn live_alerts_equal_replay_and_survive_kill_9() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    setup(dir.path(), &broker);
+    let cfg_path = config(dir.path(), &broker, FAST);
+    let cfg = Config::load(&cfg_path).unwrap();
+    let events = generate(&Scenario::new(5, 150));
+    let file = write_events(dir.path(), &events);
+    let expected = replay_alerts(&file, &as_of_after(&events), dir.path());
+    assert!(expected.len() > 20);
+
+    let state = dir.path().join("state");
+    let log = dir.path().join("run.log");
+    let mut child = run(&cfg_path, &state, &log);
+    let feeder = {
+        let cfg = cfg.clone();
+        let events = events.clone();
+        std::thread::spawn(move || produce(&cfg, &events, 1_500).unwrap())
+    };
+    // kill -9 at several points mid-stream, restarting each time from the store.
+    for pause in [700, 1100, 900] {
+        std::thread::sleep(Duration::from_millis(pause));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        child = run(&cfg_path, &state, &log);
+    }
+    assert_eq!(feeder.join().unwrap(), events.len() as u64);
+    let got = wait_for_alerts(&broker, expected.len());
+    terminate(child, &log);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(got.len(), expected.len(), "distinct alerts (log:\n{log})");
+    assert_eq!(got, expected);
+
+    // The case changelog carries every case with its per-system outcome.
+    let cases = read_until(
+        &broker.brokers(),
+        "lockstep.cases",
+        Duration::from_secs(10),
+        |r| !r.is_empty(),
+    );
+    let case: serde_json::Value = serde_json::from_slice(&cases[0].1).unwrap();
+    assert!(
+        case["obligations"]
+            .as_array()
+            .is_some_and(|o| !o.is_empty()),
+        "{case}"
+    );
+}
+
+#[test]
+fn malformed_records_are_dead_lettered_and_the_rest_processed() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    setup(dir.path(), &broker);
+    let cfg_path = config(dir.path(), &broker, FAST);
+    let cfg = Config::load(&cfg_path).unwrap();
+    let events = generate(&Scenario::new(9, 40));
+    let file = write_events(dir.path(), &events);
+    let expected = replay_alerts(&file, &as_of_after(&events), dir.path());
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .create()
+        .unwrap();
+    let vault_on_iam = lockstep::decode::json::encode(&IdentityEvent {
+        system: lockstep::event::System::Vault,
+        ..events[0].clone()
+    });
+    for bad in [
+        "{not json",
+        r#"{"event_id":"x","system":"iam"}"#,
+        vault_on_iam.as_str(),
+    ] {
+        producer
+            .send(BaseRecord::to("lockstep.iam").key("bad").payload(bad))
+            .unwrap();
+    }
+    producer
+        .send(
+            BaseRecord::to("lockstep.mdm")
+                .key("bad")
+                .payload(&[0u8, 1, 2][..]),
+        )
+        .unwrap();
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let log = dir.path().join("run.log");
+    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    produce(&cfg, &events, 0).unwrap();
+    let got = wait_for_alerts(&broker, expected.len());
+    let dead = read_until(
+        &broker.brokers(),
+        "lockstep.dead-letters",
+        Duration::from_secs(30),
+        |r| r.len() >= 4,
+    );
+    terminate(child, &log);
+    assert_eq!(got, expected);
+    assert_eq!(dead.len(), 4);
+    let first = &dead
+        .iter()
+        .find(|d| d.1 == b"{not json")
+        .expect("raw record kept")
+        .2;
+    assert_eq!(first["source.topic"], "lockstep.iam");
+    assert!(first.contains_key("source.partition") && first.contains_key("source.offset"));
+    assert!(
+        first["reason"].contains("invalid canonical JSON"),
+        "{first:?}"
+    );
+    assert!(dead.iter().any(|d| d.2["reason"].contains("declared iam")));
+    assert!(dead.iter().any(|d| d.2["source.topic"] == "lockstep.mdm"));
+}
+
+#[test]
+fn a_deadline_fires_while_every_feed_is_quiet() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    setup(dir.path(), &broker);
+    let extra = "[sla]\niam = \"off\"\nvault = \"2s\"\nmdm = \"off\"\nsiem = \"off\"\n\
+                 [correlator]\nallowed_lateness = \"1s\"\nidle_timeout = \"1s\"\n";
+    let cfg_path = config(dir.path(), &broker, extra);
+    let cfg = Config::load(&cfg_path).unwrap();
+    let log = dir.path().join("run.log");
+    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    std::thread::sleep(Duration::from_secs(2));
+    let now = Micros::now();
+    let mut token = generate(&Scenario::new(1, 1))[0].clone();
+    token.event_id = "v-1".into();
+    token.system = lockstep::event::System::Vault;
+    token.entity = "tok".into();
+    token.action = lockstep::event::Action::Issued;
+    token.parent = Some("sa".into());
+    token.time = now.minus(Span::secs(10));
+    let mut disable = token.clone();
+    disable.event_id = "i-1".into();
+    disable.system = lockstep::event::System::Iam;
+    disable.entity = "sa".into();
+    disable.parent = None;
+    disable.action = lockstep::event::Action::Disabled;
+    disable.time = now;
+    produce(&cfg, &[token, disable], 0).unwrap();
+    // The deadline is now + 2s; with 1s lateness the watermark passes it at now + 3s.
+    let due = Instant::now() + Duration::from_secs(3)
+        - Duration::from_micros((Micros::now().0 - now.0) as u64);
+    let got = read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(20),
+        |r| !r.is_empty(),
+    );
+    let late_by = Instant::now().saturating_duration_since(due);
+    terminate(child, &log);
+    let alerts = alerts(&got);
+    let alert = alerts
+        .values()
+        .next()
+        .expect("echo_missing raised with no further event");
+    assert_eq!(alert["kind"], "echo_missing");
+    assert_eq!(alert["entities"][0], "tok");
+    eprintln!("quiet-feed deadline: alert read {late_by:?} after the watermark passed it");
+    assert!(
+        late_by < Duration::from_secs(2),
+        "alert came {late_by:?} after it was due"
+    );
+}
+
+fn renamed(events: Vec<IdentityEvent>, prefix: &str) -> Vec<IdentityEvent> {
+    events
+        .into_iter()
+        .map(|mut e| {
+            e.event_id = format!("{prefix}{}", e.event_id);
+            e.entity = format!("{prefix}{}", e.entity);
+            e.parent = e.parent.map(|p| format!("{prefix}{p}"));
+            e
+        })
+        .collect()
+}
+
+#[test]
+fn a_memory_broker_that_comes_back_empty_is_noticed_and_ridden_out() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::memory(dir.path());
+    setup(dir.path(), &broker);
+    let cfg_path = config(dir.path(), &broker, FAST);
+    let cfg = Config::load(&cfg_path).unwrap();
+    let before = generate(&Scenario::new(3, 60));
+    let log = dir.path().join("run.log");
+    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    produce(&cfg, &before, 0).unwrap();
+    let first = wait_for_alerts(&broker, 1);
+    assert!(!first.is_empty());
+    std::thread::sleep(Duration::from_secs(2));
+
+    broker.restart();
+    setup(dir.path(), &broker);
+    let after = renamed(generate(&Scenario::new(4, 10)), "b-");
+    produce(&cfg, &after, 0).unwrap();
+    let file = write_events(dir.path(), &after);
+    let expected = replay_alerts(&file, &as_of_after(&after), dir.path());
+    let got = wait_for_alerts(&broker, expected.len());
+    terminate(child, &log);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("offsets went backwards"),
+        "the reset is reported:\n{log}"
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the events after the restart are all processed; log:\n{log}"
+    );
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_durable_broker_restart_loses_nothing() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::durable(dir.path());
+    setup(dir.path(), &broker);
+    let cfg_path = config(dir.path(), &broker, FAST);
+    let cfg = Config::load(&cfg_path).unwrap();
+    let events = generate(&Scenario::new(8, 60));
+    let (first, second) = events.split_at(events.len() / 2);
+    let file = write_events(dir.path(), &events);
+    let expected = replay_alerts(&file, &as_of_after(&events), dir.path());
+    let log = dir.path().join("run.log");
+    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    produce(&cfg, first, 0).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    broker.restart();
+    produce(&cfg, second, 0).unwrap();
+    let got = wait_for_alerts(&broker, expected.len());
+    terminate(child, &log);
+    assert_eq!(
+        got,
+        expected,
+        "log:\n{}",
+        std::fs::read_to_string(&log).unwrap()
+    );
+}

