@@ -105,6 +105,21 @@ impl Builder {
         });
     }
 
+    /// A parentless event by `actor` with the given outcome.
+    #[allow(clippy::too_many_arguments)]
+    fn act(
+        &mut self,
+        actor: &str,
+        outcome: Outcome,
+        system: System,
+        time: Micros,
+        entity: &str,
+        kind: EntityKind,
+        action: Action,
+    ) {
+        self.push(system, time, entity, kind, action, outcome, None, actor);
+    }
+
     fn ok(
         &mut self,
         system: System,
@@ -217,15 +232,14 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
         88..=94 => Offboarding::KeyUsedAfter,
         _ => Offboarding::Reactivated,
     };
-    b.push(
+    b.act(
+        "offboarding-bot",
+        Outcome::Success,
         Iam,
         tr,
         &sa,
         K::ServiceAccount,
         Disabled,
-        Outcome::Success,
-        None,
-        "offboarding-bot",
     );
 
     // When each system echoes: on time within its SLA, late past it, or never.
@@ -247,109 +261,101 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
             continue;
         }
         if let Some(t) = echo(b, Iam, Span::mins(15)) {
-            b.push(
+            b.act(
+                "offboarding-bot",
+                Outcome::Success,
                 Iam,
                 t,
                 key,
                 K::ApiKey,
                 Deleted,
-                Outcome::Success,
-                None,
-                "offboarding-bot",
             );
         }
         if let Some(t) = echo(b, Vault, Span::mins(15)) {
-            b.push(
+            b.act(
+                "offboarding-bot",
+                Outcome::Success,
                 Vault,
                 t,
                 secret,
                 K::Secret,
                 Deleted,
-                Outcome::Success,
-                None,
-                "offboarding-bot",
             );
         }
     }
     match plan {
         Offboarding::FailedThenRetried | Offboarding::FailedNeverRetried => {
             let failed = b.within(tr, Span::secs(20), Span::mins(3));
-            b.push(
+            b.act(
+                "offboarding-bot",
+                Outcome::Failure,
                 Vault,
                 failed,
                 &token,
                 K::Token,
                 Revoked,
-                Outcome::Failure,
-                None,
-                "offboarding-bot",
             );
             if plan == Offboarding::FailedThenRetried {
                 let retried = b.within(failed, Span::mins(1), Span::mins(10));
-                b.push(
+                b.act(
+                    "offboarding-bot",
+                    Outcome::Success,
                     Vault,
                     retried,
                     &token,
                     K::Token,
                     Revoked,
-                    Outcome::Success,
-                    None,
-                    "offboarding-bot",
                 );
             }
         }
         _ => {
             if let Some(t) = echo(b, Vault, Span::mins(15)) {
-                b.push(
+                b.act(
+                    "offboarding-bot",
+                    Outcome::Success,
                     Vault,
                     t,
                     &token,
                     K::Token,
                     Revoked,
-                    Outcome::Success,
-                    None,
-                    "offboarding-bot",
                 );
             }
         }
     }
     if let Some(agent) = &agent {
         if let Some(t) = echo(b, Mdm, Span::hours(4)) {
-            b.push(
+            b.act(
+                "offboarding-bot",
+                Outcome::Success,
                 Mdm,
                 t,
                 agent,
                 K::Agent,
                 Unenrolled,
-                Outcome::Success,
-                None,
-                "offboarding-bot",
             );
         }
     }
     if let Some(t) = echo(b, Siem, Span::hours(1)) {
-        b.push(
+        b.act(
+            "splunk-sync",
+            Outcome::Success,
             Siem,
             t,
             &sa,
             K::ServiceAccount,
             Revoked,
-            Outcome::Success,
-            None,
-            "splunk-sync",
         );
     }
     if plan == Offboarding::Reactivated {
         let back = b.within(tr, Span::hours(5), Span::hours(8));
-        b.push(
+        b.act(
+            "helpdesk",
+            Outcome::Success,
             Iam,
             back,
             &sa,
             K::ServiceAccount,
             Enabled,
-            Outcome::Success,
-            None,
-            "helpdesk",
         );
         let key = format!("{sa}/key-9");
         let issued = b.within(back, Span::mins(1), Span::mins(30));
