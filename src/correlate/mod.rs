@@ -118,6 +118,12 @@ impl Correlator {
         self.store.commit()
     }
 
+    /// Commits in one write batch written on another thread (see
+    /// [`Store::commit_in_background`]); the next commit waits for it.
+    pub fn commit_in_background(&mut self) -> Result<(), StoreError> {
+        self.store.commit_in_background()
+    }
+
     /// Processes one event: deadlines before its time, then its three steps. Alerts are
     /// appended to `out`.
     pub fn apply(&mut self, ev: &IdentityEvent, out: &mut Vec<Alert>) -> Result<(), StoreError> {

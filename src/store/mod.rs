@@ -19,6 +19,8 @@ mod table;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, IteratorMode, Options, WriteBatch, DB,
@@ -91,7 +93,8 @@ const CLOCK_KEY: &[u8] = b"clock";
 
 /// The correlator's durable state.
 pub struct Store {
-    db: DB,
+    db: Arc<DB>,
+    writing: Option<JoinHandle<Result<(), rocksdb::Error>>>,
     _temp: Option<tempfile::TempDir>,
     entities: Table<EntityRow>,
     lineage: Table<LineageRow>,
@@ -149,7 +152,8 @@ impl Store {
             None => 0,
         };
         Ok(Store {
-            db,
+            db: Arc::new(db),
+            writing: None,
             _temp: None,
             entities: Table::new("entities", CACHE_BUDGET),
             lineage: Table::new("lineage", CACHE_BUDGET),
@@ -322,20 +326,50 @@ impl Store {
     /// Writes every pending change in one atomic `WriteBatch`. An error is fatal for
     /// the run: nothing of the failed batch was written.
     pub fn commit(&mut self) -> Result<(), StoreError> {
+        self.commit_in_background()?;
+        self.wait()
+    }
+
+    /// Stages every pending change in one `WriteBatch` and writes it on another thread,
+    /// so that correlation goes on meanwhile (replay). Reads stay consistent: the cache
+    /// keeps every staged value until the write has finished. The next commit, or
+    /// [`Store::wait`], waits for it.
+    pub fn commit_in_background(&mut self) -> Result<(), StoreError> {
+        self.wait()?;
         let mut batch = WriteBatch::default();
         self.stage(&mut batch)?;
-        self.db.write(batch)?;
-        self.entities.committed();
-        self.lineage.committed();
-        self.cases.committed();
-        self.watches.committed();
-        self.seen.committed();
-        self.alerts.committed();
-        self.meta.committed();
-        self.positions.committed();
-        self.outbox.committed();
+        self.entities.staged();
+        self.lineage.staged();
+        self.cases.staged();
+        self.watches.staged();
+        self.seen.staged();
+        self.alerts.staged();
+        self.meta.staged();
+        self.positions.staged();
+        self.outbox.staged();
         self.timers_added.clear();
         self.timers_removed.clear();
+        let db = Arc::clone(&self.db);
+        self.writing = Some(std::thread::spawn(move || db.write(batch)));
+        Ok(())
+    }
+
+    /// Waits for the batch being written, if any; then trims the caches.
+    pub fn wait(&mut self) -> Result<(), StoreError> {
+        if let Some(writing) = self.writing.take() {
+            writing.join().map_err(|_| {
+                StoreError::Incompatible("the store writer thread panicked".into())
+            })??;
+        }
+        self.entities.evict_if_over_budget();
+        self.lineage.evict_if_over_budget();
+        self.cases.evict_if_over_budget();
+        self.watches.evict_if_over_budget();
+        self.seen.evict_if_over_budget();
+        self.alerts.evict_if_over_budget();
+        self.meta.evict_if_over_budget();
+        self.positions.evict_if_over_budget();
+        self.outbox.evict_if_over_budget();
         Ok(())
     }
 
@@ -382,6 +416,14 @@ fn outbox_seq(key: &[u8]) -> Result<u64, StoreError> {
         message: format!("undecodable key {key:?}"),
     })?;
     Ok(u64::from_be_bytes(bytes))
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.wait() {
+            tracing::error!(error = %e, "the last write batch failed");
+        }
+    }
 }
 
 impl Store {

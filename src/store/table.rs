@@ -38,29 +38,36 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
     }
 
-    fn load(&mut self, db: &DB, key: &[u8]) -> Result<&Slot<V>, StoreError> {
-        if !self.cache.contains_key(key) {
-            let cf = cf(db, self.cf)?;
-            let value = match db.get_pinned_cf(cf, key)? {
-                Some(bytes) => {
-                    Some(
-                        bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
-                            cf: self.cf,
-                            message: e.to_string(),
-                        })?,
-                    )
-                }
-                None => None,
-            };
-            self.cache.insert(
-                key.into(),
-                Slot {
-                    value,
-                    dirty: false,
-                },
-            );
+    /// Reads the value at `key` in place, without copying it: one hash lookup when it
+    /// is cached, a RocksDB read (then cached) when not.
+    pub fn read<R>(
+        &mut self,
+        db: &DB,
+        key: &[u8],
+        f: impl FnOnce(Option<&V>) -> R,
+    ) -> Result<R, StoreError> {
+        if let Some(slot) = self.cache.get(key) {
+            return Ok(f(slot.value.as_ref()));
         }
-        Ok(&self.cache[key])
+        let cf = cf(db, self.cf)?;
+        let value: Option<V> = match db.get_pinned_cf(cf, key)? {
+            Some(bytes) => Some(
+                bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
+                    cf: self.cf,
+                    message: e.to_string(),
+                })?,
+            ),
+            None => None,
+        };
+        let result = f(value.as_ref());
+        self.cache.insert(
+            key.into(),
+            Slot {
+                value,
+                dirty: false,
+            },
+        );
+        Ok(result)
     }
 
     /// The value at `key`, if any.
@@ -68,19 +75,9 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         self.read(db, key, |v| v.cloned())
     }
 
-    /// Reads the value at `key` in place, without copying it.
-    pub fn read<R>(
-        &mut self,
-        db: &DB,
-        key: &[u8],
-        f: impl FnOnce(Option<&V>) -> R,
-    ) -> Result<R, StoreError> {
-        Ok(f(self.load(db, key)?.value.as_ref()))
-    }
-
     /// Whether a value exists at `key`.
     pub fn contains(&mut self, db: &DB, key: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.load(db, key)?.value.is_some())
+        self.read(db, key, |v| v.is_some())
     }
 
     /// Sets `key` to `value` (written at the next commit).
@@ -132,16 +129,21 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(())
     }
 
-    /// Called once the staged batch is durable: entries are clean again, and the cache
-    /// is emptied if it outgrew its budget.
-    pub fn committed(&mut self) {
+    /// Called once the dirty entries are in a batch: they are clean again.
+    pub fn staged(&mut self) {
         for key in self.dirty.drain(..) {
             if let Some(slot) = self.cache.get_mut(&key) {
                 slot.dirty = false;
             }
         }
+    }
+
+    /// Drops the clean entries if the cache outgrew its budget. Only once the staged
+    /// batch is in RocksDB: until then the cache is where its values are read from.
+    /// Dirty entries (not yet staged) always stay.
+    pub fn evict_if_over_budget(&mut self) {
         if self.cache.len() > self.budget {
-            self.cache.clear();
+            self.cache.retain(|_, slot| slot.dirty);
         }
     }
 }
