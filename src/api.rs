@@ -123,3 +123,20 @@ async fn metrics(State(s): State<Shared>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_loopback_listener_needs_a_token() {
+        assert!(bind_address("127.0.0.1:9464", None).is_ok());
+        assert!(bind_address("[::1]:9464", None).is_ok());
+        let err = bind_address("0.0.0.0:9464", None).unwrap_err();
+        assert!(err.contains("LOCKSTEP_API_TOKEN"), "{err}");
+        assert!(bind_address("0.0.0.0:9464", Some("s3cret")).is_ok());
+        assert!(bind_address("localhost", None)
+            .unwrap_err()
+            .contains("api.listen"));
+    }
+}

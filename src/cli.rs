@@ -359,6 +359,7 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
     }
     let by_kind: Vec<String> = AlertKind::ALL
         .iter()
+        .filter(|k| **k != AlertKind::SourceSilent)
         .map(|k| format!("{k} {}", o.alerts.iter().filter(|a| a.kind == *k).count()))
         .collect();
     eprintln!(
