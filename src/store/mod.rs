@@ -10,7 +10,7 @@
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
-//! | `meta`     | name | the processing clock, the outbox sequence |
+//! | `meta`     | name | the processing clock |
 //! | `positions`| topic \0 partition | the next offset to consume |
 //! | `outbox`   | sequence | a record to produce, removed once delivered |
 
@@ -102,7 +102,8 @@ pub struct Store {
     watches: Table<Vec<String>>,
     seen: Table<()>,
     alerts: Table<String>,
-    meta: Table<Micros>,
+    clock: Micros,
+    clock_dirty: bool,
     positions: Table<i64>,
     outbox: Table<OutboxRecord>,
     outbox_next: u64,
@@ -144,6 +145,13 @@ impl Store {
             })?;
             timers.insert(timer);
         }
+        let clock = match db.get_pinned_cf(table::cf(&db, "meta")?, CLOCK_KEY)? {
+            Some(bytes) => bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
+                cf: "meta",
+                message: e.to_string(),
+            })?,
+            None => Micros::MIN,
+        };
         let outbox_next = match db
             .iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End)
             .next()
@@ -161,7 +169,8 @@ impl Store {
             watches: Table::new("watches", CACHE_BUDGET),
             seen: Table::new("seen", CACHE_BUDGET),
             alerts: Table::new("alerts", CACHE_BUDGET),
-            meta: Table::new("meta", 16),
+            clock,
+            clock_dirty: false,
             positions: Table::new("positions", 4096),
             outbox: Table::new("outbox", 0),
             outbox_next,
@@ -314,13 +323,14 @@ impl Store {
     }
 
     /// The largest event time processed so far.
-    pub fn clock(&mut self) -> Result<Micros, StoreError> {
-        Ok(self.meta.get(&self.db, CLOCK_KEY)?.unwrap_or(Micros::MIN))
+    pub fn clock(&self) -> Micros {
+        self.clock
     }
 
     /// Records the largest event time processed so far.
     pub fn set_clock(&mut self, t: Micros) {
-        self.meta.put(CLOCK_KEY, t);
+        self.clock = t;
+        self.clock_dirty = true;
     }
 
     /// Writes every pending change in one atomic `WriteBatch`. An error is fatal for
@@ -344,7 +354,7 @@ impl Store {
         self.watches.staged();
         self.seen.staged();
         self.alerts.staged();
-        self.meta.staged();
+        self.clock_dirty = false;
         self.positions.staged();
         self.outbox.staged();
         self.timers_added.clear();
@@ -367,7 +377,6 @@ impl Store {
         self.watches.evict_if_over_budget();
         self.seen.evict_if_over_budget();
         self.alerts.evict_if_over_budget();
-        self.meta.evict_if_over_budget();
         self.positions.evict_if_over_budget();
         self.outbox.evict_if_over_budget();
         Ok(())
@@ -381,7 +390,13 @@ impl Store {
         self.watches.stage(db, batch)?;
         self.seen.stage(db, batch)?;
         self.alerts.stage(db, batch)?;
-        self.meta.stage(db, batch)?;
+        if self.clock_dirty {
+            let bytes = bincode::serialize(&self.clock).map_err(|e| StoreError::Corrupt {
+                cf: "meta",
+                message: e.to_string(),
+            })?;
+            batch.put_cf(table::cf(db, "meta")?, CLOCK_KEY, bytes);
+        }
         self.positions.stage(db, batch)?;
         self.outbox.stage(db, batch)?;
         let timers = table::cf(db, "timers")?;
