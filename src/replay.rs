@@ -14,6 +14,7 @@ use crate::alert::{sort_alerts, Alert};
 use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Stats};
 use crate::error::StoreError;
+use crate::event::IdentityEvent;
 use crate::source::file::{self, DeadLetter, Record};
 use crate::store::keys::TimerKey;
 use crate::time::{Micros, Span};
@@ -128,16 +129,22 @@ pub fn replay(
     let mut events_read = 0u64;
     let mut latest = Micros::MIN;
     let mut since_commit = 0u64;
-    let mut apply =
-        |correlator: &mut Correlator, ev, alerts: &mut Vec<Alert>| -> Result<(), StoreError> {
+    let mut ready: Vec<IdentityEvent> = Vec::with_capacity(CHUNK);
+    let mut apply = |correlator: &mut Correlator,
+                     ready: &mut Vec<IdentityEvent>,
+                     alerts: &mut Vec<Alert>|
+     -> Result<(), StoreError> {
+        correlator.prefetch(ready)?;
+        for ev in ready.drain(..) {
             correlator.apply(&ev, alerts)?;
             since_commit += 1;
             if since_commit == COMMIT_EVERY {
                 since_commit = 0;
-                correlator.commit()?;
+                correlator.commit_in_background()?;
             }
-            Ok(())
-        };
+        }
+        Ok(())
+    };
     for chunk in rx {
         for record in chunk {
             match record {
@@ -145,20 +152,20 @@ pub fn replay(
                     events_read += 1;
                     latest = latest.max(ev.time);
                     buffer.push(ev);
-                    while let Some(ready) = buffer.pop_ready() {
-                        apply(correlator, ready, &mut alerts)?;
+                    while let Some(ev) = buffer.pop_ready() {
+                        ready.push(ev);
                     }
                 }
                 Err(dead) => dead_letters.push(dead),
             }
         }
+        apply(correlator, &mut ready, &mut alerts)?;
     }
     reader.join().unwrap_or_else(|_| {
         Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
     })?;
-    while let Some(ev) = buffer.pop_any() {
-        apply(correlator, ev, &mut alerts)?;
-    }
+    ready.extend(std::iter::from_fn(|| buffer.pop_any()));
+    apply(correlator, &mut ready, &mut alerts)?;
     let as_of = input.as_of.or((events_read > 0).then_some(latest));
     if let Some(t) = as_of {
         correlator.finish(t, &mut alerts)?;

@@ -113,6 +113,12 @@ impl Correlator {
         &mut self.store
     }
 
+    /// Warms the store's caches for events about to be applied (an optimisation only:
+    /// results are the same without it).
+    pub fn prefetch(&mut self, events: &[IdentityEvent]) -> Result<(), StoreError> {
+        self.store.prefetch(events)
+    }
+
     /// Commits every change so far in one write batch.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         self.store.commit()

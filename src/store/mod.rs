@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use crate::alert::Alert;
 use crate::correlate::case::Case;
 use crate::error::StoreError;
-use crate::event::System;
+use crate::event::{IdentityEvent, System};
 use crate::time::Micros;
 use keys::TimerKey;
 use table::Table;
@@ -291,6 +291,22 @@ impl Store {
         })?;
         self.alerts.put(alert.alert_id.as_bytes(), json);
         Ok(())
+    }
+
+    /// Warms the caches for a run of events about to be applied: their redelivery
+    /// markers, entity rows and lineage rows, each table in one batched read.
+    pub fn prefetch(&mut self, events: &[IdentityEvent]) -> Result<(), StoreError> {
+        let seen = events
+            .iter()
+            .map(|e| keys::seen(e.system, &e.event_id))
+            .collect();
+        self.seen.prefetch(&self.db, seen)?;
+        let entities: Vec<Vec<u8>> = events
+            .iter()
+            .map(|e| e.entity.as_bytes().to_vec())
+            .collect();
+        self.entities.prefetch(&self.db, entities.clone())?;
+        self.lineage.prefetch(&self.db, entities)
     }
 
     /// Schedules a deadline.

@@ -70,6 +70,40 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(result)
     }
 
+    /// Loads the values of `keys` not cached yet with one batched RocksDB read, so the
+    /// reads that follow hit the cache.
+    pub fn prefetch(&mut self, db: &DB, mut keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+        keys.retain(|k| !self.cache.contains_key(k.as_slice()));
+        if keys.is_empty() {
+            return Ok(());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        let cf = cf(db, self.cf)?;
+        let values = db.batched_multi_get_cf(cf, &keys, true);
+        for (key, value) in keys.into_iter().zip(values) {
+            let value = match value? {
+                Some(bytes) => {
+                    Some(
+                        bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
+                            cf: self.cf,
+                            message: e.to_string(),
+                        })?,
+                    )
+                }
+                None => None,
+            };
+            self.cache.insert(
+                key.into_boxed_slice(),
+                Slot {
+                    value,
+                    dirty: false,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// The value at `key`, if any.
     pub fn get(&mut self, db: &DB, key: &[u8]) -> Result<Option<V>, StoreError> {
         self.read(db, key, |v| v.cloned())
