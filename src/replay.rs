@@ -134,7 +134,7 @@ pub fn replay(
                      ready: &mut Vec<IdentityEvent>,
                      alerts: &mut Vec<Alert>|
      -> Result<(), StoreError> {
-        correlator.prefetch(ready)?;
+        correlator.prefetch(ready.iter())?;
         for ev in ready.drain(..) {
             correlator.apply(&ev, alerts)?;
             since_commit += 1;

@@ -115,7 +115,10 @@ impl Correlator {
 
     /// Warms the store's caches for events about to be applied (an optimisation only:
     /// results are the same without it).
-    pub fn prefetch(&mut self, events: &[IdentityEvent]) -> Result<(), StoreError> {
+    pub fn prefetch<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a IdentityEvent>,
+    ) -> Result<(), StoreError> {
         self.store.prefetch(events)
     }
 

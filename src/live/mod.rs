@@ -283,7 +283,10 @@ impl Core {
         let wall = Micros::now();
         let watermark = self.watermarks.advance(now, wall);
         let mut alerts = Vec::new();
-        while let Some((ev, (p, offset))) = self.buffer.pop_before(watermark) {
+        let released: Vec<_> = std::iter::from_fn(|| self.buffer.pop_before(watermark)).collect();
+        self.correlator
+            .prefetch(released.iter().map(|(ev, _)| ev))?;
+        for (ev, (p, offset)) in released {
             self.correlator.apply(&ev, &mut alerts)?;
             self.partitions[p].release(offset);
         }

@@ -295,16 +295,16 @@ impl Store {
 
     /// Warms the caches for a run of events about to be applied: their redelivery
     /// markers, entity rows and lineage rows, each table in one batched read.
-    pub fn prefetch(&mut self, events: &[IdentityEvent]) -> Result<(), StoreError> {
-        let seen = events
-            .iter()
-            .map(|e| keys::seen(e.system, &e.event_id))
-            .collect();
+    pub fn prefetch<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a IdentityEvent>,
+    ) -> Result<(), StoreError> {
+        let (mut seen, mut entities) = (Vec::new(), Vec::new());
+        for e in events {
+            seen.push(keys::seen(e.system, &e.event_id));
+            entities.push(e.entity.as_bytes().to_vec());
+        }
         self.seen.prefetch(&self.db, seen)?;
-        let entities: Vec<Vec<u8>> = events
-            .iter()
-            .map(|e| e.entity.as_bytes().to_vec())
-            .collect();
         self.entities.prefetch(&self.db, entities.clone())?;
         self.lineage.prefetch(&self.db, entities)
     }
