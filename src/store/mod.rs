@@ -364,17 +364,6 @@ impl Store {
         self.wait()?;
         let mut batch = WriteBatch::default();
         self.stage(&mut batch)?;
-        self.entities.staged();
-        self.lineage.staged();
-        self.cases.staged();
-        self.watches.staged();
-        self.seen.staged();
-        self.alerts.staged();
-        self.clock_dirty = false;
-        self.positions.staged();
-        self.outbox.staged();
-        self.timers_added.clear();
-        self.timers_removed.clear();
         let db = Arc::clone(&self.db);
         self.writing = Some(std::thread::spawn(move || db.write(batch)));
         Ok(())
@@ -398,6 +387,7 @@ impl Store {
         Ok(())
     }
 
+    /// Moves every pending change into `batch`; afterwards nothing is pending.
     fn stage(&mut self, batch: &mut WriteBatch) -> Result<(), StoreError> {
         let db = &self.db;
         self.entities.stage(db, batch)?;
@@ -412,6 +402,7 @@ impl Store {
                 message: e.to_string(),
             })?;
             batch.put_cf(table::cf(db, "meta")?, CLOCK_KEY, bytes);
+            self.clock_dirty = false;
         }
         self.positions.stage(db, batch)?;
         self.outbox.stage(db, batch)?;
@@ -424,6 +415,8 @@ impl Store {
                 batch.put_cf(timers, t.encode(), []);
             }
         }
+        self.timers_added.clear();
+        self.timers_removed.clear();
         Ok(())
     }
 }

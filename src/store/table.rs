@@ -140,36 +140,28 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
     }
 
-    /// Adds every dirty entry to `batch`, in key order: RocksDB's memtable inserts
-    /// sorted keys far faster than scattered ones.
+    /// Moves every dirty entry into `batch`, in key order (RocksDB's memtable inserts
+    /// sorted keys far faster than scattered ones); the entries are clean afterwards.
     pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
         let cf = cf(db, self.cf)?;
         self.dirty.sort_unstable();
-        for key in &self.dirty {
-            let Some(slot) = self.cache.get(key) else {
+        for key in self.dirty.drain(..) {
+            let Some(slot) = self.cache.get_mut(&key) else {
                 continue;
             };
+            slot.dirty = false;
             match &slot.value {
                 Some(v) => {
                     let bytes = bincode::serialize(v).map_err(|e| StoreError::Corrupt {
                         cf: self.cf,
                         message: e.to_string(),
                     })?;
-                    batch.put_cf(cf, key, bytes);
+                    batch.put_cf(cf, &key, bytes);
                 }
-                None => batch.delete_cf(cf, key),
+                None => batch.delete_cf(cf, &key),
             }
         }
         Ok(())
-    }
-
-    /// Called once the dirty entries are in a batch: they are clean again.
-    pub fn staged(&mut self) {
-        for key in self.dirty.drain(..) {
-            if let Some(slot) = self.cache.get_mut(&key) {
-                slot.dirty = false;
-            }
-        }
     }
 
     /// Drops the clean entries if the cache outgrew its budget. Only once the staged
