@@ -278,8 +278,7 @@ impl Correlator {
         covered: bool,
         out: &mut Vec<Alert>,
     ) -> Result<(), StoreError> {
-        let before = self.store.entity(&ev.entity)?;
-        let mut row = before.clone();
+        let mut row = self.store.entity(&ev.entity)?;
         let slot = ev.system.index();
         let old = row.states[slot];
         let new = match ev.action.class() {
@@ -289,6 +288,7 @@ impl Correlator {
             ActionClass::Usage => old,
         };
         row.states[slot] = new;
+        let cases_before = row.cases.len();
 
         if ev.action.reactivates() && !row.cases.is_empty() {
             let mut kept = Vec::with_capacity(row.cases.len());
@@ -311,7 +311,8 @@ impl Correlator {
             row.cases.push(case.id.clone());
             self.put_case(case);
         }
-        if row != before {
+        // Usage by an active entity changes nothing: no write for most events.
+        if new != old || row.cases.len() != cases_before {
             self.store.put_entity(&ev.entity, row);
         }
 

@@ -370,8 +370,7 @@ impl Core {
                         ("reason".into(), e.reason.into_bytes()),
                     ],
                 };
-                let seq = self.correlator.store_mut().enqueue(record.clone());
-                self.to_send.push((seq, record));
+                self.queue(record);
             }
         }
     }
@@ -424,7 +423,6 @@ impl Core {
     }
 
     fn emit(&mut self, alerts: Vec<Alert>) -> Result<(), LiveError> {
-        let sinks = &self.config.sinks;
         for alert in alerts {
             self.metrics
                 .alerts
@@ -440,28 +438,32 @@ impl Core {
                 println!("{}", alert.display_line());
             }
             let record = OutboxRecord {
-                topic: sinks.alerts_topic.clone(),
+                topic: self.config.sinks.alerts_topic.clone(),
                 key: Some(alert.root.clone().into_bytes()),
-                payload: encode_alert(&alert, sinks.alerts_format),
+                payload: encode_alert(&alert, self.config.sinks.alerts_format),
                 headers: vec![
                     ("alert_id".into(), alert.alert_id.clone().into_bytes()),
                     ("kind".into(), alert.kind.as_str().as_bytes().to_vec()),
                 ],
             };
-            let seq = self.correlator.store_mut().enqueue(record.clone());
-            self.to_send.push((seq, record));
+            self.queue(record);
         }
         for case in self.correlator.take_changed_cases()? {
             let record = OutboxRecord {
-                topic: sinks.cases_topic.clone(),
+                topic: self.config.sinks.cases_topic.clone(),
                 key: Some(case.id.clone().into_bytes()),
                 payload: serde_json::to_vec(&case_json(&case)).unwrap_or_default(),
                 headers: vec![("case_id".into(), case.id.clone().into_bytes())],
             };
-            let seq = self.correlator.store_mut().enqueue(record.clone());
-            self.to_send.push((seq, record));
+            self.queue(record);
         }
         Ok(())
+    }
+
+    /// Puts an output in the outbox (committed with this step) and on the send list.
+    fn queue(&mut self, record: OutboxRecord) {
+        let seq = self.correlator.store_mut().enqueue(record.clone());
+        self.to_send.push((seq, record));
     }
 
     fn commit(&mut self) -> Result<(), LiveError> {

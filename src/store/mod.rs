@@ -47,17 +47,6 @@ pub enum EchoState {
     Revoked,
 }
 
-impl EchoState {
-    /// Lower-case name for output.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EchoState::None => "none",
-            EchoState::Active => "active",
-            EchoState::Revoked => "revoked",
-        }
-    }
-}
-
 /// An entity's row: its state in each system and the non-superseded cases rooted at it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntityRow {
