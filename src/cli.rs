@@ -10,13 +10,16 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+use lockstep::adapter::{Format, Normalizer};
 use lockstep::alert::{Alert, AlertKind};
 use lockstep::config::Config;
 use lockstep::correlate::{Correlator, Rules};
 use lockstep::decode;
+use lockstep::event::System;
 use lockstep::live::{Control, Pipeline};
 use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
 use lockstep::simulate::{generate, Scenario};
+use lockstep::source::file::{self, Record};
 use lockstep::store::Store;
 use lockstep::telemetry::Metrics;
 use lockstep::time::{Micros, Span};
@@ -35,14 +38,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Replay canonical events from files and write the alerts (SPEC §4).
+    /// Replay events from files and write the alerts (SPEC §4).
     Replay {
         /// Configuration file (defaults apply when omitted).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Canonical JSON lines or Avro container file; repeat for several.
+        /// Input file; repeat for several. Canonical JSON lines or an Avro container
+        /// file, or native records of the `--format`.
         #[arg(long = "input", required = true)]
         inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
         /// Where to write the alerts as canonical JSON lines (`-` for stdout).
         #[arg(long, default_value = "-")]
         alerts: PathBuf,
@@ -102,11 +108,45 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         rate: u64,
     },
+    /// Print the canonical events native records normalise into, as JSON lines: how
+    /// lockstep reads your logs.
+    Normalize {
+        /// Configuration file (for `[mapping]`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Input file; repeat for several.
+        #[arg(long = "input", required = true)]
+        inputs: Vec<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
+        /// Where to write the events (`-` for stdout).
+        #[arg(long, default_value = "-")]
+        out: PathBuf,
+    },
     /// Validate a configuration file and print the effective settings.
     CheckConfig {
         /// The file.
         file: PathBuf,
     },
+}
+
+/// How input files are read.
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// The records' format: canonical-json, canonical-avro, or a native format
+    /// (cloudtrail, gcp-audit, entra-audit, okta, vault-audit, jamf, intune, k8s-audit,
+    /// github-audit, ocsf).
+    #[arg(long, default_value = "canonical-json", value_parser = Format::parse)]
+    format: Format,
+    /// The lifecycle system native records stand for (default: the format's usual one).
+    #[arg(long, value_parser = System::parse)]
+    system: Option<System>,
+}
+
+impl ReadArgs {
+    fn normalizer(&self, config: &Config) -> Normalizer {
+        Normalizer::new(self.format, self.system, Arc::new(config.mapping.clone()))
+    }
 }
 
 fn parse_instant(s: &str) -> Result<Micros, String> {
@@ -150,6 +190,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay {
             config,
             inputs,
+            read,
             alerts,
             as_of,
             state,
@@ -166,6 +207,7 @@ fn run(cli: Cli) -> Result<()> {
             let mut correlator = Correlator::new(Rules::from(&config), store);
             let input = ReplayInput {
                 paths: inputs,
+                normalizer: read.normalizer(&config),
                 as_of,
                 allowed_lateness: config.correlator.allowed_lateness,
                 progress: std::io::stderr().is_terminal(),
@@ -277,6 +319,39 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("lockstep: stopped cleanly");
             Ok(())
         }
+        Command::Normalize {
+            config,
+            inputs,
+            read,
+            out,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let normalizer = read.normalizer(&config);
+            let (mut events, mut skipped, mut dead) = (Vec::new(), 0u64, 0u64);
+            for path in &inputs {
+                file::read(
+                    path,
+                    &normalizer,
+                    |record| match record {
+                        Record::Event(ev) => events.push(decode::json::encode(&ev)),
+                        Record::Skipped(what) => {
+                            skipped += 1;
+                            eprintln!("normalize: {}: skipped a record of type {what:?} ({} does not cover it)", path.display(), read.format);
+                        }
+                        Record::Dead(d) => {
+                            dead += 1;
+                            eprintln!("normalize: dead letter {}:{}: {}", path.display(), d.line, d.reason);
+                        }
+                    },
+                    |_| {},
+                )
+                .with_context(|| format!("reading {}", path.display()))?;
+            }
+            let count = events.len();
+            write_lines(&out, events.into_iter())?;
+            eprintln!("normalize: {count} events, {skipped} records skipped, {dead} dead letters");
+            Ok(())
+        }
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
             println!("{}: ok", file.display());
@@ -343,6 +418,20 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
         s.late,
         o.dead_letters.len()
     );
+    if !o.skipped.is_empty() {
+        let total: u64 = o.skipped.values().sum();
+        let mut kinds: Vec<(&String, &u64)> = o.skipped.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let top: Vec<String> = kinds
+            .iter()
+            .take(5)
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect();
+        eprintln!(
+            "        {total} native records of uncovered types skipped ({})",
+            top.join(", ")
+        );
+    }
     for d in o.dead_letters.iter().take(10) {
         eprintln!(
             "  dead letter {}:{}: {}",

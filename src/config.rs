@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
+use crate::adapter::{Format, Mapping, Normalizer};
 use crate::error::ConfigError;
 use crate::event::{EntityKind, System};
 use crate::time::Span;
@@ -35,6 +36,9 @@ pub struct Config {
     /// The HTTP listener for metrics and health.
     #[serde(default)]
     pub api: ApiConfig,
+    /// How native records map onto the organisation's ids and lineage.
+    #[serde(default)]
+    pub mapping: Mapping,
 }
 
 impl Config {
@@ -113,27 +117,6 @@ fn default_group_id() -> String {
     "lockstep".into()
 }
 
-/// How a source topic's records are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceFormat {
-    /// One canonical JSON event per record.
-    CanonicalJson,
-    /// A canonical Avro datum, raw or in the Confluent wire format.
-    CanonicalAvro,
-}
-
-impl<'de> Deserialize<'de> for SourceFormat {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "canonical-json" => Ok(SourceFormat::CanonicalJson),
-            "canonical-avro" => Ok(SourceFormat::CanonicalAvro),
-            other => Err(serde::de::Error::custom(format!(
-                "unknown source format {other:?}: expected canonical-json or canonical-avro (native formats arrive with the adapters)"
-            ))),
-        }
-    }
-}
-
 /// `[[sources]]`: one input topic.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,11 +126,19 @@ pub struct SourceConfig {
     pub system: System,
     /// The Kafka topic.
     pub topic: String,
-    /// How its records are encoded.
-    pub format: SourceFormat,
+    /// How its records are encoded: `canonical-json`, `canonical-avro`, or a native
+    /// format an adapter reads (`cloudtrail`, `okta`, `vault-audit`, …).
+    pub format: Format,
     /// Raise `source_silent` when the topic has no records for this long.
     #[serde(default, deserialize_with = "optional_span")]
     pub silence_alert: Option<Span>,
+}
+
+impl SourceConfig {
+    /// The normalizer of this source's records under the organisation's mapping.
+    pub fn normalizer(&self, mapping: &std::sync::Arc<Mapping>) -> Normalizer {
+        Normalizer::new(self.format, Some(self.system), mapping.clone())
+    }
 }
 
 /// How alerts are written to the alerts topic.
@@ -463,7 +454,7 @@ mod tests {
             ("[correlator]\ngrace = \"1m\"\n", "grace"),
             ("[stat]\ndir = \"x\"\n", "stat"),
             ("[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\n", "[kafka] is missing"),
-            ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"cloudtrail\"\n", "canonical-json or canonical-avro"),
+            ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"syslog\"\n", "canonical-json, canonical-avro, cloudtrail"),
             ("[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"group.id\" = \"x\"\n", "kafka.group_id"),
             ("[sinks]\nalerts_format = \"xml\"\n", "json, avro or ocsf"),
         ];

@@ -22,6 +22,7 @@
 //! live mode give the same alerts; data never panics the process — an undecodable record
 //! becomes a dead letter with its reason.
 
+pub mod adapter;
 pub mod alert;
 pub mod api;
 pub mod config;

@@ -4,12 +4,14 @@
 //! [`COMMIT_EVERY`] events and at the end, so a later replay with the same state
 //! directory continues where this one stopped.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::thread;
 
 use crossbeam_channel::bounded;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::adapter::Normalizer;
 use crate::alert::{sort_alerts, Alert};
 use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Stats};
@@ -24,10 +26,12 @@ pub const COMMIT_EVERY: u64 = 50_000;
 const CHUNK: usize = 2048;
 
 /// What to replay.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReplayInput {
     /// Input files, read in order.
     pub paths: Vec<PathBuf>,
+    /// How the files are read (canonical, or a native format through its adapter).
+    pub normalizer: Normalizer,
     /// Evaluate deadlines up to here (default: the latest event time read).
     pub as_of: Option<Micros>,
     /// How far out of order events may arrive.
@@ -43,6 +47,8 @@ pub struct ReplayOutcome {
     pub alerts: Vec<Alert>,
     /// Records that did not decode.
     pub dead_letters: Vec<DeadLetter>,
+    /// Native records of types their format does not cover, counted by type.
+    pub skipped: BTreeMap<String, u64>,
     /// Events decoded.
     pub events_read: u64,
     /// What the correlator did.
@@ -95,6 +101,7 @@ pub fn replay(
 
     let (tx, rx) = bounded::<Vec<Record>>(64);
     let paths = input.paths.clone();
+    let normalizer = input.normalizer.clone();
     let reader_bar = bar.clone();
     let reader = thread::spawn(move || -> Result<(), ReplayError> {
         let mut done = 0u64;
@@ -102,6 +109,7 @@ pub fn replay(
             let mut chunk = Vec::with_capacity(CHUNK);
             file::read(
                 &path,
+                &normalizer,
                 |rec| {
                     chunk.push(rec);
                     if chunk.len() == CHUNK {
@@ -126,6 +134,7 @@ pub fn replay(
     let mut buffer = ReorderBuffer::new(input.allowed_lateness);
     let mut alerts = Vec::new();
     let mut dead_letters = Vec::new();
+    let mut skipped = BTreeMap::new();
     let mut events_read = 0u64;
     let mut latest = Micros::MIN;
     let mut since_commit = 0u64;
@@ -148,7 +157,7 @@ pub fn replay(
     for chunk in rx {
         for record in chunk {
             match record {
-                Ok(ev) => {
+                Record::Event(ev) => {
                     events_read += 1;
                     latest = latest.max(ev.time);
                     buffer.push(ev);
@@ -156,7 +165,8 @@ pub fn replay(
                         ready.push(ev);
                     }
                 }
-                Err(dead) => dead_letters.push(dead),
+                Record::Dead(dead) => dead_letters.push(dead),
+                Record::Skipped(what) => *skipped.entry(what).or_insert(0) += 1,
             }
         }
         apply(correlator, &mut ready, &mut alerts)?;
@@ -176,6 +186,7 @@ pub fn replay(
     Ok(ReplayOutcome {
         alerts,
         dead_letters,
+        skipped,
         events_read,
         stats: correlator.stats(),
         as_of,

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub redeliveries: IntCounter,
     /// Records sent to the dead-letter topic, by source topic.
     pub dead_letters: IntCounterVec,
+    /// Native records of a type their format does not cover, by source topic.
+    pub skipped_records: IntCounterVec,
     /// Alerts raised, by kind.
     pub alerts: IntCounterVec,
     /// Echo latency of `echo_late` alerts, by system.
@@ -102,6 +104,11 @@ impl Metrics {
             dead_letters: counter_vec(
                 "lockstep_dead_letters_total",
                 "Undecodable records",
+                &["topic"],
+            ),
+            skipped_records: counter_vec(
+                "lockstep_skipped_records_total",
+                "Native records of a type the format does not cover",
                 &["topic"],
             ),
             alerts: counter_vec("lockstep_alerts_total", "Alerts raised", &["kind"]),

@@ -5,14 +5,15 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::config::{Config, SourceFormat};
+use crate::adapter::Format;
+use crate::config::Config;
 use crate::decode;
 use crate::event::IdentityEvent;
 use crate::source::kafka::client_config;
 
 use super::LiveError;
 
-/// Produces `events` in order to the first source topic of each one's system, at
+/// Produces `events` in order to the first canonical source topic of each one's system, at
 /// `rate` events per second (0: as fast as the broker takes them). Returns the count.
 pub fn produce(config: &Config, events: &[IdentityEvent], rate: u64) -> Result<u64, LiveError> {
     let kafka = config.kafka.as_ref().ok_or_else(|| {
@@ -25,14 +26,18 @@ pub fn produce(config: &Config, events: &[IdentityEvent], rate: u64) -> Result<u
     let started = Instant::now();
     let mut sent = 0u64;
     for ev in events {
-        let Some(source) = config.sources.iter().find(|s| s.system == ev.system) else {
+        let Some(source) = config
+            .sources
+            .iter()
+            .find(|s| s.system == ev.system && s.format.is_canonical())
+        else {
             continue;
         };
         let payload = match source.format {
-            SourceFormat::CanonicalJson => decode::json::encode(ev).into_bytes(),
-            SourceFormat::CanonicalAvro => {
+            Format::CanonicalAvro => {
                 decode::avro::encode_datum(ev).map_err(|e| LiveError::Config(e.reason))?
             }
+            _ => decode::json::encode(ev).into_bytes(),
         };
         let mut record = BaseRecord::to(&source.topic)
             .payload(&payload)

@@ -21,14 +21,15 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
+use crate::adapter::{Normalized, Normalizer};
 use crate::alert::{alert_id, Alert, AlertKind};
 use crate::config::Config;
 use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Rules};
-use crate::error::StoreError;
+use crate::error::{DecodeError, StoreError};
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::{case_json, encode_alert};
-use crate::source::kafka::{client_config, consumer, decode_record};
+use crate::source::kafka::{client_config, consumer};
 use crate::store::{OutboxRecord, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
@@ -103,6 +104,7 @@ pub struct Pipeline {
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
 struct Core {
     config: Config,
+    normalizers: Vec<Normalizer>,
     correlator: Correlator,
     producer: OutboxProducer,
     partitions: Vec<Partition>,
@@ -199,11 +201,17 @@ impl Pipeline {
             })
             .collect();
         let correlator = Correlator::new(Rules::from(&config), store).with_changelog();
+        let mapping = Arc::new(config.mapping.clone());
+        let normalizers = config
+            .sources
+            .iter()
+            .map(|s| s.normalizer(&mapping))
+            .collect();
         Ok(Pipeline {
             consumer,
-
             core: Core {
                 config,
+                normalizers,
                 correlator,
                 producer,
                 partitions,
@@ -332,23 +340,34 @@ impl Core {
             part.held.clear();
         }
         part.next_offset = offset + 1;
-        let source = &self.config.sources[part.source];
         let silence = &mut self.silence[part.source];
         silence.last_record = Instant::now();
         silence.alerted = false;
-        match decode_record(source, message.payload()) {
-            Ok(ev) => {
-                self.metrics
-                    .events
-                    .with_label_values(&[ev.system.as_str(), ev.outcome.as_str()])
-                    .inc();
-                if ev.time < self.watermarks.current() {
-                    self.metrics.late_events.inc();
+        let normalized = match message.payload() {
+            Some(payload) => self.normalizers[part.source].normalize(payload),
+            None => Err(DecodeError::new("record has no value")),
+        };
+        match normalized {
+            Ok(Normalized::Events(events)) => {
+                for ev in events {
+                    self.metrics
+                        .events
+                        .with_label_values(&[ev.system.as_str(), ev.outcome.as_str()])
+                        .inc();
+                    if ev.time < self.watermarks.current() {
+                        self.metrics.late_events.inc();
+                    }
+                    silence.since = ev.time;
+                    self.watermarks.observe(p, ev.time, silence.last_record);
+                    *part.held.entry(offset).or_insert(0) += 1;
+                    self.buffer.push_tagged(ev, (p, offset));
                 }
-                silence.since = ev.time;
-                self.watermarks.observe(p, ev.time, silence.last_record);
-                *part.held.entry(offset).or_insert(0) += 1;
-                self.buffer.push_tagged(ev, (p, offset));
+            }
+            Ok(Normalized::Skipped(_)) => {
+                self.metrics
+                    .skipped_records
+                    .with_label_values(&[&part.topic])
+                    .inc();
             }
             Err(e) => {
                 tracing::warn!(topic = %part.topic, partition = part.partition, offset, reason = %e, "dead letter");

@@ -1,11 +1,16 @@
-//! File inputs for replay: canonical JSON lines or Avro object container files, told
-//! apart by their first bytes (`Obj\x01` is an Avro container). Each record becomes an
-//! event or a dead letter naming the file and line (or record number) and the reason.
+//! File inputs for replay. Canonical input is JSON lines or an Avro object container
+//! file, told apart by their first bytes (`Obj\x01` is an Avro container). Native input
+//! (a declared adapter format) is JSON lines, or one JSON document — a record, an array
+//! of records, or an envelope such as CloudTrail's `{"Records": […]}` — when the first
+//! line is not a whole JSON value. Each record becomes events, a skip (a record type the
+//! format does not cover) or a dead letter naming the file, line (or record number) and
+//! reason.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use crate::adapter::{Format, Normalized, Normalizer};
 use crate::decode;
 use crate::error::DecodeError;
 use crate::event::IdentityEvent;
@@ -15,7 +20,7 @@ use crate::event::IdentityEvent;
 pub struct DeadLetter {
     /// The input file.
     pub input: PathBuf,
-    /// 1-based line (JSON lines) or record number (Avro).
+    /// 1-based line (JSON lines) or record number (Avro, JSON documents).
     pub line: u64,
     /// Why it was rejected.
     pub reason: String,
@@ -23,33 +28,72 @@ pub struct DeadLetter {
     pub raw: Option<String>,
 }
 
-/// One record of an input: an event, or a dead letter.
-pub type Record = Result<IdentityEvent, DeadLetter>;
+/// One outcome of reading an input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// A canonical event.
+    Event(IdentityEvent),
+    /// A native record of a type its format does not cover.
+    Skipped(String),
+    /// A record that did not decode.
+    Dead(DeadLetter),
+}
 
-/// Streams the records of `path` into `sink`, calling `progress` with the bytes read so
-/// far. Fails only when the file cannot be opened or read.
+/// Streams the records of `path`, read as `normalizer` says, into `sink`, calling
+/// `progress` with the bytes read so far. Fails only when the file cannot be read.
 pub fn read(
     path: &Path,
+    normalizer: &Normalizer,
     mut sink: impl FnMut(Record),
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let is_avro = reader.fill_buf()?.starts_with(b"Obj\x01");
+    let size = reader.get_ref().metadata()?.len();
     let dead = |line: u64, e: DecodeError, raw: Option<String>| DeadLetter {
         input: path.to_path_buf(),
         line,
         reason: e.reason,
         raw,
     };
-    if is_avro {
-        let size = reader.get_ref().metadata()?.len();
+    let head = reader.fill_buf()?;
+    if head.starts_with(b"Obj\x01") {
         match decode::avro::read_container(reader) {
             Ok(records) => {
                 for (i, rec) in records.enumerate() {
-                    sink(rec.map_err(|e| dead(i as u64 + 1, e, None)));
+                    sink(
+                        rec.map_or_else(
+                            |e| Record::Dead(dead(i as u64 + 1, e, None)),
+                            Record::Event,
+                        ),
+                    );
                 }
             }
-            Err(e) => sink(Err(dead(0, e, None))),
+            Err(e) => sink(Record::Dead(dead(0, e, None))),
+        }
+        progress(size);
+        return Ok(());
+    }
+    if normalizer.format() != Format::CanonicalJson && !first_line_is_whole(head) {
+        let mut text = Vec::with_capacity(size as usize);
+        reader.read_to_end(&mut text)?;
+        let stream = serde_json::Deserializer::from_slice(&text).into_iter::<serde_json::Value>();
+        for (i, value) in stream.enumerate() {
+            let number = i as u64 + 1;
+            match value {
+                Ok(v) => emit(
+                    normalizer.normalize_value(&v),
+                    number,
+                    None,
+                    &mut sink,
+                    &dead,
+                ),
+                Err(e) => {
+                    let reason =
+                        DecodeError::new(format!("invalid {} JSON: {e}", normalizer.format()));
+                    sink(Record::Dead(dead(number, reason, None)));
+                    break;
+                }
+            }
         }
         progress(size);
         return Ok(());
@@ -72,13 +116,40 @@ pub fn read(
         if text.is_empty() {
             continue;
         }
-        sink(
-            decode::json::decode(text)
-                .map_err(|e| dead(number, e, Some(String::from_utf8_lossy(text).into_owned()))),
-        );
+        let raw = || Some(String::from_utf8_lossy(text).into_owned());
+        if normalizer.format() == Format::CanonicalJson {
+            sink(
+                decode::json::decode(text)
+                    .map_or_else(|e| Record::Dead(dead(number, e, raw())), Record::Event),
+            );
+        } else {
+            emit(normalizer.normalize(text), number, raw(), &mut sink, &dead);
+        }
     }
     progress(bytes);
     Ok(())
+}
+
+fn emit(
+    result: Result<Normalized, DecodeError>,
+    number: u64,
+    raw: Option<String>,
+    sink: &mut impl FnMut(Record),
+    dead: &impl Fn(u64, DecodeError, Option<String>) -> DeadLetter,
+) {
+    match result {
+        Ok(Normalized::Events(events)) => events.into_iter().map(Record::Event).for_each(sink),
+        Ok(Normalized::Skipped(what)) => sink(Record::Skipped(what)),
+        Err(e) => sink(Record::Dead(dead(number, e, raw))),
+    }
+}
+
+/// True when the buffered start of a file holds a whole JSON value on its first line
+/// (JSON lines), false for a document spread over lines.
+fn first_line_is_whole(head: &[u8]) -> bool {
+    let first = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let first = trim(first);
+    first.is_empty() || serde_json::from_slice::<serde::de::IgnoredAny>(first).is_ok()
 }
 
 fn trim(line: &[u8]) -> &[u8] {

@@ -1,6 +1,6 @@
 //! The Kafka input: one consumer assigned every partition of the configured topics at
-//! the offsets stored in RocksDB (never broker-side commits), and the decoding of a
-//! record according to its source's declared format.
+//! the offsets stored in RocksDB (never broker-side commits). Records are decoded by
+//! their source's [`Normalizer`](crate::adapter::Normalizer).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,10 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use crate::config::{KafkaConfig, SourceConfig, SourceFormat};
-use crate::decode;
-use crate::error::DecodeError;
-use crate::event::IdentityEvent;
+use crate::config::{KafkaConfig, SourceConfig};
 
 /// The librdkafka configuration shared by the consumer and the producer.
 pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
@@ -82,24 +79,4 @@ fn partitions_of(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-}
-
-/// Decodes a record of `source`; an event whose `system` is not the source's is
-/// rejected (a topic carries one system).
-pub fn decode_record(
-    source: &SourceConfig,
-    payload: Option<&[u8]>,
-) -> Result<IdentityEvent, DecodeError> {
-    let payload = payload.ok_or_else(|| DecodeError::new("record has no value"))?;
-    let ev = match source.format {
-        SourceFormat::CanonicalJson => decode::json::decode(payload)?,
-        SourceFormat::CanonicalAvro => decode::avro::decode_datum(payload)?,
-    };
-    if ev.system != source.system {
-        return Err(DecodeError::new(format!(
-            "event system {} on topic {} which is declared {}",
-            ev.system, source.topic, source.system
-        )));
-    }
-    Ok(ev)
 }
