@@ -7,11 +7,12 @@
 //! user or role it belongs to — so a call with the key of a deleted user is covered by the
 //! user's case. An `errorCode` makes the action a failure; for `used`, only errors that
 //! mean the credential did not authenticate do (an `AccessDenied` call proves the key
-//! works). Session tokens and policy documents are never copied.
+//! works). Session tokens and policy documents are never copied. Records from before
+//! CloudTrail had `eventID` get a content id.
 
 use serde_json::Value;
 
-use super::fields::{at, last_segment, required, str_at, text, time};
+use super::fields::{at, id_or_content, last_segment, required, str_at, text, time};
 use super::Emitter;
 use crate::error::DecodeError;
 use crate::event::{Action, EntityKind, Outcome};
@@ -59,7 +60,8 @@ impl Record<'_> {
         let account = str_at(ui, "accountId").or(self.account.as_deref());
         match str_at(ui, "type")? {
             "IAMUser" => {
-                let name = str_at(ui, "userName")?;
+                // CloudTrail hides the name typed at a failed sign-in of an unknown user.
+                let name = str_at(ui, "userName").filter(|n| *n != "HIDDEN_DUE_TO_SECURITY_REASONS")?;
                 Some(match account {
                     Some(a) => format!("arn:aws:iam::{a}:user/{name}"),
                     None => name.to_owned(),
@@ -113,7 +115,7 @@ pub fn normalize(value: &Value, out: &mut Emitter) -> Result<(), DecodeError> {
     let name = required(r, "eventName")?;
     let rec = Record {
         r,
-        id: required(r, "eventID")?,
+        id: id_or_content(r, &["eventID"]),
         time: time(r, &["eventTime"])?,
         account: first(r, &["recipientAccountId", "userIdentity.accountId"]),
         error: text(r, "errorCode"),
@@ -290,7 +292,7 @@ fn lifecycle(rec: &Record<'_>, name: &str, out: &mut Emitter) {
     };
     if let Some(entity) = entity {
         rec.emit_with_parent(out, entity, kind, action, parent);
-        if name.ends_with("UserPolicy") && req("policyName") == Some("AWSCompromisedKeyQuarantine")
+        if name.ends_with("UserPolicy") && req("policyName").is_some_and(|p| p.starts_with("AWSCompromisedKeyQuarantine"))
         {
             if let Some(ev) = out.events.last_mut() {
                 ev.attributes.insert("aws.quarantine".into(), "true".into());

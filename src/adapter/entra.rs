@@ -12,7 +12,7 @@
 
 use serde_json::Value;
 
-use super::fields::{array, at, first_text, text, time};
+use super::fields::{array, at, first_text, id_or_content, text, time};
 use super::Emitter;
 use crate::error::DecodeError;
 use crate::event::{Action, EntityKind};
@@ -24,9 +24,7 @@ pub fn normalize(r: &Value, out: &mut Emitter) -> Result<(), DecodeError> {
         .or_else(|| text(r, "operationName"))
         .ok_or_else(|| DecodeError::new("missing activityDisplayName or operationName"))?;
     let time = time(p, &["activityDateTime", "createdDateTime"]).or_else(|_| time(r, &["time"]))?;
-    let id = first_text(p, &["id"])
-        .or_else(|| first_text(r, &["id", "correlationId"]).map(|c| format!("{c}:{activity}")))
-        .ok_or_else(|| DecodeError::new("missing id or correlationId"))?;
+    let id = first_text(p, &["id"]).unwrap_or_else(|| id_or_content(r, &["id"]));
     let category = first_text(r, &["category"]).unwrap_or_default();
     let actor = first_text(
         p,

@@ -94,12 +94,13 @@ fn epoch(n: f64) -> Option<Micros> {
 }
 
 /// The records inside a batching envelope — a JSON array, or an object whose only
-/// member is `Records` (CloudTrail files), `records` (Azure Monitor) or `value` (Graph)
-/// holding an array (or, for `value`, one object) — or the value itself.
+/// member (besides `@odata.*` annotations) is `Records` (CloudTrail files), `records`
+/// (Azure Monitor) or `value` (Graph) holding an array (or, for `value`, one object) — or
+/// the value itself.
 pub fn unbatch(value: &Value) -> Box<dyn Iterator<Item = &Value> + '_> {
     match value {
         Value::Array(items) => Box::new(items.iter().flat_map(unbatch)),
-        Value::Object(m) if m.len() == 1 => {
+        Value::Object(m) if m.keys().filter(|k| !k.starts_with('@')).count() == 1 => {
             match ["Records", "records", "value"]
                 .iter()
                 .find_map(|k| m.get(*k).and_then(Value::as_array))
@@ -113,6 +114,20 @@ pub fn unbatch(value: &Value) -> Box<dyn Iterator<Item = &Value> + '_> {
         }
         _ => Box::new(std::iter::once(value)),
     }
+}
+
+/// A deterministic id for a record that carries none: `sha256:` and the first 16 bytes
+/// of the SHA-256 of its JSON (object keys sorted), so a redelivered record gets the
+/// same id.
+pub fn content_id(record: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(serde_json::to_vec(record).unwrap_or_default());
+    format!("sha256:{}", crate::alert::hex(&digest[..16]))
+}
+
+/// The first of `paths` that has text, else the record's [`content_id`].
+pub fn id_or_content(record: &Value, paths: &[&str]) -> String {
+    first_text(record, paths).unwrap_or_else(|| content_id(record))
 }
 
 /// The last segment of a path-like id (`arn:…:role/path/name` → `name`).

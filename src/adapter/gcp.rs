@@ -82,10 +82,12 @@ pub fn normalize(entry: &Value, out: &mut Emitter) -> Result<(), DecodeError> {
     if let Some(key) = key_id(p, "authenticationInfo.serviceAccountKeyName") {
         let owner = text(p, "authenticationInfo.principalEmail");
         let event_id = if emitted { format!("{id}/used") } else { id };
+        // Refused authorization still proves the key authenticated; 16 is UNAUTHENTICATED.
+        let unauthenticated = at(p, "status.code").and_then(Value::as_i64) == Some(16);
         out.emit(event_id, time, key, K::ApiKey, Used)
             .parent(owner)
             .actor(actor)
-            .failed(failed)
+            .failed(unauthenticated)
             .attr("gcp.method", Some(method.clone()));
         emitted = true;
     }

@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use super::fields::{array, first_text, text, time};
+use super::fields::{array, first_text, id_or_content, text, time};
 use super::Emitter;
 use crate::error::DecodeError;
 use crate::event::{Action, EntityKind};
@@ -31,26 +31,7 @@ pub fn normalize(r: &Value, out: &mut Emitter) -> Result<(), DecodeError> {
             "properties.StartTimeUtc",
         ],
     )?;
-    let id = first_text(
-        r,
-        &[
-            "id",
-            "properties.AuditEventId",
-            "properties.MessageId",
-            "correlationId",
-        ],
-    )
-    .map(|id| {
-        if graph
-            || r.get("properties")
-                .is_some_and(|p| p.get("AuditEventId").is_some())
-        {
-            id
-        } else {
-            format!("{id}:{operation}")
-        }
-    })
-    .ok_or_else(|| DecodeError::new("missing id, AuditEventId or correlationId"))?;
+    let id = id_or_content(r, &["id", "properties.AuditEventId", "properties.MessageId"]);
     let result = first_text(r, &["activityResult", "resultType"]).unwrap_or_default();
     let failed = matches!(
         result.to_ascii_lowercase().as_str(),

@@ -11,7 +11,7 @@
 
 use serde_json::Value;
 
-use super::fields::{at, required, str_at, text, time};
+use super::fields::{at, id_or_content, required, str_at, text, time};
 use super::Emitter;
 use crate::error::DecodeError;
 use crate::event::{Action, EntityKind};
@@ -36,7 +36,7 @@ pub fn normalize(r: &Value, out: &mut Emitter) -> Result<(), DecodeError> {
         out.skip(format!("stage {stage}"));
         return Ok(());
     }
-    let id = required(r, "auditID")?;
+    let id = id_or_content(r, &["auditID"]);
     let time = time(r, &["stageTimestamp", "requestReceivedTimestamp"])?;
     let code = at(r, "responseStatus.code")
         .and_then(Value::as_i64)

@@ -334,6 +334,9 @@ impl Normalizer {
         }
         for ev in &mut emitter.events {
             self.mapping.apply(ev);
+            if ev.parent.as_ref() == Some(&ev.entity) {
+                ev.parent = None;
+            }
             ev.validate()
                 .map_err(|e| DecodeError::new(format!("{}: {e}", self.format)))?;
         }
