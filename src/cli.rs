@@ -44,9 +44,10 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Input file; repeat for several. Canonical JSON lines or an Avro container
-        /// file, or native records of the `--format`.
+        /// file, or native records of the `--format`; `FORMAT=FILE` reads one file as
+        /// another format (e.g. `--input cloudtrail=trail.json --input vault-audit=audit.log`).
         #[arg(long = "input", required = true)]
-        inputs: Vec<PathBuf>,
+        inputs: Vec<String>,
         #[command(flatten)]
         read: ReadArgs,
         /// Where to write the alerts as canonical JSON lines (`-` for stdout).
@@ -114,9 +115,9 @@ enum Command {
         /// Configuration file (for `[mapping]`).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Input file; repeat for several.
+        /// Input file; repeat for several (`FORMAT=FILE` as for replay).
         #[arg(long = "input", required = true)]
-        inputs: Vec<PathBuf>,
+        inputs: Vec<String>,
         #[command(flatten)]
         read: ReadArgs,
         /// Where to write the events (`-` for stdout).
@@ -144,8 +145,24 @@ struct ReadArgs {
 }
 
 impl ReadArgs {
-    fn normalizer(&self, config: &Config) -> Normalizer {
-        Normalizer::new(self.format, self.system, Arc::new(config.mapping.clone()))
+    /// Each input with its normalizer: `FORMAT=FILE` names its own format, a bare file
+    /// takes `--format`.
+    fn inputs(&self, inputs: &[String], config: &Config) -> Vec<(PathBuf, Normalizer)> {
+        let mapping = Arc::new(config.mapping.clone());
+        inputs
+            .iter()
+            .map(|input| {
+                let (format, path) = match input.split_once('=') {
+                    Some((f, p)) => match Format::parse(f) {
+                        Ok(format) => (format, p),
+                        Err(_) => (self.format, input.as_str()),
+                    },
+                    None => (self.format, input.as_str()),
+                };
+                let normalizer = Normalizer::new(format, self.system, mapping.clone());
+                (PathBuf::from(path), normalizer)
+            })
+            .collect()
     }
 }
 
@@ -206,8 +223,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut correlator = Correlator::new(Rules::from(&config), store);
             let input = ReplayInput {
-                paths: inputs,
-                normalizer: read.normalizer(&config),
+                inputs: read.inputs(&inputs, &config),
                 as_of,
                 allowed_lateness: config.correlator.allowed_lateness,
                 progress: std::io::stderr().is_terminal(),
@@ -326,17 +342,17 @@ fn run(cli: Cli) -> Result<()> {
             out,
         } => {
             let config = load_config(config.as_deref())?;
-            let normalizer = read.normalizer(&config);
             let (mut events, mut skipped, mut dead) = (Vec::new(), 0u64, 0u64);
-            for path in &inputs {
+            for (path, normalizer) in read.inputs(&inputs, &config) {
+                let format = normalizer.format();
                 file::read(
-                    path,
+                    &path,
                     &normalizer,
                     |record| match record {
                         Record::Event(ev) => events.push(decode::json::encode(&ev)),
                         Record::Skipped(what) => {
                             skipped += 1;
-                            eprintln!("normalize: {}: skipped a record of type {what:?} ({} does not cover it)", path.display(), read.format);
+                            eprintln!("normalize: {}: skipped a record of type {what:?} ({format} does not cover it)", path.display());
                         }
                         Record::Dead(d) => {
                             dead += 1;

@@ -28,10 +28,9 @@ const CHUNK: usize = 2048;
 /// What to replay.
 #[derive(Debug, Clone)]
 pub struct ReplayInput {
-    /// Input files, read in order.
-    pub paths: Vec<PathBuf>,
-    /// How the files are read (canonical, or a native format through its adapter).
-    pub normalizer: Normalizer,
+    /// Input files, read in order, each with how it is read (canonical, or a native
+    /// format through its adapter).
+    pub inputs: Vec<(PathBuf, Normalizer)>,
     /// Evaluate deadlines up to here (default: the latest event time read).
     pub as_of: Option<Micros>,
     /// How far out of order events may arrive.
@@ -81,9 +80,9 @@ pub fn replay(
     input: &ReplayInput,
 ) -> Result<ReplayOutcome, ReplayError> {
     let total: u64 = input
-        .paths
+        .inputs
         .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
     let bar = if input.progress {
@@ -100,12 +99,11 @@ pub fn replay(
     };
 
     let (tx, rx) = bounded::<Vec<Record>>(64);
-    let paths = input.paths.clone();
-    let normalizer = input.normalizer.clone();
+    let inputs = input.inputs.clone();
     let reader_bar = bar.clone();
     let reader = thread::spawn(move || -> Result<(), ReplayError> {
         let mut done = 0u64;
-        for path in paths {
+        for (path, normalizer) in inputs {
             let mut chunk = Vec::with_capacity(CHUNK);
             file::read(
                 &path,

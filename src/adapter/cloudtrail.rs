@@ -61,7 +61,8 @@ impl Record<'_> {
         match str_at(ui, "type")? {
             "IAMUser" => {
                 // CloudTrail hides the name typed at a failed sign-in of an unknown user.
-                let name = str_at(ui, "userName").filter(|n| *n != "HIDDEN_DUE_TO_SECURITY_REASONS")?;
+                let name =
+                    str_at(ui, "userName").filter(|n| *n != "HIDDEN_DUE_TO_SECURITY_REASONS")?;
                 Some(match account {
                     Some(a) => format!("arn:aws:iam::{a}:user/{name}"),
                     None => name.to_owned(),
@@ -292,7 +293,8 @@ fn lifecycle(rec: &Record<'_>, name: &str, out: &mut Emitter) {
     };
     if let Some(entity) = entity {
         rec.emit_with_parent(out, entity, kind, action, parent);
-        if name.ends_with("UserPolicy") && req("policyName").is_some_and(|p| p.starts_with("AWSCompromisedKeyQuarantine"))
+        if name.ends_with("UserPolicy")
+            && req("policyName").is_some_and(|p| p.starts_with("AWSCompromisedKeyQuarantine"))
         {
             if let Some(ev) = out.events.last_mut() {
                 ev.attributes.insert("aws.quarantine".into(), "true".into());

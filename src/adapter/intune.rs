@@ -31,7 +31,10 @@ pub fn normalize(r: &Value, out: &mut Emitter) -> Result<(), DecodeError> {
             "properties.StartTimeUtc",
         ],
     )?;
-    let id = id_or_content(r, &["id", "properties.AuditEventId", "properties.MessageId"]);
+    let id = id_or_content(
+        r,
+        &["id", "properties.AuditEventId", "properties.MessageId"],
+    );
     let result = first_text(r, &["activityResult", "resultType"]).unwrap_or_default();
     let failed = matches!(
         result.to_ascii_lowercase().as_str(),
