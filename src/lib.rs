@@ -9,7 +9,8 @@
 //! The flow, and where each stage lives:
 //!
 //! ```text
-//! source (files: source::file)  →  decode (decode::json, decode::avro)
+//! source (files: source::file; Kafka: source::kafka)
+//!   →  decode (decode::json, decode::avro) or adapt (adapter::*: native formats)
 //!   →  order (correlate::reorder: reorder buffer bounded by allowed_lateness)
 //!   →  correlate (correlate: lineage, per-(entity, system) state, cases, timers)
 //!   →  commit (store: one RocksDB WriteBatch per step)

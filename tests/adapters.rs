@@ -502,3 +502,116 @@ fn a_multi_format_offboarding_story_raises_the_alerts_spec_prescribes() {
     let late = alerts.iter().find(|a| a["kind"] == "echo_late").unwrap();
     assert_eq!(late["latency_ms"], 2_700_003);
 }
+
+mod robustness {
+    //! Truncated and mutated samples: every adapter returns events, a skip or a dead
+    //! letter with a reason — never a panic, never an event that breaks the canonical
+    //! invariants.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn raw_records() -> &'static [(Vec<u8>, &'static str)] {
+        static RECORDS: std::sync::OnceLock<Vec<(Vec<u8>, &'static str)>> =
+            std::sync::OnceLock::new();
+        RECORDS.get_or_init(|| {
+            GOLDEN
+                .iter()
+                .flat_map(|(sample, format)| {
+                    let text = std::fs::read(sample_path(sample)).unwrap();
+                    let lines: Vec<Vec<u8>> = if text.trim_ascii_start().starts_with(b"[")
+                        || !sample.ends_with(".jsonl")
+                    {
+                        vec![text]
+                    } else {
+                        text.split(|b| *b == b'\n')
+                            .filter(|l| !l.is_empty())
+                            .map(<[u8]>::to_vec)
+                            .collect()
+                    };
+                    lines.into_iter().map(move |l| (l, *format))
+                })
+                .collect()
+        })
+    }
+
+    fn check(raw: &[u8], format: &str) {
+        if let Ok(lockstep::adapter::Normalized::Events(events)) = normalizer(format).normalize(raw)
+        {
+            for ev in events {
+                ev.validate().unwrap();
+                assert_ne!(ev.parent.as_deref(), Some(ev.entity.as_str()));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn truncated_records_never_panic(pick in any::<prop::sample::Index>(), cut in any::<prop::sample::Index>()) {
+            let records = raw_records();
+            let (raw, format) = &records[pick.index(records.len())];
+            check(&raw[..cut.index(raw.len() + 1)], format);
+        }
+
+        #[test]
+        fn mutated_records_never_panic(
+            pick in any::<prop::sample::Index>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+        ) {
+            let records = raw_records();
+            let (raw, format) = &records[pick.index(records.len())];
+            let mut raw = raw.clone();
+            for (at, byte) in edits {
+                let i = at.index(raw.len());
+                raw[i] = byte;
+            }
+            check(&raw, format);
+        }
+
+        #[test]
+        fn values_of_the_wrong_type_never_panic(
+            pick in any::<prop::sample::Index>(),
+            field in any::<prop::sample::Index>(),
+            replacement in prop_oneof![
+                Just(serde_json::Value::Null),
+                Just(serde_json::json!(-1)),
+                Just(serde_json::json!(1e308)),
+                Just(serde_json::json!([])),
+                Just(serde_json::json!({})),
+                Just(serde_json::json!("")),
+                Just(serde_json::json!(true)),
+            ],
+        ) {
+            let records = raw_records();
+            let (raw, format) = &records[pick.index(records.len())];
+            let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(raw) else { return Ok(()); };
+            let mut paths = Vec::new();
+            collect_paths(&value, String::new(), &mut paths);
+            if paths.is_empty() { return Ok(()); }
+            let path = &paths[field.index(paths.len())];
+            if let Some(slot) = value.pointer_mut(path) { *slot = replacement; }
+            check(&serde_json::to_vec(&value).unwrap(), format);
+        }
+    }
+
+    fn collect_paths(v: &serde_json::Value, at: String, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, child) in m {
+                    let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    out.push(p.clone());
+                    collect_paths(child, p, out);
+                }
+            }
+            serde_json::Value::Array(a) => {
+                for (i, child) in a.iter().enumerate() {
+                    let p = format!("{at}/{i}");
+                    out.push(p.clone());
+                    collect_paths(child, p, out);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every adapter's fuzz target for FUZZ_SECONDS (default 60) each, seeded with the
+# golden samples: `make fuzz`. Needs the nightly toolchain and cargo-fuzz; a crash leaves
+# its input under fuzz/artifacts/<target>/ and fails the run.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${FUZZ_SECONDS:-60}
+export CARGO_TARGET_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/lockstep-fuzz-target}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+samples=../tests/fixtures/samples
+declare -A seeds=(
+  [cloudtrail]=$samples/aws_cloudtrail [gcp_audit]=$samples/gcp_audit
+  [entra_audit]=$samples/azure_entra [okta]=$samples/okta
+  [vault_audit]=$samples/vault_audit [jamf]=$samples/mdm_jamf
+  [intune]=$samples/mdm_intune [k8s_audit]=$samples/kubernetes_audit
+  [github_audit]=$samples/github_audit [ocsf]=../tests/fixtures/ocsf
+)
+for target in "${!seeds[@]}"; do
+  corpus=corpus/$target
+  mkdir -p "$corpus"
+  for file in "${seeds[$target]}"/*; do
+    [ -f "$file" ] || continue
+    case $file in
+      *.jsonl) split -l 1 -d "$file" "$corpus/$(basename "$file")." ;;
+      *) cp "$file" "$corpus/" ;;
+    esac
+  done
+  echo "fuzz: $target for ${seconds}s"
+  cargo +nightly fuzz run -O "$target" "$corpus" -- -max_total_time="$seconds" -print_final_stats=1 2>&1 \
+    | grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units|==[0-9]+==|SUMMARY|thread .* panicked)" || true
+  [ -z "$(ls -A "artifacts/$target" 2>/dev/null)" ] || { echo "fuzz: $target crashed, see fuzz/artifacts/$target"; exit 1; }
+done
+echo "fuzz: every target ran ${seconds}s without a crash"
