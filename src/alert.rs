@@ -201,6 +201,17 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Decodes [`hex`]; `None` for text it did not write.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

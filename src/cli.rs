@@ -20,6 +20,7 @@ use lockstep::live::{Control, Pipeline};
 use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
 use lockstep::simulate::{generate, Scenario};
 use lockstep::source::file::{self, Record};
+use lockstep::store::view::StateView;
 use lockstep::store::Store;
 use lockstep::telemetry::Metrics;
 use lockstep::time::{Micros, Span};
@@ -124,6 +125,50 @@ enum Command {
         #[arg(long, default_value = "-")]
         out: PathBuf,
     },
+    /// Serve the HTTP API over a state directory (read-only): browse a replay's cases,
+    /// entities, lineage and alerts.
+    Serve {
+        /// The state directory (a replay's `--state`, or a stopped instance's).
+        #[arg(long)]
+        state: PathBuf,
+        /// Where to listen; not loopback needs a token.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        listen: String,
+        /// Configuration file (for `[api] token`; LOCKSTEP_API_TOKEN also works).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print an entity's lineage: where it came from, what it spawned, and each one's
+    /// state per system.
+    Lineage {
+        /// The entity.
+        entity: String,
+        #[command(flatten)]
+        from: StateSource,
+        /// tree, json, dot (Graphviz) or mermaid.
+        #[arg(long, value_enum, default_value = "tree")]
+        format: lockstep::lineage::LineageFormat,
+    },
+    /// List cases: where each revocation's echoes stand.
+    Cases {
+        #[command(flatten)]
+        from: StateSource,
+        /// Only cases in this state: open, breached, complete or superseded.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only cases opened in or owed by this system.
+        #[arg(long)]
+        system: Option<String>,
+        /// Only cases revoked at or after this RFC 3339 instant.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Validate a configuration file and print the effective settings.
     CheckConfig {
         /// The file.
@@ -163,6 +208,32 @@ impl ReadArgs {
                 (PathBuf::from(path), normalizer)
             })
             .collect()
+    }
+}
+
+/// Where `lineage` and `cases` read from: a state directory or a running instance.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct StateSource {
+    /// A state directory, opened read-only.
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// A running instance's API, e.g. http://127.0.0.1:9464.
+    #[arg(long)]
+    api: Option<String>,
+}
+
+impl StateSource {
+    /// GETs `path` from the API, or answers it from the state directory the same way.
+    fn get(&self, path: &str) -> Result<serde_json::Value> {
+        if let Some(api) = &self.api {
+            let token = std::env::var("LOCKSTEP_API_TOKEN").ok();
+            return lockstep::client::get_json(api, path, token.as_deref());
+        }
+        let dir = self.state.as_ref().context("--state or --api")?;
+        let view = StateView::open_read_only(dir)
+            .with_context(|| format!("opening state {} read-only", dir.display()))?;
+        lockstep::api::answer(&view, path)
     }
 }
 
@@ -325,8 +396,14 @@ fn run(cli: Cli) -> Result<()> {
                         path: None,
                         message,
                     })?;
-                lockstep::api::spawn(addr, token, metrics.clone(), control.ready.clone())
-                    .with_context(|| format!("listening on {addr}"))?;
+                lockstep::api::spawn(
+                    addr,
+                    token,
+                    metrics.clone(),
+                    control.ready.clone(),
+                    Some(store.view()),
+                )
+                .with_context(|| format!("listening on {addr}"))?;
                 eprintln!("lockstep: metrics and health on http://{addr}");
             }
             let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
@@ -366,6 +443,102 @@ fn run(cli: Cli) -> Result<()> {
             let count = events.len();
             write_lines(&out, events.into_iter())?;
             eprintln!("normalize: {count} events, {skipped} records skipped, {dead} dead letters");
+            Ok(())
+        }
+        Command::Serve {
+            state,
+            listen,
+            config,
+        } => {
+            let config = load_config(config.as_deref())?;
+            let token = config
+                .api
+                .token
+                .clone()
+                .or_else(|| std::env::var("LOCKSTEP_API_TOKEN").ok());
+            let addr =
+                lockstep::api::bind_address(&listen, token.as_deref()).map_err(|message| {
+                    lockstep::error::ConfigError::Invalid {
+                        path: None,
+                        message,
+                    }
+                })?;
+            let view = StateView::open_read_only(&state)
+                .with_context(|| format!("opening state {} read-only", state.display()))?;
+            let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
+            let api =
+                lockstep::api::spawn(addr, token, Arc::new(Metrics::new()), ready, Some(view))
+                    .with_context(|| format!("listening on {addr}"))?;
+            eprintln!("lockstep: serving {} on http://{addr}", state.display());
+            api.join()
+                .map_err(|_| anyhow::anyhow!("the API thread panicked"))?;
+            Ok(())
+        }
+        Command::Lineage {
+            entity,
+            from,
+            format,
+        } => {
+            let lineage = from.get(&format!(
+                "/v1/lineage/{}",
+                lockstep::api::encode_path(&entity)
+            ))?;
+            print!("{}", lockstep::lineage::render(&lineage, format));
+            Ok(())
+        }
+        Command::Cases {
+            from,
+            status,
+            system,
+            since,
+            limit,
+            json,
+        } => {
+            let mut query = vec![format!(
+                "limit={}",
+                limit.clamp(1, lockstep::api::v1::MAX_LIMIT)
+            )];
+            for (key, value) in [("state", status), ("system", system), ("since", since)] {
+                if let Some(v) = value {
+                    query.push(format!("{key}={}", lockstep::api::encode_path(&v)));
+                }
+            }
+            let page = from.get(&format!("/v1/cases?{}", query.join("&")))?;
+            let cases = page["cases"].as_array().cloned().unwrap_or_default();
+            let mut out = BufWriter::new(std::io::stdout().lock());
+            for c in &cases {
+                if json {
+                    writeln!(out, "{c}")?;
+                    continue;
+                }
+                let echoes: Vec<String> = c["obligations"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|o| {
+                        format!(
+                            "{} {}",
+                            o["system"].as_str().unwrap_or("?"),
+                            o["status"].as_str().unwrap_or("?")
+                        )
+                    })
+                    .collect();
+                writeln!(
+                    out,
+                    "{}  {:<10}  {}  {} revoked in {}  [{}]",
+                    c["case_id"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?"),
+                    c["revoked_at"].as_str().unwrap_or("?"),
+                    c["root"].as_str().unwrap_or("?"),
+                    c["origin_system"].as_str().unwrap_or("?"),
+                    echoes.join(", ")
+                )?;
+            }
+            out.flush()?;
+            if !page["next_cursor"].is_null() {
+                eprintln!("cases: more than {limit}; raise --limit or narrow the filters");
+            }
             Ok(())
         }
         Command::CheckConfig { file } => {

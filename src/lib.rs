@@ -26,11 +26,13 @@
 pub mod adapter;
 pub mod alert;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod correlate;
 pub mod decode;
 pub mod error;
 pub mod event;
+pub mod lineage;
 pub mod live;
 pub mod replay;
 pub mod simulate;

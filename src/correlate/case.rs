@@ -15,8 +15,12 @@ use crate::time::Micros;
 pub enum Echo {
     /// The deadline has not passed.
     Pending,
-    /// At the deadline nothing was missing.
-    Met,
+    /// At the deadline nothing was missing; `at` is when the last entity the system
+    /// held was revoked there (none when it held none).
+    Met {
+        /// When the echo completed, if the system had anything to echo.
+        at: Option<Micros>,
+    },
     /// At the deadline these entities were still active (or the root unreported).
     Missing {
         /// The missing set, sorted.

@@ -142,6 +142,7 @@ impl Correlator {
             return Ok(());
         }
         self.stats.applied += 1;
+        self.store.record_history(ev)?;
         let clock = self.store.clock();
         if ev.time < clock {
             self.stats.late += 1;
@@ -288,7 +289,14 @@ impl Correlator {
             ActionClass::Usage => old,
         };
         row.states[slot] = new;
+        if new != old {
+            row.since[slot] = ev.time;
+        }
         let cases_before = row.cases.len();
+        let first_seen = row.kind.is_none();
+        if first_seen {
+            row.kind = Some(ev.entity_kind);
+        }
 
         if ev.action.reactivates() && !row.cases.is_empty() {
             let mut kept = Vec::with_capacity(row.cases.len());
@@ -312,7 +320,7 @@ impl Correlator {
             self.put_case(case);
         }
         // Usage by an active entity changes nothing: no write for most events.
-        if new != old || row.cases.len() != cases_before {
+        if new != old || row.cases.len() != cases_before || first_seen {
             self.store.put_entity(&ev.entity, row);
         }
 
@@ -373,12 +381,12 @@ impl Correlator {
             if case.is_superseded() {
                 continue;
             }
-            let missing = self.missing(&case, timer.system)?;
+            let (missing, echoed_at) = self.missing(&case, timer.system)?;
             let Some(obligation) = case.obligation_mut(timer.system) else {
                 continue;
             };
             if missing.is_empty() {
-                obligation.echo = Echo::Met;
+                obligation.echo = Echo::Met { at: echoed_at };
                 self.put_case(case);
                 continue;
             }
@@ -421,26 +429,36 @@ impl Correlator {
     }
 
     /// The missing set of SPEC §4 for `case` in `system`, sorted.
-    fn missing(&mut self, case: &Case, system: System) -> Result<Vec<String>, StoreError> {
+    /// The missing set of `case` in `system` (SPEC §4), and when the entities that
+    /// system revoked were revoked there (the latest), for the echo latency of a met
+    /// obligation.
+    fn missing(
+        &mut self,
+        case: &Case,
+        system: System,
+    ) -> Result<(Vec<String>, Option<Micros>), StoreError> {
         if system == self.rules.reporting_system {
-            let reported = self.store.state(&case.root, system)? == EchoState::Revoked;
-            return Ok(if reported {
-                vec![]
+            let (state, since) = self.store.state_since(&case.root, system)?;
+            return Ok(if state == EchoState::Revoked {
+                (vec![], Some(since))
             } else {
-                vec![case.root.clone()]
+                (vec![case.root.clone()], None)
             });
         }
         let mut candidates = lineage::descendants(&mut self.store, &case.root)?;
         candidates.push(case.root.clone());
         let mut missing = Vec::new();
+        let mut echoed_at = None;
         for e in candidates {
-            if self.store.state(&e, system)? == EchoState::Active {
-                missing.push(e);
+            match self.store.state_since(&e, system)? {
+                (EchoState::Active, _) => missing.push(e),
+                (EchoState::Revoked, since) => echoed_at = echoed_at.max(Some(since)),
+                (EchoState::None, _) => {}
             }
         }
         missing.sort();
         missing.dedup();
-        Ok(missing)
+        Ok((missing, echoed_at))
     }
 
     /// After `ev` revoked its entity in its system: raises `echo_late` for every case

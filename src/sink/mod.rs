@@ -147,7 +147,7 @@ pub fn case_json(case: &Case) -> Value {
         .map(|o| {
             let (status, entities, echoed_at, event_id) = match &o.echo {
                 Echo::Pending => ("pending", None, None, None),
-                Echo::Met => ("met", None, None, None),
+                Echo::Met { at } => ("met", None, at.as_ref(), None),
                 Echo::Missing { entities } => ("missing", Some(entities), None, None),
                 Echo::Late {
                     entities,

@@ -32,6 +32,32 @@ pub fn seen(system: System, event_id: &str) -> Vec<u8> {
     k
 }
 
+/// Key of a timeline entry: `entity \0 time(8) system event_id`, so an entity's
+/// history is one prefix scan in time order.
+pub fn history(ev: &crate::event::IdentityEvent) -> Vec<u8> {
+    let mut k = history_prefix(&ev.entity);
+    k.extend_from_slice(&instant(ev.time));
+    k.push(ev.system.index() as u8);
+    k.extend_from_slice(ev.event_id.as_bytes());
+    k
+}
+
+/// The prefix of every timeline key of `entity`.
+pub fn history_prefix(entity: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(entity.len() + 24);
+    k.extend_from_slice(entity.as_bytes());
+    k.push(0);
+    k
+}
+
+/// Key of the time index of alerts: `at(8) alert_id`.
+pub fn alert_time(at: Micros, alert_id: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(alert_id.len() + 8);
+    k.extend_from_slice(&instant(at));
+    k.extend_from_slice(alert_id.as_bytes());
+    k
+}
+
 /// A deadline timer: `(deadline, case_id, system)`, scanned in deadline order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerKey {

@@ -13,9 +13,15 @@
 //! | `meta`     | name | the processing clock |
 //! | `positions`| topic \0 partition | the next offset to consume |
 //! | `outbox`   | sequence | a record to produce, removed once delivered |
+//! | `history`  | entity \0 time system event_id | what the event did (the entity's timeline) |
+//! | `alert_times` | at alert_id | — (alerts in time order) |
+//!
+//! [`view::StateView`] reads the committed state for the API and the CLI, beside a
+//! running correlator or from a state directory opened read-only.
 
 pub mod keys;
 mod table;
+pub mod view;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -54,6 +60,10 @@ pub struct EntityRow {
     pub states: [EchoState; 4],
     /// Open (not superseded) cases whose root is this entity, oldest first.
     pub cases: Vec<String>,
+    /// When the state in each system last changed.
+    pub since: [Micros; 4],
+    /// The kind its first applied event gave it.
+    pub kind: Option<crate::event::EntityKind>,
 }
 
 /// An entity's place in the lineage graph.
@@ -66,7 +76,7 @@ pub struct LineageRow {
 }
 
 const CACHE_BUDGET: usize = 400_000;
-const COLUMN_FAMILIES: [&str; 10] = [
+const COLUMN_FAMILIES: [&str; 12] = [
     "entities",
     "lineage",
     "cases",
@@ -77,6 +87,8 @@ const COLUMN_FAMILIES: [&str; 10] = [
     "meta",
     "positions",
     "outbox",
+    "history",
+    "alert_times",
 ];
 const CLOCK_KEY: &[u8] = b"clock";
 
@@ -99,6 +111,25 @@ pub struct Store {
     timers: BTreeSet<TimerKey>,
     timers_added: Vec<TimerKey>,
     timers_removed: Vec<TimerKey>,
+    appended: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
+}
+
+/// One line of an entity's timeline: an applied event, as the `history` column family
+/// keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The event's id.
+    pub event_id: String,
+    /// The system that recorded it.
+    pub system: System,
+    /// Its time.
+    pub time: Micros,
+    /// What happened.
+    pub action: crate::event::Action,
+    /// Whether it took effect.
+    pub outcome: crate::event::Outcome,
+    /// Who did it.
+    pub actor: Option<String>,
 }
 
 impl Store {
@@ -166,6 +197,7 @@ impl Store {
             timers,
             timers_added: Vec::new(),
             timers_removed: Vec::new(),
+            appended: Vec::new(),
         })
     }
 
@@ -192,8 +224,19 @@ impl Store {
 
     /// The state of `entity` in `system`.
     pub fn state(&mut self, entity: &str, system: System) -> Result<EchoState, StoreError> {
+        Ok(self.state_since(entity, system)?.0)
+    }
+
+    /// The state of `entity` in `system` and when it last changed.
+    pub fn state_since(
+        &mut self,
+        entity: &str,
+        system: System,
+    ) -> Result<(EchoState, Micros), StoreError> {
         self.entities.read(&self.db, entity.as_bytes(), |row| {
-            row.map_or(EchoState::None, |r| r.states[system.index()])
+            row.map_or((EchoState::None, Micros::MIN), |r| {
+                (r.states[system.index()], r.since[system.index()])
+            })
         })
     }
 
@@ -279,6 +322,29 @@ impl Store {
             message: e.to_string(),
         })?;
         self.alerts.put(alert.alert_id.as_bytes(), json);
+        self.appended.push((
+            "alert_times",
+            keys::alert_time(alert.at, &alert.alert_id),
+            Vec::new(),
+        ));
+        Ok(())
+    }
+
+    /// Adds an applied event to its entity's timeline.
+    pub fn record_history(&mut self, ev: &IdentityEvent) -> Result<(), StoreError> {
+        let entry = HistoryEntry {
+            event_id: ev.event_id.clone(),
+            system: ev.system,
+            time: ev.time,
+            action: ev.action,
+            outcome: ev.outcome,
+            actor: ev.actor.clone(),
+        };
+        let bytes = bincode::serialize(&entry).map_err(|e| StoreError::Corrupt {
+            cf: "history",
+            message: e.to_string(),
+        })?;
+        self.appended.push(("history", keys::history(ev), bytes));
         Ok(())
     }
 
@@ -406,7 +472,15 @@ impl Store {
         }
         self.timers_added.clear();
         self.timers_removed.clear();
+        for (cf, key, value) in self.appended.drain(..) {
+            batch.put_cf(table::cf(db, cf)?, key, value);
+        }
         Ok(())
+    }
+
+    /// A read-only view of the committed state, for the API beside a running pipeline.
+    pub fn view(&self) -> view::StateView {
+        view::StateView::new(Arc::clone(&self.db))
     }
 }
 

@@ -1,5 +1,9 @@
-//! The HTTP listener: `/healthz`, `/readyz` and `/metrics` (Prometheus). A bearer token
-//! is required unless the listener is bound to loopback; refusals are counted.
+//! The HTTP listener: `/healthz`, `/readyz`, `/metrics` (Prometheus), the `/v1` routes
+//! over the committed state ([`v1`]) and their OpenAPI document ([`openapi`]). A bearer
+//! token is required unless the listener is bound to loopback; refusals are counted.
+
+pub mod openapi;
+pub mod v1;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 
+use crate::store::view::StateView;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -19,6 +24,7 @@ struct Shared {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     token: Option<Arc<str>>,
+    view: Option<StateView>,
 }
 
 /// Where to listen and with which token; checks that a non-loopback listener has one.
@@ -34,12 +40,14 @@ pub fn bind_address(listen: &str, token: Option<&str>) -> Result<SocketAddr, Str
     Ok(addr)
 }
 
-/// Serves the API on its own thread until the process exits.
+/// Serves the API on its own thread until the process exits: health, metrics, and the
+/// `/v1` routes over `view` (503 without one).
 pub fn spawn(
     addr: SocketAddr,
     token: Option<String>,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    view: Option<StateView>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
@@ -47,6 +55,7 @@ pub fn spawn(
         metrics,
         ready,
         token: token.map(Arc::from),
+        view,
     };
     std::thread::Builder::new()
         .name("api".into())
@@ -76,6 +85,44 @@ pub fn spawn(
         })
 }
 
+/// Answers a GET of `path` (with its query) from `view` without a listener, exactly as
+/// the API would: the CLI's `--state` mode.
+pub fn answer(view: &StateView, path: &str) -> anyhow::Result<serde_json::Value> {
+    let shared = Shared {
+        metrics: Arc::new(Metrics::new()),
+        ready: Arc::new(AtomicBool::new(true)),
+        token: None,
+        view: Some(view.clone()),
+    };
+    let request = Request::builder()
+        .uri(path)
+        .body(axum::body::Body::empty())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(async move {
+        use tower::ServiceExt;
+        let response = router(shared).oneshot(request).await?;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
+        let value: serde_json::Value = serde_json::from_slice(&body)?;
+        if !status.is_success() {
+            anyhow::bail!("{status}: {}", value["error"].as_str().unwrap_or(""));
+        }
+        Ok(value)
+    })
+}
+
+/// Percent-encodes a path segment or query value (ids hold `/`, `:` and `|`).
+pub fn encode_path(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn router(shared: Shared) -> Router {
     Router::new()
         .route(
@@ -84,6 +131,7 @@ fn router(shared: Shared) -> Router {
         )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(v1::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
         .layer(middleware::from_fn_with_state(shared.clone(), authorize))
         .with_state(shared)

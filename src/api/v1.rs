@@ -1,0 +1,197 @@
+//! `/v1`: the SOC's view of the state — cases with their obligations and evidence,
+//! entities with their state per system and timeline, lineage up and down, alerts in
+//! time order — read from the committed state ([`StateView`]). Errors are JSON
+//! `{"error": …}` with 400 (a bad parameter, naming it) or 404 (nothing by that id).
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::{error, Shared};
+use crate::sink::case_json;
+use crate::store::view::{CaseFilter, CaseState, StateView};
+use crate::time::Micros;
+
+/// The largest page a request may ask for.
+pub const MAX_LIMIT: usize = 1000;
+const DEFAULT_LIMIT: usize = 100;
+
+/// The `/v1` routes.
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/v1/cases", get(cases))
+        .route("/v1/cases/{id}", get(case))
+        .route("/v1/entities/{id}", get(entity))
+        .route("/v1/lineage/{id}", get(lineage))
+        .route("/v1/alerts", get(alerts))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(super::openapi::document()) }),
+        )
+}
+
+type Params = Query<HashMap<String, String>>;
+
+fn view(s: &Shared) -> Result<&StateView, Response> {
+    s.view
+        .as_ref()
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no state is open"))
+}
+
+fn bad(message: String) -> Response {
+    error(StatusCode::BAD_REQUEST, &message)
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "reading the state failed");
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "reading the state failed",
+    )
+}
+
+fn limit(q: &HashMap<String, String>) -> Result<usize, Response> {
+    match q.get("limit") {
+        None => Ok(DEFAULT_LIMIT),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            _ => Err(bad(format!(
+                "limit {v:?}: expected an integer from 1 to {MAX_LIMIT}"
+            ))),
+        },
+    }
+}
+
+fn instant(q: &HashMap<String, String>, key: &str) -> Result<Option<Micros>, Response> {
+    q.get(key)
+        .map(|v| Micros::parse(v).map_err(|e| bad(format!("{key}: {e}"))))
+        .transpose()
+}
+
+fn only(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Response> {
+    match q.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(bad(format!(
+            "unknown parameter {k:?}: expected {}",
+            allowed.join(", ")
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A case as evidence, with where it stands.
+pub fn case_view(case: &crate::correlate::case::Case) -> Value {
+    let mut v = case_json(case);
+    v["state"] = json!(CaseState::of(case));
+    v
+}
+
+async fn cases(State(s): State<Shared>, Query(q): Params) -> Response {
+    let run = || -> Result<Value, Response> {
+        only(&q, &["state", "system", "since", "limit", "cursor"])?;
+        let filter = CaseFilter {
+            state: q
+                .get("state")
+                .map(|v| CaseState::parse(v))
+                .transpose()
+                .map_err(bad)?,
+            system: q
+                .get("system")
+                .map(|v| crate::event::System::parse(v))
+                .transpose()
+                .map_err(bad)?,
+            since: instant(&q, "since")?,
+        };
+        let (page, next) = view(&s)?
+            .cases(&filter, q.get("cursor").map(String::as_str), limit(&q)?)
+            .map_err(internal)?;
+        Ok(json!({
+            "cases": page.iter().map(case_view).collect::<Vec<_>>(),
+            "next_cursor": next,
+        }))
+    };
+    respond(run())
+}
+
+async fn case(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    let run = || -> Result<Value, Response> {
+        match view(&s)?.case(&id).map_err(internal)? {
+            Some(c) => Ok(case_view(&c)),
+            None => Err(error(StatusCode::NOT_FOUND, &format!("no case {id}"))),
+        }
+    };
+    respond(run())
+}
+
+async fn entity(State(s): State<Shared>, Path(id): Path<String>, Query(q): Params) -> Response {
+    let run = || -> Result<Value, Response> {
+        only(&q, &["limit"])?;
+        let v = view(&s)?;
+        if !v.knows(&id).map_err(internal)? {
+            return Err(error(StatusCode::NOT_FOUND, &format!("no entity {id}")));
+        }
+        let row = v.entity(&id).map_err(internal)?.unwrap_or_default();
+        let lineage = v.lineage_row(&id).map_err(internal)?;
+        Ok(json!({
+            "entity": id,
+            "kind": row.kind,
+            "states": v.states(&id).map_err(internal)?,
+            "open_cases": row.cases,
+            "parent": lineage.parent,
+            "children": lineage.children,
+            "timeline": v.history(&id, limit(&q)?).map_err(internal)?,
+        }))
+    };
+    respond(run())
+}
+
+async fn lineage(State(s): State<Shared>, Path(id): Path<String>) -> Response {
+    let run = || -> Result<Value, Response> {
+        let v = view(&s)?;
+        if !v.knows(&id).map_err(internal)? {
+            return Err(error(StatusCode::NOT_FOUND, &format!("no entity {id}")));
+        }
+        lineage_json(v, &id).map_err(internal)
+    };
+    respond(run())
+}
+
+/// An entity's lineage: its ancestors (nearest first) with their state per system, and
+/// the tree of its descendants.
+pub fn lineage_json(v: &StateView, id: &str) -> Result<Value, crate::error::StoreError> {
+    let ancestors = v
+        .ancestors(id)?
+        .into_iter()
+        .map(|a| {
+            let kind = v.entity(&a)?.and_then(|r| r.kind);
+            Ok(json!({"entity": a, "kind": kind, "states": v.states(&a)?}))
+        })
+        .collect::<Result<Vec<_>, crate::error::StoreError>>()?;
+    Ok(json!({"entity": id, "ancestors": ancestors, "tree": v.descendants(id)?}))
+}
+
+async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {
+    let run = || -> Result<Value, Response> {
+        only(&q, &["since", "limit", "cursor"])?;
+        let cursor = q.get("cursor").map(String::as_str);
+        if cursor.is_some_and(|c| crate::alert::unhex(c).is_none()) {
+            return Err(bad("cursor: not a cursor this API returned".into()));
+        }
+        let (page, next) = view(&s)?
+            .alerts(instant(&q, "since")?, cursor, limit(&q)?)
+            .map_err(internal)?;
+        Ok(json!({"alerts": page, "next_cursor": next}))
+    };
+    respond(run())
+}
+
+fn respond(result: Result<Value, Response>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}

@@ -1,0 +1,188 @@
+//! Rendering a lineage (the JSON of `/v1/lineage/{id}`) for incident responders: an
+//! indented tree with each entity's kind and state per system, JSON, Graphviz dot, or a
+//! Mermaid flowchart. Where a credential came from is above the tree; what it spawned
+//! and where each one is still alive, in it.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+/// The output formats of `lockstep lineage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LineageFormat {
+    /// An indented tree.
+    Tree,
+    /// The API's JSON.
+    Json,
+    /// Graphviz dot.
+    Dot,
+    /// A Mermaid flowchart.
+    Mermaid,
+}
+
+/// Renders `lineage` in `format`.
+pub fn render(lineage: &Value, format: LineageFormat) -> String {
+    match format {
+        LineageFormat::Tree => tree(lineage),
+        LineageFormat::Json => serde_json::to_string_pretty(lineage).unwrap_or_default(),
+        LineageFormat::Dot => dot(lineage),
+        LineageFormat::Mermaid => mermaid(lineage),
+    }
+}
+
+fn label(node: &Value) -> String {
+    let kind = node["kind"].as_str().unwrap_or("?");
+    format!("{} ({kind})", node["entity"].as_str().unwrap_or("?"))
+}
+
+fn states(node: &Value) -> String {
+    let parts: Vec<String> = node["states"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            let since = s["since"]
+                .as_str()
+                .map(|t| format!(" since {t}"))
+                .unwrap_or_default();
+            format!(
+                "{}: {}{since}",
+                s["system"].as_str().unwrap_or("?"),
+                s["state"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "no state".into()
+    } else {
+        parts.join(" · ")
+    }
+}
+
+fn tree(lineage: &Value) -> String {
+    let mut out = String::new();
+    let ancestors = lineage["ancestors"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (depth, a) in ancestors.iter().rev().enumerate() {
+        let _ = writeln!(out, "{}↑ {}  [{}]", "  ".repeat(depth), label(a), states(a));
+    }
+    let root = &lineage["tree"];
+    let cases = root["cases"].as_array().map(|c| c.len()).unwrap_or(0);
+    let open = if cases > 0 {
+        format!("  · {cases} open case(s)")
+    } else {
+        String::new()
+    };
+    let _ = writeln!(out, "{}  [{}]{open}", label(root), states(root));
+    branch(root, "", &mut out);
+    out
+}
+
+fn branch(node: &Value, prefix: &str, out: &mut String) {
+    let children = node["children"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, child) in children.iter().enumerate() {
+        let last = i + 1 == children.len();
+        let _ = writeln!(
+            out,
+            "{prefix}{}{}  [{}]",
+            if last { "└── " } else { "├── " },
+            label(child),
+            states(child)
+        );
+        branch(
+            child,
+            &format!("{prefix}{}", if last { "    " } else { "│   " }),
+            out,
+        );
+    }
+}
+
+/// Every (parent, child) edge and every node, ancestors included.
+fn graph(lineage: &Value) -> (Vec<&Value>, Vec<(String, String)>) {
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    let ancestors = lineage["ancestors"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut below = lineage["entity"].as_str().unwrap_or("").to_owned();
+    for a in ancestors {
+        let id = a["entity"].as_str().unwrap_or("").to_owned();
+        edges.push((id.clone(), below));
+        nodes.push(a);
+        below = id;
+    }
+    fn walk<'a>(n: &'a Value, nodes: &mut Vec<&'a Value>, edges: &mut Vec<(String, String)>) {
+        nodes.push(n);
+        for c in n["children"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            edges.push((
+                n["entity"].as_str().unwrap_or("").into(),
+                c["entity"].as_str().unwrap_or("").into(),
+            ));
+            walk(c, nodes, edges);
+        }
+    }
+    walk(&lineage["tree"], &mut nodes, &mut edges);
+    (nodes, edges)
+}
+
+fn alive(node: &Value) -> bool {
+    node["states"]
+        .as_array()
+        .is_some_and(|s| s.iter().any(|s| s["state"] == "active"))
+}
+
+fn dot(lineage: &Value) -> String {
+    let (nodes, edges) = graph(lineage);
+    let q = |s: &str| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""));
+    let mut out = String::from(
+        "digraph lineage {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\"];\n",
+    );
+    for n in nodes {
+        let id = n["entity"].as_str().unwrap_or("");
+        let colour = if alive(n) { "red" } else { "gray40" };
+        let _ = writeln!(
+            out,
+            "  {} [label={}, color={colour}];",
+            q(id),
+            q(&format!("{}\n{}", label(n), states(n)))
+        );
+    }
+    for (from, to) in edges {
+        let _ = writeln!(out, "  {} -> {};", q(&from), q(&to));
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn mermaid(lineage: &Value) -> String {
+    let (nodes, edges) = graph(lineage);
+    let mut ids = std::collections::HashMap::new();
+    let mut out = String::from("flowchart TD\n");
+    for n in nodes {
+        let entity = n["entity"].as_str().unwrap_or("");
+        let next = ids.len();
+        let id = *ids.entry(entity.to_owned()).or_insert(next);
+        let text = format!("{}<br/>{}", label(n), states(n)).replace('"', "#quot;");
+        let _ = writeln!(out, "  n{id}[\"{text}\"]");
+        if alive(n) {
+            let _ = writeln!(out, "  style n{id} stroke:#c00,stroke-width:2px");
+        }
+    }
+    for (from, to) in edges {
+        if let (Some(a), Some(b)) = (ids.get(&from), ids.get(&to)) {
+            let _ = writeln!(out, "  n{a} --> n{b}");
+        }
+    }
+    out
+}

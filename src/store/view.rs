@@ -1,0 +1,337 @@
+//! Reading the committed state: cases with their obligations, an entity's state per
+//! system and timeline, lineage up and down, alerts in time order. Used by the HTTP API
+//! beside a running correlator (RocksDB serves concurrent readers) and by the CLI on a
+//! state directory opened read-only. It sees what the last commit wrote.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{Direction, IteratorMode, Options, DB};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{keys, table, EchoState, EntityRow, HistoryEntry, LineageRow, COLUMN_FAMILIES};
+use crate::correlate::case::{Case, Echo};
+use crate::error::StoreError;
+use crate::event::{EntityKind, System};
+use crate::time::Micros;
+
+/// Where a case stands, for filtering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseState {
+    /// Some deadline has not passed and nothing is missing.
+    Open,
+    /// Some system's echo is missing.
+    Breached,
+    /// Every obligation is met or was met late.
+    Complete,
+    /// A reactivation of the root superseded it.
+    Superseded,
+}
+
+impl CaseState {
+    /// The state of `case`.
+    pub fn of(case: &Case) -> CaseState {
+        if case.is_superseded() {
+            CaseState::Superseded
+        } else if case
+            .obligations
+            .iter()
+            .any(|o| matches!(o.echo, Echo::Missing { .. }))
+        {
+            CaseState::Breached
+        } else if case.obligations.iter().any(|o| o.echo == Echo::Pending) {
+            CaseState::Open
+        } else {
+            CaseState::Complete
+        }
+    }
+
+    /// Parses `open`, `breached`, `complete` or `superseded`.
+    pub fn parse(s: &str) -> Result<CaseState, String> {
+        match s {
+            "open" => Ok(CaseState::Open),
+            "breached" => Ok(CaseState::Breached),
+            "complete" => Ok(CaseState::Complete),
+            "superseded" => Ok(CaseState::Superseded),
+            other => Err(format!(
+                "unknown case state {other:?}: expected open, breached, complete or superseded"
+            )),
+        }
+    }
+}
+
+/// Which cases to list.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    /// Only cases in this state.
+    pub state: Option<CaseState>,
+    /// Only cases with an obligation in (or opened by) this system.
+    pub system: Option<System>,
+    /// Only cases revoked at or after this instant.
+    pub since: Option<Micros>,
+}
+
+impl CaseFilter {
+    fn accepts(&self, case: &Case) -> bool {
+        self.state.is_none_or(|s| CaseState::of(case) == s)
+            && self
+                .system
+                .is_none_or(|s| case.origin == s || case.obligations.iter().any(|o| o.system == s))
+            && self.since.is_none_or(|t| case.revoked_at >= t)
+    }
+}
+
+/// An entity as one system sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SystemState {
+    /// The system.
+    pub system: System,
+    /// `none`, `active` or `revoked`.
+    pub state: &'static str,
+    /// When it last changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<Micros>,
+}
+
+/// A node of a lineage tree: an entity, its kind, its state per system, its children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineageNode {
+    /// The entity.
+    pub entity: String,
+    /// Its kind, when an event gave one.
+    pub kind: Option<EntityKind>,
+    /// Its state in each system it was seen in.
+    pub states: Vec<SystemState>,
+    /// Open cases rooted at it.
+    pub cases: Vec<String>,
+    /// Entities issued from it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<LineageNode>,
+}
+
+/// How far a lineage walk goes before it stops (cycles cannot happen; wide trees can).
+const MAX_LINEAGE_NODES: usize = 10_000;
+
+/// A read-only handle on the committed state.
+#[derive(Clone)]
+pub struct StateView {
+    db: Arc<DB>,
+}
+
+impl StateView {
+    pub(super) fn new(db: Arc<DB>) -> StateView {
+        StateView { db }
+    }
+
+    /// Opens a state directory read-only (a running instance may keep writing it; the
+    /// view is what was committed when it was opened).
+    pub fn open_read_only(dir: &Path) -> Result<StateView, StoreError> {
+        let db = DB::open_cf_for_read_only(&Options::default(), dir, COLUMN_FAMILIES, false)?;
+        Ok(StateView { db: Arc::new(db) })
+    }
+
+    fn get<V: DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+    ) -> Result<Option<V>, StoreError> {
+        match self.db.get_pinned_cf(table::cf(&self.db, cf)?, key)? {
+            Some(bytes) => {
+                bincode::deserialize(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        cf,
+                        message: e.to_string(),
+                    })
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The case with this id.
+    pub fn case(&self, id: &str) -> Result<Option<Case>, StoreError> {
+        self.get("cases", id.as_bytes())
+    }
+
+    /// Up to `limit` cases that `filter` accepts, in case-id order after the cursor
+    /// `after`; and the cursor of the next page, if there is one.
+    pub fn cases(
+        &self,
+        filter: &CaseFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Case>, Option<String>), StoreError> {
+        let cf = table::cf(&self.db, "cases")?;
+        let mode = match after {
+            Some(a) => IteratorMode::From(a.as_bytes(), Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        let mut page = Vec::new();
+        for item in self.db.iterator_cf(cf, mode) {
+            let (key, value) = item?;
+            if after.is_some_and(|a| a.as_bytes() == &*key) {
+                continue;
+            }
+            let case: Case = bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
+                cf: "cases",
+                message: e.to_string(),
+            })?;
+            if !filter.accepts(&case) {
+                continue;
+            }
+            if page.len() == limit {
+                let next = page.last().map(|c: &Case| c.id.clone());
+                return Ok((page, next));
+            }
+            page.push(case);
+        }
+        Ok((page, None))
+    }
+
+    /// The row of an entity, if any event named it.
+    pub fn entity(&self, id: &str) -> Result<Option<EntityRow>, StoreError> {
+        self.get("entities", id.as_bytes())
+    }
+
+    /// The lineage row of an entity.
+    pub fn lineage_row(&self, id: &str) -> Result<LineageRow, StoreError> {
+        Ok(self.get("lineage", id.as_bytes())?.unwrap_or_default())
+    }
+
+    /// The applied events about `id`, oldest first (at most `limit`).
+    pub fn history(&self, id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let prefix = keys::history_prefix(id);
+        let cf = table::cf(&self.db, "history")?;
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&prefix, Direction::Forward))
+        {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || out.len() == limit {
+                break;
+            }
+            out.push(
+                bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
+                    cf: "history",
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Whether any event named `id` (as entity or as a parent).
+    pub fn knows(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.entity(id)?.is_some()
+            || self.get::<LineageRow>("lineage", id.as_bytes())?.is_some())
+    }
+
+    /// The state of `id` in every system it was seen in.
+    pub fn states(&self, id: &str) -> Result<Vec<SystemState>, StoreError> {
+        let row = self.entity(id)?.unwrap_or_default();
+        Ok(System::ALL
+            .iter()
+            .filter(|s| row.states[s.index()] != EchoState::None)
+            .map(|s| SystemState {
+                system: *s,
+                state: match row.states[s.index()] {
+                    EchoState::None => "none",
+                    EchoState::Active => "active",
+                    EchoState::Revoked => "revoked",
+                },
+                since: Some(row.since[s.index()]).filter(|t| *t != Micros::MIN),
+            })
+            .collect())
+    }
+
+    /// The chain of parents of `id`, nearest first.
+    pub fn ancestors(&self, id: &str) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = Vec::new();
+        let mut at = id.to_owned();
+        while let Some(parent) = self.lineage_row(&at)?.parent {
+            if out.len() >= MAX_LINEAGE_NODES || out.contains(&parent) {
+                break;
+            }
+            out.push(parent.clone());
+            at = parent;
+        }
+        Ok(out)
+    }
+
+    /// `id` and everything issued from it, as a tree.
+    pub fn descendants(&self, id: &str) -> Result<LineageNode, StoreError> {
+        let mut budget = MAX_LINEAGE_NODES;
+        self.node(id, &mut budget)
+    }
+
+    fn node(&self, id: &str, budget: &mut usize) -> Result<LineageNode, StoreError> {
+        *budget = budget.saturating_sub(1);
+        let row = self.entity(id)?.unwrap_or_default();
+        let mut children = Vec::new();
+        let mut kids = self.lineage_row(id)?.children;
+        kids.sort();
+        for child in kids {
+            if *budget == 0 {
+                break;
+            }
+            children.push(self.node(&child, budget)?);
+        }
+        Ok(LineageNode {
+            entity: id.to_owned(),
+            kind: row.kind,
+            states: self.states(id)?,
+            cases: row.cases,
+            children,
+        })
+    }
+
+    /// Up to `limit` alerts (canonical JSON) raised at or after `since`, in time order,
+    /// after the cursor `after`; and the next cursor, if there is more.
+    pub fn alerts(
+        &self,
+        since: Option<Micros>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<serde_json::Value>, Option<String>), StoreError> {
+        let cf = table::cf(&self.db, "alert_times")?;
+        let start = match after {
+            Some(cursor) => crate::alert::unhex(cursor)
+                .ok_or_else(|| StoreError::Incompatible(format!("invalid cursor {cursor:?}")))?,
+            None => keys::alert_time(since.unwrap_or(Micros::MIN), "").to_vec(),
+        };
+        let alerts = table::cf(&self.db, "alerts")?;
+        let mut page = Vec::new();
+        let mut last = None;
+        for item in self
+            .db
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward))
+        {
+            let (key, _) = item?;
+            if after.is_some() && *key == *start {
+                continue;
+            }
+            if page.len() == limit {
+                return Ok((page, last.map(|k: Vec<u8>| crate::alert::hex(&k))));
+            }
+            let id = &key[8..];
+            if let Some(bytes) = self.db.get_pinned_cf(alerts, id)? {
+                let json: String =
+                    bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
+                        cf: "alerts",
+                        message: e.to_string(),
+                    })?;
+                page.push(
+                    serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                        cf: "alerts",
+                        message: e.to_string(),
+                    })?,
+                );
+            }
+            last = Some(key.to_vec());
+        }
+        Ok((page, None))
+    }
+}
