@@ -18,6 +18,7 @@ use lockstep::decode;
 use lockstep::event::System;
 use lockstep::live::{Control, Pipeline};
 use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
+use lockstep::report::{Report, ReportFormat};
 use lockstep::simulate::{generate, Scenario};
 use lockstep::source::file::{self, Record};
 use lockstep::store::view::StateView;
@@ -66,6 +67,10 @@ enum Command {
         /// Also print every alert readably on stdout.
         #[arg(long)]
         print: bool,
+        /// Write an evidence report; the extension names the format (.json, .csv, .md,
+        /// .html). Repeat for several.
+        #[arg(long = "report")]
+        reports: Vec<PathBuf>,
     },
     /// Run the live pipeline: consume the source topics, produce alerts (SPEC §5, §6).
     Run {
@@ -284,7 +289,13 @@ fn run(cli: Cli) -> Result<()> {
             state,
             dead_letters,
             print,
+            reports,
         } => {
+            let formats = reports
+                .iter()
+                .map(|r| ReportFormat::of(r).map(|f| (r.clone(), f)))
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(anyhow::Error::msg)?;
             let config = load_config(config.as_deref())?;
             let store = match state.or_else(|| config.state.dir.clone()) {
                 Some(dir) => {
@@ -325,6 +336,16 @@ fn run(cli: Cli) -> Result<()> {
             }
             if print {
                 print_alerts(&outcome.alerts)?;
+            }
+            if !formats.is_empty() {
+                let view = correlator.store_mut().view();
+                let report =
+                    Report::build(&view, &outcome.alerts, outcome.events_read, outcome.as_of)?;
+                for (path, format) in formats {
+                    std::fs::write(&path, report.render(format))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("replay: report written to {}", path.display());
+                }
             }
             summarize(&outcome, elapsed.as_secs_f64());
             Ok(())

@@ -35,6 +35,7 @@ pub mod event;
 pub mod lineage;
 pub mod live;
 pub mod replay;
+pub mod report;
 pub mod simulate;
 pub mod sink;
 pub mod source;

@@ -1,0 +1,249 @@
+//! The report as one self-contained HTML page: inline CSS and SVG, no script, no
+//! network. Every number sits in a cell with a `data-metric="<system>.<metric>"`
+//! attribute, the same names as the CSV's, so a test can hold them against each other.
+
+use std::fmt::Write;
+
+use super::{duration, Report, BUCKETS};
+
+fn esc(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+const COLOURS: [(&str, &str); 4] = [
+    ("on time", "#2e7d32"),
+    ("late", "#f9a825"),
+    ("never", "#c62828"),
+    ("pending", "#90a4ae"),
+];
+
+/// Stacked bars of each system's obligations: on time, late, never, pending.
+fn compliance_chart(r: &Report) -> String {
+    let (width, bar, gap, left) = (640.0, 26.0, 14.0, 70.0);
+    let height = r.systems.len() as f64 * (bar + gap) + 40.0;
+    let mut svg = format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="SLA compliance per system" width="{width}" height="{height}" viewBox="0 0 {width} {height}">"#
+    );
+    for (i, s) in r.systems.iter().enumerate() {
+        let y = 10.0 + i as f64 * (bar + gap);
+        let total = (s.on_time + s.late + s.never + s.pending).max(1) as f64;
+        let _ = write!(
+            svg,
+            r#"<text x="0" y="{}" class="label">{}</text>"#,
+            y + bar * 0.7,
+            esc(&s.system)
+        );
+        let mut x = left;
+        for ((label, colour), n) in COLOURS.iter().zip([s.on_time, s.late, s.never, s.pending]) {
+            let w = (width - left - 60.0) * n as f64 / total;
+            if n > 0 {
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{x:.1}" y="{y}" width="{w:.1}" height="{bar}" fill="{colour}"><title>{} {label}: {n}</title></rect>"#,
+                    esc(&s.system)
+                );
+            }
+            x += w;
+        }
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{}" class="label">{:.1}%</text>"#,
+            x + 6.0,
+            y + bar * 0.7,
+            s.compliance_pct
+        );
+    }
+    let mut x = left;
+    for (label, colour) in COLOURS {
+        let y = height - 14.0;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x}" y="{}" width="12" height="12" fill="{colour}"/><text x="{}" y="{}" class="small">{label}</text>"#,
+            y - 10.0,
+            x + 16.0,
+            y
+        );
+        x += 90.0;
+    }
+    svg + "</svg>"
+}
+
+/// One small bar chart per system of its echo latencies by bucket.
+fn latency_charts(r: &Report) -> String {
+    let (width, height, top, bottom) = (300.0, 170.0, 16.0, 40.0);
+    let mut out = String::new();
+    for s in &r.systems {
+        let max = s
+            .latency
+            .histogram
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
+        let step = (width - 20.0) / BUCKETS.len() as f64;
+        let mut svg = format!(
+            r#"<figure><svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="echo latency of {0}" width="{width}" height="{height}" viewBox="0 0 {width} {height}">"#,
+            esc(&s.system)
+        );
+        for (i, (n, (_, label))) in s.latency.histogram.iter().zip(BUCKETS).enumerate() {
+            let h = (height - top - bottom) * *n as f64 / max;
+            let x = 10.0 + i as f64 * step;
+            let y = height - bottom - h;
+            let _ = write!(
+                svg,
+                r##"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="{h:.1}" fill="#1565c0"><title>{label}: {n}</title></rect><text x="{:.1}" y="{:.1}" class="small" text-anchor="middle">{n}</text><text x="{:.1}" y="{}" class="tiny" text-anchor="middle">{}</text>"##,
+                x + 2.0,
+                step - 4.0,
+                x + step / 2.0,
+                y - 3.0,
+                x + step / 2.0,
+                height - bottom + 14.0,
+                esc(label)
+            );
+        }
+        let _ = write!(
+            svg,
+            r#"</svg><figcaption>{}: {} echoes, p50 {}, p90 {}, max {}</figcaption></figure>"#,
+            esc(&s.system),
+            s.latency.count,
+            duration(s.latency.p50_ms),
+            duration(s.latency.p90_ms),
+            duration(s.latency.max_ms)
+        );
+        out += &svg;
+    }
+    out
+}
+
+fn cell(metric: String, value: impl std::fmt::Display) -> String {
+    format!(
+        r#"<td class="num" data-metric="{}">{value}</td>"#,
+        esc(&metric)
+    )
+}
+
+/// The page.
+pub fn page(r: &Report) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h1>lockstep evidence report</h1><p>Deadlines evaluated up to <b>{}</b>. {} events, {} cases ({} superseded), {} alerts.</p>",
+        esc(r.as_of.as_deref().unwrap_or("-")),
+        cell("all.events".into(), r.events),
+        cell("all.cases".into(), r.cases),
+        cell("all.cases_superseded".into(), r.cases_superseded),
+        r.alerts.len()
+    );
+    body = body
+        .replace("<td class=\"num\"", "<span class=\"num\"")
+        .replace("</td>", "</span>");
+    body += "<h2>SLA compliance per system</h2>";
+    body += &compliance_chart(r);
+    body += "<table><tr><th>system</th><th>evaluated</th><th>on time</th><th>late</th><th>never</th><th>pending</th><th>superseded</th><th>compliance</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>";
+    for s in &r.systems {
+        let m = |metric: &str| format!("{}.{metric}", s.system);
+        let _ = write!(
+            body,
+            "<tr><th>{}</th>{}{}{}{}{}{}{}{}{}{}{}</tr>",
+            esc(&s.system),
+            cell(m("evaluated"), s.evaluated),
+            cell(m("on_time"), s.on_time),
+            cell(m("late"), s.late),
+            cell(m("never"), s.never),
+            cell(m("pending"), s.pending),
+            cell(m("superseded"), s.superseded),
+            cell(m("compliance_pct"), format!("{:.1}", s.compliance_pct)),
+            cell(
+                m("p50_ms"),
+                s.latency.p50_ms.map_or(String::new(), |v| v.to_string())
+            ),
+            cell(
+                m("p90_ms"),
+                s.latency.p90_ms.map_or(String::new(), |v| v.to_string())
+            ),
+            cell(
+                m("p99_ms"),
+                s.latency.p99_ms.map_or(String::new(), |v| v.to_string())
+            ),
+            cell(
+                m("max_ms"),
+                s.latency.max_ms.map_or(String::new(), |v| v.to_string())
+            ),
+        );
+    }
+    body += "</table><p class=\"small\">Latencies in ms: from the revocation to the last entity the system revoked (on-time and late echoes).</p>";
+    body += "<h2>Echo latency distribution per system</h2><div class=\"charts\">";
+    body += &latency_charts(r);
+    body += "</div>";
+    body += "<h2>Slowest echoes</h2><table><tr><th>case</th><th>root</th><th>system</th><th>latency</th><th>entities</th></tr>";
+    for c in &r.slowest {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.case_id),
+            esc(&c.root),
+            esc(&c.system),
+            duration(c.latency_ms),
+            esc(&c.entities.join(", "))
+        );
+    }
+    body += "</table><h2>Never echoed</h2><table><tr><th>case</th><th>root</th><th>revoked at</th><th>system</th><th>still active</th></tr>";
+    for c in &r.never_echoed {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&c.case_id),
+            esc(&c.root),
+            esc(&c.revoked_at),
+            esc(&c.system),
+            esc(&c.entities.join(", "))
+        );
+    }
+    body += "</table><h2>Findings and frameworks</h2><table><tr><th>finding</th><th>count</th><th>OWASP NHI Top 10</th><th>NIST CSF 2.0</th></tr>";
+    for m in &r.frameworks {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td>{}<td>{}</td><td>{}</td></tr>",
+            esc(&m.kind),
+            cell(format!("alerts.{}", m.kind), m.count),
+            esc(&m.owasp_nhi.join("; ")),
+            esc(&m.nist_csf.join("; "))
+        );
+    }
+    body += "</table><h2>Alerts</h2><table><tr><th>at</th><th>kind</th><th>severity</th><th>system</th><th>root</th><th>entities</th><th>detail</th></tr>";
+    for a in &r.alerts {
+        let who = a
+            .entities
+            .as_ref()
+            .map(|e| e.join(", "))
+            .or_else(|| a.entity.clone())
+            .unwrap_or_default();
+        let _ = write!(
+            body,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            a.severity, a.at, a.kind, a.severity, a.system, esc(&a.root), esc(&who), esc(&a.detail)
+        );
+    }
+    body += "</table>";
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>lockstep evidence report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{{font:14px/1.4 system-ui,sans-serif;margin:2rem;color:#1b1b1b;max-width:1200px}}
+h1{{font-size:1.6rem}} h2{{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}}
+table{{border-collapse:collapse;margin:.5rem 0;font-size:13px}} th,td{{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}}
+td.num,span.num{{text-align:right;font-variant-numeric:tabular-nums}}
+tr.critical td{{background:#fde7e9}} tr.high td{{background:#fff4e5}}
+.label{{font-size:13px}} .small{{font-size:11px;color:#555}} .tiny{{font-size:9px;fill:#555}}
+.charts{{display:flex;flex-wrap:wrap;gap:1rem}} figure{{margin:0}} figcaption{{font-size:12px}}
+</style></head><body>
+{body}
+</body></html>
+"#
+    )
+}

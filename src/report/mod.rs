@@ -1,0 +1,550 @@
+//! Evidence reports of a replay (`lockstep replay … --report FILE`): SLA compliance per
+//! system, the echo latency distribution per system, the slowest and never-echoed cases,
+//! every alert, and what the findings mean in OWASP NHI Top 10 and NIST CSF 2.0 terms.
+//! One [`Report`] is built from the committed state and the replay's alerts, then
+//! written as JSON, CSV, Markdown or a self-contained HTML page ([`html`]) — so the
+//! numbers agree across formats by construction.
+
+mod html;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::alert::{Alert, AlertKind};
+use crate::correlate::case::{Case, Echo};
+use crate::error::StoreError;
+use crate::event::System;
+use crate::store::view::{CaseFilter, StateView};
+use crate::time::Micros;
+
+/// Upper bounds (ms) of the latency histogram buckets; the last bucket is open.
+pub const BUCKETS: [(i64, &str); 7] = [
+    (60_000, "≤ 1 min"),
+    (300_000, "≤ 5 min"),
+    (900_000, "≤ 15 min"),
+    (3_600_000, "≤ 1 h"),
+    (14_400_000, "≤ 4 h"),
+    (86_400_000, "≤ 1 day"),
+    (i64::MAX, "> 1 day"),
+];
+
+/// How one system kept its echo obligations.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SystemCompliance {
+    /// The system.
+    pub system: String,
+    /// Obligations whose deadline was evaluated.
+    pub evaluated: u64,
+    /// Met by the deadline.
+    pub on_time: u64,
+    /// Missed, then echoed.
+    pub late: u64,
+    /// Missed and still not echoed.
+    pub never: u64,
+    /// Deadline not reached at the end of the replay.
+    pub pending: u64,
+    /// Of superseded cases (no longer owed).
+    pub superseded: u64,
+    /// `on_time / evaluated`, in percent (100 when nothing was evaluated).
+    pub compliance_pct: f64,
+    /// Echo latencies (ms) of on-time and late echoes that had something to echo.
+    pub latency: Latency,
+}
+
+/// A latency distribution.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// How many latencies.
+    pub count: u64,
+    /// Median, ms.
+    pub p50_ms: Option<i64>,
+    /// 90th percentile, ms.
+    pub p90_ms: Option<i64>,
+    /// 99th percentile, ms.
+    pub p99_ms: Option<i64>,
+    /// Largest, ms.
+    pub max_ms: Option<i64>,
+    /// Counts per [`BUCKETS`] bucket.
+    pub histogram: Vec<u64>,
+}
+
+impl Latency {
+    fn of(mut ms: Vec<i64>) -> Latency {
+        ms.sort_unstable();
+        let pick = |q: f64| {
+            (!ms.is_empty())
+                .then(|| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1])
+        };
+        let mut histogram = vec![0u64; BUCKETS.len()];
+        for m in &ms {
+            let i = BUCKETS
+                .iter()
+                .position(|(bound, _)| m <= bound)
+                .unwrap_or(BUCKETS.len() - 1);
+            histogram[i] += 1;
+        }
+        Latency {
+            count: ms.len() as u64,
+            p50_ms: pick(0.5),
+            p90_ms: pick(0.9),
+            p99_ms: pick(0.99),
+            max_ms: ms.last().copied(),
+            histogram,
+        }
+    }
+}
+
+/// A case in the slowest or never-echoed lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseLine {
+    /// The case.
+    pub case_id: String,
+    /// Its root.
+    pub root: String,
+    /// Where it was revoked.
+    pub origin: String,
+    /// When.
+    pub revoked_at: String,
+    /// The system concerned.
+    pub system: String,
+    /// Echo latency (slowest) or none (never echoed).
+    pub latency_ms: Option<i64>,
+    /// The entities that were (or are still) missing.
+    pub entities: Vec<String>,
+}
+
+/// What a kind of finding means in the frameworks auditors use.
+#[derive(Debug, Clone, Serialize)]
+pub struct Mapping {
+    /// The alert kind.
+    pub kind: String,
+    /// How many were raised.
+    pub count: u64,
+    /// OWASP Non-Human Identities Top 10 (2025) risks.
+    pub owasp_nhi: Vec<&'static str>,
+    /// NIST Cybersecurity Framework 2.0 outcomes.
+    pub nist_csf: Vec<&'static str>,
+}
+
+/// The frameworks behind each kind of finding.
+fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>) {
+    const NHI1: &str = "NHI1 Improper Offboarding";
+    const NHI2: &str = "NHI2 Secret Leakage";
+    const NHI7: &str = "NHI7 Long-Lived Secrets";
+    const NHI9: &str = "NHI9 NHI Reuse";
+    const AA01: &str = "PR.AA-01 Identities and credentials are managed";
+    const AA05: &str = "PR.AA-05 Access permissions are managed";
+    const AE03: &str = "DE.AE-03 Information is correlated from multiple sources";
+    match kind {
+        AlertKind::EchoMissing => (vec![NHI1, NHI7], vec![AA01, AE03]),
+        AlertKind::EchoLate => (vec![NHI1], vec![AA01, AE03]),
+        AlertKind::RevokedEntityUsed => (vec![NHI1, NHI2, NHI7], vec![AA05, AE03]),
+        AlertKind::Reactivated => (vec![NHI1, NHI9], vec![AA01, AA05]),
+        AlertKind::RevocationFailed => (vec![NHI1, NHI7], vec![AA01]),
+        AlertKind::SourceSilent => (vec![], vec![AE03]),
+    }
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// When the deadlines were evaluated up to.
+    pub as_of: Option<String>,
+    /// Events read.
+    pub events: u64,
+    /// Cases in the state.
+    pub cases: u64,
+    /// Cases superseded by a reactivation.
+    pub cases_superseded: u64,
+    /// Per system.
+    pub systems: Vec<SystemCompliance>,
+    /// Alerts per kind.
+    pub alerts_by_kind: BTreeMap<String, u64>,
+    /// The ten slowest late echoes.
+    pub slowest: Vec<CaseLine>,
+    /// Obligations still missing.
+    pub never_echoed: Vec<CaseLine>,
+    /// Findings in OWASP NHI Top 10 and NIST CSF 2.0 terms.
+    pub frameworks: Vec<Mapping>,
+    /// Every alert of the replay.
+    pub alerts: Vec<Alert>,
+}
+
+/// The output formats, chosen by the file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    /// `.json`
+    Json,
+    /// `.csv`
+    Csv,
+    /// `.md`
+    Markdown,
+    /// `.html`
+    Html,
+}
+
+impl ReportFormat {
+    /// The format of `path`, from its extension.
+    pub fn of(path: &Path) -> Result<ReportFormat, String> {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("json") => Ok(ReportFormat::Json),
+            Some("csv") => Ok(ReportFormat::Csv),
+            Some("md" | "markdown") => Ok(ReportFormat::Markdown),
+            Some("html" | "htm") => Ok(ReportFormat::Html),
+            _ => Err(format!(
+                "--report {}: the extension names the format: .json, .csv, .md or .html",
+                path.display()
+            )),
+        }
+    }
+}
+
+fn latency(case: &Case, at: Micros) -> i64 {
+    at.millis_since(case.revoked_at).max(0)
+}
+
+impl Report {
+    /// Builds the report of a replay from its state and alerts.
+    pub fn build(
+        view: &StateView,
+        alerts: &[Alert],
+        events: u64,
+        as_of: Option<Micros>,
+    ) -> Result<Report, StoreError> {
+        let mut systems: Vec<SystemCompliance> = System::ALL
+            .iter()
+            .map(|s| SystemCompliance {
+                system: s.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        let mut latencies: Vec<Vec<i64>> = vec![Vec::new(); System::ALL.len()];
+        let (mut cases, mut superseded) = (0u64, 0u64);
+        let (mut slowest, mut never_echoed) = (Vec::new(), Vec::new());
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = view.cases(&CaseFilter::default(), cursor.as_deref(), 1000)?;
+            for case in &page {
+                cases += 1;
+                superseded += u64::from(case.is_superseded());
+                for o in &case.obligations {
+                    let i = o.system.index();
+                    let row = &mut systems[i];
+                    let line = |latency_ms, entities: &[String]| CaseLine {
+                        case_id: case.id.clone(),
+                        root: case.root.clone(),
+                        origin: case.origin.to_string(),
+                        revoked_at: case.revoked_at.to_string(),
+                        system: o.system.to_string(),
+                        latency_ms,
+                        entities: entities.to_vec(),
+                    };
+                    match &o.echo {
+                        Echo::Pending if case.is_superseded() => row.superseded += 1,
+                        Echo::Pending => row.pending += 1,
+                        Echo::Met { at } => {
+                            row.on_time += 1;
+                            latencies[i].extend(at.map(|t| latency(case, t)));
+                        }
+                        Echo::Late { at, entities, .. } => {
+                            row.late += 1;
+                            latencies[i].push(latency(case, *at));
+                            slowest.push(line(Some(latency(case, *at)), entities));
+                        }
+                        Echo::Missing { entities } => {
+                            row.never += 1;
+                            never_echoed.push(line(None, entities));
+                        }
+                    }
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        for (row, ms) in systems.iter_mut().zip(latencies) {
+            row.evaluated = row.on_time + row.late + row.never;
+            row.compliance_pct = if row.evaluated == 0 {
+                100.0
+            } else {
+                (row.on_time as f64 * 1000.0 / row.evaluated as f64).round() / 10.0
+            };
+            row.latency = Latency::of(ms);
+        }
+        slowest.sort_by(|a, b| {
+            b.latency_ms
+                .cmp(&a.latency_ms)
+                .then(a.case_id.cmp(&b.case_id))
+        });
+        slowest.truncate(10);
+        never_echoed.sort_by(|a, b| {
+            a.revoked_at
+                .cmp(&b.revoked_at)
+                .then(a.case_id.cmp(&b.case_id))
+        });
+        let mut alerts_by_kind = BTreeMap::new();
+        for kind in AlertKind::ALL.iter().copied() {
+            alerts_by_kind.insert(
+                kind.to_string(),
+                alerts.iter().filter(|a| a.kind == kind).count() as u64,
+            );
+        }
+        let frameworks = AlertKind::ALL
+            .iter()
+            .map(|k| {
+                let (owasp_nhi, nist_csf) = frameworks(*k);
+                Mapping {
+                    kind: k.to_string(),
+                    count: alerts_by_kind[&k.to_string()],
+                    owasp_nhi,
+                    nist_csf,
+                }
+            })
+            .collect();
+        Ok(Report {
+            as_of: as_of.map(|t| t.to_string()),
+            events,
+            cases,
+            cases_superseded: superseded,
+            systems,
+            alerts_by_kind,
+            slowest,
+            never_echoed,
+            frameworks,
+            alerts: alerts.to_vec(),
+        })
+    }
+
+    /// The report in `format`.
+    pub fn render(&self, format: ReportFormat) -> String {
+        match format {
+            ReportFormat::Json => serde_json::to_string_pretty(self).unwrap_or_default(),
+            ReportFormat::Csv => self.csv(),
+            ReportFormat::Markdown => self.markdown(),
+            ReportFormat::Html => html::page(self),
+        }
+    }
+
+    /// Every number of the report as `section,key,metric,value` rows.
+    fn csv(&self) -> String {
+        let mut rows = vec!["section,key,metric,value".to_owned()];
+        let mut row = |section: &str, key: &str, metric: &str, value: String| {
+            rows.push(format!(
+                "{section},{},{metric},{}",
+                csv_field(key),
+                csv_field(&value)
+            ));
+        };
+        row("replay", "all", "events", self.events.to_string());
+        row("replay", "all", "cases", self.cases.to_string());
+        row(
+            "replay",
+            "all",
+            "cases_superseded",
+            self.cases_superseded.to_string(),
+        );
+        for s in &self.systems {
+            for (metric, value) in [
+                ("evaluated", s.evaluated),
+                ("on_time", s.on_time),
+                ("late", s.late),
+                ("never", s.never),
+                ("pending", s.pending),
+                ("superseded", s.superseded),
+            ] {
+                row("sla", &s.system, metric, value.to_string());
+            }
+            row(
+                "sla",
+                &s.system,
+                "compliance_pct",
+                format!("{:.1}", s.compliance_pct),
+            );
+            row("latency", &s.system, "count", s.latency.count.to_string());
+            for (metric, v) in [
+                ("p50_ms", s.latency.p50_ms),
+                ("p90_ms", s.latency.p90_ms),
+                ("p99_ms", s.latency.p99_ms),
+                ("max_ms", s.latency.max_ms),
+            ] {
+                row(
+                    "latency",
+                    &s.system,
+                    metric,
+                    v.map_or(String::new(), |v| v.to_string()),
+                );
+            }
+            for (n, (_, label)) in s.latency.histogram.iter().zip(BUCKETS) {
+                row("histogram", &s.system, label, n.to_string());
+            }
+        }
+        for (kind, n) in &self.alerts_by_kind {
+            row("alerts", kind, "count", n.to_string());
+        }
+        for c in &self.never_echoed {
+            row("never_echoed", &c.case_id, &c.system, c.entities.join(" "));
+        }
+        for c in &self.slowest {
+            row(
+                "slowest",
+                &c.case_id,
+                &c.system,
+                c.latency_ms.unwrap_or_default().to_string(),
+            );
+        }
+        rows.join("\n") + "\n"
+    }
+
+    fn markdown(&self) -> String {
+        let mut out = String::from("# lockstep evidence report\n\n");
+        out += &format!(
+            "Deadlines evaluated up to {}. {} events, {} cases ({} superseded), {} alerts.\n\n",
+            self.as_of.as_deref().unwrap_or("-"),
+            self.events,
+            self.cases,
+            self.cases_superseded,
+            self.alerts.len()
+        );
+        out += "## SLA compliance per system\n\n| system | evaluated | on time | late | never | pending | compliance | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        for s in &self.systems {
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} |\n",
+                s.system,
+                s.evaluated,
+                s.on_time,
+                s.late,
+                s.never,
+                s.pending,
+                s.compliance_pct,
+                duration(s.latency.p50_ms),
+                duration(s.latency.p90_ms),
+                duration(s.latency.p99_ms),
+                duration(s.latency.max_ms)
+            );
+        }
+        out += "\n## Echo latency distribution\n\n| system |";
+        for (_, label) in BUCKETS {
+            out += &format!(" {label} |");
+        }
+        out += "\n|---|";
+        out += &"---:|".repeat(BUCKETS.len());
+        out += "\n";
+        for s in &self.systems {
+            out += &format!("| {} |", s.system);
+            for n in &s.latency.histogram {
+                out += &format!(" {n} |");
+            }
+            out += "\n";
+        }
+        out += "\n## Slowest echoes\n\n| case | root | system | latency | entities |\n|---|---|---|---:|---|\n";
+        for c in &self.slowest {
+            out += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                c.case_id,
+                md(&c.root),
+                c.system,
+                duration(c.latency_ms),
+                md(&c.entities.join(", "))
+            );
+        }
+        out += "\n## Never echoed\n\n| case | root | revoked at | system | still active |\n|---|---|---|---|---|\n";
+        for c in &self.never_echoed {
+            out += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                c.case_id,
+                md(&c.root),
+                c.revoked_at,
+                c.system,
+                md(&c.entities.join(", "))
+            );
+        }
+        out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 |\n|---|---:|---|---|\n";
+        for m in &self.frameworks {
+            out += &format!(
+                "| {} | {} | {} | {} |\n",
+                m.kind,
+                m.count,
+                m.owasp_nhi.join("; "),
+                m.nist_csf.join("; ")
+            );
+        }
+        out += "\n## Alerts\n\n| at | kind | severity | system | root | entities | detail |\n|---|---|---|---|---|---|---|\n";
+        for a in &self.alerts {
+            let who = a
+                .entities
+                .as_ref()
+                .map(|e| e.join(", "))
+                .or_else(|| a.entity.clone())
+                .unwrap_or_default();
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                a.at,
+                a.kind,
+                a.severity,
+                a.system,
+                md(&a.root),
+                md(&who),
+                md(&a.detail)
+            );
+        }
+        out
+    }
+}
+
+/// A duration for people: `850 ms`, `42 s`, `12.5 min`, `3.2 h`, `2.1 d`.
+pub fn duration(ms: Option<i64>) -> String {
+    let Some(ms) = ms else { return "–".into() };
+    let s = ms as f64 / 1000.0;
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if s < 60.0 {
+        format!("{s:.0} s")
+    } else if s < 3600.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s < 86_400.0 {
+        format!("{:.1} h", s / 3600.0)
+    } else {
+        format!("{:.1} d", s / 86_400.0)
+    }
+}
+
+fn md(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_and_buckets() {
+        let l = Latency::of(vec![30_000, 120_000, 600_000, 7_200_000]);
+        assert_eq!(l.count, 4);
+        assert_eq!(l.p50_ms, Some(120_000));
+        assert_eq!(l.max_ms, Some(7_200_000));
+        assert_eq!(l.histogram, vec![1, 1, 1, 0, 1, 0, 0]);
+        assert_eq!(Latency::of(vec![]).p50_ms, None);
+        assert_eq!(duration(Some(90_000)), "1.5 min");
+        assert!(ReportFormat::of(Path::new("r.pdf")).is_err());
+        assert_eq!(
+            ReportFormat::of(Path::new("R.HTML")),
+            Ok(ReportFormat::Html)
+        );
+    }
+}
