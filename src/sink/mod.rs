@@ -118,8 +118,24 @@ pub fn ocsf_finding(a: &Alert) -> Value {
             "title": a.kind.as_str(),
             "desc": a.detail,
             "types": [a.kind.as_str()],
+            "analytic": { "name": a.kind.as_str(), "uid": a.kind.as_str(), "type_id": 1, "type": "Rule" },
+            "related_events": a.event_id.iter().map(|e| json!({ "uid": e })).collect::<Vec<_>>(),
             "related_events_count": a.event_id.iter().count(),
         },
+        "is_alert": true,
+        "evidences": [{
+            "data": {
+                "case_id": a.case_id,
+                "root": a.root,
+                "system": a.system,
+                "origin_system": a.origin_system,
+                "revoked_at": a.revoked_at,
+                "deadline": a.deadline,
+                "missing_entities": a.entities,
+                "entity": a.entity,
+                "event_id": a.event_id,
+            },
+        }],
         "resources": std::iter::once(&a.root)
             .chain(a.entity.iter())
             .chain(a.entities.iter().flatten())
