@@ -9,8 +9,14 @@ use prometheus::{
 /// Every metric handle, registered once.
 pub struct Metrics {
     registry: Registry,
-    /// Events decoded, by system and outcome.
+    /// Events decoded, by system, source topic and outcome.
     pub events: IntCounterVec,
+    /// Cases in the state, by where they stand (computed at each scrape).
+    pub cases: prometheus::IntGaugeVec,
+    /// Bytes of the RocksDB state: SST files and memtables (at each scrape).
+    pub store_bytes: IntGauge,
+    /// Records on the broker not consumed yet, by topic and partition.
+    pub consumer_lag: prometheus::IntGaugeVec,
     /// Events older than the stream watermark when they arrived (applied anyway).
     pub late_events: IntCounter,
     /// Redeliveries dropped.
@@ -21,7 +27,7 @@ pub struct Metrics {
     pub skipped_records: IntCounterVec,
     /// Alerts raised, by kind.
     pub alerts: IntCounterVec,
-    /// Echo latency of `echo_late` alerts, by system.
+    /// Echo latency of every completed echo (on time or late), by system.
     pub echo_latency: prometheus::HistogramVec,
     /// Wall clock minus the stream watermark.
     pub watermark_lag: IntGauge,
@@ -55,6 +61,14 @@ impl Metrics {
                 .expect("unique metric");
             c
         };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g =
+                prometheus::IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
+            g
+        };
         let gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
             registry
@@ -65,7 +79,7 @@ impl Metrics {
         let echo_latency = prometheus::HistogramVec::new(
             HistogramOpts::new(
                 "lockstep_echo_latency_seconds",
-                "Revocation to late echo, by system",
+                "Revocation to echo (on time or late), by system",
             )
             .buckets(vec![
                 60.0,
@@ -94,7 +108,17 @@ impl Metrics {
             events: counter_vec(
                 "lockstep_events_total",
                 "Events decoded",
-                &["system", "outcome"],
+                &["system", "topic", "outcome"],
+            ),
+            cases: gauge_vec("lockstep_cases", "Cases by state", &["state"]),
+            store_bytes: gauge(
+                "lockstep_store_bytes",
+                "RocksDB state size (SST files and memtables)",
+            ),
+            consumer_lag: gauge_vec(
+                "lockstep_consumer_lag_records",
+                "Records on the broker not yet consumed",
+                &["topic", "partition"],
             ),
             late_events: counter(
                 "lockstep_late_events_total",

@@ -165,6 +165,23 @@ async fn readyz(State(s): State<Shared>) -> Response {
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
+    if let Some(view) = &s.view {
+        match view.case_counts() {
+            Ok(counts) => {
+                for (state, n) in counts {
+                    let label = serde_json::to_value(state).unwrap_or_default();
+                    s.metrics
+                        .cases
+                        .with_label_values(&[label.as_str().unwrap_or("?")])
+                        .set(n);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "counting cases for /metrics failed"),
+        }
+        if let Ok(bytes) = view.size_bytes() {
+            s.metrics.store_bytes.set(bytes as i64);
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

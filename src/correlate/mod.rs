@@ -63,6 +63,7 @@ pub struct Correlator {
     store: Store,
     stats: Stats,
     changelog: Option<BTreeSet<String>>,
+    echoes: Vec<(System, i64)>,
 }
 
 impl Correlator {
@@ -73,6 +74,7 @@ impl Correlator {
             store,
             stats: Stats::default(),
             changelog: None,
+            echoes: Vec::new(),
         }
     }
 
@@ -94,6 +96,19 @@ impl Correlator {
             cases.extend(self.store.case(&id)?);
         }
         Ok(cases)
+    }
+
+    /// The echo latencies (system, ms from revocation) completed since the last call, on
+    /// time or late, with a changelog.
+    pub fn take_echoes(&mut self) -> Vec<(System, i64)> {
+        std::mem::take(&mut self.echoes)
+    }
+
+    fn echoed(&mut self, case: &Case, system: System, at: Micros) {
+        if self.changelog.is_some() {
+            self.echoes
+                .push((system, at.millis_since(case.revoked_at).max(0)));
+        }
     }
 
     fn put_case(&mut self, case: Case) {
@@ -387,6 +402,9 @@ impl Correlator {
             };
             if missing.is_empty() {
                 obligation.echo = Echo::Met { at: echoed_at };
+                if let Some(at) = echoed_at {
+                    self.echoed(&case, timer.system, at);
+                }
                 self.put_case(case);
                 continue;
             }
@@ -517,6 +535,7 @@ impl Correlator {
                 };
             }
             let latency = ev.time.millis_since(case.revoked_at);
+            self.echoed(&case, ev.system, ev.time);
             let detail = format!(
                 "{} echoed the revocation of {} {} after it, {} past its deadline",
                 ev.system,

@@ -10,6 +10,7 @@
 //! already applied is dropped as a redelivery.
 
 pub mod feed;
+pub mod lag;
 pub mod watermark;
 
 use std::collections::{BTreeMap, HashMap};
@@ -104,6 +105,7 @@ pub struct Pipeline {
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
 struct Core {
     config: Config,
+    consumed: Arc<[std::sync::atomic::AtomicI64]>,
     normalizers: Vec<Normalizer>,
     correlator: Correlator,
     producer: OutboxProducer,
@@ -201,6 +203,15 @@ impl Pipeline {
             })
             .collect();
         let correlator = Correlator::new(Rules::from(&config), store).with_changelog();
+        let consumed = lag::spawn(
+            &kafka,
+            partitions
+                .iter()
+                .map(|p| (p.topic.clone(), p.partition))
+                .collect(),
+            metrics.clone(),
+            control.shutdown.clone(),
+        );
         let mapping = Arc::new(config.mapping.clone());
         let normalizers = config
             .sources
@@ -211,6 +222,7 @@ impl Pipeline {
             consumer,
             core: Core {
                 config,
+                consumed,
                 normalizers,
                 correlator,
                 producer,
@@ -340,6 +352,7 @@ impl Core {
             part.held.clear();
         }
         part.next_offset = offset + 1;
+        self.consumed[p].store(offset + 1, Ordering::Relaxed);
         let silence = &mut self.silence[part.source];
         silence.last_record = Instant::now();
         silence.alerted = false;
@@ -352,7 +365,7 @@ impl Core {
                 for ev in events {
                     self.metrics
                         .events
-                        .with_label_values(&[ev.system.as_str(), ev.outcome.as_str()])
+                        .with_label_values(&[ev.system.as_str(), &part.topic, ev.outcome.as_str()])
                         .inc();
                     if ev.time < self.watermarks.current() {
                         self.metrics.late_events.inc();
@@ -447,12 +460,6 @@ impl Core {
                 .alerts
                 .with_label_values(&[alert.kind.as_str()])
                 .inc();
-            if let Some(ms) = alert.latency_ms {
-                self.metrics
-                    .echo_latency
-                    .with_label_values(&[alert.system.as_str()])
-                    .observe(ms as f64 / 1000.0);
-            }
             if self.print {
                 println!("{}", alert.display_line());
             }
@@ -466,6 +473,12 @@ impl Core {
                 ],
             };
             self.queue(record);
+        }
+        for (system, ms) in self.correlator.take_echoes() {
+            self.metrics
+                .echo_latency
+                .with_label_values(&[system.as_str()])
+                .observe(ms as f64 / 1000.0);
         }
         for case in self.correlator.take_changed_cases()? {
             let record = OutboxRecord {

@@ -288,6 +288,45 @@ impl StateView {
         })
     }
 
+    /// How many cases stand where, over every case (a full scan of the cases).
+    pub fn case_counts(&self) -> Result<[(CaseState, i64); 4], StoreError> {
+        let mut counts = [
+            (CaseState::Open, 0),
+            (CaseState::Breached, 0),
+            (CaseState::Complete, 0),
+            (CaseState::Superseded, 0),
+        ];
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self.cases(&CaseFilter::default(), cursor.as_deref(), 4096)?;
+            for case in &page {
+                let state = CaseState::of(case);
+                if let Some(slot) = counts.iter_mut().find(|(s, _)| *s == state) {
+                    slot.1 += 1;
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(counts),
+            }
+        }
+    }
+
+    /// Bytes of SST files and memtables over every column family.
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for name in COLUMN_FAMILIES {
+            let cf = table::cf(&self.db, name)?;
+            for property in [
+                "rocksdb.total-sst-files-size",
+                "rocksdb.size-all-mem-tables",
+            ] {
+                total += self.db.property_int_value_cf(cf, property)?.unwrap_or(0);
+            }
+        }
+        Ok(total)
+    }
+
     /// Up to `limit` alerts (canonical JSON) raised at or after `since`, in time order,
     /// after the cursor `after`; and the next cursor, if there is more.
     pub fn alerts(
