@@ -6,6 +6,12 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    // Output piped into `head` ends quietly, as for any Unix tool, instead of a panic on
+    // a closed stdout.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     lockstep_cli::main()
 }
 

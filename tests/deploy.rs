@@ -1,0 +1,85 @@
+//! deploy/: the compose and Kubernetes configurations pass `lockstep check-config`, and
+//! every metric the Grafana dashboard queries is one lockstep exports.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn check_config(path: &Path) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn deployment_configs_are_valid() {
+    check_config(&root().join("deploy/compose/lockstep.toml"));
+    // The ConfigMap's lockstep.toml: the indented block after `lockstep.toml: |`.
+    let map = std::fs::read_to_string(root().join("deploy/k8s/configmap.yaml")).unwrap();
+    let block: String = map
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with("lockstep.toml: |"))
+        .skip(1)
+        .map(|l| l.strip_prefix("    ").unwrap_or(l).to_owned() + "\n")
+        .collect();
+    assert!(block.contains("[[sources]]"));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("configmap.toml");
+    std::fs::write(&file, block).unwrap();
+    check_config(&file);
+}
+
+#[test]
+fn the_dashboard_queries_only_exported_metrics() {
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/grafana/lockstep.json")).unwrap(),
+    )
+    .unwrap();
+    let mut queried = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for piece in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if piece.starts_with("lockstep_") {
+                    queried.insert(piece.trim_end_matches("_bucket").to_owned());
+                }
+            }
+        }
+    }
+    let m = lockstep::telemetry::Metrics::new();
+    // Labelled families appear once they have a child.
+    m.events.with_label_values(&["iam", "t", "success"]).inc();
+    m.cases.with_label_values(&["open"]).set(1);
+    m.consumer_lag.with_label_values(&["t", "0"]).set(1);
+    m.dead_letters.with_label_values(&["t"]).inc();
+    m.skipped_records.with_label_values(&["t"]).inc();
+    m.alerts.with_label_values(&["echo_missing"]).inc();
+    m.echo_latency.with_label_values(&["iam"]).observe(1.0);
+    let exported: BTreeSet<String> = m
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .collect();
+    let missing: Vec<&String> = queried.difference(&exported).collect();
+    assert!(
+        missing.is_empty(),
+        "the dashboard queries metrics lockstep does not export: {missing:?}"
+    );
+    assert!(
+        queried.len() >= 12,
+        "the dashboard covers the operators' questions: {queried:?}"
+    );
+}
