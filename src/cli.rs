@@ -21,6 +21,7 @@ use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
 use lockstep::report::{Report, ReportFormat};
 use lockstep::simulate::{generate, Scenario};
 use lockstep::source::file::{self, Record};
+use lockstep::source::range::KafkaRange;
 use lockstep::store::view::StateView;
 use lockstep::store::Store;
 use lockstep::telemetry::Metrics;
@@ -48,8 +49,23 @@ enum Command {
         /// Input file; repeat for several. Canonical JSON lines or an Avro container
         /// file, or native records of the `--format`; `FORMAT=FILE` reads one file as
         /// another format (e.g. `--input cloudtrail=trail.json --input vault-audit=audit.log`).
-        #[arg(long = "input", required = true)]
+        #[arg(
+            long = "input",
+            required_unless_present = "since",
+            conflicts_with = "since"
+        )]
         inputs: Vec<String>,
+        /// Replay the configured `[[sources]]` topics from Kafka instead of files: events
+        /// at or after this RFC 3339 instant (with --until). The live group's offsets and
+        /// alerts topic are never touched.
+        #[arg(long, value_parser = parse_instant, requires = "until")]
+        since: Option<Micros>,
+        /// …and before this one.
+        #[arg(long, value_parser = parse_instant, requires = "since")]
+        until: Option<Micros>,
+        /// Bootstrap servers for --since/--until (default: `[kafka] brokers`).
+        #[arg(long, requires = "since")]
+        brokers: Option<String>,
         #[command(flatten)]
         read: ReadArgs,
         /// Where to write the alerts as canonical JSON lines (`-` for stdout).
@@ -283,6 +299,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Replay {
             config,
             inputs,
+            since,
+            until,
+            brokers,
             read,
             alerts,
             as_of,
@@ -304,8 +323,27 @@ fn run(cli: Cli) -> Result<()> {
                 None => Store::temporary()?,
             };
             let mut correlator = Correlator::new(Rules::from(&config), store);
+            let kafka = match (since, until) {
+                (Some(since), Some(until)) => {
+                    let mut config = config.clone();
+                    match (&mut config.kafka, brokers) {
+                        (Some(k), Some(b)) => k.brokers = b,
+                        (None, Some(b)) => {
+                            config.kafka = Some(toml::from_str(&format!("brokers = {b:?}"))?)
+                        }
+                        (_, None) => {}
+                    }
+                    Some(KafkaRange {
+                        config,
+                        since,
+                        until,
+                    })
+                }
+                _ => None,
+            };
             let input = ReplayInput {
                 inputs: read.inputs(&inputs, &config),
+                kafka,
                 as_of,
                 allowed_lateness: config.correlator.allowed_lateness,
                 progress: std::io::stderr().is_terminal(),

@@ -18,6 +18,7 @@ use crate::correlate::{Correlator, Stats};
 use crate::error::StoreError;
 use crate::event::IdentityEvent;
 use crate::source::file::{self, DeadLetter, Record};
+use crate::source::range::{self, KafkaRange};
 use crate::store::keys::TimerKey;
 use crate::time::{Micros, Span};
 
@@ -31,6 +32,8 @@ pub struct ReplayInput {
     /// Input files, read in order, each with how it is read (canonical, or a native
     /// format through its adapter).
     pub inputs: Vec<(PathBuf, Normalizer)>,
+    /// Or instead: a time range of the configured topics.
+    pub kafka: Option<KafkaRange>,
     /// Evaluate deadlines up to here (default: the latest event time read).
     pub as_of: Option<Micros>,
     /// How far out of order events may arrive.
@@ -61,6 +64,9 @@ pub struct ReplayOutcome {
 /// Why a replay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
+    /// The Kafka range could not be read.
+    #[error("cannot read from Kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
     /// An input could not be read.
     #[error("cannot read {path}: {source}")]
     Input {
@@ -100,8 +106,15 @@ pub fn replay(
 
     let (tx, rx) = bounded::<Vec<Record>>(64);
     let inputs = input.inputs.clone();
+    let kafka = input.kafka.clone();
     let reader_bar = bar.clone();
     let reader = thread::spawn(move || -> Result<(), ReplayError> {
+        if let Some(kafka) = kafka {
+            for chunk in range::read(&kafka)?.chunks(CHUNK) {
+                let _ = tx.send(chunk.to_vec());
+            }
+            return Ok(());
+        }
         let mut done = 0u64;
         for (path, normalizer) in inputs {
             let mut chunk = Vec::with_capacity(CHUNK);

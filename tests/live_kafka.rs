@@ -17,6 +17,7 @@ use lockstep::event::{Action, IdentityEvent, System};
 use lockstep::live::feed::produce;
 use lockstep::simulate::{generate, Scenario};
 use lockstep::time::{Micros, Span};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use support::*;
@@ -398,4 +399,87 @@ fn native_formats_live_give_the_alerts_of_a_native_replay() {
     let got = wait_for_alerts(&fx.broker, expected.len());
     terminate(child, &fx.log);
     assert_eq!(got, expected);
+}
+
+/// `lockstep replay --since --until` from the broker equals a file replay of the events
+/// of that range, and leaves the live group's offsets and the alerts topic alone.
+#[test]
+fn a_kafka_time_range_replay_equals_a_file_replay() {
+    let _one = serial();
+    let fx = Fixture::new(false, FAST);
+    let events = generate(&Scenario::new(13, 80));
+    produce(&fx.cfg, &events, 0).unwrap();
+    let mut times: Vec<Micros> = events.iter().map(|e| e.time).collect();
+    times.sort();
+    let (since, until) = (times[times.len() / 4], times[times.len() * 3 / 4]);
+    let in_range: Vec<IdentityEvent> = events
+        .iter()
+        .filter(|e| e.time >= since && e.time < until)
+        .cloned()
+        .collect();
+    let file = write_events(fx.dir.path(), &in_range);
+
+    let replay = |args: &[&str], out: &str| -> BTreeMap<String, serde_json::Value> {
+        let path = fx.dir.path().join(out);
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .arg("replay")
+            .args(args)
+            .arg("--alerts")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let a: serde_json::Value = serde_json::from_str(l).unwrap();
+                (a["alert_id"].as_str().unwrap().to_owned(), a)
+            })
+            .collect()
+    };
+    let from_file = replay(&["--input", file.to_str().unwrap()], "file.ndjson");
+    let (since, until) = (since.to_string(), until.to_string());
+    let from_kafka = replay(
+        &[
+            "--config",
+            fx.cfg_path.to_str().unwrap(),
+            "--since",
+            &since,
+            "--until",
+            &until,
+        ],
+        "kafka.ndjson",
+    );
+    assert!(!from_file.is_empty(), "the range raises alerts");
+    assert_eq!(from_kafka, from_file);
+
+    let alerts_topic = read_until(
+        &fx.broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(3),
+        |r| !r.is_empty(),
+    );
+    assert!(alerts_topic.is_empty(), "a replay produces nothing");
+    let live: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", fx.broker.brokers())
+        .set("group.id", &fx.cfg.kafka.as_ref().unwrap().group_id)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for topic in INPUTS {
+        for p in 0..2 {
+            tpl.add_partition(topic, p);
+        }
+    }
+    if let Ok(committed) = live.committed_offsets(tpl, Duration::from_secs(10)) {
+        for e in committed.elements() {
+            assert!(
+                !matches!(e.offset(), rdkafka::Offset::Offset(_)),
+                "the live group has an offset on {}/{}",
+                e.topic(),
+                e.partition()
+            );
+        }
+    }
 }

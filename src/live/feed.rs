@@ -39,9 +39,12 @@ pub fn produce(config: &Config, events: &[IdentityEvent], rate: u64) -> Result<u
             }
             _ => decode::json::encode(ev).into_bytes(),
         };
+        // The record timestamp is the event time, as a shipper of audit logs would set
+        // it: a replay of a time range seeks by it.
         let mut record = BaseRecord::to(&source.topic)
             .payload(&payload)
-            .key(&ev.entity);
+            .key(&ev.entity)
+            .timestamp(ev.time.0.div_euclid(1000));
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -56,7 +56,7 @@ pub fn consumer(
 }
 
 /// The partitions of `topic`, waiting (and saying so) while it does not exist.
-fn partitions_of(
+pub(crate) fn partitions_of(
     consumer: &BaseConsumer,
     topic: &str,
     stop: &AtomicBool,
