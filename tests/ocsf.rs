@@ -107,12 +107,9 @@ fn violations(finding: &Value) -> Vec<String> {
             out.push(format!("finding_info.{name} missing"));
         }
     }
-    for name in finding["finding_info"]
-        .as_object()
-        .map(|o| o.keys().cloned().collect())
-        .unwrap_or_else(Vec::new)
-    {
-        if !info_attrs.contains_key(&name) {
+    let empty = serde_json::Map::new();
+    for name in finding["finding_info"].as_object().unwrap_or(&empty).keys() {
+        if !info_attrs.contains_key(name) {
             out.push(format!("finding_info.{name} is not defined"));
         }
     }

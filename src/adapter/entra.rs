@@ -163,7 +163,10 @@ fn credential(owner: &str, key: &str) -> String {
 }
 
 /// The keys in the old and new values of the `KeyDescription` property.
-fn key_lists(target: Option<&Value>) -> (Vec<(String, EntityKind)>, Vec<(String, EntityKind)>) {
+/// Credentials by key id, with their kind.
+type Keys = Vec<(String, EntityKind)>;
+
+fn key_lists(target: Option<&Value>) -> (Keys, Keys) {
     let Some(prop) = target.and_then(|t| {
         array(t, "modifiedProperties")
             .iter()
@@ -182,7 +185,7 @@ fn key_lists(target: Option<&Value>) -> (Vec<(String, EntityKind)>, Vec<(String,
 
 /// `["[KeyIdentifier=a,KeyType=Password,…]", …]` (a JSON string in the log) → ids and
 /// kinds; a description without a `KeyIdentifier` stands for itself.
-fn parse_keys(value: &str) -> Vec<(String, EntityKind)> {
+fn parse_keys(value: &str) -> Keys {
     let items: Vec<String> = match serde_json::from_str::<Value>(value) {
         Ok(Value::Array(a)) => a
             .iter()

@@ -90,7 +90,7 @@ fn epoch(n: f64) -> Option<Micros> {
     } else {
         n
     };
-    (micros < 9.2e18).then(|| Micros(micros as i64))
+    (micros < 9.2e18).then_some(Micros(micros as i64))
 }
 
 /// The records inside a batching envelope — a JSON array, or an object whose only

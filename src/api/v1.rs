@@ -37,25 +37,34 @@ pub(super) fn routes() -> Router<Shared> {
 
 type Params = Query<HashMap<String, String>>;
 
-fn view(s: &Shared) -> Result<&StateView, Response> {
+/// A refusal: its status and a message naming the problem.
+struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn not_found(what: String) -> ApiError {
+        ApiError(StatusCode::NOT_FOUND, what)
+    }
+}
+
+fn view(s: &Shared) -> Result<&StateView, ApiError> {
     s.view
         .as_ref()
-        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no state is open"))
+        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "no state is open".into()))
 }
 
-fn bad(message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, &message)
+fn bad(message: String) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message)
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "reading the state failed");
-    error(
+    ApiError(
         StatusCode::INTERNAL_SERVER_ERROR,
-        "reading the state failed",
+        "reading the state failed".into(),
     )
 }
 
-fn limit(q: &HashMap<String, String>) -> Result<usize, Response> {
+fn limit(q: &HashMap<String, String>) -> Result<usize, ApiError> {
     match q.get("limit") {
         None => Ok(DEFAULT_LIMIT),
         Some(v) => match v.parse::<usize>() {
@@ -67,13 +76,13 @@ fn limit(q: &HashMap<String, String>) -> Result<usize, Response> {
     }
 }
 
-fn instant(q: &HashMap<String, String>, key: &str) -> Result<Option<Micros>, Response> {
+fn instant(q: &HashMap<String, String>, key: &str) -> Result<Option<Micros>, ApiError> {
     q.get(key)
         .map(|v| Micros::parse(v).map_err(|e| bad(format!("{key}: {e}"))))
         .transpose()
 }
 
-fn only(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Response> {
+fn only(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
     match q.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(k) => Err(bad(format!(
             "unknown parameter {k:?}: expected {}",
@@ -91,7 +100,7 @@ pub fn case_view(case: &crate::correlate::case::Case) -> Value {
 }
 
 async fn cases(State(s): State<Shared>, Query(q): Params) -> Response {
-    let run = || -> Result<Value, Response> {
+    let run = || -> Result<Value, ApiError> {
         only(&q, &["state", "system", "since", "limit", "cursor"])?;
         let filter = CaseFilter {
             state: q
@@ -118,21 +127,21 @@ async fn cases(State(s): State<Shared>, Query(q): Params) -> Response {
 }
 
 async fn case(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let run = || -> Result<Value, Response> {
+    let run = || -> Result<Value, ApiError> {
         match view(&s)?.case(&id).map_err(internal)? {
             Some(c) => Ok(case_view(&c)),
-            None => Err(error(StatusCode::NOT_FOUND, &format!("no case {id}"))),
+            None => Err(ApiError::not_found(format!("no case {id}"))),
         }
     };
     respond(run())
 }
 
 async fn entity(State(s): State<Shared>, Path(id): Path<String>, Query(q): Params) -> Response {
-    let run = || -> Result<Value, Response> {
+    let run = || -> Result<Value, ApiError> {
         only(&q, &["limit"])?;
         let v = view(&s)?;
         if !v.knows(&id).map_err(internal)? {
-            return Err(error(StatusCode::NOT_FOUND, &format!("no entity {id}")));
+            return Err(ApiError::not_found(format!("no entity {id}")));
         }
         let row = v.entity(&id).map_err(internal)?.unwrap_or_default();
         let lineage = v.lineage_row(&id).map_err(internal)?;
@@ -150,10 +159,10 @@ async fn entity(State(s): State<Shared>, Path(id): Path<String>, Query(q): Param
 }
 
 async fn lineage(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let run = || -> Result<Value, Response> {
+    let run = || -> Result<Value, ApiError> {
         let v = view(&s)?;
         if !v.knows(&id).map_err(internal)? {
-            return Err(error(StatusCode::NOT_FOUND, &format!("no entity {id}")));
+            return Err(ApiError::not_found(format!("no entity {id}")));
         }
         lineage_json(v, &id).map_err(internal)
     };
@@ -175,7 +184,7 @@ pub fn lineage_json(v: &StateView, id: &str) -> Result<Value, crate::error::Stor
 }
 
 async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {
-    let run = || -> Result<Value, Response> {
+    let run = || -> Result<Value, ApiError> {
         only(&q, &["since", "limit", "cursor"])?;
         let cursor = q.get("cursor").map(String::as_str);
         if cursor.is_some_and(|c| crate::alert::unhex(c).is_none()) {
@@ -189,9 +198,9 @@ async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {
     respond(run())
 }
 
-fn respond(result: Result<Value, Response>) -> Response {
+fn respond(result: Result<Value, ApiError>) -> Response {
     match result {
         Ok(v) => Json(v).into_response(),
-        Err(r) => r,
+        Err(ApiError(status, message)) => error(status, &message),
     }
 }
