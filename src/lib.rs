@@ -14,7 +14,11 @@
 //!   →  order (correlate::reorder: reorder buffer bounded by allowed_lateness)
 //!   →  correlate (correlate: lineage, per-(entity, system) state, cases, timers)
 //!   →  commit (store: one RocksDB WriteBatch per step)
-//!   →  outputs (alert: canonical alerts; replay: sorted NDJSON)
+//!   →  outputs (alert: canonical alerts; sink: Kafka, OCSF; replay: sorted NDJSON;
+//!      report: evidence reports)
+//!
+//! Reading the state: store::view (committed state) → api (HTTP /v1, OpenAPI) and the
+//! CLI's `lineage` / `cases` (lineage: tree, dot, mermaid; client: `--api` mode).
 //! ```
 //!
 //! Invariants: results equal processing events one by one in (`time`, `event_id`) order
