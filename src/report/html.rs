@@ -216,12 +216,7 @@ pub fn page(r: &Report) -> String {
     }
     body += "</table><h2>Alerts</h2><table><tr><th>at</th><th>kind</th><th>severity</th><th>system</th><th>root</th><th>entities</th><th>detail</th></tr>";
     for a in &r.alerts {
-        let who = a
-            .entities
-            .as_ref()
-            .map(|e| e.join(", "))
-            .or_else(|| a.entity.clone())
-            .unwrap_or_default();
+        let who = a.subject();
         let _ = write!(
             body,
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

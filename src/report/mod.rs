@@ -478,12 +478,7 @@ impl Report {
         }
         out += "\n## Alerts\n\n| at | kind | severity | system | root | entities | detail |\n|---|---|---|---|---|---|---|\n";
         for a in &self.alerts {
-            let who = a
-                .entities
-                .as_ref()
-                .map(|e| e.join(", "))
-                .or_else(|| a.entity.clone())
-                .unwrap_or_default();
+            let who = a.subject();
             out += &format!(
                 "| {} | {} | {} | {} | {} | {} | {} |\n",
                 a.at,

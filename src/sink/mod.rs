@@ -134,6 +134,7 @@ pub fn ocsf_finding(a: &Alert) -> Value {
                 "missing_entities": a.entities,
                 "entity": a.entity,
                 "event_id": a.event_id,
+                "latency_ms": a.latency_ms,
             },
         }],
         "resources": std::iter::once(&a.root)
@@ -141,17 +142,7 @@ pub fn ocsf_finding(a: &Alert) -> Value {
             .chain(a.entities.iter().flatten())
             .map(|e| json!({ "name": e, "type": "Non-human identity" }))
             .collect::<Vec<_>>(),
-        "unmapped": {
-            "case_id": a.case_id,
-            "root": a.root,
-            "system": a.system,
-            "origin_system": a.origin_system,
-            "revoked_at": a.revoked_at,
-            "deadline": a.deadline,
-            "latency_ms": a.latency_ms,
-            "event_id": a.event_id,
-            "missing_entities": a.entities,
-        },
+
     })
 }
 
@@ -250,6 +241,6 @@ mod tests {
         assert_eq!(f["class_uid"], 2004);
         assert_eq!(f["type_uid"], 200401);
         assert_eq!(f["finding_info"]["uid"], "a1");
-        assert_eq!(f["unmapped"]["missing_entities"][1], "k2");
+        assert_eq!(f["evidences"][0]["data"]["missing_entities"][1], "k2");
     }
 }
