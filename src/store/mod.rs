@@ -91,6 +91,11 @@ const COLUMN_FAMILIES: [&str; 12] = [
     "alert_times",
 ];
 const CLOCK_KEY: &[u8] = b"clock";
+const FORMAT_KEY: &[u8] = b"format";
+/// The layout of the values; a state directory of another layout is refused at open.
+/// 2: entity rows carry when each system's state changed and the entity's kind; the
+/// history and alert_times column families.
+const FORMAT: u32 = 2;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -165,13 +170,29 @@ impl Store {
             })?;
             timers.insert(timer);
         }
-        let clock = match db.get_pinned_cf(table::cf(&db, "meta")?, CLOCK_KEY)? {
+        let meta = table::cf(&db, "meta")?;
+        let clock = match db.get_pinned_cf(meta, CLOCK_KEY)? {
             Some(bytes) => bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 message: e.to_string(),
             })?,
             None => Micros::MIN,
         };
+        let format = db
+            .get_pinned_cf(meta, FORMAT_KEY)?
+            .and_then(|b| <[u8; 4]>::try_from(&*b).ok())
+            .map(u32::from_be_bytes);
+        match format {
+            Some(FORMAT) => {}
+            None if clock == Micros::MIN => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
+            other => {
+                return Err(StoreError::Incompatible(format!(
+                    "state directory {} has layout {} and this lockstep writes layout {FORMAT}: replay into a new directory",
+                    dir.display(),
+                    other.map_or("1".into(), |v| v.to_string())
+                )))
+            }
+        }
         let outbox_next = match db
             .iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End)
             .next()
