@@ -1,0 +1,230 @@
+//! Alert latency under load (not a criterion bench): `lockstep run` against a co-located
+//! tansu broker while a producer feeds events stamped "now" at a sustained rate (default
+//! 100,000 events/s for 60 s). Most events are key usage spread over every partition; every
+//! 10 ms an offboarding story is woven in — a vault token issued under a service account,
+//! then the account disabled in IAM — whose vault echo never comes, so an `echo_missing`
+//! falls due 2 s later. The harness reads the alerts topic and reports, for those alerts,
+//! the latency from the deadline to the alert's arrival (allowed_lateness is 500 ms, so
+//! that much is inherent), with the consumed rate and the pipeline's peak RSS.
+//!
+//! `cargo bench --bench live_latency` (`LOCKSTEP_RATE`, `LOCKSTEP_SECONDS` to change).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lockstep::config::Config;
+use lockstep::event::{Action, EntityKind, IdentityEvent, Outcome, System};
+use lockstep::time::Micros;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use support::*;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn event(
+    id: u64,
+    system: System,
+    entity: String,
+    kind: EntityKind,
+    action: Action,
+    parent: Option<String>,
+) -> IdentityEvent {
+    IdentityEvent {
+        event_id: format!("e{id}"),
+        system,
+        source: "bench".into(),
+        time: Micros::now(),
+        entity,
+        entity_kind: kind,
+        action,
+        outcome: Outcome::Success,
+        parent,
+        actor: None,
+        attributes: Default::default(),
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+fn main() {
+    let rate = env("LOCKSTEP_RATE", 100_000);
+    let seconds = env("LOCKSTEP_SECONDS", 60);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 2);
+    broker.create_topics(&OUTPUTS, 1);
+    let cfg_path = config(
+        dir.path(),
+        &broker,
+        "[sla]\niam = \"off\"\nvault = \"2s\"\nmdm = \"off\"\nsiem = \"off\"\n\
+         [correlator]\nallowed_lateness = \"500ms\"\nidle_timeout = \"2s\"\n",
+    );
+    // The mdm topic is canonical Avro in the shared config; this harness writes JSON.
+    let text = std::fs::read_to_string(&cfg_path)
+        .unwrap()
+        .replace("canonical-avro", "canonical-json");
+    std::fs::write(&cfg_path, text).unwrap();
+    let cfg = Config::load(&cfg_path).unwrap();
+    let log = dir.path().join("run.log");
+    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    std::thread::sleep(Duration::from_secs(3));
+
+    // Each alert's arrival after its deadline, in ms.
+    let arrivals: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (arrivals, stop, brokers) = (arrivals.clone(), stop.clone(), broker.brokers());
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &brokers)
+                .set("group.id", "latency-reader")
+                .set("fetch.wait.max.ms", "10")
+                .create()
+                .unwrap();
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset("lockstep.alerts", 0, Offset::Beginning)
+                .unwrap();
+            consumer.assign(&tpl).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    let now = Micros::now();
+                    let alert: serde_json::Value =
+                        serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
+                    if let Some(d) = alert["deadline"]
+                        .as_str()
+                        .and_then(|d| Micros::parse(d).ok())
+                    {
+                        arrivals.lock().unwrap().push((now.0 - d.0) as f64 / 1000.0);
+                    }
+                }
+            }
+        })
+    };
+
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker.brokers())
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "2000000")
+        .create()
+        .unwrap();
+    let topic = |s: System| {
+        cfg.sources
+            .iter()
+            .find(|x| x.system == s)
+            .unwrap()
+            .topic
+            .clone()
+    };
+    let topics: Vec<(System, String)> = System::ALL.iter().map(|s| (*s, topic(*s))).collect();
+    let started = Instant::now();
+    let (mut sent, mut stories, mut id) = (0u64, 0u64, 0u64);
+    let per_tick = (rate / 100).max(1);
+    let send = |ev: IdentityEvent, topic: &str| {
+        let payload = lockstep::decode::json::encode(&ev);
+        let mut record = BaseRecord::to(topic).payload(&payload).key(&ev.entity);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    producer.poll(Duration::from_millis(1));
+                    record = r;
+                }
+            }
+        }
+    };
+    let mut tick = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let due = Duration::from_millis(tick * 10);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        tick += 1;
+        let sa = format!("sa-{tick}");
+        id += 1;
+        send(
+            event(
+                id,
+                System::Vault,
+                format!("{sa}/token"),
+                EntityKind::Token,
+                Action::Issued,
+                Some(sa.clone()),
+            ),
+            &topics[1].1,
+        );
+        id += 1;
+        send(
+            event(
+                id,
+                System::Iam,
+                sa,
+                EntityKind::ServiceAccount,
+                Action::Disabled,
+                None,
+            ),
+            &topics[0].1,
+        );
+        stories += 1;
+        sent += 2;
+        for n in 0..per_tick.saturating_sub(2) {
+            let (system, topic) = &topics[(n % 4) as usize];
+            id += 1;
+            let key = format!("key-{}", (id * 7919) % 200_000);
+            send(
+                event(id, *system, key, EntityKind::ApiKey, Action::Used, None),
+                topic,
+            );
+            sent += 1;
+        }
+        producer.poll(Duration::ZERO);
+    }
+    let produced_for = started.elapsed().as_secs_f64();
+    producer.flush(Duration::from_secs(30)).unwrap();
+    // Let the last deadlines fall due (2 s SLA + lateness) and arrive.
+    let wait = Instant::now();
+    while (arrivals.lock().unwrap().len() as u64) < stories
+        && wait.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0);
+    terminate(child, &log);
+    let mut lat = arrivals.lock().unwrap().clone();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "produced {sent} events in {produced_for:.1} s ({:.0} events/s offered), {stories} offboardings",
+        sent as f64 / produced_for
+    );
+    if lat.is_empty() {
+        println!("no alert arrived: the pipeline did not keep up");
+        return;
+    }
+    println!(
+        "{} of {stories} echo_missing alerts arrived; latency after the deadline: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (allowed_lateness 500 ms included)",
+        lat.len(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat[lat.len() - 1]
+    );
+    println!("peak RSS of lockstep run: {} MiB", rss / 1024);
+}
