@@ -157,7 +157,7 @@ impl Correlator {
             return Ok(());
         }
         self.stats.applied += 1;
-        self.store.record_history(ev)?;
+        let raised = out.len();
         let clock = self.store.clock();
         if ev.time < clock {
             self.stats.late += 1;
@@ -177,8 +177,12 @@ impl Correlator {
         self.check_event(ev, cover.as_ref(), out)?;
 
         // (3) state, cases, echo_late
-        if ev.succeeded() {
-            self.apply_effect(ev, cover.is_some(), out)?;
+        let changed = ev.succeeded() && self.apply_effect(ev, cover.is_some(), out)?;
+
+        // The timeline keeps lifecycle events, and uses that changed a state or raised an
+        // alert; routine repeated use (most of the volume) is not kept event by event.
+        if ev.action.class() != ActionClass::Usage || changed || out.len() > raised {
+            self.store.record_history(ev)?;
         }
         Ok(())
     }
@@ -287,13 +291,13 @@ impl Correlator {
         self.raise(alert, out)
     }
 
-    /// Step (3) of a success event.
+    /// Step (3) of a success event; true when it changed the entity's state.
     fn apply_effect(
         &mut self,
         ev: &IdentityEvent,
         covered: bool,
         out: &mut Vec<Alert>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut row = self.store.entity(&ev.entity)?;
         let slot = ev.system.index();
         let old = row.states[slot];
@@ -342,7 +346,7 @@ impl Correlator {
         if new == EchoState::Revoked && old != EchoState::Revoked {
             self.check_echo_late(ev, out)?;
         }
-        Ok(())
+        Ok(new != old)
     }
 
     /// A new case for a success revocation that nothing covers, with its timers.

@@ -90,6 +90,8 @@ const COLUMN_FAMILIES: [&str; 12] = [
     "history",
     "alert_times",
 ];
+/// Column families written by appending and read only by scans.
+const APPEND_ONLY: [&str; 2] = ["history", "alert_times"];
 const CLOCK_KEY: &[u8] = b"clock";
 const FORMAT_KEY: &[u8] = b"format";
 /// The layout of the values; a state directory of another layout is refused at open.
@@ -154,9 +156,12 @@ impl Store {
             cf_opts.set_block_based_table_factory(&table);
             cf_opts.set_write_buffer_size(64 << 20);
             // Most point reads of a replay miss (a new event id, a new entity): a memtable
-            // bloom filter answers those without walking the skip list.
-            cf_opts.set_memtable_prefix_bloom_ratio(0.1);
-            cf_opts.set_memtable_whole_key_filtering(true);
+            // bloom filter answers those without walking the skip list. The append-only
+            // families are only scanned, and are written without one.
+            if !APPEND_ONLY.contains(name) {
+                cf_opts.set_memtable_prefix_bloom_ratio(0.1);
+                cf_opts.set_memtable_whole_key_filtering(true);
+            }
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
@@ -493,6 +498,8 @@ impl Store {
         }
         self.timers_added.clear();
         self.timers_removed.clear();
+        // In key order: RocksDB's memtable inserts sorted keys far faster.
+        self.appended.sort_unstable();
         for (cf, key, value) in self.appended.drain(..) {
             batch.put_cf(table::cf(db, cf)?, key, value);
         }
