@@ -83,14 +83,9 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let settled = started.elapsed().as_secs_f64();
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let rss = peak_rss_mib(child.id());
     let alerts = metric(api, "lockstep_alerts_total");
     terminate(child, &log);
     println!("consumed {total} events in {consumed:.2} s: {:.0} events/s (start-up and group-free assignment included)", total / consumed);
-    println!("all released, correlated and {alerts} alerts delivered after {settled:.2} s; peak RSS {} MiB", rss / 1024);
+    println!("all released, correlated and {alerts} alerts delivered after {settled:.2} s; peak RSS {} MiB", rss);
 }

@@ -208,12 +208,7 @@ fn main() {
     }
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
-    let rss = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
+    let rss = peak_rss_mib(child.id());
     terminate(child, &log);
     let mut lat = arrivals.lock().unwrap().clone();
     lat.sort_by(|a, b| a.total_cmp(b));
@@ -232,5 +227,5 @@ fn main() {
         percentile(&lat, 0.99),
         lat[lat.len() - 1]
     );
-    println!("peak RSS of lockstep run: {} MiB", rss / 1024);
+    println!("peak RSS of lockstep run: {} MiB", rss);
 }

@@ -357,27 +357,21 @@ fn native_formats_live_give_the_alerts_of_a_native_replay() {
     let fx = Fixture::new(false, &format!("{FAST}{story}\n{sources}"));
     fx.broker.create_topics(&topics.map(|(topic, ..)| topic), 1);
 
-    let out = fx.dir.path().join("replay.ndjson");
-    let mut replay = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"));
-    replay
-        .args(["replay", "--config"])
-        .arg(scenario.join("lockstep.toml"))
-        .args(["--as-of", "2026-03-09T00:00:00Z", "--alerts"])
-        .arg(&out);
-    for (_, _, format, file) in &topics {
-        replay
-            .arg("--input")
-            .arg(format!("{format}={}", scenario.join(file).display()));
-    }
-    assert!(replay.status().unwrap().success());
-    let expected: BTreeMap<String, serde_json::Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let a: serde_json::Value = serde_json::from_str(l).unwrap();
-            (a["alert_id"].as_str().unwrap().to_owned(), a)
-        })
+    let config = scenario.join("lockstep.toml");
+    let inputs: Vec<String> = topics
+        .iter()
+        .map(|(_, _, format, file)| format!("{format}={}", scenario.join(file).display()))
         .collect();
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "--as-of",
+        "2026-03-09T00:00:00Z",
+    ];
+    for input in &inputs {
+        args.extend(["--input", input.as_str()]);
+    }
+    let expected = replay_with(&args, fx.dir.path(), "replay.ndjson");
     assert_eq!(expected.len(), 4, "{expected:#?}");
 
     let producer: BaseProducer = ClientConfig::new()
@@ -419,25 +413,7 @@ fn a_kafka_time_range_replay_equals_a_file_replay() {
         .collect();
     let file = write_events(fx.dir.path(), &in_range);
 
-    let replay = |args: &[&str], out: &str| -> BTreeMap<String, serde_json::Value> {
-        let path = fx.dir.path().join(out);
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .arg("replay")
-            .args(args)
-            .arg("--alerts")
-            .arg(&path)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        std::fs::read_to_string(path)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let a: serde_json::Value = serde_json::from_str(l).unwrap();
-                (a["alert_id"].as_str().unwrap().to_owned(), a)
-            })
-            .collect()
-    };
+    let replay = |args: &[&str], out: &str| replay_with(args, fx.dir.path(), out);
     let from_file = replay(&["--input", file.to_str().unwrap()], "file.ndjson");
     let (since, until) = (since.to_string(), until.to_string());
     let from_kafka = replay(

@@ -344,17 +344,26 @@ pub fn replay_alerts(
     as_of: &str,
     dir: &Path,
 ) -> BTreeMap<String, serde_json::Value> {
-    let out = dir.join("replay.ndjson");
+    let events = events.to_string_lossy();
+    replay_with(
+        &["--input", &events, "--as-of", as_of],
+        dir,
+        "replay.ndjson",
+    )
+}
+
+/// `lockstep replay ARGS`, alerts written to `dir/out`: the alerts by alert_id.
+pub fn replay_with(args: &[&str], dir: &Path, out: &str) -> BTreeMap<String, serde_json::Value> {
+    let out = dir.join(out);
     let status = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-        .args(["replay", "--input"])
-        .arg(events)
+        .arg("replay")
+        .args(args)
         .arg("--alerts")
         .arg(&out)
-        .args(["--as-of", as_of])
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success());
+    assert!(status.success(), "lockstep replay {args:?}");
     std::fs::read_to_string(out)
         .unwrap()
         .lines()
@@ -363,4 +372,15 @@ pub fn replay_alerts(
             (alert["alert_id"].as_str().unwrap().to_owned(), alert)
         })
         .collect()
+}
+
+/// The peak resident set size (VmHWM) of process `pid`, in MiB.
+pub fn peak_rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .unwrap_or(0)
+        / 1024
 }
