@@ -287,6 +287,31 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Starts the HTTP API on `listen` over `view`, with the token of `[api] token` or
+/// `LOCKSTEP_API_TOKEN` (required unless `listen` is loopback).
+fn serve_api(
+    config: &Config,
+    listen: &str,
+    metrics: Arc<Metrics>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
+    view: StateView,
+) -> Result<(std::net::SocketAddr, std::thread::JoinHandle<()>)> {
+    let token = config
+        .api
+        .token
+        .clone()
+        .or_else(|| std::env::var("LOCKSTEP_API_TOKEN").ok());
+    let addr = lockstep::api::bind_address(listen, token.as_deref()).map_err(|message| {
+        lockstep::error::ConfigError::Invalid {
+            path: None,
+            message,
+        }
+    })?;
+    let api = lockstep::api::spawn(addr, token, metrics, ready, Some(view))
+        .with_context(|| format!("listening on {addr}"))?;
+    Ok((addr, api))
+}
+
 fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(match path {
         Some(p) => Config::load(p)?,
@@ -445,25 +470,14 @@ fn run(cli: Cli) -> Result<()> {
                 signal_hook::flag::register(signal, control.shutdown.clone())?;
             }
             if config.api.listen != "off" {
-                let token = config
-                    .api
-                    .token
-                    .clone()
-                    .or_else(|| std::env::var("LOCKSTEP_API_TOKEN").ok());
-                let addr = lockstep::api::bind_address(&config.api.listen, token.as_deref())
-                    .map_err(|message| lockstep::error::ConfigError::Invalid {
-                        path: None,
-                        message,
-                    })?;
-                lockstep::api::spawn(
-                    addr,
-                    token,
+                let (addr, _) = serve_api(
+                    &config,
+                    &config.api.listen,
                     metrics.clone(),
                     control.ready.clone(),
-                    Some(store.view()),
-                )
-                .with_context(|| format!("listening on {addr}"))?;
-                eprintln!("lockstep: metrics and health on http://{addr}");
+                    store.view(),
+                )?;
+                eprintln!("lockstep: API, metrics and health on http://{addr}");
             }
             let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
             eprintln!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
@@ -510,24 +524,10 @@ fn run(cli: Cli) -> Result<()> {
             config,
         } => {
             let config = load_config(config.as_deref())?;
-            let token = config
-                .api
-                .token
-                .clone()
-                .or_else(|| std::env::var("LOCKSTEP_API_TOKEN").ok());
-            let addr =
-                lockstep::api::bind_address(&listen, token.as_deref()).map_err(|message| {
-                    lockstep::error::ConfigError::Invalid {
-                        path: None,
-                        message,
-                    }
-                })?;
             let view = StateView::open_read_only(&state)
                 .with_context(|| format!("opening state {} read-only", state.display()))?;
             let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
-            let api =
-                lockstep::api::spawn(addr, token, Arc::new(Metrics::new()), ready, Some(view))
-                    .with_context(|| format!("listening on {addr}"))?;
+            let (addr, api) = serve_api(&config, &listen, Arc::new(Metrics::new()), ready, view)?;
             eprintln!("lockstep: serving {} on http://{addr}", state.display());
             api.join()
                 .map_err(|_| anyhow::anyhow!("the API thread panicked"))?;
