@@ -48,6 +48,8 @@ sleep 1
 "$bin" simulate --live --config "$config" --seed 7 --accounts 120 --rate 1500 2>"$work/feed.log"
 echo "------------------------------------------------------------------------------"
 echo "demo: $(cat "$work/feed.log")"
-echo "demo: lockstep keeps running: metrics at http://127.0.0.1:9464/metrics, alerts on topic"
-echo "demo: lockstep.alerts, cases on lockstep.cases. Ctrl-C stops everything."
+echo "demo: lockstep keeps running: alerts on topic lockstep.alerts, cases on lockstep.cases;"
+echo "demo: the API at http://127.0.0.1:9464/v1/cases?state=breached (and /metrics);"
+echo "demo: try: $bin lineage svc-000002@corp.example --api http://127.0.0.1:9464"
+echo "demo: Ctrl-C stops everything."
 if [ -n "${DEMO_SECONDS:-}" ]; then sleep "$DEMO_SECONDS"; else wait; fi
