@@ -122,11 +122,16 @@ enum Command {
         uses_per_key: u32,
         /// Produce to the configured source topics instead of writing a file, with event
         /// times shifted so that the scenario ends now.
-        #[arg(long, requires = "config")]
-        live: bool,
-        /// Configuration naming the topics (with --live): the first source of each system.
         #[arg(long)]
+        live: bool,
+        /// Configuration naming the topics (with --live): the first canonical source of
+        /// each system.
+        #[arg(long, requires = "live")]
         config: Option<PathBuf>,
+        /// Bootstrap servers (with --live): overrides `[kafka] brokers`; without --config
+        /// the topics are lockstep.iam, lockstep.vault, lockstep.mdm and lockstep.siem.
+        #[arg(long, requires = "live")]
+        brokers: Option<String>,
         /// Events per second to produce (with --live; 0 = as fast as possible).
         #[arg(long, default_value_t = 0)]
         rate: u64,
@@ -312,6 +317,17 @@ fn serve_api(
     Ok((addr, api))
 }
 
+/// A configuration with the default canonical topics on `brokers`.
+fn default_topics(brokers: &str) -> String {
+    let mut text = format!("[kafka]\nbrokers = {brokers:?}\n");
+    for system in lockstep::event::System::ALL {
+        text += &format!(
+            "[[sources]]\nsystem = \"{system}\"\ntopic = \"lockstep.{system}\"\nformat = \"canonical-json\"\n"
+        );
+    }
+    text
+}
+
 fn load_config(path: Option<&Path>) -> Result<Config> {
     Ok(match path {
         Some(p) => Config::load(p)?,
@@ -422,6 +438,7 @@ fn run(cli: Cli) -> Result<()> {
             uses_per_key,
             live,
             config,
+            brokers,
             rate,
         } => {
             let scenario = Scenario {
@@ -432,7 +449,20 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut events = generate(&scenario);
             if live {
-                let config = load_config(config.as_deref())?;
+                let config = match (config, brokers) {
+                    (Some(path), None) => Config::load(&path)?,
+                    (path, Some(brokers)) => {
+                        let mut config = match path {
+                            Some(p) => Config::load(&p)?,
+                            None => Config::parse(&default_topics(&brokers))?,
+                        };
+                        if let Some(kafka) = &mut config.kafka {
+                            kafka.brokers = brokers;
+                        }
+                        config
+                    }
+                    (None, None) => anyhow::bail!("simulate --live needs --brokers or --config"),
+                };
                 shift_to_now(&mut events);
                 let sent = lockstep::live::feed::produce(&config, &events, rate)?;
                 eprintln!("simulate: produced {sent} events for {accounts} service accounts (seed {seed})");
