@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
@@ -40,6 +40,9 @@ use watermark::Watermarks;
 pub const MAX_BATCH: usize = 20_000;
 const STEP_TIME: Duration = Duration::from_millis(100);
 const POLL_WAIT: Duration = Duration::from_millis(50);
+/// How long the consumer may report nothing but errors before it is rebuilt (a broker
+/// that came back without its log leaves librdkafka's client on stale metadata).
+const REBUILD_AFTER: Duration = Duration::from_secs(5);
 /// Outputs in flight to the broker before consumption pauses (backpressure).
 const MAX_IN_FLIGHT: usize = 200_000;
 
@@ -100,6 +103,9 @@ pub struct Control {
 pub struct Pipeline {
     consumer: BaseConsumer,
     core: Core,
+    /// Since when every poll has returned an error, if it has.
+    failing_since: Option<Instant>,
+    shutdown: Arc<AtomicBool>,
 }
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
@@ -220,6 +226,8 @@ impl Pipeline {
             .collect();
         Ok(Pipeline {
             consumer,
+            failing_since: None,
+            shutdown: control.shutdown.clone(),
             core: Core {
                 config,
                 consumed,
@@ -249,6 +257,52 @@ impl Pipeline {
         self.core.shutdown()
     }
 
+    /// Replaces a consumer that has only reported errors for [`REBUILD_AFTER`] with a new
+    /// one assigned at the offsets consumed so far; where the broker's log is now shorter,
+    /// `auto.offset.reset` starts it over and [`Core::ingest`] reports the reset. The
+    /// producer is recreated too, resending what is in flight. While the broker is
+    /// unreachable the old clients stay and the rebuild is tried again.
+    fn rebuild_consumer(&mut self) {
+        tracing::warn!(
+            "the consumer has reported only errors for {REBUILD_AFTER:?}: reconnecting with a new one"
+        );
+        self.failing_since = Some(Instant::now());
+        let Some(kafka) = self.core.config.kafka.clone() else {
+            return;
+        };
+        // A partition whose log now ends before the offset consumed so far lost it: it is
+        // read from its beginning, and `ingest` reports the offsets going backwards.
+        let probe: Option<BaseConsumer> = client_config(&kafka).create().ok();
+        let positions: HashMap<(String, i32), i64> = self
+            .core
+            .partitions
+            .iter()
+            .filter(|p| {
+                let end = probe.as_ref().and_then(|c| {
+                    c.fetch_watermarks(&p.topic, p.partition, Duration::from_secs(5))
+                        .ok()
+                });
+                end.is_none_or(|(_, high)| high >= p.next_offset)
+            })
+            .map(|p| ((p.topic.clone(), p.partition), p.next_offset))
+            .collect();
+        match consumer(
+            &kafka,
+            &self.core.config.sources,
+            &positions,
+            &self.shutdown,
+        ) {
+            Ok((consumer, _)) => {
+                self.consumer = consumer;
+                self.failing_since = None;
+                if let Err(e) = self.core.producer.reconnect(client_config(&kafka)) {
+                    tracing::warn!(error = %e, "cannot recreate the producer; keeping the old one");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot reconnect yet; trying again"),
+        }
+    }
+
     /// One step: poll, order, correlate, commit, produce.
     pub fn step(&mut self) -> Result<(), LiveError> {
         let started = Instant::now();
@@ -264,9 +318,14 @@ impl Pipeline {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
+                    let since = *self.failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > REBUILD_AFTER {
+                        self.rebuild_consumer();
+                    }
                     break;
                 }
                 Some(Ok(message)) => {
+                    self.failing_since = None;
                     self.core.ingest(&message);
                     polled += 1;
                 }

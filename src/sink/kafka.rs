@@ -51,6 +51,18 @@ impl OutboxProducer {
         })
     }
 
+    /// Replaces the client with a new one (after the broker lost its state, an idempotent
+    /// producer's sequence numbers no longer match) and sends every record in flight again.
+    pub fn reconnect(&mut self, config: ClientConfig) -> Result<(), KafkaError> {
+        let fresh = OutboxProducer::new(config)?;
+        self.producer = fresh.producer;
+        self.reports = fresh.reports;
+        for (seq, record) in &self.in_flight {
+            self.transmit(*seq, record);
+        }
+        Ok(())
+    }
+
     /// Sends a record (kept until acknowledged).
     pub fn send(&mut self, seq: u64, record: OutboxRecord) {
         self.transmit(seq, &record);
