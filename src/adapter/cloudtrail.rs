@@ -13,9 +13,9 @@
 use serde_json::Value;
 
 use super::fields::{at, id_or_content, last_segment, required, str_at, text, time};
-use super::Emitter;
+use super::{Draft, Emitter};
 use crate::error::DecodeError;
-use crate::event::{Action, EntityKind, Outcome};
+use crate::event::{Action, EntityKind};
 use crate::time::Micros;
 
 /// Errors with which AWS refuses the credential itself, rather than the request.
@@ -76,34 +76,30 @@ impl Record<'_> {
         }
     }
 
-    fn emit(
+    /// An event of this record about `entity`, with its actor, outcome and attributes.
+    fn emit<'o>(
         &self,
-        out: &mut Emitter,
+        out: &'o mut Emitter,
         id: String,
         entity: String,
         kind: EntityKind,
         action: Action,
-    ) {
+    ) -> Draft<'o> {
         out.emit(id, self.time, entity, kind, action)
             .actor(self.actor.clone())
             .failed(self.error.is_some())
             .attr("aws.event", text(self.r, "eventName"))
             .attr("aws.error", self.error.clone())
-            .attr("ip", text(self.r, "sourceIPAddress"));
+            .attr("ip", text(self.r, "sourceIPAddress"))
     }
+}
 
-    fn emit_with_parent(
-        &self,
-        out: &mut Emitter,
-        entity: String,
-        kind: EntityKind,
-        action: Action,
-        parent: Option<String>,
-    ) {
-        self.emit(out, self.id.clone(), entity, kind, action);
-        if let Some(ev) = out.events.last_mut() {
-            ev.parent = parent.filter(|p| !p.is_empty());
-        }
+/// The kind of an IAM principal ARN: a role, else a user.
+fn principal_kind(arn: &str) -> EntityKind {
+    if arn.contains(":role/") {
+        EntityKind::Role
+    } else {
+        EntityKind::User
     }
 }
 
@@ -277,29 +273,20 @@ fn lifecycle(rec: &Record<'_>, name: &str, out: &mut Emitter) {
         "ConsoleLogin" => {
             let failed = str_at(r, "responseElements.ConsoleLogin") == Some("Failure");
             if let Some(principal) = rec.caller() {
-                let kind = if principal.contains(":role/") {
-                    K::Role
-                } else {
-                    K::User
-                };
-                rec.emit(out, rec.id.clone(), principal, kind, Used);
-                if let Some(ev) = out.events.last_mut().filter(|_| failed) {
-                    ev.outcome = Outcome::Failure;
-                }
+                let kind = principal_kind(&principal);
+                rec.emit(out, rec.id.clone(), principal, kind, Used)
+                    .failed(failed);
             }
             return;
         }
         _ => return,
     };
     if let Some(entity) = entity {
-        rec.emit_with_parent(out, entity, kind, action, parent);
-        if name.ends_with("UserPolicy")
-            && req("policyName").is_some_and(|p| p.starts_with("AWSCompromisedKeyQuarantine"))
-        {
-            if let Some(ev) = out.events.last_mut() {
-                ev.attributes.insert("aws.quarantine".into(), "true".into());
-            }
-        }
+        let quarantine = name.ends_with("UserPolicy")
+            && req("policyName").is_some_and(|p| p.starts_with("AWSCompromisedKeyQuarantine"));
+        rec.emit(out, rec.id.clone(), entity, kind, action)
+            .parent(parent)
+            .attr("aws.quarantine", quarantine.then_some("true"));
     }
 }
 
@@ -307,28 +294,28 @@ fn lifecycle(rec: &Record<'_>, name: &str, out: &mut Emitter) {
 fn session(rec: &Record<'_>, parent: Option<String>, out: &mut Emitter) {
     match text(rec.r, "responseElements.credentials.accessKeyId") {
         Some(key) => {
-            rec.emit_with_parent(out, key, EntityKind::Token, Action::Issued, parent);
-            if let Some(ev) = out.events.last_mut() {
-                for (attr, path) in [
-                    ("aws.session", "responseElements.assumedRoleUser.arn"),
-                    ("aws.session", "responseElements.federatedUser.arn"),
-                    ("aws.expiration", "responseElements.credentials.expiration"),
-                ] {
-                    if let Some(v) = text(rec.r, path) {
-                        ev.attributes.insert(attr.into(), v);
-                    }
-                }
-            }
+            rec.emit(out, rec.id.clone(), key, EntityKind::Token, Action::Issued)
+                .parent(parent)
+                .attr(
+                    "aws.session",
+                    first(
+                        rec.r,
+                        &[
+                            "responseElements.federatedUser.arn",
+                            "responseElements.assumedRoleUser.arn",
+                        ],
+                    ),
+                )
+                .attr(
+                    "aws.expiration",
+                    text(rec.r, "responseElements.credentials.expiration"),
+                );
         }
         // Refused: no credential exists; the failure is recorded against its source.
         None if rec.error.is_some() => {
             if let Some(p) = parent {
-                let kind = if p.contains(":role/") {
-                    EntityKind::Role
-                } else {
-                    EntityKind::User
-                };
-                rec.emit_with_parent(out, p, kind, Action::Issued, None);
+                let kind = principal_kind(&p);
+                rec.emit(out, rec.id.clone(), p, kind, Action::Issued);
             }
         }
         None => {}
