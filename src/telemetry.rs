@@ -48,34 +48,16 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
-            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
+            register(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique metric");
-            c
-        };
+        let counter = |name: &str, help: &str| register(&registry, IntCounter::new(name, help));
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let g =
-                prometheus::IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
+            register(
+                &registry,
+                prometheus::IntGaugeVec::new(Opts::new(name, help), labels),
+            )
         };
-        let gauge = |name: &str, help: &str| {
-            let g = IntGauge::new(name, help).expect("valid metric");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique metric");
-            g
-        };
+        let gauge = |name: &str, help: &str| register(&registry, IntGauge::new(name, help));
         let echo_latency = prometheus::HistogramVec::new(
             HistogramOpts::new(
                 "lockstep_echo_latency_seconds",
@@ -91,19 +73,13 @@ impl Metrics {
                 24.0 * 3600.0,
             ]),
             &["system"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(echo_latency.clone()))
-            .expect("unique metric");
+        );
+        let echo_latency = register(&registry, echo_latency);
         let commit_seconds = Histogram::with_opts(
             HistogramOpts::new("lockstep_commit_seconds", "RocksDB write batch commit time")
                 .buckets(prometheus::exponential_buckets(0.0001, 4.0, 8).expect("valid buckets")),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(commit_seconds.clone()))
-            .expect("unique metric");
+        );
+        let commit_seconds = register(&registry, commit_seconds);
         Metrics {
             events: counter_vec(
                 "lockstep_events_total",
@@ -165,6 +141,19 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8(buf).unwrap_or_default()
     }
+}
+
+/// Registers a metric built from constant names and options: both can only fail on a
+/// programming error (an invalid or duplicate name), which the tests catch.
+fn register<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<C>,
+) -> C {
+    let metric = metric.expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("unique metric");
+    metric
 }
 
 impl Default for Metrics {
