@@ -8,6 +8,10 @@
 //! stored position is the offset of its oldest event still held in the reorder buffer,
 //! so a crash loses nothing: on restart those records are consumed again, and any event
 //! already applied is dropped as a redelivery.
+//!
+//! A broker that goes away is reconnected to; at start and after every outage the last
+//! record consumed from each partition is read back ([`continuity`]), so a broker that
+//! came back without its log is noticed and its partitions read again from the start.
 
 pub mod feed;
 pub mod lag;
@@ -18,9 +22,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::Offset;
 
 use crate::adapter::{Normalized, Normalizer};
 use crate::alert::{alert_id, Alert, AlertKind};
@@ -30,8 +35,9 @@ use crate::correlate::{Correlator, Rules};
 use crate::error::{DecodeError, StoreError};
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::{case_json, encode_alert};
-use crate::source::kafka::{client_config, consumer};
-use crate::store::{OutboxRecord, Store};
+use crate::source::continuity::{self, fingerprint, Continuity};
+use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
+use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
 use watermark::Watermarks;
@@ -40,9 +46,11 @@ use watermark::Watermarks;
 pub const MAX_BATCH: usize = 20_000;
 const STEP_TIME: Duration = Duration::from_millis(100);
 const POLL_WAIT: Duration = Duration::from_millis(50);
-/// How long the consumer may report nothing but errors before it is rebuilt (a broker
-/// that came back without its log leaves librdkafka's client on stale metadata).
+/// How long the consumer may report nothing but errors before it is replaced (stale
+/// metadata, say); a lost broker connection replaces it at once.
 const REBUILD_AFTER: Duration = Duration::from_secs(5);
+/// How often a broker that went away is tried again.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// Outputs in flight to the broker before consumption pauses (backpressure).
 const MAX_IN_FLIGHT: usize = 200_000;
 
@@ -58,6 +66,9 @@ pub enum LiveError {
     /// The configuration lacks what the live pipeline needs.
     #[error("{0}")]
     Config(String),
+    /// The source partitions cannot be checked now.
+    #[error(transparent)]
+    Unavailable(#[from] continuity::Unavailable),
 }
 
 struct Partition {
@@ -65,16 +76,43 @@ struct Partition {
     partition: i32,
     source: usize,
     next_offset: i64,
+    /// Offset and fingerprint of the last record consumed.
+    check: Option<(i64, u64)>,
+    /// Counts the logs this partition was read from (a lost log starts a new one), so
+    /// events held from an old log do not release offsets of the new one.
+    epoch: u32,
     held: BTreeMap<i64, u32>,
-    stored: Option<i64>,
+    stored: Option<Position>,
 }
 
 impl Partition {
-    fn position(&self) -> i64 {
-        self.held.keys().next().copied().unwrap_or(self.next_offset)
+    fn position(&self) -> Position {
+        Position {
+            next: self.held.keys().next().copied().unwrap_or(self.next_offset),
+            check: self.check,
+        }
     }
 
-    fn release(&mut self, offset: i64) {
+    /// Where the consumer resumes this partition.
+    fn resume_at(&self) -> Offset {
+        match self.next_offset {
+            0 => Offset::Beginning,
+            next => Offset::Offset(next),
+        }
+    }
+
+    /// The broker lost the log read so far: read the new one from its beginning.
+    fn start_over(&mut self) {
+        self.next_offset = 0;
+        self.check = None;
+        self.epoch += 1;
+        self.held.clear();
+    }
+
+    fn release(&mut self, epoch: u32, offset: i64) {
+        if epoch != self.epoch {
+            return;
+        }
         if let Some(n) = self.held.get_mut(&offset) {
             *n -= 1;
             if *n == 0 {
@@ -101,11 +139,15 @@ pub struct Control {
 
 /// The running pipeline: the consumer, and everything a record goes through after it.
 pub struct Pipeline {
-    consumer: BaseConsumer,
+    /// None while the broker is away.
+    consumer: Option<BaseConsumer>,
     core: Core,
     /// Since when every poll has returned an error, if it has.
     failing_since: Option<Instant>,
-    shutdown: Arc<AtomicBool>,
+    /// When reconnecting was last tried.
+    reconnect_tried: Option<Instant>,
+    /// Why it failed last (said once, not every attempt).
+    unavailable: Option<String>,
 }
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
@@ -118,7 +160,7 @@ struct Core {
     partitions: Vec<Partition>,
     index: HashMap<String, Vec<(i32, usize)>>,
     watermarks: Watermarks,
-    buffer: ReorderBuffer<(usize, i64)>,
+    buffer: ReorderBuffer<(usize, u32, i64)>,
     silence: Vec<Silence>,
     metrics: Arc<Metrics>,
     to_send: Vec<(u64, OutboxRecord)>,
@@ -146,13 +188,13 @@ impl Pipeline {
                 "lockstep run needs at least one [[sources]] entry (system, topic, format)".into(),
             ));
         }
-        let stored: HashMap<(String, i32), i64> = store
+        let stored: HashMap<(String, i32), Position> = store
             .positions()?
             .into_iter()
             .map(|(t, p, o)| ((t, p), o))
             .collect();
         let pending = store.outbox()?;
-        let (consumer, assigned) = consumer(&kafka, &config.sources, &stored, &control.shutdown)?;
+        let assigned = source_partitions(&kafka, &config.sources, &control.shutdown)?;
         let mut producer = OutboxProducer::new(client_config(&kafka))?;
         if !pending.is_empty() {
             tracing::info!(
@@ -180,7 +222,9 @@ impl Pipeline {
                 topic,
                 partition,
                 source,
-                next_offset: stored.unwrap_or(0),
+                next_offset: stored.map_or(0, |s| s.next),
+                check: stored.and_then(|s| s.check),
+                epoch: 0,
                 held: BTreeMap::new(),
                 stored,
             });
@@ -224,27 +268,30 @@ impl Pipeline {
             .iter()
             .map(|s| s.normalizer(&mapping))
             .collect();
+        let mut core = Core {
+            config,
+            consumed,
+            normalizers,
+            correlator,
+            producer,
+            partitions,
+            index,
+            watermarks,
+            buffer,
+            silence,
+            metrics,
+            to_send: Vec::new(),
+            delivered: Vec::new(),
+            print,
+            redeliveries_seen: 0,
+        };
+        let consumer = assigned_consumer(&kafka, &core.resume_points(&kafka)?)?;
         Ok(Pipeline {
-            consumer,
+            consumer: Some(consumer),
+            core,
             failing_since: None,
-            shutdown: control.shutdown.clone(),
-            core: Core {
-                config,
-                consumed,
-                normalizers,
-                correlator,
-                producer,
-                partitions,
-                index,
-                watermarks,
-                buffer,
-                silence,
-                metrics,
-                to_send: Vec::new(),
-                delivered: Vec::new(),
-                print,
-                redeliveries_seen: 0,
-            },
+            reconnect_tried: None,
+            unavailable: None,
         })
     }
 
@@ -257,49 +304,51 @@ impl Pipeline {
         self.core.shutdown()
     }
 
-    /// Replaces a consumer that has only reported errors for [`REBUILD_AFTER`] with a new
-    /// one assigned at the offsets consumed so far; where the broker's log is now shorter,
-    /// `auto.offset.reset` starts it over and [`Core::ingest`] reports the reset. The
-    /// producer is recreated too, resending what is in flight. While the broker is
-    /// unreachable the old clients stay and the rebuild is tried again.
-    fn rebuild_consumer(&mut self) {
-        tracing::warn!(
-            "the consumer has reported only errors for {REBUILD_AFTER:?}: reconnecting with a new one"
-        );
-        self.failing_since = Some(Instant::now());
+    /// Drops the consumer: the broker went away, or the consumer has reported nothing
+    /// but errors for [`REBUILD_AFTER`]. [`Pipeline::reconnect`] makes a new one.
+    fn disconnect(&mut self, error: &KafkaError) {
+        tracing::warn!(error = %error, "lost the broker: reconnecting, then reading back the last records consumed");
+        self.consumer = None;
+        self.failing_since = None;
+    }
+
+    /// Makes a new consumer, at most every [`RECONNECT_EVERY`], once the broker answers:
+    /// partitions whose log the broker still holds resume where they stopped, the others
+    /// start over (and the producer is recreated, since the broker lost its state).
+    fn reconnect(&mut self) {
+        if self
+            .reconnect_tried
+            .is_some_and(|t| t.elapsed() < RECONNECT_EVERY)
+        {
+            return;
+        }
+        self.reconnect_tried = Some(Instant::now());
         let Some(kafka) = self.core.config.kafka.clone() else {
             return;
         };
-        // A partition whose log now ends before the offset consumed so far lost it: it is
-        // read from its beginning, and `ingest` reports the offsets going backwards.
-        let probe: Option<BaseConsumer> = client_config(&kafka).create().ok();
-        let positions: HashMap<(String, i32), i64> = self
+        let resets = self.core.metrics.offset_resets.get();
+        let consumer = self
             .core
-            .partitions
-            .iter()
-            .filter(|p| {
-                let end = probe.as_ref().and_then(|c| {
-                    c.fetch_watermarks(&p.topic, p.partition, Duration::from_secs(5))
-                        .ok()
-                });
-                end.is_none_or(|(_, high)| high >= p.next_offset)
-            })
-            .map(|p| ((p.topic.clone(), p.partition), p.next_offset))
-            .collect();
-        match consumer(
-            &kafka,
-            &self.core.config.sources,
-            &positions,
-            &self.shutdown,
-        ) {
-            Ok((consumer, _)) => {
-                self.consumer = consumer;
-                self.failing_since = None;
-                if let Err(e) = self.core.producer.reconnect(client_config(&kafka)) {
-                    tracing::warn!(error = %e, "cannot recreate the producer; keeping the old one");
+            .resume_points(&kafka)
+            .and_then(|points| Ok(assigned_consumer(&kafka, &points)?));
+        match consumer {
+            Ok(consumer) => {
+                tracing::info!("reconnected to the broker");
+                self.consumer = Some(consumer);
+                self.unavailable = None;
+                if self.core.metrics.offset_resets.get() > resets {
+                    if let Err(e) = self.core.producer.reconnect(client_config(&kafka)) {
+                        tracing::warn!(error = %e, "cannot recreate the producer; keeping the old one");
+                    }
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "cannot reconnect yet; trying again"),
+            Err(e) => {
+                let why = e.to_string();
+                if self.unavailable.as_ref() != Some(&why) {
+                    tracing::warn!(error = %why, "cannot reconnect yet; trying every {RECONNECT_EVERY:?}");
+                    self.unavailable = Some(why);
+                }
+            }
         }
     }
 
@@ -307,20 +356,27 @@ impl Pipeline {
     pub fn step(&mut self) -> Result<(), LiveError> {
         let started = Instant::now();
         let mut polled = 0;
-        let paused = self.core.producer.in_flight() >= MAX_IN_FLIGHT;
-        while !paused && polled < MAX_BATCH && started.elapsed() < STEP_TIME {
+        if self.consumer.is_none() {
+            self.core.watermarks.hold(Instant::now());
+            self.reconnect();
+        }
+        let paused = self.core.producer.in_flight() >= MAX_IN_FLIGHT || self.consumer.is_none();
+        while let Some(consumer) = self.consumer.as_ref() {
+            if paused || polled >= MAX_BATCH || started.elapsed() >= STEP_TIME {
+                break;
+            }
             let wait = if polled == 0 {
                 POLL_WAIT
             } else {
                 Duration::ZERO
             };
-            match self.consumer.poll(wait) {
+            match consumer.poll(wait) {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
                     let since = *self.failing_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > REBUILD_AFTER {
-                        self.rebuild_consumer();
+                    if broker_gone(&e) || since.elapsed() > REBUILD_AFTER {
+                        self.disconnect(&e);
                     }
                     break;
                 }
@@ -339,7 +395,47 @@ impl Pipeline {
     }
 }
 
+/// Whether a consumer error means the connection to the broker is lost.
+fn broker_gone(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+    )
+}
+
 impl Core {
+    /// Where each partition resumes: the last record consumed is read back first, and a
+    /// partition whose log the broker lost starts over (said, and counted). Fails when
+    /// the broker does not answer.
+    fn resume_points(
+        &mut self,
+        kafka: &crate::config::KafkaConfig,
+    ) -> Result<Vec<(String, i32, Offset)>, LiveError> {
+        let checks: Vec<continuity::Check> = self
+            .partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.check))
+            .collect();
+        let verdicts = continuity::verify(kafka, &checks)?;
+        for (part, verdict) in self.partitions.iter_mut().zip(verdicts) {
+            if verdict == Continuity::Lost {
+                tracing::warn!(
+                    topic = %part.topic,
+                    partition = part.partition,
+                    offset = part.next_offset - 1,
+                    "the broker lost the log consumed so far (the last record read is gone or changed: a memory broker that restarted?); reading the partition again from its beginning"
+                );
+                self.metrics.offset_resets.inc();
+                part.start_over();
+            }
+        }
+        Ok(self
+            .partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.resume_at()))
+            .collect())
+    }
+
     fn shutdown(&mut self) -> Result<(), LiveError> {
         tracing::info!("shutting down: committing and flushing outputs");
         self.commit()?;
@@ -365,9 +461,9 @@ impl Core {
         let released: Vec<_> = std::iter::from_fn(|| self.buffer.pop_before(watermark)).collect();
         self.correlator
             .prefetch(released.iter().map(|(ev, _)| ev))?;
-        for (ev, (p, offset)) in released {
+        for (ev, (p, epoch, offset)) in released {
             self.correlator.apply(&ev, &mut alerts)?;
-            self.partitions[p].release(offset);
+            self.partitions[p].release(epoch, offset);
         }
         self.correlator.advance(watermark, &mut alerts)?;
         self.check_silence(now, wall, &mut alerts)?;
@@ -408,9 +504,10 @@ impl Core {
                 "offsets went backwards: the broker lost its log (a memory broker restarted?); carrying on from the new log"
             );
             self.metrics.offset_resets.inc();
-            part.held.clear();
+            part.start_over();
         }
         part.next_offset = offset + 1;
+        part.check = Some((offset, fingerprint(message)));
         self.consumed[p].store(offset + 1, Ordering::Relaxed);
         let silence = &mut self.silence[part.source];
         silence.last_record = Instant::now();
@@ -432,7 +529,7 @@ impl Core {
                     silence.since = ev.time;
                     self.watermarks.observe(p, ev.time, silence.last_record);
                     *part.held.entry(offset).or_insert(0) += 1;
-                    self.buffer.push_tagged(ev, (p, offset));
+                    self.buffer.push_tagged(ev, (p, part.epoch, offset));
                 }
             }
             Ok(Normalized::Skipped(_)) => {

@@ -46,6 +46,15 @@ impl Watermarks {
         }
     }
 
+    /// Counts every partition as active at `now`: while the broker cannot be reached a
+    /// feed is not quiet but unknown, and once it is back each partition gets
+    /// `idle_timeout` to deliver what it holds before the wall clock moves the watermark.
+    pub fn hold(&mut self, now: Instant) {
+        for c in &mut self.clocks {
+            c.last_record = now;
+        }
+    }
+
     /// The stream watermark at `now` (wall clock `wall`).
     pub fn advance(&mut self, now: Instant, wall: Micros) -> Micros {
         let active = self
@@ -96,6 +105,12 @@ mod tests {
         // All idle: the wall clock minus the lateness.
         assert_eq!(
             w.advance(start + Duration::from_secs(30), Micros(1_000_000_000)),
+            Micros(970_000_000)
+        );
+        // An unreachable broker is not a quiet feed: held, the partitions are active.
+        w.hold(start + Duration::from_secs(30));
+        assert_eq!(
+            w.advance(start + Duration::from_secs(35), Micros(2_000_000_000)),
             Micros(970_000_000)
         );
         // Never backwards, even when a partition wakes up with old events.

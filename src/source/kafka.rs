@@ -1,8 +1,8 @@
 //! The Kafka input: one consumer assigned every partition of the configured topics at
 //! the offsets stored in RocksDB (never broker-side commits). Records are decoded by
-//! their source's [`Normalizer`](crate::adapter::Normalizer).
+//! their source's [`Normalizer`](crate::adapter::Normalizer); whether the broker still
+//! holds the log consumed so far is [`continuity`](super::continuity)'s question.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,15 +22,29 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     c
 }
 
-/// Creates the consumer and assigns it every partition of `sources` at the stored
-/// positions (the beginning for partitions never consumed), waiting for topics that do
-/// not exist yet until `stop` is set. Returns the partitions.
-pub fn consumer(
+/// Every partition of the `sources` topics, waiting for topics that do not exist yet
+/// until `stop` is set.
+pub fn source_partitions(
     kafka: &KafkaConfig,
     sources: &[SourceConfig],
-    stored: &HashMap<(String, i32), i64>,
     stop: &AtomicBool,
-) -> Result<(BaseConsumer, Vec<(String, i32)>), KafkaError> {
+) -> Result<Vec<(String, i32)>, KafkaError> {
+    let probe: BaseConsumer = client_config(kafka).create()?;
+    let mut partitions = Vec::new();
+    for source in sources {
+        for p in partitions_of(&probe, &source.topic, stop)? {
+            partitions.push((source.topic.clone(), p));
+        }
+    }
+    Ok(partitions)
+}
+
+/// A consumer of the live pipeline, assigned `assignment` (never broker-side commits;
+/// a partition whose offset is out of range starts at its beginning).
+pub fn assigned_consumer(
+    kafka: &KafkaConfig,
+    assignment: &[(String, i32, Offset)],
+) -> Result<BaseConsumer, KafkaError> {
     let mut config = client_config(kafka);
     config
         .set("group.id", &kafka.group_id)
@@ -39,20 +53,12 @@ pub fn consumer(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = config.create()?;
-    let mut assignment = TopicPartitionList::new();
-    let mut partitions = Vec::new();
-    for source in sources {
-        for p in partitions_of(&consumer, &source.topic, stop)? {
-            let offset = match stored.get(&(source.topic.clone(), p)) {
-                Some(&next) => Offset::Offset(next),
-                None => Offset::Beginning,
-            };
-            assignment.add_partition_offset(&source.topic, p, offset)?;
-            partitions.push((source.topic.clone(), p));
-        }
+    let mut list = TopicPartitionList::new();
+    for (topic, partition, offset) in assignment {
+        list.add_partition_offset(topic, *partition, *offset)?;
     }
-    consumer.assign(&assignment)?;
-    Ok((consumer, partitions))
+    consumer.assign(&list)?;
+    Ok(consumer)
 }
 
 /// The partitions of `topic`, waiting (and saying so) while it does not exist.

@@ -11,7 +11,7 @@
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
 //! | `meta`     | name | the processing clock |
-//! | `positions`| topic \0 partition | the next offset to consume |
+//! | `positions`| topic \0 partition | the next offset to consume, and the last record consumed |
 //! | `outbox`   | sequence | a record to produce, removed once delivered |
 //! | `history`  | entity \0 time system event_id | what the event did (the entity's timeline) |
 //! | `alert_times` | at alert_id | — (alerts in time order) |
@@ -112,7 +112,7 @@ pub struct Store {
     alerts: Table<String>,
     clock: Micros,
     clock_dirty: bool,
-    positions: Table<i64>,
+    positions: Table<Position>,
     outbox: Table<OutboxRecord>,
     outbox_next: u64,
     timers: BTreeSet<TimerKey>,
@@ -512,6 +512,17 @@ impl Store {
     }
 }
 
+/// Where a partition's consumption stands: the next offset to consume and, once a
+/// record was consumed, the offset and fingerprint of the last one — read back after an
+/// outage to tell whether the broker still holds the same log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    /// The next offset to consume.
+    pub next: i64,
+    /// (offset, fingerprint) of the last record consumed.
+    pub check: Option<(i64, u64)>,
+}
+
 /// A record waiting in the outbox to be produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxRecord {
@@ -542,8 +553,8 @@ impl Drop for Store {
 }
 
 impl Store {
-    /// The stored next offset of every (topic, partition).
-    pub fn positions(&self) -> Result<Vec<(String, i32, i64)>, StoreError> {
+    /// The stored position of every (topic, partition).
+    pub fn positions(&self) -> Result<Vec<(String, i32, Position)>, StoreError> {
         let mut out = Vec::new();
         for item in self
             .db
@@ -563,20 +574,25 @@ impl Store {
                 .map_err(|_| corrupt())?
                 .to_owned();
             let partition = i32::from_be_bytes(key[split + 1..].try_into().map_err(|_| corrupt())?);
-            let offset: i64 = bincode::deserialize(&value).map_err(|_| corrupt())?;
-            out.push((topic, partition, offset));
+            // Before the last record's check was kept, the value was the offset alone.
+            let position = bincode::deserialize(&value)
+                .or_else(|_| {
+                    bincode::deserialize(&value).map(|next| Position { next, check: None })
+                })
+                .map_err(|_| corrupt())?;
+            out.push((topic, partition, position));
         }
         Ok(out)
     }
 
-    /// Records the next offset to consume of (topic, partition), committed with the
-    /// state it led to. Key: `topic \0 partition(4, big-endian)`.
-    pub fn set_position(&mut self, topic: &str, partition: i32, next_offset: i64) {
+    /// Records the position of (topic, partition), committed with the state it led to.
+    /// Key: `topic \0 partition(4, big-endian)`.
+    pub fn set_position(&mut self, topic: &str, partition: i32, position: Position) {
         let mut key = Vec::with_capacity(topic.len() + 5);
         key.extend_from_slice(topic.as_bytes());
         key.push(0);
         key.extend_from_slice(&partition.to_be_bytes());
-        self.positions.put(&key, next_offset);
+        self.positions.put(&key, position);
     }
 
     /// Queues a record to produce, committed with the state that raised it.
@@ -614,6 +630,25 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn at(next: i64, check: Option<(i64, u64)>) -> Position {
+        Position { next, check }
+    }
+
+    #[test]
+    fn a_position_stored_as_a_bare_offset_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cf = table::cf(&store.db, "positions").unwrap();
+        store
+            .db
+            .put_cf(cf, b"t\0\0\0\0\x02", bincode::serialize(&17i64).unwrap())
+            .unwrap();
+        assert_eq!(
+            store.positions().unwrap(),
+            vec![("t".to_owned(), 2, at(17, None))]
+        );
+    }
+
     #[test]
     fn positions_and_outbox_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
@@ -625,9 +660,9 @@ mod tests {
         };
         {
             let mut store = Store::open(dir.path()).unwrap();
-            store.set_position("lockstep.iam", 0, 42);
-            store.set_position("lockstep.iam", 256, 7);
-            store.set_position("a\0b", 1, 9);
+            store.set_position("lockstep.iam", 0, at(42, Some((41, 99))));
+            store.set_position("lockstep.iam", 256, at(7, None));
+            store.set_position("a\0b", 1, at(9, Some((3, u64::MAX))));
             assert_eq!(store.enqueue(record.clone()), 0);
             assert_eq!(store.enqueue(record.clone()), 1);
             store.commit().unwrap();
@@ -636,13 +671,13 @@ mod tests {
         }
         let mut store = Store::open(dir.path()).unwrap();
         let mut positions = store.positions().unwrap();
-        positions.sort();
+        positions.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         assert_eq!(
             positions,
             vec![
-                ("a\0b".to_owned(), 1, 9),
-                ("lockstep.iam".to_owned(), 0, 42),
-                ("lockstep.iam".to_owned(), 256, 7)
+                ("a\0b".to_owned(), 1, at(9, Some((3, u64::MAX)))),
+                ("lockstep.iam".to_owned(), 0, at(42, Some((41, 99)))),
+                ("lockstep.iam".to_owned(), 256, at(7, None))
             ]
         );
         assert_eq!(store.outbox().unwrap(), vec![(1, record.clone())]);
