@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -33,6 +34,7 @@ use crate::config::Config;
 use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Rules};
 use crate::error::{DecodeError, StoreError};
+use crate::event::IdentityEvent;
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::{case_json, encode_alert};
 use crate::source::continuity::{self, fingerprint, Continuity};
@@ -44,7 +46,7 @@ use watermark::Watermarks;
 
 /// Records polled in one step at most.
 pub const MAX_BATCH: usize = 20_000;
-const STEP_TIME: Duration = Duration::from_millis(100);
+const STEP_TIME: Duration = Duration::from_millis(25);
 const POLL_WAIT: Duration = Duration::from_millis(50);
 /// How long the consumer may report nothing but errors before it is replaced (stale
 /// metadata, say); a lost broker connection replaces it at once.
@@ -83,6 +85,8 @@ struct Partition {
     epoch: u32,
     held: BTreeMap<i64, u32>,
     stored: Option<Position>,
+    /// `lockstep_events_total` of this topic by system and outcome, looked up once.
+    counters: [Option<IntCounter>; 8],
 }
 
 impl Partition {
@@ -107,6 +111,19 @@ impl Partition {
         self.check = None;
         self.epoch += 1;
         self.held.clear();
+    }
+
+    fn count(&mut self, metrics: &Metrics, ev: &IdentityEvent) {
+        let slot = ev.system.index() * 2 + ev.outcome.index();
+        self.counters[slot]
+            .get_or_insert_with(|| {
+                metrics.events.with_label_values(&[
+                    ev.system.as_str(),
+                    &self.topic,
+                    ev.outcome.as_str(),
+                ])
+            })
+            .inc();
     }
 
     fn release(&mut self, epoch: u32, offset: i64) {
@@ -227,6 +244,7 @@ impl Pipeline {
                 epoch: 0,
                 held: BTreeMap::new(),
                 stored,
+                counters: Default::default(),
             });
         }
         tracing::info!(
@@ -382,7 +400,7 @@ impl Pipeline {
                 }
                 Some(Ok(message)) => {
                     self.failing_since = None;
-                    self.core.ingest(&message);
+                    self.core.ingest(&message, started);
                     polled += 1;
                 }
             }
@@ -484,7 +502,9 @@ impl Core {
         Ok(())
     }
 
-    fn ingest(&mut self, message: &BorrowedMessage<'_>) {
+    /// Takes a consumed record in; `now` is when its poll began (close enough for
+    /// idleness and silence, and one clock read a step rather than one a record).
+    fn ingest(&mut self, message: &BorrowedMessage<'_>, now: Instant) {
         let Some(p) = self
             .index
             .get(message.topic())
@@ -510,7 +530,7 @@ impl Core {
         part.check = Some((offset, fingerprint(message)));
         self.consumed[p].store(offset + 1, Ordering::Relaxed);
         let silence = &mut self.silence[part.source];
-        silence.last_record = Instant::now();
+        silence.last_record = now;
         silence.alerted = false;
         let normalized = match message.payload() {
             Some(payload) => self.normalizers[part.source].normalize(payload),
@@ -519,10 +539,7 @@ impl Core {
         match normalized {
             Ok(Normalized::Events(events)) => {
                 for ev in events {
-                    self.metrics
-                        .events
-                        .with_label_values(&[ev.system.as_str(), &part.topic, ev.outcome.as_str()])
-                        .inc();
+                    part.count(&self.metrics, &ev);
                     if ev.time < self.watermarks.current() {
                         self.metrics.late_events.inc();
                     }

@@ -51,7 +51,11 @@ pub fn assigned_consumer(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "50");
+    for (k, v) in &kafka.properties {
+        config.set(k, v);
+    }
     let consumer: BaseConsumer = config.create()?;
     let mut list = TopicPartitionList::new();
     for (topic, partition, offset) in assignment {
