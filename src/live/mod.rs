@@ -14,7 +14,7 @@
 //! came back without its log is noticed and its partitions read again from the start.
 
 pub mod feed;
-pub mod lag;
+pub mod probe;
 pub mod watermark;
 
 use std::collections::{BTreeMap, HashMap};
@@ -42,6 +42,7 @@ use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
 use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
+use probe::Probe;
 use watermark::Watermarks;
 
 /// Records polled in one step at most.
@@ -170,7 +171,7 @@ pub struct Pipeline {
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
 struct Core {
     config: Config,
-    consumed: Arc<[std::sync::atomic::AtomicI64]>,
+    probe: Probe,
     normalizers: Vec<Normalizer>,
     correlator: Correlator,
     producer: OutboxProducer,
@@ -222,43 +223,8 @@ impl Pipeline {
         for (seq, record) in pending {
             producer.send(seq, record);
         }
-        let mut partitions = Vec::new();
-        let mut index: HashMap<String, Vec<(i32, usize)>> = HashMap::new();
-        for (topic, partition) in assigned {
-            let source = config
-                .sources
-                .iter()
-                .position(|s| s.topic == topic)
-                .unwrap_or(0);
-            let stored = stored.get(&(topic.clone(), partition)).copied();
-            index
-                .entry(topic.clone())
-                .or_default()
-                .push((partition, partitions.len()));
-            partitions.push(Partition {
-                topic,
-                partition,
-                source,
-                next_offset: stored.map_or(0, |s| s.next),
-                check: stored.and_then(|s| s.check),
-                epoch: 0,
-                held: BTreeMap::new(),
-                stored,
-                counters: Default::default(),
-            });
-        }
-        tracing::info!(
-            partitions = partitions.len(),
-            resumed = stored.len(),
-            "consumer assigned"
-        );
         let c = &config.correlator;
-        let watermarks = Watermarks::new(
-            partitions.len(),
-            c.allowed_lateness,
-            c.idle_timeout,
-            Instant::now(),
-        );
+        let watermarks = Watermarks::new(0, c.allowed_lateness, c.idle_timeout, Instant::now());
         let buffer = ReorderBuffer::new(c.allowed_lateness);
         let now = Instant::now();
         let silence = config
@@ -271,12 +237,10 @@ impl Pipeline {
             })
             .collect();
         let correlator = Correlator::new(Rules::from(&config), store).with_changelog();
-        let consumed = lag::spawn(
+        let probe = Probe::spawn(
             &kafka,
-            partitions
-                .iter()
-                .map(|p| (p.topic.clone(), p.partition))
-                .collect(),
+            config.sources.iter().map(|s| s.topic.clone()).collect(),
+            assigned.clone(),
             metrics.clone(),
             control.shutdown.clone(),
         );
@@ -288,12 +252,12 @@ impl Pipeline {
             .collect();
         let mut core = Core {
             config,
-            consumed,
+            probe,
             normalizers,
             correlator,
             producer,
-            partitions,
-            index,
+            partitions: Vec::new(),
+            index: HashMap::new(),
             watermarks,
             buffer,
             silence,
@@ -303,6 +267,15 @@ impl Pipeline {
             print,
             redeliveries_seen: 0,
         };
+        for (topic, partition) in assigned {
+            let at = stored.get(&(topic.clone(), partition)).copied();
+            core.add_partition(topic, partition, at);
+        }
+        tracing::info!(
+            partitions = core.partitions.len(),
+            resumed = stored.len(),
+            "consumer assigned"
+        );
         let consumer = assigned_consumer(&kafka, &core.resume_points(&kafka)?)?;
         Ok(Pipeline {
             consumer: Some(consumer),
@@ -374,6 +347,15 @@ impl Pipeline {
     pub fn step(&mut self) -> Result<(), LiveError> {
         let started = Instant::now();
         let mut polled = 0;
+        let added = self.core.probe.take_added();
+        if !added.is_empty() {
+            for (topic, partition) in added {
+                self.core.add_partition(topic, partition, None);
+            }
+            // The new consumer is assigned every partition, the new ones too.
+            self.consumer = None;
+            self.reconnect_tried = None;
+        }
         if self.consumer.is_none() {
             self.core.watermarks.hold(Instant::now());
             self.reconnect();
@@ -422,6 +404,33 @@ fn broker_gone(error: &KafkaError) -> bool {
 }
 
 impl Core {
+    /// Takes a partition on (at its stored position, if any); it holds the watermark
+    /// until it is idle.
+    fn add_partition(&mut self, topic: String, partition: i32, stored: Option<Position>) {
+        let source = self
+            .config
+            .sources
+            .iter()
+            .position(|s| s.topic == topic)
+            .unwrap_or(0);
+        self.index
+            .entry(topic.clone())
+            .or_default()
+            .push((partition, self.partitions.len()));
+        self.watermarks.add(Instant::now());
+        self.partitions.push(Partition {
+            topic,
+            partition,
+            source,
+            next_offset: stored.map_or(0, |s| s.next),
+            check: stored.and_then(|s| s.check),
+            epoch: 0,
+            held: BTreeMap::new(),
+            stored,
+            counters: Default::default(),
+        });
+    }
+
     /// Where each partition resumes: the last record consumed is read back first, and a
     /// partition whose log the broker lost starts over (said, and counted). Fails when
     /// the broker does not answer.
@@ -491,6 +500,8 @@ impl Core {
             self.producer.send(seq, record);
         }
         self.delivered.extend(self.producer.poll(Duration::ZERO));
+        self.probe
+            .report(self.partitions.iter().map(|p| p.next_offset));
         let m = &self.metrics;
         m.held_events.set(self.buffer.len() as i64);
         m.outbox_pending.set(self.producer.in_flight() as i64);
@@ -528,7 +539,6 @@ impl Core {
         }
         part.next_offset = offset + 1;
         part.check = Some((offset, fingerprint(message)));
-        self.consumed[p].store(offset + 1, Ordering::Relaxed);
         let silence = &mut self.silence[part.source];
         silence.last_record = now;
         silence.alerted = false;

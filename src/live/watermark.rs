@@ -12,7 +12,7 @@ struct Clock {
     last_record: Instant,
 }
 
-/// Watermarks of a fixed set of partitions, indexed 0..n.
+/// Watermarks of a set of partitions, indexed 0..n in the order they were taken on.
 pub struct Watermarks {
     lateness: Span,
     idle_timeout: std::time::Duration,
@@ -36,6 +36,15 @@ impl Watermarks {
                 .collect(),
             current: Micros::MIN,
         }
+    }
+
+    /// Takes one more partition (the next index), not seen yet: it holds the watermark
+    /// until it has been without records for `idle_timeout` since `now`.
+    pub fn add(&mut self, now: Instant) {
+        self.clocks.push(Clock {
+            newest: Micros::MIN,
+            last_record: now,
+        });
     }
 
     /// A record of partition `p` with event time `t` arrived at `now`.
