@@ -80,6 +80,9 @@ impl Config {
                 ));
             }
         }
+        if self.correlator.max_held_events == 0 {
+            return Err("correlator.max_held_events is 0: give the number of events the live pipeline may hold for ordering (default 500000)".into());
+        }
         if !self.sources.is_empty() && self.kafka.is_none() {
             return Err("[[sources]] are configured but [kafka] is missing: add [kafka] brokers = \"host:9092\"".into());
         }
@@ -245,6 +248,9 @@ pub struct CorrelatorConfig {
     /// The system whose echo is the report of the revocation itself.
     #[serde(default = "default_reporting_system", deserialize_with = "system")]
     pub reporting_system: System,
+    /// (live) Events held for ordering before the partitions ahead are paused.
+    #[serde(default = "default_max_held_events")]
+    pub max_held_events: usize,
 }
 
 const fn default_use_grace() -> Span {
@@ -255,6 +261,9 @@ const fn default_allowed_lateness() -> Span {
 }
 const fn default_idle_timeout() -> Span {
     Span::secs(60)
+}
+const fn default_max_held_events() -> usize {
+    500_000
 }
 const fn default_reporting_system() -> System {
     System::Siem
@@ -267,6 +276,7 @@ impl Default for CorrelatorConfig {
             allowed_lateness: default_allowed_lateness(),
             idle_timeout: default_idle_timeout(),
             reporting_system: default_reporting_system(),
+            max_held_events: default_max_held_events(),
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub watermark_lag: IntGauge,
     /// Events held in the reorder buffer.
     pub held_events: IntGauge,
+    /// Partitions paused because too many events are held (backpressure).
+    pub paused_partitions: IntGauge,
     /// Records committed to the outbox and not yet delivered.
     pub outbox_pending: IntGauge,
     /// Partitions whose offsets went backwards (the broker lost its log).
@@ -118,6 +120,10 @@ impl Metrics {
                 "Wall clock minus the stream watermark",
             ),
             held_events: gauge("lockstep_held_events", "Events in the reorder buffer"),
+            paused_partitions: gauge(
+                "lockstep_paused_partitions",
+                "Partitions paused while the reorder buffer is over max_held_events",
+            ),
             outbox_pending: gauge(
                 "lockstep_outbox_pending",
                 "Outputs committed, not yet delivered",

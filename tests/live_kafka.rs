@@ -503,3 +503,23 @@ fn a_kafka_time_range_replay_equals_a_file_replay() {
         }
     }
 }
+
+/// With room for only 50 held events, the partitions ahead of the slowest are paused and
+/// resumed over and over while a backlog is read; the alerts still equal a replay.
+#[test]
+fn a_small_held_events_bound_pauses_partitions_and_loses_nothing() {
+    let _one = serial();
+    let fx = Fixture::new(false, &format!("{FAST}max_held_events = 50\n"));
+    let events = generate(&Scenario::new(11, 80));
+    let expected = fx.expected(&events);
+    produce(&fx.cfg, &events, 0).unwrap();
+    let child = fx.run();
+    let got = wait_for_alerts(&fx.broker, expected.len());
+    terminate(child, &fx.log);
+    let log = std::fs::read_to_string(&fx.log).unwrap();
+    assert!(
+        log.contains("pausing the partitions ahead of the slowest"),
+        "{log}"
+    );
+    assert_eq!(got, expected);
+}

@@ -17,16 +17,16 @@ pub mod feed;
 pub mod probe;
 pub mod watermark;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::Offset;
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::adapter::{Normalized, Normalizer};
 use crate::alert::{alert_id, Alert, AlertKind};
@@ -166,6 +166,8 @@ pub struct Pipeline {
     reconnect_tried: Option<Instant>,
     /// Why it failed last (said once, not every attempt).
     unavailable: Option<String>,
+    /// Partitions paused for being ahead while too many events are held.
+    paused: BTreeSet<usize>,
 }
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
@@ -283,6 +285,7 @@ impl Pipeline {
             failing_since: None,
             reconnect_tried: None,
             unavailable: None,
+            paused: BTreeSet::new(),
         })
     }
 
@@ -326,6 +329,7 @@ impl Pipeline {
             Ok(consumer) => {
                 tracing::info!("reconnected to the broker");
                 self.consumer = Some(consumer);
+                self.paused.clear();
                 self.unavailable = None;
                 if self.core.metrics.offset_resets.get() > resets {
                     if let Err(e) = self.core.producer.reconnect(client_config(&kafka)) {
@@ -340,6 +344,57 @@ impl Pipeline {
                     self.unavailable = Some(why);
                 }
             }
+        }
+    }
+
+    /// Bounds the reorder buffer: over `max_held_events`, the partitions ahead of the
+    /// slowest active one are paused so that it catches up and the watermark moves; at
+    /// half the bound they are resumed. Paused partitions count as active, not idle.
+    fn pace(&mut self) {
+        let Some(consumer) = self.consumer.as_ref() else {
+            return;
+        };
+        let now = Instant::now();
+        let held = self.core.buffer.len();
+        let max = self.core.config.correlator.max_held_events;
+        let want: BTreeSet<usize> = if held > max {
+            self.core.watermarks.ahead(now).into_iter().collect()
+        } else if held <= max / 2 {
+            BTreeSet::new()
+        } else {
+            self.paused.clone()
+        };
+        if want != self.paused {
+            let list = |set: &mut dyn Iterator<Item = &usize>| {
+                let mut list = TopicPartitionList::new();
+                for &p in set {
+                    let part = &self.core.partitions[p];
+                    list.add_partition(&part.topic, part.partition);
+                }
+                list
+            };
+            let changed = consumer
+                .pause(&list(&mut want.difference(&self.paused)))
+                .and_then(|()| consumer.resume(&list(&mut self.paused.difference(&want))));
+            if let Err(e) = changed {
+                tracing::warn!(error = %e, "cannot pause or resume partitions");
+                return;
+            }
+            if self.paused.is_empty() {
+                tracing::info!(
+                    held,
+                    max_held_events = max,
+                    "too many events held for ordering: pausing the partitions ahead of the slowest"
+                );
+            }
+            self.paused = want;
+            self.core
+                .metrics
+                .paused_partitions
+                .set(self.paused.len() as i64);
+        }
+        for &p in &self.paused {
+            self.core.watermarks.touch(p, now);
         }
     }
 
@@ -388,6 +443,7 @@ impl Pipeline {
             }
         }
         self.core.settle()?;
+        self.pace();
         if paused {
             std::thread::sleep(POLL_WAIT);
         }

@@ -64,6 +64,28 @@ impl Watermarks {
         }
     }
 
+    /// The active partitions whose newest event is later than the oldest newest event of
+    /// the active partitions: pausing them lets the one holding the watermark catch up.
+    pub fn ahead(&self, now: Instant) -> Vec<usize> {
+        let active = |c: &&Clock| now.duration_since(c.last_record) < self.idle_timeout;
+        let Some(slowest) = self.clocks.iter().filter(active).map(|c| c.newest).min() else {
+            return Vec::new();
+        };
+        (0..self.clocks.len())
+            .filter(|&p| {
+                let c = &self.clocks[p];
+                active(&c) && c.newest > slowest
+            })
+            .collect()
+    }
+
+    /// Keeps partition `p` active at `now` (paused by the pipeline, it is not quiet).
+    pub fn touch(&mut self, p: usize, now: Instant) {
+        if let Some(c) = self.clocks.get_mut(p) {
+            c.last_record = now;
+        }
+    }
+
     /// The stream watermark at `now` (wall clock `wall`).
     pub fn advance(&mut self, now: Instant, wall: Micros) -> Micros {
         let active = self
@@ -122,6 +144,12 @@ mod tests {
             w.advance(start + Duration::from_secs(35), Micros(2_000_000_000)),
             Micros(970_000_000)
         );
+        // Held active, partition 2 has no record yet: the others are ahead of it; once it
+        // is idle, partition 0 (110) is ahead of partition 1 (60).
+        assert_eq!(w.ahead(start + Duration::from_secs(31)), vec![0, 1]);
+        w.observe(0, Micros(110_000_000), start + Duration::from_secs(45));
+        w.observe(1, Micros(60_000_000), start + Duration::from_secs(45));
+        assert_eq!(w.ahead(start + Duration::from_secs(45)), vec![0]);
         // Never backwards, even when a partition wakes up with old events.
         w.observe(1, Micros(60_000_000), start + Duration::from_secs(31));
         assert_eq!(
