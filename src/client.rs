@@ -34,10 +34,10 @@ pub fn get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>)
         TcpStream::connect(authority).with_context(|| format!("connecting to {base}"))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        stream,
+    let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n"
-    )?;
+    );
+    stream.write_all(request.as_bytes())?;
     let mut raw = Vec::new();
     stream
         .read_to_end(&mut raw)

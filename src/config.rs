@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use crate::adapter::{Format, Mapping, Normalizer};
+use crate::decode::registry::Registry;
 use crate::error::ConfigError;
 use crate::event::{EntityKind, System};
 use crate::time::Span;
@@ -73,6 +74,19 @@ impl Config {
                     "sources[{i}].topic is empty: name the Kafka topic to consume"
                 ));
             }
+            if let Some(url) = &s.schema_registry {
+                if s.format != Format::CanonicalAvro {
+                    return Err(format!(
+                        "sources[{i}].schema_registry is set for format {}: it only applies to canonical-avro",
+                        s.format
+                    ));
+                }
+                if !url.starts_with("http://") || url.len() <= "http://".len() {
+                    return Err(format!(
+                        "sources[{i}].schema_registry {url:?} is not an http:// URL: give \"http://host:8081\" (reach a TLS registry through a local proxy)"
+                    ));
+                }
+            }
             if !topics.insert(s.topic.as_str()) {
                 return Err(format!(
                     "sources[{i}].topic {:?} is listed twice: give each topic one entry",
@@ -135,12 +149,21 @@ pub struct SourceConfig {
     /// Raise `source_silent` when the topic has no records for this long.
     #[serde(default, deserialize_with = "optional_span")]
     pub silence_alert: Option<Span>,
+    /// (`canonical-avro`) A Confluent Schema Registry (`http://host:8081`) holding the
+    /// writer schemas of Confluent-framed records; without it the canonical schema is
+    /// taken as the writer's.
+    #[serde(default)]
+    pub schema_registry: Option<String>,
 }
 
 impl SourceConfig {
     /// The normalizer of this source's records under the organisation's mapping.
     pub fn normalizer(&self, mapping: &std::sync::Arc<Mapping>) -> Normalizer {
-        Normalizer::new(self.format, Some(self.system), mapping.clone())
+        let normalizer = Normalizer::new(self.format, Some(self.system), mapping.clone());
+        match &self.schema_registry {
+            Some(url) => normalizer.with_registry(std::sync::Arc::new(Registry::new(url))),
+            None => normalizer,
+        }
     }
 }
 
@@ -467,6 +490,9 @@ mod tests {
             ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"syslog\"\n", "canonical-json, canonical-avro, cloudtrail"),
             ("[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"group.id\" = \"x\"\n", "kafka.group_id"),
             ("[sinks]\nalerts_format = \"xml\"\n", "json, avro or ocsf"),
+            ("[correlator]\nmax_held_events = 0\n", "correlator.max_held_events"),
+            ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\nschema_registry = \"http://r:8081\"\n", "only applies to canonical-avro"),
+            ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-avro\"\nschema_registry = \"https://r:8081\"\n", "sources[0].schema_registry"),
         ];
         for (text, needle) in cases {
             let err = Config::parse(text).unwrap_err().to_string();

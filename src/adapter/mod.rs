@@ -28,6 +28,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::decode;
+use crate::decode::registry::Registry;
 use crate::error::DecodeError;
 use crate::event::{Action, EntityKind, IdentityEvent, Outcome, System};
 use crate::time::Micros;
@@ -265,6 +266,7 @@ pub struct Normalizer {
     format: Format,
     system: Option<System>,
     mapping: Arc<Mapping>,
+    registry: Option<Arc<Registry>>,
 }
 
 impl Normalizer {
@@ -275,7 +277,14 @@ impl Normalizer {
             format,
             system,
             mapping,
+            registry: None,
         }
+    }
+
+    /// Resolves Confluent-framed Avro schema ids with `registry`.
+    pub fn with_registry(mut self, registry: Arc<Registry>) -> Self {
+        self.registry = Some(registry);
+        self
     }
 
     /// The format read.
@@ -287,7 +296,7 @@ impl Normalizer {
     pub fn normalize(&self, raw: &[u8]) -> Result<Normalized, DecodeError> {
         let event = match self.format {
             Format::CanonicalJson => decode::json::decode(raw)?,
-            Format::CanonicalAvro => decode::avro::decode_datum(raw)?,
+            Format::CanonicalAvro => decode::avro::decode_datum(raw, self.registry.as_deref())?,
             _ => {
                 let value: Value = serde_json::from_slice(raw)
                     .map_err(|e| DecodeError::new(format!("invalid {} JSON: {e}", self.format)))?;

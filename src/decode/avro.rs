@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use apache_avro::types::Value;
 use apache_avro::Schema;
 
+use super::registry::Registry;
 use crate::error::DecodeError;
 use crate::event::{Action, EntityKind, IdentityEvent, Outcome, System};
 use crate::time::Micros;
@@ -177,20 +178,32 @@ pub fn encode_datum(ev: &IdentityEvent) -> Result<Vec<u8>, DecodeError> {
         .map_err(|e| DecodeError::new(format!("avro encode: {e}")))
 }
 
-/// Decodes a raw datum or a Confluent-framed one (the schema id is not resolved: the
-/// canonical schema is the writer's schema).
-pub fn decode_datum(bytes: &[u8]) -> Result<IdentityEvent, DecodeError> {
-    let mut body = match bytes {
-        [0, _, _, _, _, rest @ ..] => rest,
+/// Decodes a raw datum or a Confluent-framed one. The framed schema id is looked up in
+/// `registry` and the datum resolved from that writer schema into the canonical one;
+/// without a registry the canonical schema is taken as the writer's.
+pub fn decode_datum(
+    bytes: &[u8],
+    registry: Option<&Registry>,
+) -> Result<IdentityEvent, DecodeError> {
+    let (writer, mut body) = match bytes {
+        [0, a, b, c, d, rest @ ..] => (
+            registry
+                .map(|r| r.writer_schema(u32::from_be_bytes([*a, *b, *c, *d])))
+                .transpose()?,
+            rest,
+        ),
         [0, ..] => {
             return Err(DecodeError::new(
                 "Confluent framing shorter than its 5-byte header",
             ))
         }
-        _ => bytes,
+        _ => (None, bytes),
     };
-    let value = apache_avro::from_avro_datum(schema(), &mut body, None)
-        .map_err(|e| DecodeError::new(format!("invalid avro datum: {e}")))?;
+    let value = match &writer {
+        Some(writer) => apache_avro::from_avro_datum(writer, &mut body, Some(schema())),
+        None => apache_avro::from_avro_datum(schema(), &mut body, None),
+    }
+    .map_err(|e| DecodeError::new(format!("invalid avro datum: {e}")))?;
     if !body.is_empty() {
         return Err(DecodeError::new(format!(
             "{} trailing bytes after the avro datum",
@@ -245,12 +258,12 @@ mod tests {
         let ev = sample();
         let datum = encode_datum(&ev).unwrap();
         assert_ne!(datum[0], 0);
-        assert_eq!(decode_datum(&datum).unwrap(), ev);
+        assert_eq!(decode_datum(&datum, None).unwrap(), ev);
         let mut framed = vec![0, 0, 0, 0, 42];
         framed.extend_from_slice(&datum);
-        assert_eq!(decode_datum(&framed).unwrap(), ev);
-        assert!(decode_datum(&datum[..datum.len() / 2]).is_err());
-        assert!(decode_datum(&[0, 1]).is_err());
+        assert_eq!(decode_datum(&framed, None).unwrap(), ev);
+        assert!(decode_datum(&datum[..datum.len() / 2], None).is_err());
+        assert!(decode_datum(&[0, 1], None).is_err());
     }
 
     #[test]
