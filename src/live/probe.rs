@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::config::KafkaConfig;
-use crate::source::kafka::client_config;
+use crate::source::kafka::{client_config, topic_partitions};
 use crate::telemetry::Metrics;
 
 /// How often the broker is asked.
@@ -97,15 +97,9 @@ fn measure_lag(probe: &BaseConsumer, state: &Mutex<Shared>, metrics: &Metrics) {
 
 fn discover(probe: &BaseConsumer, topics: &[String], state: &Mutex<Shared>) {
     for topic in topics {
-        let Ok(metadata) = probe.fetch_metadata(Some(topic), TIMEOUT) else {
+        let Ok(ids) = topic_partitions(probe, topic, TIMEOUT) else {
             continue;
         };
-        let ids: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
         for (topic, partition) in note_added(&mut lock(state), topic, &ids) {
             tracing::info!(
                 topic,

@@ -65,6 +65,21 @@ pub fn assigned_consumer(
     Ok(consumer)
 }
 
+/// The partitions of `topic` the broker knows now (none if it does not exist).
+pub fn topic_partitions(
+    client: &BaseConsumer,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<i32>, KafkaError> {
+    let metadata = client.fetch_metadata(Some(topic), timeout)?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
 /// The partitions of `topic`, waiting (and saying so) while it does not exist.
 pub(crate) fn partitions_of(
     consumer: &BaseConsumer,
@@ -73,13 +88,7 @@ pub(crate) fn partitions_of(
 ) -> Result<Vec<i32>, KafkaError> {
     let mut said = None::<Instant>;
     loop {
-        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-        let ids: Vec<i32> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        let ids = topic_partitions(consumer, topic, Duration::from_secs(10))?;
         if !ids.is_empty() || stop.load(Ordering::SeqCst) {
             return Ok(ids);
         }
