@@ -111,6 +111,39 @@ fn wait_for_alerts(broker: &Broker, expected: usize) -> BTreeMap<String, serde_j
     alerts(&records)
 }
 
+type Alerts = BTreeMap<String, serde_json::Value>;
+
+/// `got` equals `expected`; if not, says which alerts are missing, extra or different,
+/// with the run's log.
+fn assert_same_alerts(got: &Alerts, expected: &Alerts, log: &Path) {
+    let brief = |a: &serde_json::Value| {
+        format!(
+            "{} {} {} {} {}",
+            a["kind"], a["root"], a["system"], a["at"], a["entities"]
+        )
+    };
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(k, _)| !got.contains_key(*k))
+        .map(|(_, a)| brief(a))
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(k, _)| !expected.contains_key(*k))
+        .map(|(_, a)| brief(a))
+        .collect();
+    let differ: Vec<_> = got
+        .iter()
+        .filter(|(k, a)| expected.get(*k).is_some_and(|e| e != *a))
+        .map(|(k, a)| format!("got {a}\nwant {}", expected[k]))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && differ.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}\ndiffer {differ:#?}\nlog:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 #[test]
 fn live_alerts_equal_replay_and_survive_kill_9() {
     let _one = serial();
@@ -135,8 +168,7 @@ fn live_alerts_equal_replay_and_survive_kill_9() {
     assert_eq!(feeder.join().unwrap(), events.len() as u64);
     let got = wait_for_alerts(&fx.broker, expected.len());
     terminate(child, &fx.log);
-    assert_eq!(got.len(), expected.len(), "distinct alerts");
-    assert_eq!(got, expected);
+    assert_same_alerts(&got, &expected, &fx.log);
 
     // The case changelog carries every case with its per-system outcome.
     let cases = read_until(
@@ -197,7 +229,7 @@ fn malformed_records_are_dead_lettered_and_the_rest_processed() {
         |r| r.len() >= 4,
     );
     terminate(child, &fx.log);
-    assert_eq!(got, expected);
+    assert_same_alerts(&got, &expected, &fx.log);
     assert_eq!(dead.len(), 4);
     let first = &dead
         .iter()
@@ -357,24 +389,7 @@ fn a_durable_broker_restart_loses_nothing() {
     produce(&fx.cfg, second, 0).unwrap();
     let got = wait_for_alerts(&fx.broker, expected.len());
     terminate(child, &fx.log);
-    let brief =
-        |a: &serde_json::Value| format!("{} {} {} {}", a["kind"], a["root"], a["system"], a["at"]);
-    let missing: Vec<_> = expected
-        .iter()
-        .filter(|(k, _)| !got.contains_key(*k))
-        .map(|(_, a)| brief(a))
-        .collect();
-    let extra: Vec<_> = got
-        .iter()
-        .filter(|(k, _)| !expected.contains_key(*k))
-        .map(|(_, a)| brief(a))
-        .collect();
-    assert!(
-        missing.is_empty() && extra.is_empty(),
-        "missing {missing:?}, extra {extra:?}; log:\n{}",
-        std::fs::read_to_string(&fx.log).unwrap_or_default()
-    );
-    assert_eq!(got, expected);
+    assert_same_alerts(&got, &expected, &fx.log);
 }
 
 /// Native records on topics of their own format (CloudTrail, the Vault audit device,
@@ -436,7 +451,7 @@ fn native_formats_live_give_the_alerts_of_a_native_replay() {
     let child = fx.run();
     let got = wait_for_alerts(&fx.broker, expected.len());
     terminate(child, &fx.log);
-    assert_eq!(got, expected);
+    assert_same_alerts(&got, &expected, &fx.log);
 }
 
 /// `lockstep replay --since --until` from the broker equals a file replay of the events
@@ -521,5 +536,5 @@ fn a_small_held_events_bound_pauses_partitions_and_loses_nothing() {
         log.contains("pausing the partitions ahead of the slowest"),
         "{log}"
     );
-    assert_eq!(got, expected);
+    assert_same_alerts(&got, &expected, &fx.log);
 }

@@ -279,6 +279,8 @@ impl Pipeline {
             "consumer assigned"
         );
         let consumer = assigned_consumer(&kafka, &core.resume_points(&kafka)?)?;
+        // Reading back the last records took time: idleness counts from now.
+        core.watermarks.hold(Instant::now());
         Ok(Pipeline {
             consumer: Some(consumer),
             core,
@@ -329,6 +331,7 @@ impl Pipeline {
             Ok(consumer) => {
                 tracing::info!("reconnected to the broker");
                 self.consumer = Some(consumer);
+                self.core.watermarks.hold(Instant::now());
                 self.paused.clear();
                 self.unavailable = None;
                 if self.core.metrics.offset_resets.get() > resets {
@@ -499,7 +502,13 @@ impl Core {
             .iter()
             .map(|p| (p.topic.clone(), p.partition, p.check))
             .collect();
+        let started = Instant::now();
         let verdicts = continuity::verify(kafka, &checks)?;
+        tracing::info!(
+            partitions = checks.len(),
+            took = ?started.elapsed(),
+            "read back the last records consumed"
+        );
         for (part, verdict) in self.partitions.iter_mut().zip(verdicts) {
             if verdict == Continuity::Lost {
                 tracing::warn!(
