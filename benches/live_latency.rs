@@ -8,7 +8,9 @@
 //! changed, is part of it by design), with the consumed rate and the pipeline's peak RSS.
 //!
 //! `cargo bench --bench live_latency` (`LOCKSTEP_RATE`, `LOCKSTEP_SECONDS`,
-//! `LOCKSTEP_LATENESS_MS` to change).
+//! `LOCKSTEP_LATENESS_MS` to change). With `LOCKSTEP_BARE=1` no pipeline runs: a bare
+//! consumer of the input topics reports the delay from send to receipt instead — the
+//! share of the latency that producer, broker and consumer client take on this machine.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -64,6 +66,7 @@ fn main() {
     let rate = env("LOCKSTEP_RATE", 100_000);
     let seconds = env("LOCKSTEP_SECONDS", 60);
     let lateness = env("LOCKSTEP_LATENESS_MS", 500);
+    let bare = env("LOCKSTEP_BARE", 0) == 1;
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::memory(dir.path());
     broker.create_topics(&INPUTS, 2);
@@ -83,10 +86,11 @@ fn main() {
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();
     let log = dir.path().join("run.log");
-    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    let child = (!bare).then(|| run(&cfg_path, &dir.path().join("state"), &log));
     std::thread::sleep(Duration::from_secs(3));
 
-    // Each alert's arrival after its deadline, in ms.
+    // Each alert's arrival after its deadline (bare: each 50th record's after its send),
+    // in ms.
     let arrivals: Arc<Mutex<Vec<f64>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let reader = {
@@ -99,12 +103,29 @@ fn main() {
                 .create()
                 .unwrap();
             let mut tpl = TopicPartitionList::new();
-            tpl.add_partition_offset("lockstep.alerts", 0, Offset::Beginning)
-                .unwrap();
+            if bare {
+                for topic in INPUTS {
+                    for p in 0..2 {
+                        tpl.add_partition_offset(topic, p, Offset::End).unwrap();
+                    }
+                }
+            } else {
+                tpl.add_partition_offset("lockstep.alerts", 0, Offset::Beginning)
+                    .unwrap();
+            }
             consumer.assign(&tpl).unwrap();
+            let mut seen = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
                     let now = Micros::now();
+                    if bare {
+                        seen += 1;
+                        if let (0, Some(sent)) = (seen % 50, m.timestamp().to_millis()) {
+                            let delay = now.0 as f64 / 1000.0 - sent as f64;
+                            arrivals.lock().unwrap().push(delay);
+                        }
+                        continue;
+                    }
                     let alert: serde_json::Value =
                         serde_json::from_slice(m.payload().unwrap_or_default()).unwrap();
                     if let Some(d) = alert["deadline"]
@@ -206,20 +227,34 @@ fn main() {
     // Let the last deadlines fall due (2 s SLA + lateness) and arrive.
     let wait = Instant::now();
     while (arrivals.lock().unwrap().len() as u64) < stories
-        && wait.elapsed() < Duration::from_secs(30)
+        && wait.elapsed() < Duration::from_secs(if bare { 3 } else { 30 })
     {
         std::thread::sleep(Duration::from_millis(100));
     }
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
-    let rss = peak_rss_mib(child.id());
-    terminate(child, &log);
     let mut lat = arrivals.lock().unwrap().clone();
     lat.sort_by(|a, b| a.total_cmp(b));
     println!(
         "produced {sent} events in {produced_for:.1} s ({:.0} events/s offered), {stories} offboardings",
         sent as f64 / produced_for
     );
+    let Some(child) = child else {
+        if lat.is_empty() {
+            println!("no record arrived at the bare consumer");
+            return;
+        }
+        println!(
+            "bare consumer, no pipeline: delay from send to receipt over {} sampled records: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            lat.len(),
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or_default()
+        );
+        return;
+    };
+    let rss = peak_rss_mib(child.id());
+    terminate(child, &log);
     if lat.is_empty() {
         println!("no alert arrived: the pipeline did not keep up");
         return;
