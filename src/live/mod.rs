@@ -47,7 +47,7 @@ use watermark::Watermarks;
 
 /// Records polled in one step at most.
 pub const MAX_BATCH: usize = 20_000;
-const STEP_TIME: Duration = Duration::from_millis(25);
+const STEP_TIME: Duration = Duration::from_millis(50);
 const POLL_WAIT: Duration = Duration::from_millis(50);
 /// How long the consumer may report nothing but errors before it is replaced (stale
 /// metadata, say); a lost broker connection replaces it at once.
