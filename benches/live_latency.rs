@@ -62,6 +62,16 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+/// "p50 …, p99 …, max …" of sorted, non-empty milliseconds.
+fn spread(sorted: &[f64]) -> String {
+    format!(
+        "p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        percentile(sorted, 0.5),
+        percentile(sorted, 0.99),
+        sorted[sorted.len() - 1]
+    )
+}
+
 fn main() {
     let rate = env("LOCKSTEP_RATE", 100_000);
     let seconds = env("LOCKSTEP_SECONDS", 60);
@@ -245,11 +255,9 @@ fn main() {
             return;
         }
         println!(
-            "bare consumer, no pipeline: delay from send to receipt over {} sampled records: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            "bare consumer, no pipeline: delay from send to receipt over {} sampled records: {}",
             lat.len(),
-            percentile(&lat, 0.5),
-            percentile(&lat, 0.99),
-            lat.last().copied().unwrap_or_default()
+            spread(&lat)
         );
         return;
     };
@@ -260,11 +268,9 @@ fn main() {
         return;
     }
     println!(
-        "{} of {stories} echo_missing alerts arrived; latency after the deadline: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (allowed_lateness {lateness} ms included)",
+        "{} of {stories} echo_missing alerts arrived; latency after the deadline: {} (allowed_lateness {lateness} ms included)",
         lat.len(),
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        lat[lat.len() - 1]
+        spread(&lat)
     );
     println!("peak RSS of lockstep run: {} MiB", rss);
 }

@@ -7,7 +7,8 @@
 //! the new state, timers, alerts, outbox records and consumed positions. A partition's
 //! stored position is the offset of its oldest event still held in the reorder buffer,
 //! so a crash loses nothing: on restart those records are consumed again, and any event
-//! already applied is dropped as a redelivery.
+//! already applied is dropped as a redelivery. The batch is written in the background
+//! while the next step polls; its outputs go to Kafka once it is durable.
 //!
 //! A broker that goes away is reconnected to; at start and after every outage the last
 //! record consumed from each partition is read back ([`continuity`]), so a broker that
@@ -49,6 +50,8 @@ use watermark::Watermarks;
 pub const MAX_BATCH: usize = 20_000;
 const STEP_TIME: Duration = Duration::from_millis(50);
 const POLL_WAIT: Duration = Duration::from_millis(50);
+/// The first poll's wait while outputs wait for their batch to be written.
+const SEND_WAIT: Duration = Duration::from_millis(5);
 /// How long the consumer may report nothing but errors before it is replaced (stale
 /// metadata, say); a lost broker connection replaces it at once.
 const REBUILD_AFTER: Duration = Duration::from_secs(5);
@@ -183,7 +186,10 @@ struct Core {
     buffer: ReorderBuffer<(usize, u32, i64)>,
     silence: Vec<Silence>,
     metrics: Arc<Metrics>,
+    /// Outputs of this step, for the batch about to be written.
     to_send: Vec<(u64, OutboxRecord)>,
+    /// Outputs of the batch being written: sent once it is durable.
+    writing: Vec<(u64, OutboxRecord)>,
     delivered: Vec<u64>,
     print: bool,
     redeliveries_seen: u64,
@@ -265,6 +271,7 @@ impl Pipeline {
             silence,
             metrics,
             to_send: Vec::new(),
+            writing: Vec::new(),
             delivered: Vec::new(),
             print,
             redeliveries_seen: 0,
@@ -423,10 +430,11 @@ impl Pipeline {
             if paused || polled >= MAX_BATCH || started.elapsed() >= STEP_TIME {
                 break;
             }
-            let wait = if polled == 0 {
-                POLL_WAIT
-            } else {
-                Duration::ZERO
+            // Outputs waiting for their batch: come back soon to send them.
+            let wait = match (polled, self.core.writing.is_empty()) {
+                (0, true) => POLL_WAIT,
+                (0, false) => SEND_WAIT,
+                _ => Duration::ZERO,
             };
             match consumer.poll(wait) {
                 None => break,
@@ -442,6 +450,7 @@ impl Pipeline {
                     self.failing_since = None;
                     self.core.ingest(&message, started);
                     polled += 1;
+                    self.core.send_durable()?;
                 }
             }
         }
@@ -530,10 +539,10 @@ impl Core {
 
     fn shutdown(&mut self) -> Result<(), LiveError> {
         tracing::info!("shutting down: committing and flushing outputs");
-        self.commit()?;
+        self.commit(true)?;
         self.delivered
             .extend(self.producer.flush(Duration::from_secs(10)));
-        self.commit()?;
+        self.commit(true)?;
         if self.producer.in_flight() > 0 {
             tracing::warn!(
                 records = self.producer.in_flight(),
@@ -560,10 +569,7 @@ impl Core {
         self.correlator.advance(watermark, &mut alerts)?;
         self.check_silence(now, wall, &mut alerts)?;
         self.emit(alerts)?;
-        self.commit()?;
-        for (seq, record) in self.to_send.drain(..) {
-            self.producer.send(seq, record);
-        }
+        self.commit(false)?;
         self.delivered.extend(self.producer.poll(Duration::ZERO));
         self.probe
             .report(self.partitions.iter().map(|p| p.next_offset));
@@ -746,7 +752,23 @@ impl Core {
         self.to_send.push((seq, record));
     }
 
-    fn commit(&mut self) -> Result<(), LiveError> {
+    /// Sends the outputs of the batch being written once it is durable (a crash before
+    /// that re-derives them from the records consumed again).
+    fn send_durable(&mut self) -> Result<(), LiveError> {
+        if self.writing.is_empty() || !self.correlator.store_mut().write_done() {
+            return Ok(());
+        }
+        self.correlator.store_mut().wait()?;
+        for (seq, record) in self.writing.drain(..) {
+            self.producer.send(seq, record);
+        }
+        Ok(())
+    }
+
+    /// Commits this step's state, positions and outputs in one batch, written in the
+    /// background while the next step polls (`wait`: written before returning). The
+    /// outputs of the previous batch, durable once the new one starts, are sent.
+    fn commit(&mut self, wait: bool) -> Result<(), LiveError> {
         let store = self.correlator.store_mut();
         for part in &mut self.partitions {
             let position = part.position();
@@ -759,8 +781,17 @@ impl Core {
             store.delivered(seq);
         }
         let timer = self.metrics.commit_seconds.start_timer();
-        self.correlator.commit()?;
+        // Waits for the previous batch first: its outputs are durable after this.
+        self.correlator.commit_in_background()?;
         timer.observe_duration();
+        let durable = std::mem::replace(&mut self.writing, std::mem::take(&mut self.to_send));
+        for (seq, record) in durable {
+            self.producer.send(seq, record);
+        }
+        if wait {
+            self.correlator.store_mut().wait()?;
+            self.send_durable()?;
+        }
         Ok(())
     }
 }

@@ -450,6 +450,11 @@ impl Store {
         Ok(())
     }
 
+    /// Whether no batch is being written (then [`Store::wait`] returns at once).
+    pub fn write_done(&self) -> bool {
+        self.writing.as_ref().is_none_or(|w| w.is_finished())
+    }
+
     /// Waits for the batch being written, if any; then trims the caches.
     pub fn wait(&mut self) -> Result<(), StoreError> {
         if let Some(writing) = self.writing.take() {
