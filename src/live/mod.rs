@@ -340,6 +340,7 @@ impl Pipeline {
                 self.consumer = Some(consumer);
                 self.core.watermarks.hold(Instant::now());
                 self.paused.clear();
+                self.core.metrics.paused_partitions.set(0);
                 self.unavailable = None;
                 if self.core.metrics.offset_resets.get() > resets {
                     if let Err(e) = self.core.producer.reconnect(client_config(&kafka)) {
