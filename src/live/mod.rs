@@ -232,7 +232,7 @@ impl Pipeline {
             producer.send(seq, record);
         }
         let c = &config.correlator;
-        let watermarks = Watermarks::new(0, c.allowed_lateness, c.idle_timeout, Instant::now());
+        let watermarks = Watermarks::new(c.allowed_lateness, c.idle_timeout);
         let buffer = ReorderBuffer::new(c.allowed_lateness);
         let now = Instant::now();
         let silence = config
@@ -285,9 +285,7 @@ impl Pipeline {
             resumed = stored.len(),
             "consumer assigned"
         );
-        let consumer = assigned_consumer(&kafka, &core.resume_points(&kafka)?)?;
-        // Reading back the last records took time: idleness counts from now.
-        core.watermarks.hold(Instant::now());
+        let (consumer, _) = core.connect(&kafka)?;
         Ok(Pipeline {
             consumer: Some(consumer),
             core,
@@ -329,20 +327,14 @@ impl Pipeline {
         let Some(kafka) = self.core.config.kafka.clone() else {
             return;
         };
-        let resets = self.core.metrics.offset_resets.get();
-        let consumer = self
-            .core
-            .resume_points(&kafka)
-            .and_then(|points| Ok(assigned_consumer(&kafka, &points)?));
-        match consumer {
-            Ok(consumer) => {
+        match self.core.connect(&kafka) {
+            Ok((consumer, lost)) => {
                 tracing::info!("reconnected to the broker");
                 self.consumer = Some(consumer);
-                self.core.watermarks.hold(Instant::now());
                 self.paused.clear();
                 self.core.metrics.paused_partitions.set(0);
                 self.unavailable = None;
-                if self.core.metrics.offset_resets.get() > resets {
+                if lost {
                     if let Err(e) = self.core.producer.reconnect(client_config(&kafka)) {
                         tracing::warn!(error = %e, "cannot recreate the producer; keeping the old one");
                     }
@@ -500,13 +492,14 @@ impl Core {
         });
     }
 
-    /// Where each partition resumes: the last record consumed is read back first, and a
-    /// partition whose log the broker lost starts over (said, and counted). Fails when
+    /// A consumer assigned every partition where it resumes: the last record consumed is
+    /// read back first, and a partition whose log the broker lost starts over (said, and
+    /// counted). Idleness counts from now. Also says whether any log was lost. Fails when
     /// the broker does not answer.
-    fn resume_points(
+    fn connect(
         &mut self,
         kafka: &crate::config::KafkaConfig,
-    ) -> Result<Vec<(String, i32, Offset)>, LiveError> {
+    ) -> Result<(BaseConsumer, bool), LiveError> {
         let checks: Vec<continuity::Check> = self
             .partitions
             .iter()
@@ -519,8 +512,10 @@ impl Core {
             took = ?started.elapsed(),
             "read back the last records consumed"
         );
+        let mut lost = false;
         for (part, verdict) in self.partitions.iter_mut().zip(verdicts) {
             if verdict == Continuity::Lost {
+                lost = true;
                 tracing::warn!(
                     topic = %part.topic,
                     partition = part.partition,
@@ -531,11 +526,15 @@ impl Core {
                 part.start_over();
             }
         }
-        Ok(self
+        let points: Vec<_> = self
             .partitions
             .iter()
             .map(|p| (p.topic.clone(), p.partition, p.resume_at()))
-            .collect())
+            .collect();
+        let consumer = assigned_consumer(kafka, &points)?;
+        // Reading back the last records took time.
+        self.watermarks.hold(Instant::now());
+        Ok((consumer, lost))
     }
 
     fn shutdown(&mut self) -> Result<(), LiveError> {

@@ -21,25 +21,19 @@ pub struct Watermarks {
 }
 
 impl Watermarks {
-    /// `partitions` partitions, none seen yet. Each holds the watermark back until it
-    /// has been without records for `idle_timeout` since `start`, so that a partition
-    /// whose first records are still on their way is not overtaken.
-    pub fn new(partitions: usize, lateness: Span, idle_timeout: Span, start: Instant) -> Self {
+    /// No partitions yet; [`Watermarks::add`] takes them on.
+    pub fn new(lateness: Span, idle_timeout: Span) -> Self {
         Watermarks {
             lateness,
             idle_timeout: idle_timeout.to_std(),
-            clocks: (0..partitions)
-                .map(|_| Clock {
-                    newest: Micros::MIN,
-                    last_record: start,
-                })
-                .collect(),
+            clocks: Vec::new(),
             current: Micros::MIN,
         }
     }
 
     /// Takes one more partition (the next index), not seen yet: it holds the watermark
-    /// until it has been without records for `idle_timeout` since `now`.
+    /// until it has been without records for `idle_timeout` since `now`, so that a
+    /// partition whose first records are still on their way is not overtaken.
     pub fn add(&mut self, now: Instant) {
         self.clocks.push(Clock {
             newest: Micros::MIN,
@@ -113,7 +107,8 @@ mod tests {
     #[test]
     fn minimum_over_active_partitions_then_wall_clock() {
         let start = Instant::now();
-        let mut w = Watermarks::new(3, Span::secs(30), Span::secs(10), start);
+        let mut w = Watermarks::new(Span::secs(30), Span::secs(10));
+        (0..3).for_each(|_| w.add(start));
         w.observe(0, Micros(100_000_000), start);
         w.observe(1, Micros(50_000_000), start);
         // Partition 2 has had no record yet: it holds the watermark until it is idle.
