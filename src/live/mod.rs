@@ -18,7 +18,7 @@ pub mod feed;
 pub mod probe;
 pub mod watermark;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,7 +87,9 @@ struct Partition {
     /// Counts the logs this partition was read from (a lost log starts a new one), so
     /// events held from an old log do not release offsets of the new one.
     epoch: u32,
-    held: BTreeMap<i64, u32>,
+    /// Offsets with events in the reorder buffer (how many), ascending; released
+    /// entries stay, at 0, until the ones before them are released too.
+    held: VecDeque<(i64, u32)>,
     stored: Option<Position>,
     /// `lockstep_events_total` of this topic by system and outcome, looked up once.
     counters: [Option<IntCounter>; 8],
@@ -96,7 +98,10 @@ struct Partition {
 impl Partition {
     fn position(&self) -> Position {
         Position {
-            next: self.held.keys().next().copied().unwrap_or(self.next_offset),
+            next: self
+                .held
+                .front()
+                .map_or(self.next_offset, |&(offset, _)| offset),
             check: self.check,
         }
     }
@@ -134,11 +139,19 @@ impl Partition {
         if epoch != self.epoch {
             return;
         }
-        if let Some(n) = self.held.get_mut(&offset) {
-            *n -= 1;
-            if *n == 0 {
-                self.held.remove(&offset);
-            }
+        if let Ok(i) = self.held.binary_search_by_key(&offset, |&(o, _)| o) {
+            self.held[i].1 = self.held[i].1.saturating_sub(1);
+        }
+        while self.held.front().is_some_and(|&(_, n)| n == 0) {
+            self.held.pop_front();
+        }
+    }
+
+    /// One more event of the record at `offset` (offsets only grow within a log) is held.
+    fn hold(&mut self, offset: i64) {
+        match self.held.back_mut() {
+            Some((last, n)) if *last == offset => *n += 1,
+            _ => self.held.push_back((offset, 1)),
         }
     }
 }
@@ -486,7 +499,7 @@ impl Core {
             next_offset: stored.map_or(0, |s| s.next),
             check: stored.and_then(|s| s.check),
             epoch: 0,
-            held: BTreeMap::new(),
+            held: VecDeque::new(),
             stored,
             counters: Default::default(),
         });
@@ -626,7 +639,7 @@ impl Core {
                     }
                     silence.since = ev.time;
                     self.watermarks.observe(p, ev.time, silence.last_record);
-                    *part.held.entry(offset).or_insert(0) += 1;
+                    part.hold(offset);
                     self.buffer.push_tagged(ev, (p, part.epoch, offset));
                 }
             }
@@ -793,5 +806,41 @@ impl Core {
             self.send_durable()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_resumes_at_its_oldest_record_still_held() {
+        let mut part = Partition {
+            topic: "t".into(),
+            partition: 0,
+            source: 0,
+            next_offset: 10,
+            check: None,
+            epoch: 0,
+            held: VecDeque::new(),
+            stored: None,
+            counters: Default::default(),
+        };
+        assert_eq!(part.position().next, 10);
+        // Record 10 holds two events; 11 and 12 one each.
+        for offset in [10, 10, 11, 12] {
+            part.hold(offset);
+        }
+        part.next_offset = 13;
+        part.release(0, 11);
+        assert_eq!(part.position().next, 10, "11 released out of order");
+        part.release(0, 10);
+        assert_eq!(part.position().next, 10, "one event of 10 still held");
+        part.release(1, 10);
+        assert_eq!(part.position().next, 10, "another log's release counts not");
+        part.release(0, 10);
+        assert_eq!(part.position().next, 12, "10 and 11 both done");
+        part.release(0, 12);
+        assert_eq!(part.position().next, 13);
     }
 }

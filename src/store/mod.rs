@@ -20,6 +20,7 @@
 //! running correlator or from a state directory opened read-only.
 
 pub mod keys;
+mod seen;
 mod table;
 pub mod view;
 
@@ -39,6 +40,7 @@ use crate::error::StoreError;
 use crate::event::{IdentityEvent, System};
 use crate::time::Micros;
 use keys::TimerKey;
+use seen::Seen;
 use table::Table;
 
 /// The state of one entity in one system (SPEC §4).
@@ -108,7 +110,7 @@ pub struct Store {
     lineage: Table<LineageRow>,
     cases: Table<Case>,
     watches: Table<Vec<String>>,
-    seen: Table<()>,
+    seen: Seen,
     alerts: Table<String>,
     clock: Micros,
     clock_dirty: bool,
@@ -213,7 +215,7 @@ impl Store {
             lineage: Table::new("lineage", CACHE_BUDGET),
             cases: Table::new("cases", CACHE_BUDGET),
             watches: Table::new("watches", CACHE_BUDGET),
-            seen: Table::new("seen", CACHE_BUDGET),
+            seen: Seen::default(),
             alerts: Table::new("alerts", CACHE_BUDGET),
             clock,
             clock_dirty: false,
@@ -328,12 +330,7 @@ impl Store {
     /// Records (`system`, `event_id`) as processed; false when it already was (a
     /// redelivery).
     pub fn mark_seen(&mut self, system: System, event_id: &str) -> Result<bool, StoreError> {
-        let key = keys::seen(system, event_id);
-        if self.seen.contains(&self.db, &key)? {
-            return Ok(false);
-        }
-        self.seen.put(&key, ());
-        Ok(true)
+        self.seen.mark(&self.db, keys::seen(system, event_id))
     }
 
     /// Whether an alert with this id was raised before.
@@ -383,11 +380,11 @@ impl Store {
         let (mut seen, mut entities) = (Vec::new(), Vec::new());
         for e in events {
             seen.push(keys::seen(e.system, &e.event_id));
-            entities.push(e.entity.as_bytes().to_vec());
+            entities.push(e.entity.as_bytes());
         }
         self.seen.prefetch(&self.db, seen)?;
-        self.entities.prefetch(&self.db, entities.clone())?;
-        self.lineage.prefetch(&self.db, entities)
+        self.entities.prefetch(&self.db, &entities)?;
+        self.lineage.prefetch(&self.db, &entities)
     }
 
     /// Schedules a deadline.
@@ -466,7 +463,7 @@ impl Store {
         self.lineage.evict_if_over_budget();
         self.cases.evict_if_over_budget();
         self.watches.evict_if_over_budget();
-        self.seen.evict_if_over_budget();
+        self.seen.written();
         self.alerts.evict_if_over_budget();
         self.positions.evict_if_over_budget();
         self.outbox.evict_if_over_budget();
@@ -652,6 +649,44 @@ mod tests {
             store.positions().unwrap(),
             vec![("t".to_owned(), 2, at(17, None))]
         );
+    }
+
+    #[test]
+    fn an_event_id_is_new_once_whether_marked_now_being_written_durable_or_prefetched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(store.mark_seen(System::Iam, "e1").unwrap());
+        assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "same batch");
+        assert!(store.mark_seen(System::Vault, "e1").unwrap(), "another system");
+        store.commit_in_background().unwrap();
+        assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "being written");
+        store.wait().unwrap();
+        assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "durable");
+        let ev = |id: &str| IdentityEvent {
+            event_id: id.into(),
+            system: System::Iam,
+            source: "test".into(),
+            time: Micros(1),
+            entity: "sa".into(),
+            entity_kind: crate::event::EntityKind::ServiceAccount,
+            action: crate::event::Action::Used,
+            outcome: crate::event::Outcome::Success,
+            parent: None,
+            actor: None,
+            attributes: Default::default(),
+        };
+        let batch = [ev("e1"), ev("e2"), ev("e2")];
+        store.prefetch(&batch).unwrap();
+        assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "prefetched, known");
+        assert!(store.mark_seen(System::Iam, "e2").unwrap(), "prefetched, new");
+        assert!(!store.mark_seen(System::Iam, "e2").unwrap(), "its repeat");
+        store.commit().unwrap();
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        for id in ["e1", "e2"] {
+            assert!(!store.mark_seen(System::Iam, id).unwrap(), "{id} after reopening");
+        }
+        assert!(store.mark_seen(System::Iam, "e3").unwrap());
     }
 
     #[test]

@@ -72,8 +72,12 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
 
     /// Loads the values of `keys` not cached yet with one batched RocksDB read, so the
     /// reads that follow hit the cache.
-    pub fn prefetch(&mut self, db: &DB, mut keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
-        keys.retain(|k| !self.cache.contains_key(k.as_slice()));
+    pub fn prefetch(&mut self, db: &DB, keys: &[&[u8]]) -> Result<(), StoreError> {
+        let mut keys: Vec<&[u8]> = keys
+            .iter()
+            .copied()
+            .filter(|k| !self.cache.contains_key(*k))
+            .collect();
         if keys.is_empty() {
             return Ok(());
         }
@@ -94,7 +98,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 None => None,
             };
             self.cache.insert(
-                key.into_boxed_slice(),
+                key.into(),
                 Slot {
                     value,
                     dirty: false,
