@@ -657,9 +657,15 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         assert!(store.mark_seen(System::Iam, "e1").unwrap());
         assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "same batch");
-        assert!(store.mark_seen(System::Vault, "e1").unwrap(), "another system");
+        assert!(
+            store.mark_seen(System::Vault, "e1").unwrap(),
+            "another system"
+        );
         store.commit_in_background().unwrap();
-        assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "being written");
+        assert!(
+            !store.mark_seen(System::Iam, "e1").unwrap(),
+            "being written"
+        );
         store.wait().unwrap();
         assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "durable");
         let ev = |id: &str| IdentityEvent {
@@ -677,14 +683,23 @@ mod tests {
         };
         let batch = [ev("e1"), ev("e2"), ev("e2")];
         store.prefetch(&batch).unwrap();
-        assert!(!store.mark_seen(System::Iam, "e1").unwrap(), "prefetched, known");
-        assert!(store.mark_seen(System::Iam, "e2").unwrap(), "prefetched, new");
+        assert!(
+            !store.mark_seen(System::Iam, "e1").unwrap(),
+            "prefetched, known"
+        );
+        assert!(
+            store.mark_seen(System::Iam, "e2").unwrap(),
+            "prefetched, new"
+        );
         assert!(!store.mark_seen(System::Iam, "e2").unwrap(), "its repeat");
         store.commit().unwrap();
         drop(store);
         let mut store = Store::open(dir.path()).unwrap();
         for id in ["e1", "e2"] {
-            assert!(!store.mark_seen(System::Iam, id).unwrap(), "{id} after reopening");
+            assert!(
+                !store.mark_seen(System::Iam, id).unwrap(),
+                "{id} after reopening"
+            );
         }
         assert!(store.mark_seen(System::Iam, "e3").unwrap());
     }
