@@ -15,7 +15,7 @@ use crate::config::{Config, SlaPolicy};
 use crate::error::StoreError;
 use crate::event::{Action, ActionClass, IdentityEvent, System};
 use crate::store::keys::TimerKey;
-use crate::store::{EchoState, Store};
+use crate::store::{EchoState, EntityRow, Store};
 use crate::time::{Micros, Span};
 use case::{case_id, Case, Echo, Obligation};
 
@@ -172,12 +172,14 @@ impl Correlator {
             }
         }
 
-        // (2) coverage checks
-        let cover = self.covering_case(&ev.entity, ev.time)?;
+        // (2) coverage checks; the entity's row, read once, serves (3) too (nothing in
+        // between writes it)
+        let row = self.store.entity(&ev.entity)?;
+        let cover = self.covering_case(&ev.entity, &row.cases, ev.time)?;
         self.check_event(ev, cover.as_ref(), out)?;
 
         // (3) state, cases, echo_late
-        let changed = ev.succeeded() && self.apply_effect(ev, cover.is_some(), out)?;
+        let changed = ev.succeeded() && self.apply_effect(ev, row, cover.is_some(), out)?;
 
         // The timeline keeps lifecycle events, and uses that changed a state or raised an
         // alert; routine repeated use (most of the volume) is not kept event by event.
@@ -202,19 +204,36 @@ impl Correlator {
         self.store.timers()
     }
 
-    /// The first non-superseded case found walking up from `entity` through its
-    /// ancestors, among cases revoked at or before `t`.
-    fn covering_case(&mut self, entity: &str, t: Micros) -> Result<Option<Case>, StoreError> {
-        let mut current = Some(entity.to_owned());
+    /// The first non-superseded case found walking up from `entity` (whose open cases
+    /// are `cases`) through its ancestors, among cases revoked at or before `t`.
+    fn covering_case(
+        &mut self,
+        entity: &str,
+        cases: &[String],
+        t: Micros,
+    ) -> Result<Option<Case>, StoreError> {
+        if let Some(case) = self.newest_open(cases, t)? {
+            return Ok(Some(case));
+        }
+        let mut current = self.store.parent(entity)?;
         while let Some(e) = current {
-            for id in self.store.open_cases(&e)?.iter().rev() {
-                if let Some(case) = self.store.case(id)? {
-                    if !case.is_superseded() && case.revoked_at <= t {
-                        return Ok(Some(case));
-                    }
-                }
+            let cases = self.store.open_cases(&e)?;
+            if let Some(case) = self.newest_open(&cases, t)? {
+                return Ok(Some(case));
             }
             current = self.store.parent(&e)?;
+        }
+        Ok(None)
+    }
+
+    /// The newest of `cases` not superseded and revoked at or before `t`.
+    fn newest_open(&mut self, cases: &[String], t: Micros) -> Result<Option<Case>, StoreError> {
+        for id in cases.iter().rev() {
+            if let Some(case) = self.store.case(id)? {
+                if !case.is_superseded() && case.revoked_at <= t {
+                    return Ok(Some(case));
+                }
+            }
         }
         Ok(None)
     }
@@ -295,10 +314,10 @@ impl Correlator {
     fn apply_effect(
         &mut self,
         ev: &IdentityEvent,
+        mut row: EntityRow,
         covered: bool,
         out: &mut Vec<Alert>,
     ) -> Result<bool, StoreError> {
-        let mut row = self.store.entity(&ev.entity)?;
         let slot = ev.system.index();
         let old = row.states[slot];
         let new = match ev.action.class() {
