@@ -19,9 +19,11 @@ export LOCKSTEP_PYTHON := $(PYENV)/bin/python
 
 .PHONY: deps chromium build test demo replay-demo bench fuzz lint
 
-# The rocksdb crate generates its bindings with libclang.
+# The rocksdb crate generates its bindings with libclang: clang-sys loads `libclang.so`
+# (or `libclang-N.so`), which a fresh image lacks even when `libclang-cpp.so.N` is there.
 deps:
-	@ldconfig -p | grep -q libclang || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libclang-dev; }
+	@scripts/has-libclang >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libclang-dev; }
+	@scripts/has-libclang >/dev/null || { echo "deps: libclang-dev installed but no libclang.so where clang-sys looks (set LIBCLANG_PATH)" >&2; exit 1; }
 
 # Headless Chromium for the HTML report test (Debian's package).
 chromium:
