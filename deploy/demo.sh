@@ -45,7 +45,7 @@ echo "--------------------------------------------------------------------------
 pids+=($!)
 sleep 1
 
-"$bin" simulate --live --config "$config" --seed 7 --accounts 120 --rate 1500 2>"$work/feed.log"
+"$bin" simulate --live --config "$config" --seed 7 --accounts 120 --months 4 --rate 1500 2>"$work/feed.log"
 echo "------------------------------------------------------------------------------"
 echo "demo: $(cat "$work/feed.log")"
 echo "demo: lockstep keeps running: alerts on topic lockstep.alerts, cases on lockstep.cases;"

@@ -25,17 +25,23 @@ pub enum AlertKind {
     RevocationFailed,
     /// An input has been silent longer than its `silence_alert` (live pipeline, SPEC §5).
     SourceSilent,
+    /// A credential outlived its `max_age` without rotation (SPEC §4b).
+    RotationOverdue,
+    /// A credential went `unused_after` without activity (SPEC §4b).
+    CredentialUnused,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 6] = [
+    pub const ALL: [AlertKind; 8] = [
         AlertKind::EchoMissing,
         AlertKind::EchoLate,
         AlertKind::RevokedEntityUsed,
         AlertKind::Reactivated,
         AlertKind::RevocationFailed,
         AlertKind::SourceSilent,
+        AlertKind::RotationOverdue,
+        AlertKind::CredentialUnused,
     ];
 
     /// The wire name.
@@ -47,6 +53,8 @@ impl AlertKind {
             AlertKind::Reactivated => "reactivated",
             AlertKind::RevocationFailed => "revocation_failed",
             AlertKind::SourceSilent => "source_silent",
+            AlertKind::RotationOverdue => "rotation_overdue",
+            AlertKind::CredentialUnused => "credential_unused",
         }
     }
 
@@ -54,7 +62,8 @@ impl AlertKind {
     pub const fn severity(self) -> Severity {
         match self {
             AlertKind::RevokedEntityUsed => Severity::Critical,
-            AlertKind::EchoLate => Severity::Medium,
+            AlertKind::EchoLate | AlertKind::RotationOverdue => Severity::Medium,
+            AlertKind::CredentialUnused => Severity::Low,
             AlertKind::EchoMissing
             | AlertKind::Reactivated
             | AlertKind::RevocationFailed
@@ -79,6 +88,8 @@ pub enum Severity {
     High,
     /// Review.
     Medium,
+    /// Tidy up.
+    Low,
 }
 
 impl fmt::Display for Severity {
@@ -87,6 +98,7 @@ impl fmt::Display for Severity {
             Severity::Critical => "critical",
             Severity::High => "high",
             Severity::Medium => "medium",
+            Severity::Low => "low",
         })
     }
 }
@@ -111,14 +123,24 @@ pub struct Alert {
     /// The entities still active (echo kinds), sorted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entities: Option<Vec<String>>,
-    /// The system concerned.
-    pub system: System,
+    /// The system concerned (none for the hygiene kinds, which name `systems`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<System>,
+    /// (hygiene kinds) The systems where the credential is active, sorted by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systems: Option<Vec<System>>,
     /// The system where the revocation was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin_system: Option<System>,
     /// When the case's root was revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<Micros>,
+    /// (`rotation_overdue`) When the credential was created, issued or last rotated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Micros>,
+    /// (`credential_unused`) The credential's last activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_active_at: Option<Micros>,
     /// The echo deadline (echo kinds).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Micros>,
@@ -144,6 +166,19 @@ impl Alert {
         }
     }
 
+    /// The system part: `system`, or the `systems` joined by `,`.
+    pub fn systems_text(&self) -> String {
+        match (self.system, &self.systems) {
+            (Some(s), _) => s.as_str().to_owned(),
+            (None, Some(list)) => list
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            (None, None) => String::new(),
+        }
+    }
+
     /// One readable line: time, severity, kind, system, detail.
     pub fn display_line(&self) -> String {
         format!(
@@ -151,18 +186,18 @@ impl Alert {
             self.at,
             format!("{:?}", self.severity).to_uppercase(),
             self.kind,
-            self.system,
+            self.systems_text(),
             self.detail
         )
     }
 
-    /// The replay output order: (at, kind, root, system, entity).
-    pub fn sort_key(&self) -> (Micros, &'static str, &str, &'static str, String) {
+    /// The replay output order: (at, kind, root, system or systems, entity).
+    pub fn sort_key(&self) -> (Micros, &'static str, &str, String, String) {
         (
             self.at,
             self.kind.as_str(),
             &self.root,
-            self.system.as_str(),
+            self.systems_text(),
             self.subject(),
         )
     }
@@ -171,8 +206,8 @@ impl Alert {
 /// Sorts alerts in the replay output order.
 pub fn sort_alerts(alerts: &mut [Alert]) {
     alerts.sort_by_cached_key(|a| {
-        let (at, kind, root, system, subject) = a.sort_key();
-        (at, kind, root.to_owned(), system, subject)
+        let (at, kind, root, systems, subject) = a.sort_key();
+        (at, kind, root.to_owned(), systems, subject)
     });
 }
 
@@ -186,14 +221,25 @@ pub fn alert_id(
     entity: &str,
     event_id: Option<&str>,
 ) -> String {
-    let mut h = Sha256::new();
-    for part in [
+    digest(&[
         kind.as_str(),
         case_id.unwrap_or(""),
         system.as_str(),
         entity,
         event_id.unwrap_or(""),
-    ] {
+    ])
+}
+
+/// The deterministic id of a hygiene alert (SPEC §4b): (kind, entity, deadline). Each
+/// arming of a clock raises at most once, and a clock's deadline names its arming.
+pub fn hygiene_alert_id(kind: AlertKind, entity: &str, at: Micros) -> String {
+    digest(&[kind.as_str(), entity, &at.0.to_string()])
+}
+
+/// The first 128 bits of SHA-256 over length-prefixed parts, hex-encoded.
+fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for part in parts {
         h.update((part.len() as u64).to_be_bytes());
         h.update(part.as_bytes());
     }
@@ -266,9 +312,12 @@ mod tests {
             root: "sa".into(),
             entity: Some("sa".into()),
             entities: None,
-            system: System::Iam,
+            system: Some(System::Iam),
+            systems: None,
             origin_system: None,
             revoked_at: None,
+            issued_at: None,
+            last_active_at: None,
             deadline: None,
             at: Micros(1_000_000),
             latency_ms: None,

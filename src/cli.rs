@@ -120,6 +120,11 @@ enum Command {
         /// Mean number of usage records per API key.
         #[arg(long, default_value_t = 7)]
         uses_per_key: u32,
+        /// Let the keys of accounts that stay live on for this many 30-day months:
+        /// rotated (on time, late or never), used or left dormant — the stories of the
+        /// hygiene alerts `rotation_overdue` and `credential_unused`. 0: one week only.
+        #[arg(long, default_value_t = 0)]
+        months: u32,
         /// Produce to the configured source topics instead of writing a file, with event
         /// times shifted so that the scenario ends now.
         #[arg(long)]
@@ -312,7 +317,11 @@ fn serve_api(
             message,
         }
     })?;
-    let api = lockstep::api::spawn(addr, token, metrics, ready, Some(view))
+    let access = lockstep::api::Access {
+        token,
+        metrics_need_token: config.api.metrics_auth,
+    };
+    let api = lockstep::api::spawn(addr, access, metrics, ready, Some(view))
         .with_context(|| format!("listening on {addr}"))?;
     Ok((addr, api))
 }
@@ -357,6 +366,11 @@ fn run(cli: Cli) -> Result<()> {
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(anyhow::Error::msg)?;
             let config = load_config(config.as_deref())?;
+            // An output that cannot be written fails now, not after the replay.
+            if alerts != Path::new("-") {
+                File::create(&alerts)
+                    .with_context(|| format!("cannot write --alerts {}", alerts.display()))?;
+            }
             let store = match state.or_else(|| config.state.dir.clone()) {
                 Some(dir) => {
                     Store::open(&dir).with_context(|| format!("opening state {}", dir.display()))?
@@ -436,6 +450,7 @@ fn run(cli: Cli) -> Result<()> {
             disorder,
             redelivery,
             uses_per_key,
+            months,
             live,
             config,
             brokers,
@@ -445,6 +460,7 @@ fn run(cli: Cli) -> Result<()> {
                 disorder,
                 redelivery,
                 uses_per_key,
+                months,
                 ..Scenario::new(seed, accounts)
             };
             let mut events = generate(&scenario);
@@ -633,13 +649,21 @@ fn run(cli: Cli) -> Result<()> {
         Command::CheckConfig { file } => {
             let config = Config::load(&file)?;
             println!("{}: ok", file.display());
-            for kind in [lockstep::event::EntityKind::ServiceAccount] {
-                for system in lockstep::event::System::ALL {
-                    let sla = config
-                        .sla
-                        .get(kind, *system)
-                        .map_or("off".to_owned(), |s| s.to_string());
-                    println!("  sla.{system} = {sla}");
+            let shown = |sla: Option<Span>| sla.map_or("off".to_owned(), |s| s.to_string());
+            for system in lockstep::event::System::ALL {
+                let sla = config.sla.get(lockstep::event::EntityKind::Other, *system);
+                println!("  sla.{system} = {}", shown(sla));
+            }
+            for (kind, system, sla) in config.sla.overrides() {
+                println!("  sla.{kind}.{system} = {} (override)", shown(sla));
+            }
+            for kind in lockstep::event::EntityKind::ALL {
+                let h = &config.hygiene;
+                if let Some(limit) = h.max_age.get(*kind) {
+                    println!("  hygiene.max_age.{kind} = {limit}");
+                }
+                if let Some(limit) = h.unused_after.get(*kind) {
+                    println!("  hygiene.unused_after.{kind} = {limit}");
                 }
             }
             let c = &config.correlator;

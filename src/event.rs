@@ -207,8 +207,19 @@ impl IdentityEvent {
         self.outcome == Outcome::Success
     }
 
-    /// Checks the invariants serde cannot express (non-empty ids).
+    /// Checks the invariants serde cannot express: non-empty ids, and no NUL in the ids
+    /// the store keys by (`entity \0 …` keys: an id with a NUL could forge another
+    /// entity's timeline).
     pub fn validate(&self) -> Result<(), String> {
+        for (field, value) in [
+            ("event_id", Some(&self.event_id)),
+            ("entity", Some(&self.entity)),
+            ("parent", self.parent.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.contains('\0')) {
+                return Err(format!("{field} contains a NUL character (U+0000)"));
+            }
+        }
         if self.event_id.is_empty() {
             return Err("event_id is empty".into());
         }

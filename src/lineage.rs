@@ -1,11 +1,14 @@
 //! Rendering a lineage (the JSON of `/v1/lineage/{id}`) for incident responders: an
 //! indented tree with each entity's kind and state per system, JSON, Graphviz dot, or a
-//! Mermaid flowchart. Where a credential came from is above the tree; what it spawned
-//! and where each one is still alive, in it.
+//! Mermaid flowchart. Where a credential came from is above the tree; what it spawned,
+//! where each one is still alive, and (SPEC §4b) how old each credential is since its
+//! issue or last rotation and how long since it was last active, in it.
 
 use std::fmt::Write;
 
 use serde_json::Value;
+
+use crate::time::{Micros, Span};
 
 /// The output formats of `lockstep lineage`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -33,6 +36,26 @@ pub fn render(lineage: &Value, format: LineageFormat) -> String {
 fn label(node: &Value) -> String {
     let kind = node["kind"].as_str().unwrap_or("?");
     format!("{} ({kind})", node["entity"].as_str().unwrap_or("?"))
+}
+
+/// Age since issue or rotation and time since the last activity, as of the lineage's
+/// `as_of` (the latest event applied).
+fn ages(node: &Value, as_of: Option<Micros>) -> String {
+    let mut parts = Vec::new();
+    for (field, what) in [("issued_at", "issued"), ("last_active_at", "last active")] {
+        let Some(t) = node[field].as_str().and_then(|t| Micros::parse(t).ok()) else {
+            continue;
+        };
+        parts.push(match as_of {
+            Some(now) if now >= t => format!("{what} {} ago", Span(now.0 - t.0)),
+            _ => format!("{what} {t}"),
+        });
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" · {}", parts.join(" · "))
+    }
 }
 
 fn states(node: &Value) -> String {
@@ -70,18 +93,27 @@ fn tree(lineage: &Value) -> String {
         let _ = writeln!(out, "{}↑ {}  [{}]", "  ".repeat(depth), label(a), states(a));
     }
     let root = &lineage["tree"];
+    let as_of = lineage["as_of"]
+        .as_str()
+        .and_then(|t| Micros::parse(t).ok());
     let cases = root["cases"].as_array().map(|c| c.len()).unwrap_or(0);
     let open = if cases > 0 {
         format!("  · {cases} open case(s)")
     } else {
         String::new()
     };
-    let _ = writeln!(out, "{}  [{}]{open}", label(root), states(root));
-    branch(root, "", &mut out);
+    let _ = writeln!(
+        out,
+        "{}  [{}]{}{open}",
+        label(root),
+        states(root),
+        ages(root, as_of)
+    );
+    branch(root, "", as_of, &mut out);
     out
 }
 
-fn branch(node: &Value, prefix: &str, out: &mut String) {
+fn branch(node: &Value, prefix: &str, as_of: Option<Micros>, out: &mut String) {
     let children = node["children"]
         .as_array()
         .map(Vec::as_slice)
@@ -90,14 +122,16 @@ fn branch(node: &Value, prefix: &str, out: &mut String) {
         let last = i + 1 == children.len();
         let _ = writeln!(
             out,
-            "{prefix}{}{}  [{}]",
+            "{prefix}{}{}  [{}]{}",
             if last { "└── " } else { "├── " },
             label(child),
-            states(child)
+            states(child),
+            ages(child, as_of)
         );
         branch(
             child,
             &format!("{prefix}{}", if last { "    " } else { "│   " }),
+            as_of,
             out,
         );
     }

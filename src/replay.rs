@@ -2,7 +2,10 @@
 //! `as_of`, alerts sorted in the output order of SPEC §4. Decoding runs on its own
 //! thread; the correlator and RocksDB on the caller's. The store is committed every
 //! [`COMMIT_EVERY`] events and at the end, so a later replay with the same state
-//! directory continues where this one stopped.
+//! directory continues where this one stopped. The alerts of a replay are read back from
+//! the store once it has committed: every alert the state holds, with those raised by an
+//! earlier, interrupted run over the same state — so a resumed replay outputs what one
+//! clean pass would, even though the events it had applied are now redeliveries.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,7 +48,8 @@ pub struct ReplayInput {
 /// What a replay produced.
 #[derive(Debug)]
 pub struct ReplayOutcome {
-    /// Alerts raised in this run, in output order.
+    /// Every alert of the state (this run's and an earlier one's over the same state
+    /// directory), in output order.
     pub alerts: Vec<Alert>,
     /// Records that did not decode.
     pub dead_letters: Vec<DeadLetter>,
@@ -181,6 +185,7 @@ pub fn replay(
             }
         }
         apply(correlator, &mut ready, &mut alerts)?;
+        alerts.clear();
     }
     reader.join().unwrap_or_else(|_| {
         Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
@@ -193,6 +198,7 @@ pub fn replay(
     }
     correlator.commit()?;
     bar.finish_and_clear();
+    let mut alerts = correlator.store_mut().view().all_alerts()?;
     sort_alerts(&mut alerts);
     Ok(ReplayOutcome {
         alerts,

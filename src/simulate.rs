@@ -1,8 +1,10 @@
 //! A seeded scenario generator: service accounts with API keys, vault secrets and tokens,
 //! MDM agents and SIEM inventory, then offboardings echoed on time, late, never, after a
 //! failed attempt, followed by use of a revoked key or re-activation — delivered slightly
-//! out of order and with redeliveries, as real feeds are. It feeds the demo, the tests and
-//! the benchmarks; the same seed always gives the same events.
+//! out of order and with redeliveries, as real feeds are. With `months`, the keys of the
+//! accounts that stay live on: rotated with the secrets that hold them (on time, late or
+//! never) and used or left dormant, for the hygiene alerts of SPEC §4b. It feeds the demo,
+//! the tests and the benchmarks; the same seed always gives the same events.
 
 use std::collections::BTreeMap;
 
@@ -28,6 +30,9 @@ pub struct Scenario {
     pub redelivery: f64,
     /// Mean number of usage records per API key.
     pub uses_per_key: u32,
+    /// How long (in 30-day months) the keys of accounts that are not offboarded live on
+    /// after their first week: rotations and use, or neglect. 0: no such tail.
+    pub months: u32,
 }
 
 impl Scenario {
@@ -40,6 +45,7 @@ impl Scenario {
             disorder: Span::secs(20),
             redelivery: 0.01,
             uses_per_key: 7,
+            months: 0,
         }
     }
 }
@@ -195,6 +201,7 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
     };
 
     let mut keys = Vec::new();
+    let mut tails = Vec::new();
     for j in 0..b.rng.gen_range(1..=3) {
         let key = format!("{sa}/key-{j}");
         let issued = b.within(t0, Span::mins(1), Span::hours(1));
@@ -207,6 +214,7 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
             let used = Micros(b.rng.gen_range(stored.0..life_end.0.max(stored.0 + 1)));
             b.ok(Iam, used, &key, K::ApiKey, Used, None);
         }
+        tails.push((key.clone(), secret.clone(), stored));
         keys.push((key, secret));
     }
     let token = format!("{sa}/token-0");
@@ -218,6 +226,12 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
         b.ok(Mdm, enrolled, agent, K::Agent, Enrolled, Some(&sa));
     }
     if !offboarded {
+        if s.months > 0 {
+            let horizon = s.start.plus(Span::days(30 * i64::from(s.months)));
+            for (key, secret, stored) in tails {
+                key_life(b, &key, &secret, stored, life_end, horizon);
+            }
+        }
         return;
     }
 
@@ -363,6 +377,49 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
     }
 }
 
+/// The life of a key after its account's first week, until `horizon`: rotated with its
+/// secret every 60–88 days (half the keys), late every 95–120 days (a fifth), or never;
+/// used every 1–10 days until the horizon, or (three in ten) never again.
+fn key_life(
+    b: &mut Builder,
+    key: &str,
+    secret: &str,
+    issued: Micros,
+    from: Micros,
+    horizon: Micros,
+) {
+    use Action::*;
+    use EntityKind as K;
+    use System::*;
+    let interval = match b.rng.gen_range(0..100) {
+        0..=49 => Some((60, 88)),
+        50..=69 => Some((95, 120)),
+        _ => None,
+    };
+    if let Some((lo, hi)) = interval {
+        let mut t = issued;
+        loop {
+            t = b.within(t, Span::days(lo), Span::days(hi));
+            if t >= horizon {
+                break;
+            }
+            b.ok(Iam, t, key, K::ApiKey, Rotated, None);
+            let stored = b.within(t, Span::secs(10), Span::mins(5));
+            b.ok(Vault, stored, secret, K::Secret, Rotated, None);
+        }
+    }
+    if b.rng.gen_bool(0.7) {
+        let mut t = from;
+        loop {
+            t = b.within(t, Span::days(1), Span::days(10));
+            if t >= horizon {
+                break;
+            }
+            b.ok(Iam, t, key, K::ApiKey, Used, None);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,5 +445,29 @@ mod tests {
             a.windows(2).any(|w| w[1].time < w[0].time),
             "delivery is out of order"
         );
+        assert!(
+            !has(Action::Rotated, Outcome::Success),
+            "no tail without months"
+        );
+    }
+
+    #[test]
+    fn months_add_rotations_after_the_first_week() {
+        let scenario = Scenario {
+            months: 5,
+            ..Scenario::new(7, 100)
+        };
+        let events = generate(&scenario);
+        let rotated: Vec<_> = events
+            .iter()
+            .filter(|e| e.action == Action::Rotated)
+            .collect();
+        assert!(rotated.iter().any(|e| e.system == System::Iam));
+        assert!(rotated.iter().any(|e| e.system == System::Vault));
+        let horizon = scenario.start.plus(Span::days(150));
+        assert!(events.iter().all(|e| e.time < horizon.plus(Span::mins(10))));
+        assert!(events
+            .iter()
+            .any(|e| e.time > scenario.start.plus(Span::days(100))));
     }
 }

@@ -105,6 +105,11 @@ impl Span {
         Span::mins(n * 60)
     }
 
+    /// A span of whole days.
+    pub const fn days(n: i64) -> Span {
+        Span::hours(n * 24)
+    }
+
     /// As a std duration (for wall-clock waits).
     pub fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_micros(self.0.max(0) as u64)

@@ -246,13 +246,18 @@ fn every_route_paging_errors_and_the_token() {
 
     // Without the token, or with another: 401, counted.
     for token in [None, Some("wrong")] {
-        for path in ["/v1/cases", "/metrics", "/healthz"] {
+        for path in ["/v1/cases", "/v1/alerts", "/v1/entities/x"] {
             let (code, body) = status(&s, path, token);
             assert_eq!(code, 401, "{path} with {token:?}");
             assert!(body["error"].is_string());
         }
     }
-    let (_, metrics) = client::get(&s.base, "/metrics", Some(TOKEN)).unwrap();
+    // What kubelet probes and a Prometheus scrape by annotation ask, with no token: 200.
+    for path in ["/healthz", "/readyz", "/metrics", "/v1/openapi.json"] {
+        let (code, _) = client::get(&s.base, path, None).unwrap();
+        assert_eq!(code, 200, "{path} without a token");
+    }
+    let (_, metrics) = client::get(&s.base, "/metrics", None).unwrap();
     assert!(
         String::from_utf8_lossy(&metrics).contains("lockstep_api_unauthorized_total 6"),
         "refusals are counted"

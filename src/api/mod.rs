@@ -1,6 +1,8 @@
 //! The HTTP listener: `/healthz`, `/readyz`, `/metrics` (Prometheus), the `/v1` routes
 //! over the committed state ([`v1`]) and their OpenAPI document ([`openapi`]). A bearer
 //! token is required unless the listener is bound to loopback; refusals are counted.
+//! Health, readiness and the OpenAPI document answer without one (kubelet probes carry
+//! no token), and so does `/metrics` unless `[api] metrics_auth` asks for it.
 
 pub mod openapi;
 pub mod v1;
@@ -23,8 +25,48 @@ use crate::telemetry::Metrics;
 struct Shared {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
-    token: Option<Arc<str>>,
+    access: Arc<Access>,
     view: Option<StateView>,
+}
+
+/// Who may ask what.
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// The bearer token the `/v1` routes need (none: open, loopback only).
+    pub token: Option<String>,
+    /// Whether `/metrics` needs the token too.
+    pub metrics_need_token: bool,
+}
+
+/// Routes that answer without a token: liveness, readiness and the API's description.
+const OPEN_ROUTES: [&str; 3] = ["/healthz", "/readyz", "/v1/openapi.json"];
+
+impl Access {
+    /// Whether a request for `path` needs the token.
+    fn guards(&self, path: &str) -> bool {
+        self.token.is_some()
+            && !OPEN_ROUTES.contains(&path)
+            && (path != "/metrics" || self.metrics_need_token)
+    }
+
+    /// Whether an `Authorization` header value presents the token: scheme `Bearer` in
+    /// any case, compared in constant time.
+    fn admits(&self, authorization: Option<&str>) -> bool {
+        let (Some(token), Some(value)) = (&self.token, authorization) else {
+            return self.token.is_none();
+        };
+        let Some((scheme, presented)) = value.split_once(' ') else {
+            return false;
+        };
+        let presented = presented.trim().as_bytes();
+        scheme.eq_ignore_ascii_case("bearer")
+            && presented.len() == token.len()
+            && presented
+                .iter()
+                .zip(token.as_bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    }
 }
 
 /// Where to listen and with which token; checks that a non-loopback listener has one.
@@ -44,7 +86,7 @@ pub fn bind_address(listen: &str, token: Option<&str>) -> Result<SocketAddr, Str
 /// `/v1` routes over `view` (503 without one).
 pub fn spawn(
     addr: SocketAddr,
-    token: Option<String>,
+    access: Access,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     view: Option<StateView>,
@@ -54,7 +96,7 @@ pub fn spawn(
     let shared = Shared {
         metrics,
         ready,
-        token: token.map(Arc::from),
+        access: Arc::new(access),
         view,
     };
     std::thread::Builder::new()
@@ -91,7 +133,7 @@ pub fn answer(view: &StateView, path: &str) -> anyhow::Result<serde_json::Value>
     let shared = Shared {
         metrics: Arc::new(Metrics::new()),
         ready: Arc::new(AtomicBool::new(true)),
-        token: None,
+        access: Arc::default(),
         view: Some(view.clone()),
     };
     let request = Request::builder()
@@ -142,13 +184,12 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn authorize(State(s): State<Shared>, request: Request, next: Next) -> Response {
-    if let Some(token) = &s.token {
+    if s.access.guards(request.uri().path()) {
         let presented = request
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(&**token) {
+            .and_then(|v| v.to_str().ok());
+        if !s.access.admits(presented) {
             s.metrics.unauthorized.inc();
             return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
         }
@@ -203,5 +244,46 @@ mod tests {
         assert!(bind_address("localhost", None)
             .unwrap_err()
             .contains("api.listen"));
+    }
+
+    #[test]
+    fn probes_and_the_api_description_need_no_token_and_metrics_only_if_asked() {
+        let access = Access {
+            token: Some("s3cret".into()),
+            metrics_need_token: false,
+        };
+        for open in ["/healthz", "/readyz", "/v1/openapi.json", "/metrics"] {
+            assert!(!access.guards(open), "{open}");
+        }
+        for guarded in ["/v1/cases", "/v1/alerts", "/v1/entities/x", "/nope"] {
+            assert!(access.guards(guarded), "{guarded}");
+        }
+        let strict = Access {
+            metrics_need_token: true,
+            ..access.clone()
+        };
+        assert!(strict.guards("/metrics"));
+        assert!(!Access::default().guards("/v1/cases"), "no token: open");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        let access = Access {
+            token: Some("s3cret".into()),
+            metrics_need_token: false,
+        };
+        for ok in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
+            assert!(access.admits(Some(ok)), "{ok}");
+        }
+        for bad in [
+            "Bearer s3cre",
+            "Bearer s3cret2",
+            "Basic s3cret",
+            "s3cret",
+            "",
+        ] {
+            assert!(!access.admits(Some(bad)), "{bad}");
+        }
+        assert!(!access.admits(None));
     }
 }

@@ -180,7 +180,12 @@ pub fn lineage_json(v: &StateView, id: &str) -> Result<Value, crate::error::Stor
             Ok(json!({"entity": a, "kind": kind, "states": v.states(&a)?}))
         })
         .collect::<Result<Vec<_>, crate::error::StoreError>>()?;
-    Ok(json!({"entity": id, "ancestors": ancestors, "tree": v.descendants(id)?}))
+    Ok(json!({
+        "entity": id,
+        "as_of": v.clock()?,
+        "ancestors": ancestors,
+        "tree": v.descendants(id)?,
+    }))
 }
 
 async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {

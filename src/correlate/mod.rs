@@ -3,18 +3,21 @@
 //! event's three steps — (1) lineage edge, (2) coverage checks and their alerts,
 //! (3) state, cases, `echo_late` — and `finish(as_of)` evaluates the deadlines up to the
 //! end of a replay. Live mode and replay drive this same code; only the clock differs.
+//! The hygiene clocks of SPEC §4b are armed in step (3) and share the deadline timers
+//! ([`hygiene`]).
 
 pub mod case;
+pub mod hygiene;
 pub mod lineage;
 pub mod reorder;
 
 use std::collections::BTreeSet;
 
 use crate::alert::{alert_id, Alert, AlertKind};
-use crate::config::{Config, SlaPolicy};
+use crate::config::{Config, HygieneConfig, SlaPolicy};
 use crate::error::StoreError;
 use crate::event::{Action, ActionClass, IdentityEvent, System};
-use crate::store::keys::TimerKey;
+use crate::store::keys::{Due, TimerKey};
 use crate::store::{EchoState, EntityRow, Store};
 use crate::time::{Micros, Span};
 use case::{case_id, Case, Echo, Obligation};
@@ -28,6 +31,8 @@ pub struct Rules {
     pub use_grace: Span,
     /// The system whose echo is the report of the revocation.
     pub reporting_system: System,
+    /// Rotation and dormancy limits per entity kind (SPEC §4b).
+    pub hygiene: HygieneConfig,
 }
 
 impl From<&Config> for Rules {
@@ -36,6 +41,7 @@ impl From<&Config> for Rules {
             sla: c.sla.clone(),
             use_grace: c.correlator.use_grace,
             reporting_system: c.correlator.reporting_system,
+            hygiene: c.hygiene.clone(),
         }
     }
 }
@@ -298,9 +304,12 @@ impl Correlator {
             root: cover.map_or_else(|| ev.entity.clone(), |c| c.root.clone()),
             entity: Some(ev.entity.clone()),
             entities: None,
-            system: ev.system,
+            system: Some(ev.system),
+            systems: None,
             origin_system: cover.map(|c| c.origin),
             revoked_at: cover.map(|c| c.revoked_at),
+            issued_at: None,
+            last_active_at: None,
             deadline: None,
             at: ev.time,
             latency_ms: None,
@@ -357,8 +366,10 @@ impl Correlator {
             row.cases.push(case.id.clone());
             self.put_case(case);
         }
-        // Usage by an active entity changes nothing: no write for most events.
-        if new != old || row.cases.len() != cases_before || first_seen {
+        let armed = self.arm_hygiene(ev, &mut row);
+        // Usage by an active entity changes nothing but its hygiene clock, if it has one:
+        // no write for most events.
+        if new != old || row.cases.len() != cases_before || first_seen || armed {
             self.store.put_entity(&ev.entity, row);
         }
 
@@ -387,8 +398,10 @@ impl Correlator {
         for o in &obligations {
             self.store.add_timer(TimerKey {
                 deadline: o.deadline,
-                case_id: id.clone(),
-                system: o.system,
+                due: Due::Echo {
+                    case_id: id.clone(),
+                    system: o.system,
+                },
             });
         }
         self.stats.cases_opened += 1;
@@ -413,60 +426,75 @@ impl Correlator {
     ) -> Result<(), StoreError> {
         while let Some(timer) = self.store.pop_due_timer(limit, inclusive) {
             self.stats.deadlines += 1;
-            let Some(mut case) = self.store.case(&timer.case_id)? else {
-                continue;
-            };
-            if case.is_superseded() {
-                continue;
-            }
-            let (missing, echoed_at) = self.missing(&case, timer.system)?;
-            let Some(obligation) = case.obligation_mut(timer.system) else {
-                continue;
-            };
-            if missing.is_empty() {
-                obligation.echo = Echo::Met { at: echoed_at };
-                if let Some(at) = echoed_at {
-                    self.echoed(&case, timer.system, at);
+            match timer.due {
+                Due::Echo { case_id, system } => self.echo_due(&case_id, system, out)?,
+                Due::Hygiene { rule, entity } => {
+                    self.hygiene_due(timer.deadline, rule, &entity, out)?
                 }
-                self.put_case(case);
-                continue;
             }
-            obligation.echo = Echo::Missing {
-                entities: missing.clone(),
-            };
-            let deadline = obligation.deadline;
-            for e in &missing {
-                let mut watching = self.store.watches(e, timer.system)?;
-                watching.push(case.id.clone());
-                self.store.put_watches(e, timer.system, watching);
-            }
-            let detail = if timer.system == self.rules.reporting_system {
-                format!(
-                    "{} has not reported the revocation of {} ({} at {})",
-                    timer.system, case.root, case.origin, case.revoked_at
-                )
-            } else {
-                format!(
-                    "{} has not echoed the revocation of {} ({} at {}): {} still active",
-                    timer.system,
-                    case.root,
-                    case.origin,
-                    case.revoked_at,
-                    missing.join(", ")
-                )
-            };
-            let alert = self.echo_alert(
-                AlertKind::EchoMissing,
-                &case,
-                timer.system,
-                missing,
-                deadline,
-                detail,
-            );
-            self.put_case(case);
-            self.raise(alert, out)?;
         }
         Ok(())
+    }
+
+    /// The echo deadline of `case_id` in `system` came due: met, or `echo_missing`.
+    fn echo_due(
+        &mut self,
+        case_id: &str,
+        system: System,
+        out: &mut Vec<Alert>,
+    ) -> Result<(), StoreError> {
+        let Some(mut case) = self.store.case(case_id)? else {
+            return Ok(());
+        };
+        if case.is_superseded() {
+            return Ok(());
+        }
+        let (missing, echoed_at) = self.missing(&case, system)?;
+        let Some(obligation) = case.obligation_mut(system) else {
+            return Ok(());
+        };
+        if missing.is_empty() {
+            obligation.echo = Echo::Met { at: echoed_at };
+            if let Some(at) = echoed_at {
+                self.echoed(&case, system, at);
+            }
+            self.put_case(case);
+            return Ok(());
+        }
+        obligation.echo = Echo::Missing {
+            entities: missing.clone(),
+        };
+        let deadline = obligation.deadline;
+        for e in &missing {
+            let mut watching = self.store.watches(e, system)?;
+            watching.push(case.id.clone());
+            self.store.put_watches(e, system, watching);
+        }
+        let detail = if system == self.rules.reporting_system {
+            format!(
+                "{} has not reported the revocation of {} ({} at {})",
+                system, case.root, case.origin, case.revoked_at
+            )
+        } else {
+            format!(
+                "{} has not echoed the revocation of {} ({} at {}): {} still active",
+                system,
+                case.root,
+                case.origin,
+                case.revoked_at,
+                missing.join(", ")
+            )
+        };
+        let alert = self.echo_alert(
+            AlertKind::EchoMissing,
+            &case,
+            system,
+            missing,
+            deadline,
+            detail,
+        );
+        self.put_case(case);
+        self.raise(alert, out)
     }
 
     /// The missing set of SPEC §4 for `case` in `system`, sorted.
@@ -601,9 +629,12 @@ impl Correlator {
             root: case.root.clone(),
             entity: None,
             entities: Some(entities),
-            system,
+            system: Some(system),
+            systems: None,
             origin_system: Some(case.origin),
             revoked_at: Some(case.revoked_at),
+            issued_at: None,
+            last_active_at: None,
             deadline: Some(deadline),
             at: deadline,
             latency_ms: None,

@@ -7,8 +7,11 @@ use crate::correlate::reorder::ReorderBuffer;
 use crate::event::System::{Iam, Mdm, Siem, Vault};
 use crate::event::{Action::*, EntityKind, IdentityEvent, Outcome};
 
-/// 2026-03-02 at `hh:mm[:ss]` UTC.
+/// 2026-03-02 at `hh:mm[:ss]` UTC (or a whole `YYYY-MM-DDThh:mm`).
 fn at(hm: &str) -> Micros {
+    if hm.contains('T') {
+        return Micros::parse(&format!("{hm}:00Z")).unwrap();
+    }
     let full = if hm.len() == 5 {
         format!("{hm}:00")
     } else {
@@ -37,6 +40,7 @@ trait With {
     fn parent(self, p: &str) -> Self;
     fn failed(self) -> Self;
     fn kind(self, k: EntityKind) -> Self;
+    fn days_later(self, days: i64) -> Self;
 }
 
 impl With for IdentityEvent {
@@ -50,6 +54,10 @@ impl With for IdentityEvent {
     }
     fn kind(mut self, k: EntityKind) -> Self {
         self.entity_kind = k;
+        self
+    }
+    fn days_later(mut self, days: i64) -> Self {
+        self.time = self.time.plus(Span::days(days));
         self
     }
 }
@@ -88,7 +96,7 @@ fn ids(alerts: &[Alert]) -> Vec<(String, String, String, String, String)> {
             (
                 a.kind.to_string(),
                 a.root.clone(),
-                a.system.to_string(),
+                a.systems_text(),
                 a.subject(),
                 a.at.to_string()[11..19].to_owned(),
             )
@@ -588,4 +596,289 @@ fn replay_end_evaluates_up_to_as_of_inclusive() {
     );
     // Default as_of is the latest event time: the 10:15 deadline is pending.
     assert!(run_with(cfg, events, None).is_empty());
+}
+
+// ---- SPEC §4b: hygiene ------------------------------------------------------------------
+
+/// Echo SLAs off, so that only the hygiene alerts show.
+const NO_SLA: &str = "[sla]\niam = \"off\"\nvault = \"off\"\nmdm = \"off\"\nsiem = \"off\"\n";
+
+/// `at(hm)` + `days`, as the tuple's time.
+fn later(days: i64, hm: &str) -> Micros {
+    at(hm).plus(Span::days(days))
+}
+
+fn hygiene_ids(alerts: &[Alert]) -> Vec<(String, String, String, String, Micros)> {
+    alerts
+        .iter()
+        .filter(|a| {
+            matches!(
+                a.kind,
+                AlertKind::RotationOverdue | AlertKind::CredentialUnused
+            )
+        })
+        .map(|a| {
+            assert_eq!(a.system, None, "hygiene alerts name systems, not a system");
+            (
+                a.kind.to_string(),
+                a.root.clone(),
+                a.systems_text(),
+                a.subject(),
+                a.at,
+            )
+        })
+        .collect()
+}
+
+fn h(
+    kind: &str,
+    root: &str,
+    systems: &str,
+    entity: &str,
+    at: Micros,
+) -> (String, String, String, String, Micros) {
+    (kind.into(), root.into(), systems.into(), entity.into(), at)
+}
+
+#[test]
+fn hygiene_defaults_api_keys_and_secrets_only() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "sa", Created),
+        ev("i2", "09:00", Iam, "key", Issued)
+            .parent("sa")
+            .kind(EntityKind::ApiKey),
+        ev("v1", "09:30", Vault, "secret", Created)
+            .parent("key")
+            .kind(EntityKind::Secret),
+        ev("v2", "09:30", Vault, "tok", Issued)
+            .parent("sa")
+            .kind(EntityKind::Token),
+        ev("i3", "10:00", Iam, "key", Used).kind(EntityKind::ApiKey),
+    ];
+    let alerts = run_with(NO_SLA, events.clone(), Some("2026-04-01T00:00"));
+    assert!(alerts.is_empty(), "nothing due within 30 days: {alerts:?}");
+    let mut events = events;
+    events.push(ev("s1", "09:00", Siem, "sa", Observed).days_later(120));
+    let alerts = run_with(NO_SLA, events, None);
+    assert_eq!(
+        hygiene_ids(&alerts),
+        vec![
+            h("credential_unused", "sa", "iam", "key", later(45, "10:00")),
+            h("rotation_overdue", "sa", "iam", "key", later(90, "09:00")),
+            h(
+                "rotation_overdue",
+                "sa",
+                "vault",
+                "secret",
+                later(90, "09:30")
+            ),
+        ]
+    );
+    let unused = &alerts[0];
+    assert_eq!(unused.severity, crate::alert::Severity::Low);
+    assert_eq!(unused.last_active_at, Some(at("10:00")));
+    assert_eq!(unused.issued_at, None);
+    assert_eq!(unused.entity.as_deref(), Some("key"));
+    let overdue = &alerts[1];
+    assert_eq!(overdue.severity, crate::alert::Severity::Medium);
+    assert_eq!(overdue.issued_at, Some(at("09:00")));
+    assert_eq!(overdue.last_active_at, None);
+    assert_eq!(overdue.case_id, None);
+    let json = serde_json::to_value(overdue).unwrap();
+    assert!(json.get("system").is_none(), "{json}");
+    assert_eq!(json["systems"], serde_json::json!(["iam"]));
+    assert_eq!(json["issued_at"], "2026-03-02T09:00:00.000000Z");
+}
+
+#[test]
+fn hygiene_deadline_exactly_at_a_rotation_raises_nothing() {
+    let cfg = format!(
+        "{NO_SLA}[hygiene.max_age]\napi_key = \"1h\"\n[hygiene.unused_after]\napi_key = \"off\"\n"
+    );
+    let events = vec![
+        ev("i1", "09:00", Iam, "key", Issued).kind(EntityKind::ApiKey),
+        ev("i2", "10:00", Iam, "key", Rotated).kind(EntityKind::ApiKey),
+    ];
+    assert!(run_with(&cfg, events.clone(), Some("10:59:59")).is_empty());
+    let alerts = run_with(&cfg, events, Some("11:00"));
+    assert_eq!(
+        hygiene_ids(&alerts),
+        vec![h("rotation_overdue", "key", "iam", "key", at("11:00"))]
+    );
+    assert_eq!(alerts[0].issued_at, Some(at("10:00")));
+}
+
+#[test]
+fn hygiene_a_rotation_one_microsecond_late_is_overdue() {
+    let cfg = format!("{NO_SLA}[hygiene.max_age]\napi_key = \"1h\"\n");
+    let events = vec![
+        ev("i1", "09:00", Iam, "key", Issued).kind(EntityKind::ApiKey),
+        ev("i2", "10:00:00", Iam, "key", Rotated).kind(EntityKind::ApiKey),
+    ];
+    let mut events = events;
+    events[1].time = events[1].time.plus(Span(1));
+    let alerts = run_with(&cfg, events, Some("10:30"));
+    assert_eq!(
+        hygiene_ids(&alerts),
+        vec![h("rotation_overdue", "key", "iam", "key", at("10:00"))]
+    );
+}
+
+#[test]
+fn hygiene_a_covered_credential_raises_nothing() {
+    let cfg = format!(
+        "{NO_SLA}[hygiene.max_age]\napi_key = \"1h\"\n[hygiene.unused_after]\napi_key = \"1h\"\n"
+    );
+    let events = vec![
+        ev("i1", "09:00", Iam, "sa", Created),
+        ev("i2", "09:00", Iam, "key", Issued)
+            .parent("sa")
+            .kind(EntityKind::ApiKey),
+        ev("v1", "09:10", Vault, "key", Created).kind(EntityKind::ApiKey),
+        ev("i3", "09:30", Iam, "sa", Disabled),
+    ];
+    assert!(run_with(&cfg, events.clone(), Some("12:00")).is_empty());
+    // Once the parent's case is superseded the key is no longer covered: its next
+    // deadline raises (the clocks armed at 09:10 by the vault's `created`).
+    let mut events = events;
+    events.push(ev("i4", "09:45", Iam, "sa", Enabled));
+    assert_eq!(
+        hygiene_ids(&run_with(&cfg, events, Some("12:00"))),
+        vec![
+            h("credential_unused", "sa", "iam,vault", "key", at("10:10")),
+            h("rotation_overdue", "sa", "iam,vault", "key", at("10:10")),
+        ]
+    );
+}
+
+#[test]
+fn hygiene_a_credential_revoked_before_its_deadline_raises_nothing() {
+    let cfg = format!("{NO_SLA}[hygiene.max_age]\nsecret = \"1h\"\n");
+    let events = vec![
+        ev("v1", "09:00", Vault, "s", Created).kind(EntityKind::Secret),
+        ev("v2", "09:59:59", Vault, "s", Deleted).kind(EntityKind::Secret),
+    ];
+    assert!(run_with(&cfg, events, Some("12:00")).is_empty());
+}
+
+#[test]
+fn hygiene_active_in_several_systems_lists_them_sorted_by_name() {
+    let cfg = format!("{NO_SLA}[hygiene.max_age]\ndevice = \"1h\"\n");
+    let events = vec![
+        ev("v1", "09:00", Vault, "d", Created).kind(EntityKind::Device),
+        ev("m1", "09:01", Mdm, "d", Enrolled).kind(EntityKind::Device),
+        ev("s1", "09:02", Siem, "d", Observed).kind(EntityKind::Device),
+        ev("i1", "09:03", Iam, "d", Used).kind(EntityKind::Device),
+    ];
+    let alerts = run_with(&cfg, events, Some("12:00"));
+    assert_eq!(
+        hygiene_ids(&alerts),
+        vec![h(
+            "rotation_overdue",
+            "d",
+            "iam,mdm,siem,vault",
+            "d",
+            at("10:00")
+        )]
+    );
+    assert_eq!(alerts[0].systems, Some(vec![Iam, Mdm, Siem, Vault]));
+}
+
+#[test]
+fn hygiene_kinds_without_settings_and_off() {
+    let events = vec![
+        ev("i1", "09:00", Iam, "t", Issued).kind(EntityKind::Token),
+        ev("i2", "09:00", Iam, "k", Issued).kind(EntityKind::ApiKey),
+        ev("i3", "09:00", Iam, "sa", Created),
+    ];
+    // Defaults: tokens and service accounts have no limits.
+    let by_default = run_with(NO_SLA, events.clone(), Some("2026-12-01T00:00"));
+    assert_eq!(
+        hygiene_ids(&by_default),
+        vec![
+            h("credential_unused", "k", "iam", "k", later(45, "09:00")),
+            h("rotation_overdue", "k", "iam", "k", later(90, "09:00")),
+        ]
+    );
+    let cfg = format!("{NO_SLA}[hygiene.max_age]\ntoken = \"1h\"\napi_key = \"off\"\n[hygiene.unused_after]\napi_key = \"off\"\n");
+    assert_eq!(
+        hygiene_ids(&run_with(&cfg, events, Some("2026-12-01T00:00"))),
+        vec![h("rotation_overdue", "t", "iam", "t", at("10:00"))]
+    );
+}
+
+#[test]
+fn hygiene_use_re_arms_the_unused_clock_and_a_gap_raises_once() {
+    let cfg = format!(
+        "{NO_SLA}[hygiene.unused_after]\napi_key = \"30m\"\n[hygiene.max_age]\napi_key = \"off\"\n"
+    );
+    let events = vec![
+        ev("i1", "09:00", Iam, "k", Issued).kind(EntityKind::ApiKey),
+        ev("i2", "09:20", Iam, "k", Used).kind(EntityKind::ApiKey),
+        ev("i3", "09:40", Iam, "k", Used).kind(EntityKind::ApiKey),
+        ev("i4", "10:30", Iam, "k", Used).kind(EntityKind::ApiKey),
+        ev("i5", "10:50", Iam, "k", Used).kind(EntityKind::ApiKey),
+    ];
+    let alerts = run_with(&cfg, events, Some("11:20"));
+    assert_eq!(
+        hygiene_ids(&alerts),
+        vec![
+            h("credential_unused", "k", "iam", "k", at("10:10")),
+            h("credential_unused", "k", "iam", "k", at("11:20")),
+        ]
+    );
+    assert_eq!(alerts[0].last_active_at, Some(at("09:40")));
+    assert_eq!(alerts[1].last_active_at, Some(at("10:50")));
+}
+
+#[test]
+fn hygiene_a_shorter_limit_armed_later_still_falls_due_first() {
+    // The key's clock is armed for 2h by its kind, then re-armed by an event of a kind
+    // with a 30m limit: the later arming's earlier deadline raises.
+    let cfg = format!("{NO_SLA}[hygiene.unused_after]\napi_key = \"2h\"\ntoken = \"30m\"\n[hygiene.max_age]\napi_key = \"off\"\n");
+    let events = vec![
+        ev("i1", "09:00", Iam, "k", Issued).kind(EntityKind::ApiKey),
+        ev("i2", "09:10", Iam, "k", Used).kind(EntityKind::Token),
+    ];
+    let alerts = run_with(&cfg, events, Some("12:00"));
+    assert_eq!(
+        hygiene_ids(&alerts),
+        vec![h("credential_unused", "k", "iam", "k", at("09:40"))]
+    );
+}
+
+#[test]
+fn hygiene_survives_a_restart_between_arming_and_deadline() {
+    let cfg = Config::parse(&format!(
+        "{NO_SLA}[hygiene.unused_after]\napi_key = \"30m\"\n"
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    {
+        let mut c = Correlator::new(Rules::from(&cfg), Store::open(dir.path()).unwrap());
+        c.apply(
+            &ev("i1", "09:00", Iam, "k", Issued).kind(EntityKind::ApiKey),
+            &mut out,
+        )
+        .unwrap();
+        c.apply(
+            &ev("i2", "09:20", Iam, "k", Used).kind(EntityKind::ApiKey),
+            &mut out,
+        )
+        .unwrap();
+        c.commit().unwrap();
+    }
+    let mut c = Correlator::new(Rules::from(&cfg), Store::open(dir.path()).unwrap());
+    // A redelivery changes nothing; the deadline of the 09:20 use is the one that raises.
+    c.apply(
+        &ev("i2", "09:20", Iam, "k", Used).kind(EntityKind::ApiKey),
+        &mut out,
+    )
+    .unwrap();
+    c.finish(at("10:00"), &mut out).unwrap();
+    assert_eq!(
+        hygiene_ids(&out),
+        vec![h("credential_unused", "k", "iam", "k", at("09:50"))]
+    );
 }

@@ -42,6 +42,8 @@ mod tests {
             (br#"{"event_id":"e1","system":"ldap","time":"2026-03-02T10:31:29Z","entity":"x","action":"used"}"#, "ldap"),
             (br#"{"event_id":"e1","system":"iam","time":"noon","entity":"x","action":"used"}"#, "noon"),
             (br#"{"event_id":"","system":"iam","time":"2026-03-02T10:31:29Z","entity":"x","action":"used"}"#, "event_id is empty"),
+            (br#"{"event_id":"e","system":"iam","time":"2026-03-02T10:31:29Z","entity":"victim\u0000forged","action":"used"}"#, "entity contains a NUL"),
+            (br#"{"event_id":"e","system":"iam","time":"2026-03-02T10:31:29Z","entity":"x","parent":"p\u0000","action":"used"}"#, "parent contains a NUL"),
             (br#"{"event_id":"e","system":"iam","time":"2026-03-02T10:31:29Z","entity":"x","action":"used","colour":"red"}"#, "colour"),
         ] {
             let err = decode(line).unwrap_err();

@@ -4,7 +4,8 @@
 
 use std::fmt::Write;
 
-use super::{duration, Report, BUCKETS};
+use super::{duration, Report, AGE_BUCKETS, BUCKETS};
+use crate::alert::AlertKind;
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
@@ -126,6 +127,58 @@ fn cell(metric: String, value: impl std::fmt::Display) -> String {
     )
 }
 
+/// The credential hygiene section (SPEC §4b): counts per system and kind, the age
+/// distribution, and every flagged credential, oldest first. Cells carry the CSV's names:
+/// `<finding>.<system or kind or age bucket>`.
+fn hygiene(r: &Report) -> String {
+    let h = &r.hygiene;
+    let mut body = String::from("<h2>Credential hygiene</h2><p class=\"small\">Credentials still active past their <code>max_age</code> without rotation (rotation_overdue: OWASP NHI7, CIS AWS 1.14) or past <code>unused_after</code> without activity (credential_unused: OWASP NHI1, CIS AWS 1.12).</p><table><tr><th>finding</th><th>group</th><th>count</th></tr>");
+    for finding in [AlertKind::RotationOverdue, AlertKind::CredentialUnused] {
+        let f = finding.to_string();
+        let groups = h
+            .by_system
+            .get(&f)
+            .into_iter()
+            .flatten()
+            .chain(h.by_kind.get(&f).into_iter().flatten());
+        for (group, n) in groups {
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td>{}</tr>",
+                esc(&f),
+                esc(group),
+                cell(format!("{f}.{group}"), n)
+            );
+        }
+    }
+    body += "</table><table><tr><th>finding</th>";
+    for (_, label) in AGE_BUCKETS {
+        let _ = write!(body, "<th>{}</th>", esc(label));
+    }
+    body += "</tr>";
+    for (finding, counts) in &h.ages {
+        let _ = write!(body, "<tr><td>{}</td>", esc(finding));
+        for (n, (_, label)) in counts.iter().zip(AGE_BUCKETS) {
+            body += &cell(format!("{finding}.{label}"), n);
+        }
+        body += "</tr>";
+    }
+    body += "</table><table><tr><th>credential</th><th>kind</th><th>finding</th><th>active in</th><th>since</th><th>age (days)</th></tr>";
+    for c in &h.credentials {
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+            esc(&c.entity),
+            esc(&c.entity_kind),
+            esc(&c.finding),
+            esc(&c.systems.join(", ")),
+            esc(&c.since),
+            c.age_days
+        );
+    }
+    body + "</table>"
+}
+
 /// The page.
 pub fn page(r: &Report) -> String {
     let mut body = String::new();
@@ -203,15 +256,18 @@ pub fn page(r: &Report) -> String {
             esc(&c.entities.join(", "))
         );
     }
-    body += "</table><h2>Findings and frameworks</h2><table><tr><th>finding</th><th>count</th><th>OWASP NHI Top 10</th><th>NIST CSF 2.0</th></tr>";
+    body += "</table>";
+    body += &hygiene(r);
+    body += "<h2>Findings and frameworks</h2><table><tr><th>finding</th><th>count</th><th>OWASP NHI Top 10</th><th>NIST CSF 2.0</th><th>CIS AWS Foundations</th></tr>";
     for m in &r.frameworks {
         let _ = write!(
             body,
-            "<tr><td>{}</td>{}<td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td>{}<td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&m.kind),
             cell(format!("alerts.{}", m.kind), m.count),
             esc(&m.owasp_nhi.join("; ")),
-            esc(&m.nist_csf.join("; "))
+            esc(&m.nist_csf.join("; ")),
+            esc(&m.cis_aws.join("; "))
         );
     }
     body += "</table><h2>Alerts</h2><table><tr><th>at</th><th>kind</th><th>severity</th><th>system</th><th>root</th><th>entities</th><th>detail</th></tr>";
@@ -220,7 +276,7 @@ pub fn page(r: &Report) -> String {
         let _ = write!(
             body,
             "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            a.severity, a.at, a.kind, a.severity, a.system, esc(&a.root), esc(&who), esc(&a.detail)
+            a.severity, a.at, a.kind, a.severity, a.systems_text(), esc(&a.root), esc(&who), esc(&a.detail)
         );
     }
     body += "</table>";

@@ -1,6 +1,8 @@
 //! Evidence reports of a replay (`lockstep replay … --report FILE`): SLA compliance per
 //! system, the echo latency distribution per system, the slowest and never-echoed cases,
-//! every alert, and what the findings mean in OWASP NHI Top 10 and NIST CSF 2.0 terms.
+//! every alert, credential hygiene (SPEC §4b: overdue rotations and unused credentials
+//! per system and kind, oldest first, with their age distribution), and what the findings
+//! mean in OWASP NHI Top 10, NIST CSF 2.0 and CIS AWS Foundations terms.
 //! One [`Report`] is built from the committed state and the replay's alerts, then
 //! written as JSON, CSV, Markdown or a self-contained HTML page ([`html`]) — so the
 //! numbers agree across formats by construction.
@@ -17,7 +19,7 @@ use crate::correlate::case::{Case, Echo};
 use crate::error::StoreError;
 use crate::event::System;
 use crate::store::view::{CaseFilter, StateView};
-use crate::time::Micros;
+use crate::time::{Micros, Span};
 
 /// Upper bounds (ms) of the latency histogram buckets; the last bucket is open.
 pub const BUCKETS: [(i64, &str); 7] = [
@@ -126,10 +128,110 @@ pub struct Mapping {
     pub owasp_nhi: Vec<&'static str>,
     /// NIST Cybersecurity Framework 2.0 outcomes.
     pub nist_csf: Vec<&'static str>,
+    /// CIS AWS Foundations Benchmark controls.
+    pub cis_aws: Vec<&'static str>,
 }
 
-/// The frameworks behind each kind of finding.
-fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>) {
+/// Upper bounds (days) of the hygiene age buckets; the last bucket is open.
+pub const AGE_BUCKETS: [(i64, &str); 5] = [
+    (60, "≤ 60 d"),
+    (90, "≤ 90 d"),
+    (180, "≤ 180 d"),
+    (365, "≤ 1 y"),
+    (i64::MAX, "> 1 y"),
+];
+
+/// One credential flagged by a hygiene alert (SPEC §4b).
+#[derive(Debug, Clone, Serialize)]
+pub struct HygieneLine {
+    /// `rotation_overdue` or `credential_unused`.
+    pub finding: String,
+    /// The credential.
+    pub entity: String,
+    /// Its kind.
+    pub entity_kind: String,
+    /// Where it was active at the deadline.
+    pub systems: Vec<String>,
+    /// Issued or rotated (`rotation_overdue`), or last active (`credential_unused`).
+    pub since: String,
+    /// Whole days from `since` to the report's end (or the alert, without one).
+    pub age_days: i64,
+}
+
+/// Credential hygiene: the findings of SPEC §4b counted per system and per kind, their
+/// age distribution, and every flagged credential, oldest first.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Hygiene {
+    /// (finding, system) → credentials active there.
+    pub by_system: BTreeMap<String, BTreeMap<String, u64>>,
+    /// (finding, entity kind) → credentials.
+    pub by_kind: BTreeMap<String, BTreeMap<String, u64>>,
+    /// finding → counts per [`AGE_BUCKETS`] bucket.
+    pub ages: BTreeMap<String, Vec<u64>>,
+    /// Every flagged credential, oldest first.
+    pub credentials: Vec<HygieneLine>,
+}
+
+impl Hygiene {
+    fn of(
+        view: &StateView,
+        alerts: &[Alert],
+        as_of: Option<Micros>,
+    ) -> Result<Hygiene, StoreError> {
+        let mut h = Hygiene::default();
+        for a in alerts {
+            let since = match a.kind {
+                AlertKind::RotationOverdue => a.issued_at,
+                AlertKind::CredentialUnused => a.last_active_at,
+                _ => None,
+            };
+            let (Some(since), Some(entity)) = (since, &a.entity) else {
+                continue;
+            };
+            let finding = a.kind.to_string();
+            let kind = view
+                .entity(entity)?
+                .and_then(|r| r.kind)
+                .map_or("other".to_owned(), |k| k.to_string());
+            let systems: Vec<String> = a.systems.iter().flatten().map(|s| s.to_string()).collect();
+            for s in &systems {
+                *h.by_system
+                    .entry(finding.clone())
+                    .or_default()
+                    .entry(s.clone())
+                    .or_default() += 1;
+            }
+            *h.by_kind
+                .entry(finding.clone())
+                .or_default()
+                .entry(kind.clone())
+                .or_default() += 1;
+            let age_days = (as_of.unwrap_or(a.at).0 - since.0).max(0) / Span::days(1).0;
+            let bucket = AGE_BUCKETS
+                .iter()
+                .position(|(bound, _)| age_days <= *bound)
+                .unwrap_or(AGE_BUCKETS.len() - 1);
+            h.ages
+                .entry(finding.clone())
+                .or_insert_with(|| vec![0; AGE_BUCKETS.len()])[bucket] += 1;
+            h.credentials.push(HygieneLine {
+                finding,
+                entity: entity.clone(),
+                entity_kind: kind,
+                systems,
+                since: since.to_string(),
+                age_days,
+            });
+        }
+        h.credentials.sort_by(|a, b| {
+            (&a.since, &a.entity, &a.finding).cmp(&(&b.since, &b.entity, &b.finding))
+        });
+        Ok(h)
+    }
+}
+
+/// The frameworks behind each kind of finding: (OWASP NHI, NIST CSF, CIS AWS).
+fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'static str>) {
     const NHI1: &str = "NHI1 Improper Offboarding";
     const NHI2: &str = "NHI2 Secret Leakage";
     const NHI7: &str = "NHI7 Long-Lived Secrets";
@@ -137,13 +239,17 @@ fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>) {
     const AA01: &str = "PR.AA-01 Identities and credentials are managed";
     const AA05: &str = "PR.AA-05 Access permissions are managed";
     const AE03: &str = "DE.AE-03 Information is correlated from multiple sources";
+    const CIS112: &str = "CIS AWS 1.12 Credentials unused for 45 days or more are disabled";
+    const CIS114: &str = "CIS AWS 1.14 Access keys are rotated every 90 days or less";
     match kind {
-        AlertKind::EchoMissing => (vec![NHI1, NHI7], vec![AA01, AE03]),
-        AlertKind::EchoLate => (vec![NHI1], vec![AA01, AE03]),
-        AlertKind::RevokedEntityUsed => (vec![NHI1, NHI2, NHI7], vec![AA05, AE03]),
-        AlertKind::Reactivated => (vec![NHI1, NHI9], vec![AA01, AA05]),
-        AlertKind::RevocationFailed => (vec![NHI1, NHI7], vec![AA01]),
-        AlertKind::SourceSilent => (vec![], vec![AE03]),
+        AlertKind::EchoMissing => (vec![NHI1, NHI7], vec![AA01, AE03], vec![]),
+        AlertKind::EchoLate => (vec![NHI1], vec![AA01, AE03], vec![]),
+        AlertKind::RevokedEntityUsed => (vec![NHI1, NHI2, NHI7], vec![AA05, AE03], vec![]),
+        AlertKind::Reactivated => (vec![NHI1, NHI9], vec![AA01, AA05], vec![]),
+        AlertKind::RevocationFailed => (vec![NHI1, NHI7], vec![AA01], vec![]),
+        AlertKind::SourceSilent => (vec![], vec![AE03], vec![]),
+        AlertKind::RotationOverdue => (vec![NHI7], vec![AA01], vec![CIS114]),
+        AlertKind::CredentialUnused => (vec![NHI1], vec![AA01], vec![CIS112]),
     }
 }
 
@@ -166,7 +272,9 @@ pub struct Report {
     pub slowest: Vec<CaseLine>,
     /// Obligations still missing.
     pub never_echoed: Vec<CaseLine>,
-    /// Findings in OWASP NHI Top 10 and NIST CSF 2.0 terms.
+    /// Overdue rotations and unused credentials (SPEC §4b).
+    pub hygiene: Hygiene,
+    /// Findings in OWASP NHI Top 10, NIST CSF 2.0 and CIS AWS Foundations terms.
     pub frameworks: Vec<Mapping>,
     /// Every alert of the replay.
     pub alerts: Vec<Alert>,
@@ -300,12 +408,13 @@ impl Report {
         let frameworks = AlertKind::ALL
             .iter()
             .map(|k| {
-                let (owasp_nhi, nist_csf) = frameworks(*k);
+                let (owasp_nhi, nist_csf, cis_aws) = frameworks(*k);
                 Mapping {
                     kind: k.to_string(),
                     count: alerts_by_kind[&k.to_string()],
                     owasp_nhi,
                     nist_csf,
+                    cis_aws,
                 }
             })
             .collect();
@@ -318,6 +427,7 @@ impl Report {
             alerts_by_kind,
             slowest,
             never_echoed,
+            hygiene: Hygiene::of(view, alerts, as_of)?,
             frameworks,
             alerts: alerts.to_vec(),
         })
@@ -400,6 +510,30 @@ impl Report {
                 c.latency_ms.unwrap_or_default().to_string(),
             );
         }
+        let h = &self.hygiene;
+        for (finding, counts) in &h.by_system {
+            for (system, n) in counts {
+                row("hygiene_system", finding, system, n.to_string());
+            }
+        }
+        for (finding, counts) in &h.by_kind {
+            for (kind, n) in counts {
+                row("hygiene_kind", finding, kind, n.to_string());
+            }
+        }
+        for (finding, counts) in &h.ages {
+            for (n, (_, label)) in counts.iter().zip(AGE_BUCKETS) {
+                row("hygiene_age", finding, label, n.to_string());
+            }
+        }
+        for c in &h.credentials {
+            row(
+                "hygiene_credential",
+                &c.entity,
+                &c.finding,
+                c.age_days.to_string(),
+            );
+        }
         rows.join("\n") + "\n"
     }
 
@@ -466,14 +600,16 @@ impl Report {
                 md(&c.entities.join(", "))
             );
         }
-        out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 |\n|---|---:|---|---|\n";
+        out += &self.hygiene_markdown();
+        out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 | CIS AWS Foundations |\n|---|---:|---|---|---|\n";
         for m in &self.frameworks {
             out += &format!(
-                "| {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} |\n",
                 m.kind,
                 m.count,
                 m.owasp_nhi.join("; "),
-                m.nist_csf.join("; ")
+                m.nist_csf.join("; "),
+                m.cis_aws.join("; ")
             );
         }
         out += "\n## Alerts\n\n| at | kind | severity | system | root | entities | detail |\n|---|---|---|---|---|---|---|\n";
@@ -484,10 +620,59 @@ impl Report {
                 a.at,
                 a.kind,
                 a.severity,
-                a.system,
+                a.systems_text(),
                 md(&a.root),
                 md(&who),
                 md(&a.detail)
+            );
+        }
+        out
+    }
+}
+
+impl Report {
+    fn hygiene_markdown(&self) -> String {
+        let h = &self.hygiene;
+        let mut out = String::from("\n## Credential hygiene\n\nCredentials still active past their `max_age` without rotation (`rotation_overdue`: OWASP NHI7, CIS AWS 1.14) or past `unused_after` without activity (`credential_unused`: OWASP NHI1, CIS AWS 1.12).\n\n| finding | per system | per kind |\n|---|---|---|\n");
+        let list = |m: Option<&BTreeMap<String, u64>>| {
+            m.into_iter()
+                .flatten()
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for finding in [AlertKind::RotationOverdue, AlertKind::CredentialUnused] {
+            let f = finding.to_string();
+            out += &format!(
+                "| {f} | {} | {} |\n",
+                list(h.by_system.get(&f)),
+                list(h.by_kind.get(&f))
+            );
+        }
+        out += "\n| finding |";
+        for (_, label) in AGE_BUCKETS {
+            out += &format!(" {label} |");
+        }
+        out += "\n|---|";
+        out += &"---:|".repeat(AGE_BUCKETS.len());
+        out += "\n";
+        for (finding, counts) in &h.ages {
+            out += &format!("| {finding} |");
+            for n in counts {
+                out += &format!(" {n} |");
+            }
+            out += "\n";
+        }
+        out += "\n| credential | kind | finding | active in | since | age (days) |\n|---|---|---|---|---|---:|\n";
+        for c in &h.credentials {
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                md(&c.entity),
+                c.entity_kind,
+                c.finding,
+                c.systems.join(", "),
+                c.since,
+                c.age_days
             );
         }
         out

@@ -51,6 +51,7 @@ fn alert_value(a: &Alert) -> Avro {
         Severity::Critical => 0,
         Severity::High => 1,
         Severity::Medium => 2,
+        Severity::Low => 3,
     };
     let system = |s: crate::event::System| Avro::Enum(s.index() as u32, s.as_str().into());
     let time = |t: Micros| Avro::TimestampMicros(t.0);
@@ -73,7 +74,7 @@ fn alert_value(a: &Alert) -> Avro {
                 Avro::Array(v.into_iter().map(Avro::String).collect())
             }),
         ),
-        ("system".into(), system(a.system)),
+        ("system".into(), union(a.system, system)),
         ("origin_system".into(), union(a.origin_system, system)),
         ("revoked_at".into(), union(a.revoked_at, time)),
         ("deadline".into(), union(a.deadline, time)),
@@ -81,6 +82,14 @@ fn alert_value(a: &Alert) -> Avro {
         ("latency_ms".into(), union(a.latency_ms, Avro::Long)),
         ("event_id".into(), union(a.event_id.clone(), Avro::String)),
         ("detail".into(), Avro::String(a.detail.clone())),
+        (
+            "systems".into(),
+            union(a.systems.clone(), |v| {
+                Avro::Array(v.into_iter().map(system).collect())
+            }),
+        ),
+        ("issued_at".into(), union(a.issued_at, time)),
+        ("last_active_at".into(), union(a.last_active_at, time)),
     ])
 }
 
@@ -91,6 +100,7 @@ pub fn ocsf_finding(a: &Alert) -> Value {
         Severity::Critical => (5, "Critical"),
         Severity::High => (4, "High"),
         Severity::Medium => (3, "Medium"),
+        Severity::Low => (2, "Low"),
     };
     let millis = a.at.0.div_euclid(1000);
     json!({
@@ -128,7 +138,10 @@ pub fn ocsf_finding(a: &Alert) -> Value {
                 "case_id": a.case_id,
                 "root": a.root,
                 "system": a.system,
+                "systems": a.systems,
                 "origin_system": a.origin_system,
+                "issued_at": a.issued_at,
+                "last_active_at": a.last_active_at,
                 "revoked_at": a.revoked_at,
                 "deadline": a.deadline,
                 "missing_entities": a.entities,
@@ -199,9 +212,12 @@ mod tests {
             root: "sa".into(),
             entity: None,
             entities: Some(vec!["k1".into(), "k2".into()]),
-            system: System::Vault,
+            system: Some(System::Vault),
+            systems: None,
             origin_system: Some(System::Iam),
             revoked_at: Some(Micros(1)),
+            issued_at: None,
+            last_active_at: None,
             deadline: Some(Micros(2)),
             at: Micros(2_000),
             latency_ms: None,
@@ -220,7 +236,10 @@ mod tests {
             panic!("record")
         };
         assert_eq!(fields[0], ("alert_id".into(), Avro::String("a1".into())));
-        assert_eq!(fields[7].1, Avro::Enum(1, "vault".into()));
+        assert_eq!(
+            fields[7].1,
+            Avro::Union(1, Box::new(Avro::Enum(1, "vault".into())))
+        );
     }
 
     #[test]

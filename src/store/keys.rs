@@ -58,43 +58,93 @@ pub fn alert_time(at: Micros, alert_id: &str) -> Vec<u8> {
     k
 }
 
-/// A deadline timer: `(deadline, case_id, system)`, scanned in deadline order.
+/// A deadline timer, scanned in deadline order; at one instant the echo deadlines of
+/// SPEC §4 come before the hygiene deadlines of §4b.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerKey {
-    /// When the obligation falls due.
+    /// When it falls due.
     pub deadline: Micros,
-    /// The case it belongs to.
-    pub case_id: String,
-    /// The system that owes the echo.
-    pub system: System,
+    /// What falls due.
+    pub due: Due,
+}
+
+/// What a timer evaluates.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Due {
+    /// The echo a system owes a case (SPEC §4).
+    Echo {
+        /// The case.
+        case_id: String,
+        /// The system that owes the echo.
+        system: System,
+    },
+    /// One of an entity's hygiene clocks (SPEC §4b).
+    Hygiene {
+        /// Which clock.
+        rule: HygieneRule,
+        /// The credential.
+        entity: String,
+    },
+}
+
+/// The two clocks of SPEC §4b.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HygieneRule {
+    /// `max_age` since creation, issue or the last rotation: `rotation_overdue`.
+    MaxAge,
+    /// `unused_after` since the last activity: `credential_unused`.
+    UnusedAfter,
+}
+
+impl HygieneRule {
+    /// Both rules.
+    pub const ALL: [HygieneRule; 2] = [HygieneRule::MaxAge, HygieneRule::UnusedAfter];
+
+    /// Position in [`Self::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 }
 
 impl TimerKey {
-    /// `deadline(8, order-preserving) case_id \0 system`.
+    /// `deadline(8, order-preserving)` then `0 case_id \0 system` (echo) or
+    /// `1 rule entity` (hygiene).
     pub fn encode(&self) -> Vec<u8> {
-        let mut k = Vec::with_capacity(self.case_id.len() + 10);
+        let mut k = Vec::with_capacity(32);
         k.extend_from_slice(&instant(self.deadline));
-        k.extend_from_slice(self.case_id.as_bytes());
-        k.push(0);
-        k.push(self.system.index() as u8);
+        match &self.due {
+            Due::Echo { case_id, system } => {
+                k.push(0);
+                k.extend_from_slice(case_id.as_bytes());
+                k.push(0);
+                k.push(system.index() as u8);
+            }
+            Due::Hygiene { rule, entity } => {
+                k.push(1);
+                k.push(rule.index() as u8);
+                k.extend_from_slice(entity.as_bytes());
+            }
+        }
         k
     }
 
     /// Decodes [`TimerKey::encode`]; `None` for bytes it did not write.
     pub fn decode(bytes: &[u8]) -> Option<TimerKey> {
-        if bytes.len() < 10 || bytes[bytes.len() - 2] != 0 {
-            return None;
-        }
-        let deadline = decode_instant(bytes[..8].try_into().ok()?);
-        let case_id = std::str::from_utf8(&bytes[8..bytes.len() - 2])
-            .ok()?
-            .to_owned();
-        let system = *System::ALL.get(bytes[bytes.len() - 1] as usize)?;
-        Some(TimerKey {
-            deadline,
-            case_id,
-            system,
-        })
+        let deadline = decode_instant(bytes.get(..8)?.try_into().ok()?);
+        let due = match (bytes.get(8)?, &bytes[9..]) {
+            (0, rest) if rest.len() >= 2 && rest[rest.len() - 2] == 0 => Due::Echo {
+                case_id: std::str::from_utf8(&rest[..rest.len() - 2])
+                    .ok()?
+                    .to_owned(),
+                system: *System::ALL.get(rest[rest.len() - 1] as usize)?,
+            },
+            (1, [rule, entity @ ..]) => Due::Hygiene {
+                rule: *HygieneRule::ALL.get(*rule as usize)?,
+                entity: std::str::from_utf8(entity).ok()?.to_owned(),
+            },
+            _ => return None,
+        };
+        Some(TimerKey { deadline, due })
     }
 }
 
@@ -107,6 +157,17 @@ mod tests {
         (0usize..4).prop_map(|i| System::ALL[i])
     }
 
+    fn due() -> impl Strategy<Value = Due> {
+        prop_oneof![
+            ("[a-z0-9-]{0,12}", system())
+                .prop_map(|(case_id, system)| Due::Echo { case_id, system }),
+            (0usize..2, "[a-z0-9\\x00é-]{0,12}").prop_map(|(r, entity)| Due::Hygiene {
+                rule: HygieneRule::ALL[r],
+                entity
+            }),
+        ]
+    }
+
     proptest! {
         #[test]
         fn instant_order_is_byte_order(a in any::<i64>(), b in any::<i64>()) {
@@ -116,11 +177,11 @@ mod tests {
 
         #[test]
         fn timer_key_order_is_logical_order(
-            a in (any::<i64>(), "[a-z0-9-]{0,12}", system()),
-            b in (any::<i64>(), "[a-z0-9-]{0,12}", system()),
+            a in (prop_oneof![any::<i64>(), -2i64..2], due()),
+            b in (prop_oneof![any::<i64>(), -2i64..2], due()),
         ) {
-            let ka = TimerKey { deadline: Micros(a.0), case_id: a.1, system: a.2 };
-            let kb = TimerKey { deadline: Micros(b.0), case_id: b.1, system: b.2 };
+            let ka = TimerKey { deadline: Micros(a.0), due: a.1 };
+            let kb = TimerKey { deadline: Micros(b.0), due: b.1 };
             prop_assert_eq!(ka.cmp(&kb), ka.encode().cmp(&kb.encode()));
             prop_assert_eq!(TimerKey::decode(&ka.encode()), Some(ka));
         }

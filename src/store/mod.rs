@@ -6,7 +6,7 @@
 //! | `entities` | entity | per-system state and the cases rooted there |
 //! | `lineage`  | entity | parent and children |
 //! | `cases`    | case id | the case and its per-system obligations |
-//! | `timers`   | (deadline, case id, system) | — scanned in deadline order |
+//! | `timers`   | (deadline, case id, system) or (deadline, hygiene rule, entity) | — scanned in deadline order |
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
@@ -66,6 +66,23 @@ pub struct EntityRow {
     pub since: [Micros; 4],
     /// The kind its first applied event gave it.
     pub kind: Option<crate::event::EntityKind>,
+    /// Its hygiene clocks (SPEC §4b), indexed by [`keys::HygieneRule::index`]: set
+    /// only for kinds with a limit.
+    pub clocks: [Option<HygieneClock>; 2],
+}
+
+/// One hygiene clock of an entity (SPEC §4b): the time that armed it last, the deadline
+/// that arming set, and the earliest timer still scheduled for it. Repeated armings (every
+/// use of a key) move `since` and `deadline` only; the scheduled timer, when it comes due
+/// before the deadline, schedules the next one (see `correlate::hygiene`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HygieneClock {
+    /// The time of the arming event: `issued_at` or `last_active`.
+    pub since: Micros,
+    /// `since` + the limit of the arming event's kind.
+    pub deadline: Micros,
+    /// The earliest scheduled timer of this clock, at or before `deadline`.
+    pub timer: Option<Micros>,
 }
 
 /// An entity's place in the lineage graph.
@@ -98,8 +115,9 @@ const CLOCK_KEY: &[u8] = b"clock";
 const FORMAT_KEY: &[u8] = b"format";
 /// The layout of the values; a state directory of another layout is refused at open.
 /// 2: entity rows carry when each system's state changed and the entity's kind; the
-/// history and alert_times column families.
-const FORMAT: u32 = 2;
+/// history and alert_times column families. 3: hygiene clocks in entity rows and
+/// hygiene timers (SPEC §4b).
+const FORMAT: u32 = 3;
 
 /// The correlator's durable state.
 pub struct Store {

@@ -106,6 +106,12 @@ pub struct LineageNode {
     pub states: Vec<SystemState>,
     /// Open cases rooted at it.
     pub cases: Vec<String>,
+    /// When it was created, issued or last rotated (kinds with a `max_age`, SPEC §4b).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Micros>,
+    /// Its last activity (kinds with an `unused_after`, SPEC §4b).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_active_at: Option<Micros>,
     /// Entities issued from it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<LineageNode>,
@@ -195,6 +201,13 @@ impl StateView {
         self.get("entities", id.as_bytes())
     }
 
+    /// The latest event time applied (the correlator's clock); `None` before any event.
+    pub fn clock(&self) -> Result<Option<Micros>, StoreError> {
+        Ok(self
+            .get::<Micros>("meta", super::CLOCK_KEY)?
+            .filter(|t| *t != Micros::MIN))
+    }
+
     /// The lineage row of an entity.
     pub fn lineage_row(&self, id: &str) -> Result<LineageRow, StoreError> {
         Ok(self.get("lineage", id.as_bytes())?.unwrap_or_default())
@@ -279,11 +292,14 @@ impl StateView {
             }
             children.push(self.node(&child, budget)?);
         }
+        let [issued, active] = row.clocks.map(|c| c.map(|c| c.since));
         Ok(LineageNode {
             entity: id.to_owned(),
             kind: row.kind,
             states: self.states(id)?,
             cases: row.cases,
+            issued_at: issued,
+            last_active_at: active,
             children,
         })
     }
@@ -325,6 +341,24 @@ impl StateView {
             }
         }
         Ok(total)
+    }
+
+    /// Every alert the state holds, in no particular order.
+    pub fn all_alerts(&self) -> Result<Vec<crate::alert::Alert>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(table::cf(&self.db, "alerts")?, IteratorMode::Start)
+        {
+            let (_, bytes) = item?;
+            let corrupt = |message: String| StoreError::Corrupt {
+                cf: "alerts",
+                message,
+            };
+            let json: String = bincode::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            out.push(serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?);
+        }
+        Ok(out)
     }
 
     /// Up to `limit` alerts (canonical JSON) raised at or after `since`, in time order,

@@ -1,6 +1,9 @@
 //! Configuration: the TOML file (`config/lockstep.toml` documents every key), its
 //! defaults (SPEC §4), and validation that fails at start with the key, the value and
-//! what is allowed.
+//! what is allowed. String values may take `${VAR}` from the environment ([`env`]);
+//! secret values never appear in an error.
+
+pub mod env;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +26,9 @@ pub struct Config {
     /// Correlator timing knobs.
     #[serde(default)]
     pub correlator: CorrelatorConfig,
+    /// Credential hygiene (SPEC §4b): rotation and dormancy limits per entity kind.
+    #[serde(default)]
+    pub hygiene: HygieneConfig,
     /// Where the RocksDB state lives.
     #[serde(default)]
     pub state: StateConfig,
@@ -52,16 +58,36 @@ impl Config {
         Config::parse(&text).map_err(|e| e.in_file(path))
     }
 
-    /// Parses and validates configuration text.
+    /// Parses and validates configuration text, with `${VAR}` from the process
+    /// environment.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        Config::parse_with(text, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Config::parse`] with variables from `lookup`.
+    pub fn parse_with(
+        text: &str,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |message: String, secrets: &[String]| ConfigError::Invalid {
             path: None,
-            message: e.to_string(),
-        })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: None,
-            message,
-        })?;
+            message: env::redact(&message, secrets),
+        };
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| invalid(e.to_string(), &[]))?;
+        let mut secrets = env::secret_values(&table);
+        let interpolated =
+            env::interpolate(&mut table, lookup).map_err(|e| invalid(e, &secrets))?;
+        // Without variables the text itself is parsed, so errors point into the file.
+        let parsed = if interpolated {
+            secrets.extend(env::secret_values(&table));
+            let text = toml::to_string(&table).map_err(|e| invalid(e.to_string(), &secrets))?;
+            toml::from_str::<Config>(&text)
+        } else {
+            toml::from_str::<Config>(text)
+        };
+        let config = parsed.map_err(|e| invalid(e.to_string(), &secrets))?;
+        config.validate().map_err(|m| invalid(m, &secrets))?;
         Ok(config)
     }
 
@@ -240,6 +266,10 @@ pub struct ApiConfig {
     pub listen: String,
     /// Bearer token required unless the listener is loopback (or env `LOCKSTEP_API_TOKEN`).
     pub token: Option<String>,
+    /// Whether `/metrics` needs the token too (default: open, like `/healthz` and
+    /// `/readyz`, so Prometheus can scrape by annotation).
+    #[serde(default)]
+    pub metrics_auth: bool,
 }
 
 fn default_listen() -> String {
@@ -251,6 +281,7 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: default_listen(),
             token: None,
+            metrics_auth: false,
         }
     }
 }
@@ -351,20 +382,109 @@ impl SlaPolicy {
         self.base[system.index()] = sla;
     }
 
+    /// The overrides per entity kind: (kind, system, sla).
+    pub fn overrides(&self) -> impl Iterator<Item = (EntityKind, System, Sla)> + '_ {
+        self.by_kind.iter().flat_map(|(kind, slas)| {
+            System::ALL
+                .iter()
+                .filter_map(move |s| slas[s.index()].map(|sla| (*kind, *s, sla)))
+        })
+    }
+
     /// Sets an override for one entity kind.
     pub fn set_for_kind(&mut self, kind: EntityKind, system: System, sla: Sla) {
         self.by_kind.entry(kind).or_insert([None; 4])[system.index()] = Some(sla);
     }
 }
 
-fn parse_sla(key: &str, value: &toml::Value) -> Result<Sla, String> {
+/// `[hygiene]` (SPEC §4b): `[hygiene.max_age]` and `[hygiene.unused_after]`, each a
+/// table of entity kind = duration or `"off"`; kinds not named keep their default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HygieneConfig {
+    /// How long a credential may live after it was created, issued or last rotated.
+    #[serde(default = "KindLimits::max_age", deserialize_with = "max_age")]
+    pub max_age: KindLimits,
+    /// How long a credential may go without activity.
+    #[serde(
+        default = "KindLimits::unused_after",
+        deserialize_with = "unused_after"
+    )]
+    pub unused_after: KindLimits,
+}
+
+impl Default for HygieneConfig {
+    fn default() -> Self {
+        HygieneConfig {
+            max_age: KindLimits::max_age(),
+            unused_after: KindLimits::unused_after(),
+        }
+    }
+}
+
+/// A duration (or none: `"off"`) per entity kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KindLimits([Option<Span>; EntityKind::ALL.len()]);
+
+impl KindLimits {
+    /// SPEC §4b's `max_age` defaults: api_key 90d, secret 90d.
+    pub fn max_age() -> Self {
+        let mut limits = KindLimits([None; EntityKind::ALL.len()]);
+        limits.set(EntityKind::ApiKey, Some(Span::days(90)));
+        limits.set(EntityKind::Secret, Some(Span::days(90)));
+        limits
+    }
+
+    /// SPEC §4b's `unused_after` defaults: api_key 45d.
+    pub fn unused_after() -> Self {
+        let mut limits = KindLimits([None; EntityKind::ALL.len()]);
+        limits.set(EntityKind::ApiKey, Some(Span::days(45)));
+        limits
+    }
+
+    /// The limit of `kind`; `None` when off.
+    pub fn get(&self, kind: EntityKind) -> Option<Span> {
+        self.0[kind.index()]
+    }
+
+    /// Sets the limit of `kind`.
+    pub fn set(&mut self, kind: EntityKind, limit: Option<Span>) {
+        self.0[kind.index()] = limit;
+    }
+
+    fn merge<'de, D: Deserializer<'de>>(
+        mut self,
+        section: &str,
+        d: D,
+    ) -> Result<KindLimits, D::Error> {
+        use serde::de::Error;
+        for (key, value) in &toml::Table::deserialize(d)? {
+            let kind = EntityKind::parse(key)
+                .map_err(|e| D::Error::custom(format!("hygiene.{section}.{key}: {e}")))?;
+            let limit = parse_limit(&format!("hygiene.{section}.{key}"), value)
+                .map_err(D::Error::custom)?;
+            self.set(kind, limit);
+        }
+        Ok(self)
+    }
+}
+
+fn max_age<'de, D: Deserializer<'de>>(d: D) -> Result<KindLimits, D::Error> {
+    KindLimits::max_age().merge("max_age", d)
+}
+
+fn unused_after<'de, D: Deserializer<'de>>(d: D) -> Result<KindLimits, D::Error> {
+    KindLimits::unused_after().merge("unused_after", d)
+}
+
+fn parse_limit(key: &str, value: &toml::Value) -> Result<Sla, String> {
     match value.as_str() {
         Some("off") => Ok(None),
         Some(text) => Span::parse(text)
             .map(Some)
-            .map_err(|e| format!("sla.{key}: {e}, or \"off\"")),
+            .map_err(|e| format!("{key}: {e}, or \"off\"")),
         None => Err(format!(
-            "sla.{key}: expected a duration string such as \"15m\" or \"off\", got {value}"
+            "{key}: expected a duration string such as \"15m\" or \"off\", got {value}"
         )),
     }
 }
@@ -383,7 +503,10 @@ impl<'de> Deserialize<'de> for SlaPolicy {
         };
         for (key, value) in &table {
             if let Ok(system) = System::parse(key) {
-                policy.set(system, parse_sla(key, value).map_err(D::Error::custom)?);
+                policy.set(
+                    system,
+                    parse_limit(&format!("sla.{key}"), value).map_err(D::Error::custom)?,
+                );
             } else if let Ok(kind) = EntityKind::parse(key) {
                 let Some(inner) = value.as_table() else {
                     return Err(D::Error::custom(format!(
@@ -393,7 +516,7 @@ impl<'de> Deserialize<'de> for SlaPolicy {
                 for (sys_key, sys_value) in inner {
                     let system = System::parse(sys_key)
                         .map_err(|e| D::Error::custom(format!("sla.{key}.{sys_key}: {e}")))?;
-                    let sla = parse_sla(&format!("{key}.{sys_key}"), sys_value)
+                    let sla = parse_limit(&format!("sla.{key}.{sys_key}"), sys_value)
                         .map_err(D::Error::custom)?;
                     policy.set_for_kind(kind, system, sla);
                 }
@@ -471,6 +594,41 @@ mod tests {
             c.sla.get(EntityKind::ApiKey, System::Iam),
             Some(Span::mins(15))
         );
+    }
+
+    #[test]
+    fn environment_variables_fill_string_values_exactly() {
+        let password = r#"p&|"$w'd\ ${not} #x"#;
+        let lookup = |name: &str| match name {
+            "KAFKA_PASSWORD" => Some(password.to_owned()),
+            "BROKERS" => Some("k1:9092,k2:9092".to_owned()),
+            _ => None,
+        };
+        let text = "[kafka]\nbrokers = \"${BROKERS}\"\ngroup_id = \"${GROUP:-lockstep-prod}\"\n[kafka.properties]\n\"sasl.password\" = \"${KAFKA_PASSWORD}\"\n";
+        let c = Config::parse_with(text, &lookup).unwrap();
+        let k = c.kafka.unwrap();
+        assert_eq!(k.brokers, "k1:9092,k2:9092");
+        assert_eq!(k.group_id, "lockstep-prod");
+        assert_eq!(k.properties["sasl.password"], password);
+        let err = Config::parse_with("[api]\ntoken = \"${API_TOKEN}\"\n", &lookup)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.token") && err.contains("API_TOKEN is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn secrets_never_appear_in_errors() {
+        for text in [
+            "[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\nx",
+            "[api]\ntoken = 8675309\nlisten = 5\n",
+            "[kafka]\nbrokers = \"b:9092\"\nnope = 1\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n",
+        ] {
+            let err = Config::parse(text).unwrap_err().to_string();
+            assert!(!err.contains("hunter2") && !err.contains("8675309"), "{err}");
+        }
     }
 
     #[test]
