@@ -163,14 +163,15 @@ impl fmt::Display for Span {
         if ms == 0 {
             return f.write_str("0s");
         }
-        let (h, m, s, rest) = (
-            ms / 3_600_000,
+        let (d, h, m, s, rest) = (
+            ms / 86_400_000,
+            ms / 3_600_000 % 24,
             ms / 60_000 % 60,
             ms / 1_000 % 60,
             ms % 1_000,
         );
         let mut out = String::new();
-        for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (rest, "ms")] {
+        for (n, unit) in [(d, "d"), (h, "h"), (m, "m"), (s, "s"), (rest, "ms")] {
             if n != 0 {
                 out.push_str(&format!("{n}{unit}"));
             }
@@ -214,6 +215,8 @@ mod tests {
         }
         assert_eq!(Span::secs(90).to_string(), "1m30s");
         assert_eq!(Span::hours(4).to_string(), "4h");
+        assert_eq!(Span::days(90).to_string(), "90d");
+        assert_eq!(Span::hours(50).to_string(), "2d2h");
     }
 
     #[test]

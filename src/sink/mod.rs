@@ -243,6 +243,73 @@ mod tests {
     }
 
     #[test]
+    fn alerts_written_with_the_first_schema_read_with_this_one() {
+        // Backward compatibility (SPEC §4b added kinds and fields): a consumer that has
+        // moved to this schema still reads alerts its producers wrote with the first one.
+        let old =
+            Schema::parse_str(include_str!("../../tests/fixtures/schemas/alert-v1.avsc")).unwrap();
+        let Avro::Record(mut fields) = alert_value(&alert()) else {
+            panic!("record")
+        };
+        fields.truncate(15);
+        fields[7].1 = Avro::Enum(1, "vault".into());
+        let bytes = apache_avro::to_avro_datum(&old, Avro::Record(fields)).unwrap();
+        let read =
+            apache_avro::from_avro_datum(&old, &mut &bytes[..], Some(alert_schema())).unwrap();
+        let Avro::Record(fields) = read else {
+            panic!("record")
+        };
+        let get = |name: &str| fields.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        assert_eq!(
+            get("system"),
+            Avro::Union(1, Box::new(Avro::Enum(1, "vault".into())))
+        );
+        assert_eq!(get("systems"), Avro::Union(0, Box::new(Avro::Null)));
+        assert_eq!(get("issued_at"), Avro::Union(0, Box::new(Avro::Null)));
+    }
+
+    #[test]
+    fn a_hygiene_alert_encodes_without_a_system() {
+        let alert = Alert {
+            kind: AlertKind::CredentialUnused,
+            severity: Severity::Low,
+            case_id: None,
+            entities: None,
+            entity: Some("k".into()),
+            system: None,
+            systems: Some(vec![System::Iam, System::Vault]),
+            last_active_at: Some(Micros(5)),
+            ..alert()
+        };
+        let bytes = encode_alert(&alert, AlertsFormat::Avro);
+        let value = apache_avro::from_avro_datum(alert_schema(), &mut &bytes[..], None).unwrap();
+        let Avro::Record(fields) = value else {
+            panic!("record")
+        };
+        let get = |name: &str| fields.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        assert_eq!(get("kind"), Avro::Enum(7, "credential_unused".into()));
+        assert_eq!(get("severity"), Avro::Enum(3, "low".into()));
+        assert_eq!(get("system"), Avro::Union(0, Box::new(Avro::Null)));
+        assert_eq!(
+            get("systems"),
+            Avro::Union(
+                1,
+                Box::new(Avro::Array(vec![
+                    Avro::Enum(0, "iam".into()),
+                    Avro::Enum(1, "vault".into())
+                ]))
+            )
+        );
+        let ocsf = ocsf_finding(&alert);
+        assert_eq!(ocsf["severity"], "Low");
+        assert_eq!(ocsf["evidences"][0]["data"]["systems"][1], "vault");
+        assert_eq!(
+            ocsf["evidences"][0]["data"]["last_active_at"],
+            "1970-01-01T00:00:00.000005Z"
+        );
+    }
+
+    #[test]
     fn ocsf_finding_has_the_required_attributes() {
         let f = ocsf_finding(&alert());
         for key in [
