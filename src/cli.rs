@@ -35,8 +35,43 @@ use std::sync::Arc;
     about = "Keeps IAM, vault, MDM and SIEM revocations of non-human identities in lockstep"
 )]
 struct Cli {
+    /// Log lines as human-readable text or as JSON objects for log shippers (also
+    /// `LOCKSTEP_LOG_FORMAT`); the level comes from `RUST_LOG` (default: info).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "LOCKSTEP_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// `time LEVEL target: message fields`, coloured only on a terminal.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Every message goes through `tracing` to stderr, in `format`.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn,lockstep=info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_target(false)
+            .init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -68,9 +103,13 @@ enum Command {
         brokers: Option<String>,
         #[command(flatten)]
         read: ReadArgs,
-        /// Where to write the alerts as canonical JSON lines (`-` for stdout).
+        /// Where to write the alerts (`-` for stdout).
         #[arg(long, default_value = "-")]
         alerts: PathBuf,
+        /// How: canonical JSON lines, an Avro container file of `schemas/alert.avsc`, or
+        /// OCSF Detection Findings (2004) as JSON lines — the encodings of the live topic.
+        #[arg(long, value_enum, default_value = "json")]
+        alerts_format: lockstep::config::AlertsFormat,
         /// Evaluate deadlines up to this RFC 3339 instant (default: the latest event time).
         #[arg(long, value_parser = parse_instant)]
         as_of: Option<Micros>,
@@ -193,18 +232,33 @@ enum Command {
         /// Only cases revoked at or after this RFC 3339 instant.
         #[arg(long)]
         since: Option<String>,
-        /// At most this many.
+        /// At most this many (a page; the next page starts at the printed cursor).
         #[arg(long, default_value_t = 100)]
         limit: usize,
-        /// Print JSON lines instead of a table.
+        /// Continue after this cursor (printed at the end of the previous page).
         #[arg(long)]
-        json: bool,
+        cursor: Option<String>,
+        /// A table, or JSON lines.
+        #[arg(long, value_enum, default_value = "table")]
+        format: CasesFormat,
     },
     /// Validate a configuration file and print the effective settings.
     CheckConfig {
         /// The file.
         file: PathBuf,
+        /// Also require what `lockstep run` needs ([kafka] and [[sources]]).
+        #[arg(long)]
+        run: bool,
     },
+}
+
+/// How `lockstep cases` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CasesFormat {
+    /// One line per case.
+    Table,
+    /// One JSON object per line, as `/v1/cases` gives them.
+    Json,
 }
 
 /// How input files are read.
@@ -262,8 +316,13 @@ impl StateSource {
             return lockstep::client::get_json(api, path, token.as_deref());
         }
         let dir = self.state.as_ref().context("--state or --api")?;
-        let view = StateView::open_read_only(dir)
-            .with_context(|| format!("opening state {} read-only", dir.display()))?;
+        if !dir.join("CURRENT").is_file() {
+            anyhow::bail!(
+                "no lockstep state in {}: give the directory a replay (--state) or run wrote",
+                dir.display()
+            );
+        }
+        let view = StateView::open_read_only(dir).context("opening the state read-only")?;
         lockstep::api::answer(&view, path)
     }
 }
@@ -278,16 +337,12 @@ fn parse_span(s: &str) -> Result<Span, String> {
 
 /// Runs the command line.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lockstep: {e:#}");
+            tracing::error!("lockstep: {}", error_chain(&e));
             ExitCode::from(if e.is::<lockstep::error::ConfigError>() {
                 2
             } else {
@@ -306,11 +361,7 @@ fn serve_api(
     ready: Arc<std::sync::atomic::AtomicBool>,
     view: StateView,
 ) -> Result<(std::net::SocketAddr, std::thread::JoinHandle<()>)> {
-    let token = config
-        .api
-        .token
-        .clone()
-        .or_else(|| std::env::var("LOCKSTEP_API_TOKEN").ok());
+    let token = api_token(config);
     let addr = lockstep::api::bind_address(listen, token.as_deref()).map_err(|message| {
         lockstep::error::ConfigError::Invalid {
             path: None,
@@ -324,6 +375,15 @@ fn serve_api(
     let api = lockstep::api::spawn(addr, access, metrics, ready, Some(view))
         .with_context(|| format!("listening on {addr}"))?;
     Ok((addr, api))
+}
+
+/// The API token: `[api] token`, or `LOCKSTEP_API_TOKEN`.
+fn api_token(config: &Config) -> Option<String> {
+    config
+        .api
+        .token
+        .clone()
+        .or_else(|| std::env::var("LOCKSTEP_API_TOKEN").ok())
 }
 
 /// A configuration with the default canonical topics on `brokers`.
@@ -354,6 +414,7 @@ fn run(cli: Cli) -> Result<()> {
             brokers,
             read,
             alerts,
+            alerts_format,
             as_of,
             state,
             dead_letters,
@@ -406,13 +467,7 @@ fn run(cli: Cli) -> Result<()> {
             let started = Instant::now();
             let outcome = replay(&mut correlator, &input)?;
             let elapsed = started.elapsed();
-            write_lines(
-                &alerts,
-                outcome
-                    .alerts
-                    .iter()
-                    .map(|a| serde_json::to_string(a).unwrap_or_default()),
-            )?;
+            write_alerts(&alerts, &outcome.alerts, alerts_format)?;
             if let Some(path) = dead_letters {
                 write_lines(
                     &path,
@@ -437,7 +492,7 @@ fn run(cli: Cli) -> Result<()> {
                 for (path, format) in formats {
                     std::fs::write(&path, report.render(format))
                         .with_context(|| format!("writing {}", path.display()))?;
-                    eprintln!("replay: report written to {}", path.display());
+                    tracing::info!("replay: report written to {}", path.display());
                 }
             }
             summarize(&outcome, elapsed.as_secs_f64());
@@ -463,7 +518,9 @@ fn run(cli: Cli) -> Result<()> {
                 months,
                 ..Scenario::new(seed, accounts)
             };
+            tracing::info!(accounts, seed, months, "simulate: generating");
             let mut events = generate(&scenario);
+            tracing::info!(events = events.len(), "simulate: generated; writing");
             if live {
                 let config = match (config, brokers) {
                     (Some(path), None) => Config::load(&path)?,
@@ -481,7 +538,7 @@ fn run(cli: Cli) -> Result<()> {
                 };
                 shift_to_now(&mut events);
                 let sent = lockstep::live::feed::produce(&config, &events, rate)?;
-                eprintln!("simulate: produced {sent} events for {accounts} service accounts (seed {seed})");
+                tracing::info!("simulate: produced {sent} events for {accounts} service accounts (seed {seed})");
                 return Ok(());
             }
             if out.extension().is_some_and(|e| e == "avro") {
@@ -493,7 +550,7 @@ fn run(cli: Cli) -> Result<()> {
             } else {
                 write_lines(&out, events.iter().map(decode::json::encode))?;
             }
-            eprintln!(
+            tracing::info!(
                 "simulate: {} events for {accounts} service accounts (seed {seed})",
                 events.len()
             );
@@ -504,7 +561,14 @@ fn run(cli: Cli) -> Result<()> {
             state,
             print,
         } => {
-            let config = load_config(Some(&config))?;
+            let path = config;
+            let config = load_config(Some(&path))?;
+            config
+                .runnable()
+                .map_err(|message| lockstep::error::ConfigError::Invalid {
+                    path: Some(path.clone()),
+                    message,
+                })?;
             let dir = state
                 .or_else(|| config.state.dir.clone())
                 .context("lockstep run needs a state directory: --state DIR or [state] dir")?;
@@ -515,7 +579,7 @@ fn run(cli: Cli) -> Result<()> {
             for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 signal_hook::flag::register(signal, control.shutdown.clone())?;
             }
-            if config.api.listen != "off" {
+            let api = if config.api.listen != "off" {
                 let (addr, _) = serve_api(
                     &config,
                     &config.api.listen,
@@ -523,12 +587,27 @@ fn run(cli: Cli) -> Result<()> {
                     control.ready.clone(),
                     store.view(),
                 )?;
-                eprintln!("lockstep: API, metrics and health on http://{addr}");
-            }
+                format!("http://{addr}")
+            } else {
+                "off".to_owned()
+            };
+            let sources: Vec<String> = config
+                .sources
+                .iter()
+                .map(|s| format!("{} ({}, {})", s.topic, s.system, s.format))
+                .collect();
+            tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                config = %path.display(),
+                state = %dir.display(),
+                api = %api,
+                sources = %sources.join(", "),
+                "lockstep run starting"
+            );
             let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
-            eprintln!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
+            tracing::info!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
             pipeline.run(&control)?;
-            eprintln!("lockstep: stopped cleanly");
+            tracing::info!("lockstep: stopped cleanly");
             Ok(())
         }
         Command::Normalize {
@@ -548,11 +627,11 @@ fn run(cli: Cli) -> Result<()> {
                         Record::Event(ev) => events.push(decode::json::encode(&ev)),
                         Record::Skipped(what) => {
                             skipped += 1;
-                            eprintln!("normalize: {}: skipped a record of type {what:?} ({format} does not cover it)", path.display());
+                            tracing::info!("normalize: {}: skipped a record of type {what:?} ({format} does not cover it)", path.display());
                         }
                         Record::Dead(d) => {
                             dead += 1;
-                            eprintln!("normalize: dead letter {}:{}: {}", path.display(), d.line, d.reason);
+                            tracing::info!("normalize: dead letter {}:{}: {}", path.display(), d.line, d.reason);
                         }
                     },
                     |_| {},
@@ -561,7 +640,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             let count = events.len();
             write_lines(&out, events.into_iter())?;
-            eprintln!("normalize: {count} events, {skipped} records skipped, {dead} dead letters");
+            tracing::info!(
+                "normalize: {count} events, {skipped} records skipped, {dead} dead letters"
+            );
             Ok(())
         }
         Command::Serve {
@@ -574,7 +655,7 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("opening state {} read-only", state.display()))?;
             let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
             let (addr, api) = serve_api(&config, &listen, Arc::new(Metrics::new()), ready, view)?;
-            eprintln!("lockstep: serving {} on http://{addr}", state.display());
+            tracing::info!("lockstep: serving {} on http://{addr}", state.display());
             api.join()
                 .map_err(|_| anyhow::anyhow!("the API thread panicked"))?;
             Ok(())
@@ -597,13 +678,17 @@ fn run(cli: Cli) -> Result<()> {
             system,
             since,
             limit,
-            json,
+            cursor,
+            format,
         } => {
-            let mut query = vec![format!(
-                "limit={}",
-                limit.clamp(1, lockstep::api::v1::MAX_LIMIT)
-            )];
-            for (key, value) in [("state", status), ("system", system), ("since", since)] {
+            let limit = limit.clamp(1, lockstep::api::v1::MAX_LIMIT);
+            let mut query = vec![format!("limit={limit}")];
+            for (key, value) in [
+                ("state", status),
+                ("system", system),
+                ("since", since),
+                ("cursor", cursor),
+            ] {
                 if let Some(v) = value {
                     query.push(format!("{key}={}", lockstep::api::encode_path(&v)));
                 }
@@ -612,7 +697,7 @@ fn run(cli: Cli) -> Result<()> {
             let cases = page["cases"].as_array().cloned().unwrap_or_default();
             let mut out = BufWriter::new(std::io::stdout().lock());
             for c in &cases {
-                if json {
+                if format == CasesFormat::Json {
                     writeln!(out, "{c}")?;
                     continue;
                 }
@@ -641,36 +726,28 @@ fn run(cli: Cli) -> Result<()> {
                 )?;
             }
             out.flush()?;
-            if !page["next_cursor"].is_null() {
-                eprintln!("cases: more than {limit}; raise --limit or narrow the filters");
+            if let Some(next) = page["next_cursor"].as_str() {
+                tracing::info!(
+                    "cases: this page holds {limit}; more follow: add --cursor {next} (or narrow the filters)"
+                );
             }
             Ok(())
         }
-        Command::CheckConfig { file } => {
+        Command::CheckConfig { file, run } => {
             let config = Config::load(&file)?;
+            let invalid = |message: String| lockstep::error::ConfigError::Invalid {
+                path: Some(file.clone()),
+                message,
+            };
+            if run {
+                config.runnable().map_err(invalid)?;
+            }
+            if config.api.listen != "off" {
+                lockstep::api::bind_address(&config.api.listen, api_token(&config).as_deref())
+                    .map_err(invalid)?;
+            }
             println!("{}: ok", file.display());
-            let shown = |sla: Option<Span>| sla.map_or("off".to_owned(), |s| s.to_string());
-            for system in lockstep::event::System::ALL {
-                let sla = config.sla.get(lockstep::event::EntityKind::Other, *system);
-                println!("  sla.{system} = {}", shown(sla));
-            }
-            for (kind, system, sla) in config.sla.overrides() {
-                println!("  sla.{kind}.{system} = {} (override)", shown(sla));
-            }
-            for kind in lockstep::event::EntityKind::ALL {
-                let h = &config.hygiene;
-                if let Some(limit) = h.max_age.get(*kind) {
-                    println!("  hygiene.max_age.{kind} = {limit}");
-                }
-                if let Some(limit) = h.unused_after.get(*kind) {
-                    println!("  hygiene.unused_after.{kind} = {limit}");
-                }
-            }
-            let c = &config.correlator;
-            println!(
-                "  correlator: use_grace = {}, allowed_lateness = {}, idle_timeout = {}, reporting_system = {}",
-                c.use_grace, c.allowed_lateness, c.idle_timeout, c.reporting_system
-            );
+            print!("{}", lockstep::config::show::effective(&config));
             Ok(())
         }
     }
@@ -684,6 +761,38 @@ fn shift_to_now(events: &mut [lockstep::event::IdentityEvent]) {
     let delta = Micros::now().0 - latest.0;
     for e in events {
         e.time = Micros(e.time.0 + delta);
+    }
+}
+
+/// Writes a replay's alerts in `format`.
+fn write_alerts(
+    path: &Path,
+    alerts: &[Alert],
+    format: lockstep::config::AlertsFormat,
+) -> Result<()> {
+    use lockstep::config::AlertsFormat;
+    match format {
+        AlertsFormat::Json => write_lines(
+            path,
+            alerts
+                .iter()
+                .map(|a| serde_json::to_string(a).unwrap_or_default()),
+        ),
+        AlertsFormat::Ocsf => write_lines(
+            path,
+            alerts
+                .iter()
+                .map(|a| lockstep::sink::ocsf_finding(a).to_string()),
+        ),
+        AlertsFormat::Avro => {
+            let bytes = lockstep::sink::alerts_container(alerts)?;
+            if path == Path::new("-") {
+                std::io::stdout().lock().write_all(&bytes)?;
+                Ok(())
+            } else {
+                std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
+            }
+        }
     }
 }
 
@@ -712,7 +821,7 @@ fn print_alerts(alerts: &[Alert]) -> Result<()> {
 
 fn summarize(o: &ReplayOutcome, secs: f64) {
     let s = &o.stats;
-    eprintln!(
+    tracing::info!(
         "replay: {} events read, {} applied, {} redeliveries, {} late, {} dead letters",
         o.events_read,
         s.applied,
@@ -729,22 +838,22 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
             .take(5)
             .map(|(k, n)| format!("{k} {n}"))
             .collect();
-        eprintln!(
-            "        {total} native records of uncovered types skipped ({})",
+        tracing::info!(
+            "replay: {total} native records of uncovered types skipped ({})",
             top.join(", ")
         );
     }
     for d in o.dead_letters.iter().take(10) {
-        eprintln!(
-            "  dead letter {}:{}: {}",
+        tracing::info!(
+            "replay: dead letter {}:{}: {}",
             d.input.display(),
             d.line,
             d.reason
         );
     }
     if o.dead_letters.len() > 10 {
-        eprintln!(
-            "  … and {} more (see --dead-letters)",
+        tracing::info!(
+            "replay: … and {} more (see --dead-letters)",
             o.dead_letters.len() - 10
         );
     }
@@ -753,25 +862,41 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
         .filter(|k| **k != AlertKind::SourceSilent)
         .map(|k| format!("{k} {}", o.alerts.iter().filter(|a| a.kind == *k).count()))
         .collect();
-    eprintln!(
-        "        {} cases opened, {} superseded; {} deadlines evaluated up to {}; {} pending after it",
+    tracing::info!(
+        "replay: {} cases opened, {} superseded; {} deadlines evaluated up to {}; {} pending after it",
         s.cases_opened,
         s.cases_superseded,
         s.deadlines,
         o.as_of.map_or("-".to_owned(), |t| t.to_string()),
         o.pending.len()
     );
-    eprintln!(
-        "        alerts: {} ({})",
+    tracing::info!(
+        "replay: alerts: {} ({})",
         o.alerts.len(),
         by_kind.join(", ")
     );
     let rss = peak_rss_mib().map_or_else(String::new, |m| format!(", peak RSS {m} MiB"));
-    eprintln!(
-        "        {:.2} s, {:.0} events/s{rss}",
+    tracing::info!(
+        "replay: {:.2} s, {:.0} events/s{rss}",
         secs,
         o.events_read as f64 / secs.max(1e-9)
     );
+}
+
+/// An error and its causes, each said once: a cause whose text the message before it
+/// already contains is left out.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// The process's peak resident set size (Linux `VmHWM`), in MiB.

@@ -25,6 +25,23 @@ use crate::source::range::{self, KafkaRange};
 use crate::store::keys::TimerKey;
 use crate::time::{Micros, Span};
 
+/// How often a replay without a terminal logs its progress.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A progress line for logs (no terminal to draw a bar on): events, rate, and the time
+/// left estimated from the bytes read.
+fn log_progress(bar: &ProgressBar, events: u64, secs: f64) {
+    let (done, total) = (bar.position(), bar.length().unwrap_or(0));
+    let eta = (done > 0 && total > done).then(|| secs * (total - done) as f64 / done as f64);
+    tracing::info!(
+        events,
+        events_per_s = (events as f64 / secs.max(1e-9)).round(),
+        read_pct = (done * 100).checked_div(total).unwrap_or(0),
+        eta_s = eta.map(f64::round),
+        "replay progress"
+    );
+}
+
 /// Events between two commits of the store.
 pub const COMMIT_EVERY: u64 = 50_000;
 const CHUNK: usize = 2048;
@@ -105,7 +122,7 @@ pub fn replay(
         );
         bar
     } else {
-        ProgressBar::hidden()
+        ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden())
     };
 
     let (tx, rx) = bounded::<Vec<Record>>(64);
@@ -169,7 +186,13 @@ pub fn replay(
         }
         Ok(())
     };
+    let started = std::time::Instant::now();
+    let mut reported = started;
     for chunk in rx {
+        if !input.progress && reported.elapsed() >= PROGRESS_EVERY {
+            reported = std::time::Instant::now();
+            log_progress(&bar, events_read, started.elapsed().as_secs_f64());
+        }
         for record in chunk {
             match record {
                 Record::Event(ev) => {

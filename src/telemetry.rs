@@ -1,5 +1,8 @@
 //! Metrics of the live pipeline, in a Prometheus registry served at `/metrics`.
-//! Names follow `lockstep_<noun>_<unit>`.
+//! Names follow `lockstep_<noun>_<unit>`. The registry also carries the process
+//! collector (`process_cpu_seconds_total`, `process_resident_memory_bytes`, open fds…),
+//! `lockstep_build_info{version}` and RocksDB's own health (write stalls, pending
+//! compaction, block cache use), read at each scrape.
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
@@ -29,8 +32,16 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     /// Echo latency of every completed echo (on time or late), by system.
     pub echo_latency: prometheus::HistogramVec,
-    /// Wall clock minus the stream watermark.
-    pub watermark_lag: IntGauge,
+    /// Wall clock minus the stream watermark, in seconds.
+    pub watermark_lag: prometheus::Gauge,
+    /// RocksDB: bytes compaction still has to rewrite (all column families).
+    pub pending_compaction_bytes: IntGauge,
+    /// RocksDB: the rate writes are slowed to (bytes/s; 0 when not stalled).
+    pub delayed_write_rate: IntGauge,
+    /// RocksDB: 1 while writes are stopped.
+    pub write_stopped: IntGauge,
+    /// RocksDB: bytes of the block cache in use.
+    pub block_cache_bytes: IntGauge,
     /// Events held in the reorder buffer.
     pub held_events: IntGauge,
     /// Partitions paused because too many events are held (backpressure).
@@ -82,6 +93,20 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(0.0001, 4.0, 8).expect("valid buckets")),
         );
         let commit_seconds = register(&registry, commit_seconds);
+        let build_info = register(
+            &registry,
+            prometheus::IntGaugeVec::new(
+                Opts::new("lockstep_build_info", "The running build (value 1)"),
+                &["version"],
+            ),
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        #[cfg(target_os = "linux")]
+        let _ = registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ));
         Metrics {
             events: counter_vec(
                 "lockstep_events_total",
@@ -115,9 +140,28 @@ impl Metrics {
             ),
             alerts: counter_vec("lockstep_alerts_total", "Alerts raised", &["kind"]),
             echo_latency,
-            watermark_lag: gauge(
-                "lockstep_watermark_lag_seconds",
-                "Wall clock minus the stream watermark",
+            watermark_lag: register(
+                &registry,
+                prometheus::Gauge::new(
+                    "lockstep_watermark_lag_seconds",
+                    "Wall clock minus the stream watermark",
+                ),
+            ),
+            pending_compaction_bytes: gauge(
+                "lockstep_rocksdb_pending_compaction_bytes",
+                "Bytes RocksDB compaction still has to rewrite",
+            ),
+            delayed_write_rate: gauge(
+                "lockstep_rocksdb_delayed_write_rate_bytes",
+                "Rate RocksDB slows writes to while stalling (0: not stalled)",
+            ),
+            write_stopped: gauge(
+                "lockstep_rocksdb_write_stopped",
+                "1 while RocksDB has stopped writes",
+            ),
+            block_cache_bytes: gauge(
+                "lockstep_rocksdb_block_cache_bytes",
+                "Bytes of RocksDB's block cache in use",
             ),
             held_events: gauge("lockstep_held_events", "Events in the reorder buffer"),
             paused_partitions: gauge(

@@ -98,7 +98,18 @@ fn every_route_paging_errors_and_the_token() {
     assert_eq!(get(&s, "/readyz")["status"], "ready");
     let (code, metrics) = client::get(&s.base, "/metrics", Some(TOKEN)).unwrap();
     assert_eq!(code, 200);
-    assert!(String::from_utf8_lossy(&metrics).contains("lockstep_api_unauthorized_total"));
+    let metrics = String::from_utf8_lossy(&metrics);
+    for name in [
+        "lockstep_api_unauthorized_total",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "lockstep_build_info{version=\"",
+        "lockstep_rocksdb_pending_compaction_bytes",
+        "lockstep_rocksdb_write_stopped 0",
+        "lockstep_rocksdb_block_cache_bytes",
+    ] {
+        assert!(metrics.contains(name), "{name} in {metrics}");
+    }
 
     // Cases: pages of 7 cover every case once; the filters hold.
     let mut ids = Vec::new();
@@ -370,7 +381,9 @@ fn lineage_and_cases_commands_show_a_service_account_tree() {
     assert!(String::from_utf8_lossy(&dot.stdout).starts_with("digraph lineage {"));
 
     let cases = lockstep()
-        .args(["cases", "--status", "breached", "--json", "--state"])
+        .args([
+            "cases", "--status", "breached", "--format", "json", "--state",
+        ])
         .arg(&state)
         .output()
         .unwrap();
@@ -381,4 +394,74 @@ fn lineage_and_cases_commands_show_a_service_account_tree() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert!(!lines.is_empty() && lines.iter().all(|c| c["state"] == "breached"));
+
+    // With a system, the state is that system's obligation: breached in the vault means
+    // the vault's echo is missing, whatever the other systems did.
+    let vault = lockstep()
+        .args([
+            "cases", "--status", "breached", "--system", "vault", "--format", "json", "--limit",
+            "1000", "--state",
+        ])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let vault: Vec<Value> = String::from_utf8(vault.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!vault.is_empty());
+    for c in &vault {
+        let o = c["obligations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["system"] == "vault")
+            .unwrap();
+        assert_eq!(o["status"], "missing", "{c}");
+    }
+    assert!(
+        vault.len() < lines.len(),
+        "other systems' breaches are not listed"
+    );
+
+    // Paging: the cursor printed after a page continues it.
+    let page = |cursor: Option<&str>| {
+        let mut cmd = lockstep();
+        cmd.args(["cases", "--limit", "3", "--format", "json", "--state"])
+            .arg(&state);
+        if let Some(c) = cursor {
+            cmd.args(["--cursor", c]);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let next = stderr
+            .split("--cursor ")
+            .nth(1)
+            .map(|r| r.split_whitespace().next().unwrap().to_owned());
+        (String::from_utf8(out.stdout).unwrap(), next)
+    };
+    let (first, next) = page(None);
+    let (second, _) = page(next.as_deref());
+    assert_eq!(first.lines().count(), 3);
+    assert!(!second.is_empty() && first.lines().all(|l| !second.contains(l)));
+
+    // A state directory that does not exist: one clear message.
+    let missing = lockstep()
+        .args(["cases", "--state", "/nonexistent/state"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert_eq!(stderr.matches("/nonexistent/state").count(), 1, "{stderr}");
+    let unknown = lockstep()
+        .args(["lineage", "no-such-entity", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !stderr.contains("404 Not Found") && stderr.contains("no-such-entity"),
+        "{stderr}"
+    );
 }

@@ -267,6 +267,150 @@ fn malformed_lines_are_reported_counted_and_skipped() {
 }
 
 #[test]
+fn alerts_in_the_encodings_of_the_live_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = simulate(dir.path(), "events.jsonl", "80");
+    let json = path(dir.path(), "a.ndjson");
+    lockstep(&["replay", "--input", &events, "--alerts", &json]);
+    let json = lines(&json);
+    let ocsf = path(dir.path(), "a.ocsf.ndjson");
+    lockstep(&[
+        "replay",
+        "--input",
+        &events,
+        "--alerts",
+        &ocsf,
+        "--alerts-format",
+        "ocsf",
+    ]);
+    let ocsf = lines(&ocsf);
+    assert_eq!(ocsf.len(), json.len());
+    for (o, j) in ocsf.iter().zip(&json) {
+        let o: serde_json::Value = serde_json::from_str(o).unwrap();
+        let j: serde_json::Value = serde_json::from_str(j).unwrap();
+        assert_eq!(o["class_uid"], 2004);
+        assert_eq!(o["finding_info"]["uid"], j["alert_id"]);
+    }
+    let avro = path(dir.path(), "a.avro");
+    lockstep(&[
+        "replay",
+        "--input",
+        &events,
+        "--alerts",
+        &avro,
+        "--alerts-format",
+        "avro",
+    ]);
+    let reader = apache_avro::Reader::new(std::fs::File::open(&avro).unwrap()).unwrap();
+    let ids: Vec<String> = reader
+        .map(|v| match v.unwrap() {
+            apache_avro::types::Value::Record(fields) => match &fields[0].1 {
+                apache_avro::types::Value::String(id) => id.clone(),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let json_ids: Vec<String> = json
+        .iter()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(ids, json_ids);
+}
+
+#[test]
+fn standard_input_is_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = simulate(dir.path(), "events.jsonl", "60");
+    let from_file = path(dir.path(), "file.ndjson");
+    lockstep(&["replay", "--input", &events, "--alerts", &from_file]);
+    let from_stdin = path(dir.path(), "stdin.ndjson");
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["replay", "--input", "-", "--alerts", &from_stdin])
+        .stdin(std::fs::File::open(&events).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!lines(&from_file).is_empty());
+    assert_eq!(lines(&from_stdin), lines(&from_file));
+}
+
+#[test]
+fn a_native_file_with_a_bad_first_line_loses_only_that_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = "tests/fixtures/samples/aws_cloudtrail/panther_AssumeRole.jsonl";
+    let clean = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["normalize", "--format", "cloudtrail", "--input", sample])
+        .output()
+        .unwrap();
+    let expected = String::from_utf8_lossy(&clean.stdout).lines().count();
+    assert!(expected > 0);
+    let broken = path(dir.path(), "broken.jsonl");
+    let text = std::fs::read_to_string(sample).unwrap();
+    std::fs::write(&broken, format!("{{\"Records\": [oops\n{text}")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["normalize", "--format", "cloudtrail", "--input", &broken])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        expected,
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 dead letters"), "{stderr}");
+    assert!(stderr.contains(&format!("{broken}:1")), "{stderr}");
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = simulate(dir.path(), "events.jsonl", "20");
+    let alerts = path(dir.path(), "alerts.ndjson");
+    let out = lockstep(&[
+        "--log-format",
+        "json",
+        "replay",
+        "--input",
+        &events,
+        "--alerts",
+        &alerts,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    assert!(lines.len() >= 3, "{stderr}");
+    assert!(lines
+        .iter()
+        .all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+    assert!(lines
+        .iter()
+        .any(|l| l["message"].as_str().unwrap().contains("events/s")));
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["check-config", "/nonexistent.toml"])
+        .env("LOCKSTEP_LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(err["level"], "ERROR");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains('\x1b'),
+        "no ANSI off a terminal"
+    );
+}
+
+#[test]
 fn bad_config_fails_at_start_with_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg: PathBuf = dir.path().join("bad.toml");
@@ -282,4 +426,46 @@ fn bad_config_fails_at_start_with_the_key() {
         "{stderr}"
     );
     lockstep(&["check-config", "config/lockstep.toml"]);
+    // What `run` rejects, check-config rejects too (exit 2, naming the key).
+    for (text, needle, args) in [
+        (
+            "[api]\nlisten = \"not an address\"\n",
+            "api.listen",
+            &[][..],
+        ),
+        ("[api]\ntoken = \"\"\n", "api.token is empty", &[][..]),
+        (
+            "[api]\nlisten = \"0.0.0.0:9464\"\n",
+            "LOCKSTEP_API_TOKEN",
+            &[][..],
+        ),
+        (
+            "[correlator]\nidle_timeout = \"0s\"\n",
+            "idle_timeout is 0",
+            &[][..],
+        ),
+        ("[sla]\nvault = \"5m\"\n", "needs [kafka]", &["--run"][..]),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .arg("check-config")
+            .args(args)
+            .arg(&cfg)
+            .env_remove("LOCKSTEP_API_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(needle), "{text}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["run", "--config", "config/lockstep.toml", "--state"])
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "run without [kafka] is a configuration error"
+    );
 }

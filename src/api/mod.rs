@@ -147,7 +147,10 @@ pub fn answer(view: &StateView, path: &str) -> anyhow::Result<serde_json::Value>
         let body = axum::body::to_bytes(response.into_body(), usize::MAX).await?;
         let value: serde_json::Value = serde_json::from_slice(&body)?;
         if !status.is_success() {
-            anyhow::bail!("{status}: {}", value["error"].as_str().unwrap_or(""));
+            match value["error"].as_str() {
+                Some(error) => anyhow::bail!("{error}"),
+                None => anyhow::bail!("{status}"),
+            }
         }
         Ok(value)
     })
@@ -221,6 +224,13 @@ async fn metrics(State(s): State<Shared>) -> Response {
         }
         if let Ok(bytes) = view.size_bytes() {
             s.metrics.store_bytes.set(bytes as i64);
+        }
+        if let Ok([pending, delayed, stopped, cache]) = view.engine_health() {
+            let m = &s.metrics;
+            m.pending_compaction_bytes.set(pending as i64);
+            m.delayed_write_rate.set(delayed as i64);
+            m.write_stopped.set(stopped as i64);
+            m.block_cache_bytes.set(cache as i64);
         }
     }
     (

@@ -4,6 +4,7 @@
 //! secret values never appear in an error.
 
 pub mod env;
+pub mod show;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,6 +121,28 @@ impl Config {
                 ));
             }
         }
+        if self
+            .api
+            .token
+            .as_deref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(
+                "api.token is empty: give a long random string, or omit it on a loopback listener"
+                    .into(),
+            );
+        }
+        if self.api.listen != "off" {
+            if let Err(e) = self.api.listen.parse::<std::net::SocketAddr>() {
+                return Err(format!(
+                    "api.listen {:?} is not an address such as \"127.0.0.1:9464\" (or \"off\"): {e}",
+                    self.api.listen
+                ));
+            }
+        }
+        if self.correlator.idle_timeout == Span(0) {
+            return Err("correlator.idle_timeout is 0: every partition would always be idle; give a positive duration such as \"60s\"".into());
+        }
         if self.correlator.max_held_events == 0 {
             return Err("correlator.max_held_events is 0: give the number of events the live pipeline may hold for ordering (default 500000)".into());
         }
@@ -138,7 +161,21 @@ impl Config {
                 }
             }
         }
+        if self.kafka.is_some() && self.sources.is_empty() {
+            return Err("[kafka] is configured but no [[sources]]: add one [[sources]] entry per input topic (system, topic, format)".into());
+        }
         Ok(())
+    }
+}
+
+impl Config {
+    /// What `lockstep run` needs beyond a valid file: a `[kafka]` section (with its
+    /// `[[sources]]`, which [`Config::parse`] checks).
+    pub fn runnable(&self) -> Result<(), String> {
+        match &self.kafka {
+            Some(_) => Ok(()),
+            None => Err("lockstep run needs [kafka] brokers = \"host:9092\" and one [[sources]] entry per input topic; this file serves replay only".into()),
+        }
     }
 }
 
@@ -193,8 +230,8 @@ impl SourceConfig {
     }
 }
 
-/// How alerts are written to the alerts topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How alerts are written to the alerts topic (and by `replay --alerts-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum AlertsFormat {
     /// Canonical alert JSON.
     #[default]
@@ -604,7 +641,7 @@ mod tests {
             "BROKERS" => Some("k1:9092,k2:9092".to_owned()),
             _ => None,
         };
-        let text = "[kafka]\nbrokers = \"${BROKERS}\"\ngroup_id = \"${GROUP:-lockstep-prod}\"\n[kafka.properties]\n\"sasl.password\" = \"${KAFKA_PASSWORD}\"\n";
+        let text = "[kafka]\nbrokers = \"${BROKERS}\"\ngroup_id = \"${GROUP:-lockstep-prod}\"\n[kafka.properties]\n\"sasl.password\" = \"${KAFKA_PASSWORD}\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\n";
         let c = Config::parse_with(text, &lookup).unwrap();
         let k = c.kafka.unwrap();
         assert_eq!(k.brokers, "k1:9092,k2:9092");

@@ -46,6 +46,8 @@ use crate::time::Micros;
 use probe::Probe;
 use watermark::Watermarks;
 
+/// How often `run` logs its progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// Records polled in one step at most.
 pub const MAX_BATCH: usize = 20_000;
 const STEP_TIME: Duration = Duration::from_millis(50);
@@ -319,8 +321,24 @@ impl Pipeline {
     /// Runs steps until `control.shutdown` is set, then commits and flushes.
     pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
         control.ready.store(true, Ordering::SeqCst);
+        let mut progress = (Instant::now(), self.core.correlator.stats().applied);
         while !control.shutdown.load(Ordering::SeqCst) {
             self.step()?;
+            if progress.0.elapsed() >= PROGRESS_EVERY {
+                let stats = self.core.correlator.stats();
+                let rate = (stats.applied - progress.1) as f64 / progress.0.elapsed().as_secs_f64();
+                tracing::info!(
+                    applied = stats.applied,
+                    events_per_s = rate.round(),
+                    redeliveries = stats.redeliveries,
+                    late = stats.late,
+                    cases_opened = stats.cases_opened,
+                    deadlines = stats.deadlines,
+                    connected = self.consumer.is_some(),
+                    "progress"
+                );
+                progress = (Instant::now(), stats.applied);
+            }
         }
         self.core.shutdown()
     }
@@ -600,7 +618,7 @@ impl Core {
         m.held_events.set(self.buffer.len() as i64);
         m.outbox_pending.set(self.producer.in_flight() as i64);
         m.watermark_lag
-            .set(wall.millis_since(watermark).clamp(0, i64::MAX / 2) / 1000);
+            .set(wall.millis_since(watermark).max(0) as f64 / 1000.0);
         let redeliveries = self.correlator.stats().redeliveries;
         m.redeliveries.inc_by(redeliveries - self.redeliveries_seen);
         self.redeliveries_seen = redeliveries;

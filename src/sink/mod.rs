@@ -35,6 +35,16 @@ pub fn encode_alert(alert: &Alert, format: AlertsFormat) -> Vec<u8> {
     }
 }
 
+/// Alerts as an Avro object container file of `schemas/alert.avsc` (what `replay
+/// --alerts-format avro` writes): the schema travels with the records.
+pub fn alerts_container(alerts: &[Alert]) -> Result<Vec<u8>, apache_avro::Error> {
+    let mut writer = apache_avro::Writer::new(alert_schema(), Vec::new());
+    for alert in alerts {
+        writer.append(alert_value(alert))?;
+    }
+    writer.into_inner()
+}
+
 fn union<T>(value: Option<T>, f: impl FnOnce(T) -> Avro) -> Avro {
     match value {
         Some(v) => Avro::Union(1, Box::new(f(v))),

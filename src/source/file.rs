@@ -2,9 +2,10 @@
 //! file, told apart by their first bytes (`Obj\x01` is an Avro container). Native input
 //! (a declared adapter format) is JSON lines, or one JSON document — a record, an array
 //! of records, or an envelope such as CloudTrail's `{"Records": […]}` — when the first
-//! line is not a whole JSON value. Each record becomes events, a skip (a record type the
-//! format does not cover) or a dead letter naming the file, line (or record number) and
-//! reason.
+//! line is not a whole JSON value; a document that turns out broken is read on line by
+//! line (from its start when nothing of it decoded), so one bad record costs only itself.
+//! `-` is standard input. Each record becomes events, a skip (a record type the format
+//! does not cover) or a dead letter naming the file, line (or record number) and reason.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -39,16 +40,24 @@ pub enum Record {
     Dead(DeadLetter),
 }
 
-/// Streams the records of `path`, read as `normalizer` says, into `sink`, calling
-/// `progress` with the bytes read so far. Fails only when the file cannot be read.
+/// Streams the records of `path` (`-`: standard input), read as `normalizer` says, into
+/// `sink`, calling `progress` with the bytes read so far. Fails only when the input cannot
+/// be read.
 pub fn read(
     path: &Path,
     normalizer: &Normalizer,
     mut sink: impl FnMut(Record),
     mut progress: impl FnMut(u64),
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let size = reader.get_ref().metadata()?.len();
+    let stdin = path == Path::new("-");
+    let (source, size): (Box<dyn Read>, u64) = if stdin {
+        (Box::new(std::io::stdin().lock()), 0)
+    } else {
+        let file = File::open(path)?;
+        let size = file.metadata()?.len();
+        (Box::new(file), size)
+    };
+    let mut reader = BufReader::with_capacity(1 << 20, source);
     let dead = |line: u64, e: DecodeError, raw: Option<String>| DeadLetter {
         input: path.to_path_buf(),
         line,
@@ -76,9 +85,11 @@ pub fn read(
     if normalizer.format() != Format::CanonicalJson && !first_line_is_whole(head) {
         let mut text = Vec::with_capacity(size as usize);
         reader.read_to_end(&mut text)?;
-        let stream = serde_json::Deserializer::from_slice(&text).into_iter::<serde_json::Value>();
-        for (i, value) in stream.enumerate() {
-            let number = i as u64 + 1;
+        let mut stream =
+            serde_json::Deserializer::from_slice(&text).into_iter::<serde_json::Value>();
+        let mut number = 0u64;
+        while let Some(value) = stream.next() {
+            number += 1;
             match value {
                 Ok(v) => emit(
                     normalizer.normalize_value(&v),
@@ -88,18 +99,51 @@ pub fn read(
                     &dead,
                 ),
                 Err(e) => {
-                    let reason =
-                        DecodeError::new(format!("invalid {} JSON: {e}", normalizer.format()));
-                    sink(Record::Dead(dead(number, reason, None)));
+                    // Not one document after all (or a broken one): read the rest line
+                    // by line — from the start when nothing decoded, else from the line
+                    // after the error — so one bad record loses only itself.
+                    let from = if number == 1 {
+                        0
+                    } else {
+                        let reason =
+                            DecodeError::new(format!("invalid {} JSON: {e}", normalizer.format()));
+                        sink(Record::Dead(dead(number, reason, None)));
+                        let at = stream.byte_offset().min(text.len());
+                        text[at..]
+                            .iter()
+                            .position(|b| *b == b'\n')
+                            .map_or(text.len(), |i| at + i + 1)
+                    };
+                    let line_base = text[..from].iter().filter(|b| **b == b'\n').count() as u64;
+                    lines(
+                        &text[from..],
+                        line_base,
+                        normalizer,
+                        &mut sink,
+                        &dead,
+                        |_| {},
+                    )?;
                     break;
                 }
             }
         }
-        progress(size);
+        progress(size.max(text.len() as u64));
         return Ok(());
     }
+    lines(reader, 0, normalizer, &mut sink, &dead, progress)
+}
+
+/// Reads JSON lines (numbered from `line_base` + 1): each a record or a dead letter.
+fn lines(
+    mut reader: impl BufRead,
+    line_base: u64,
+    normalizer: &Normalizer,
+    sink: &mut impl FnMut(Record),
+    dead: &impl Fn(u64, DecodeError, Option<String>) -> DeadLetter,
+    mut progress: impl FnMut(u64),
+) -> std::io::Result<()> {
     let mut line = Vec::with_capacity(1024);
-    let mut number = 0u64;
+    let mut number = line_base;
     let mut bytes = 0u64;
     loop {
         line.clear();
@@ -123,7 +167,7 @@ pub fn read(
                     .map_or_else(|e| Record::Dead(dead(number, e, raw())), Record::Event),
             );
         } else {
-            emit(normalizer.normalize(text), number, raw(), &mut sink, &dead);
+            emit(normalizer.normalize(text), number, raw(), sink, dead);
         }
     }
     progress(bytes);

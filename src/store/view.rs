@@ -67,7 +67,9 @@ impl CaseState {
 pub struct CaseFilter {
     /// Only cases in this state.
     pub state: Option<CaseState>,
-    /// Only cases with an obligation in (or opened by) this system.
+    /// Only cases with an obligation in (or opened by) this system; with `state`, the
+    /// state of that system's obligation (breached: its echo is missing; open: pending;
+    /// complete: met, on time or late).
     pub system: Option<System>,
     /// Only cases revoked at or after this instant.
     pub since: Option<Micros>,
@@ -75,7 +77,26 @@ pub struct CaseFilter {
 
 impl CaseFilter {
     fn accepts(&self, case: &Case) -> bool {
-        self.state.is_none_or(|s| CaseState::of(case) == s)
+        let state = match (self.state, self.system) {
+            (None, _) => true,
+            (Some(CaseState::Superseded), _) | (Some(_), None) => {
+                self.state == Some(CaseState::of(case))
+            }
+            (Some(state), Some(system)) => {
+                !case.is_superseded()
+                    && case.obligations.iter().any(|o| {
+                        o.system == system
+                            && match o.echo {
+                                Echo::Missing { .. } => state == CaseState::Breached,
+                                Echo::Pending => state == CaseState::Open,
+                                Echo::Met { .. } | Echo::Late { .. } => {
+                                    state == CaseState::Complete
+                                }
+                            }
+                    })
+            }
+        };
+        state
             && self
                 .system
                 .is_none_or(|s| case.origin == s || case.obligations.iter().any(|o| o.system == s))
@@ -326,6 +347,33 @@ impl StateView {
                 None => return Ok(counts),
             }
         }
+    }
+
+    /// RocksDB's health: (pending compaction bytes over every column family, delayed
+    /// write rate, whether writes are stopped, block cache bytes in use).
+    pub fn engine_health(&self) -> Result<[u64; 4], StoreError> {
+        let mut pending = 0;
+        for name in COLUMN_FAMILIES {
+            let cf = table::cf(&self.db, name)?;
+            pending += self
+                .db
+                .property_int_value_cf(cf, "rocksdb.estimate-pending-compaction-bytes")?
+                .unwrap_or(0);
+        }
+        let int = |p: &str| -> Result<u64, StoreError> {
+            Ok(self.db.property_int_value(p)?.unwrap_or(0))
+        };
+        let entities = table::cf(&self.db, "entities")?;
+        let cache = self
+            .db
+            .property_int_value_cf(entities, "rocksdb.block-cache-usage")?
+            .unwrap_or(0);
+        Ok([
+            pending,
+            int("rocksdb.actual-delayed-write-rate")?,
+            int("rocksdb.is-write-stopped")?,
+            cache,
+        ])
     }
 
     /// Bytes of SST files and memtables over every column family.

@@ -1,0 +1,153 @@
+//! The effective configuration as `lockstep check-config` prints it: every section with
+//! its defaults filled in, per-kind SLA overrides shown as overrides, and secret values
+//! (Kafka properties such as `sasl.password`, the API token) redacted.
+
+use std::fmt::Write;
+
+use super::env::is_secret_key;
+use super::{AlertsFormat, Config};
+use crate::event::{EntityKind, System};
+use crate::time::Span;
+
+fn shown(limit: Option<Span>) -> String {
+    limit.map_or("off".to_owned(), |s| s.to_string())
+}
+
+/// `key = value` lines of the whole effective configuration.
+pub fn effective(c: &Config) -> String {
+    let mut out = String::new();
+    let mut line = |key: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(out, "  {key} = {value}");
+    };
+    for system in System::ALL {
+        line(
+            &format!("sla.{system}"),
+            &shown(c.sla.get(EntityKind::Other, *system)),
+        );
+    }
+    for (kind, system, sla) in c.sla.overrides() {
+        line(
+            &format!("sla.{kind}.{system}"),
+            &format!("{} (override for {kind})", shown(sla)),
+        );
+    }
+    for kind in EntityKind::ALL {
+        if let Some(limit) = c.hygiene.max_age.get(*kind) {
+            line(&format!("hygiene.max_age.{kind}"), &limit);
+        }
+        if let Some(limit) = c.hygiene.unused_after.get(*kind) {
+            line(&format!("hygiene.unused_after.{kind}"), &limit);
+        }
+    }
+    let k = &c.correlator;
+    line("correlator.use_grace", &k.use_grace);
+    line("correlator.allowed_lateness", &k.allowed_lateness);
+    line("correlator.idle_timeout", &k.idle_timeout);
+    line("correlator.reporting_system", &k.reporting_system);
+    line("correlator.max_held_events", &k.max_held_events);
+    line(
+        "state.dir",
+        &c.state.dir.as_ref().map_or(
+            "(unset: --state, or a temporary store for replay)".into(),
+            |d| d.display().to_string(),
+        ),
+    );
+    match &c.kafka {
+        Some(kafka) => {
+            line("kafka.brokers", &kafka.brokers);
+            line("kafka.group_id", &kafka.group_id);
+            for (key, value) in &kafka.properties {
+                let value = if is_secret_key(key) {
+                    "<redacted>"
+                } else {
+                    value.as_str()
+                };
+                line(&format!("kafka.properties.\"{key}\""), &value);
+            }
+        }
+        None => line(
+            "kafka",
+            &"(none: replay only; `lockstep run` needs [kafka])",
+        ),
+    }
+    for (i, s) in c.sources.iter().enumerate() {
+        let mut text = format!(
+            "system {}, topic {:?}, format {}",
+            s.system, s.topic, s.format
+        );
+        if let Some(limit) = s.silence_alert {
+            let _ = write!(text, ", silence_alert {limit}");
+        }
+        if let Some(url) = &s.schema_registry {
+            let _ = write!(text, ", schema_registry {url}");
+        }
+        line(&format!("sources[{i}]"), &text);
+    }
+    let format = match c.sinks.alerts_format {
+        AlertsFormat::Json => "json",
+        AlertsFormat::Avro => "avro",
+        AlertsFormat::Ocsf => "ocsf",
+    };
+    line("sinks.alerts_topic", &c.sinks.alerts_topic);
+    line("sinks.alerts_format", &format);
+    line("sinks.cases_topic", &c.sinks.cases_topic);
+    line("sinks.dead_letter_topic", &c.sinks.dead_letter_topic);
+    line("api.listen", &c.api.listen);
+    line(
+        "api.token",
+        &match (&c.api.token, std::env::var_os("LOCKSTEP_API_TOKEN")) {
+            (Some(_), _) => "<redacted>",
+            (None, Some(_)) => "<redacted> (from LOCKSTEP_API_TOKEN)",
+            (None, None) => "(none)",
+        },
+    );
+    line("api.metrics_auth", &c.api.metrics_auth);
+    let m = &c.mapping;
+    line(
+        "mapping",
+        &format!(
+            "{} aliases, {} rewrites, {} lineage hints",
+            m.aliases.len(),
+            m.rewrite.len(),
+            m.lineage.len()
+        ),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_stay_overrides_and_secrets_are_redacted() {
+        let c = Config::parse(
+            "[sla.service_account]\nmdm = \"off\"\n[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"client.id\" = \"lockstep-1\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"cloudtrail\"\n[api]\ntoken = \"s3cret\"\n",
+        )
+        .unwrap();
+        let text = effective(&c);
+        assert!(text.contains("  sla.mdm = 4h\n"), "{text}");
+        assert!(
+            text.contains("  sla.service_account.mdm = off (override for service_account)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kafka.properties.\"client.id\" = lockstep-1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("kafka.properties.\"sasl.password\" = <redacted>"),
+            "{text}"
+        );
+        assert!(text.contains("api.token = <redacted>"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("s3cret"),
+            "{text}"
+        );
+        assert!(text.contains("hygiene.max_age.api_key = 90d"), "{text}");
+        assert!(
+            text.contains("sources[0] = system iam, topic \"t\", format cloudtrail"),
+            "{text}"
+        );
+    }
+}
