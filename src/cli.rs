@@ -18,7 +18,7 @@ use lockstep::decode;
 use lockstep::event::System;
 use lockstep::live::{Control, Pipeline};
 use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
-use lockstep::report::{Report, ReportFormat};
+use lockstep::report::{FileDigest, Report, ReportFormat};
 use lockstep::simulate::{generate, Scenario};
 use lockstep::source::file::{self, Record};
 use lockstep::source::range::KafkaRange;
@@ -126,6 +126,10 @@ enum Command {
         /// .html). Repeat for several.
         #[arg(long = "report")]
         reports: Vec<PathBuf>,
+        /// Who runs the replay, for the reports' generation record (default:
+        /// `LOCKSTEP_OPERATOR`, else the login name).
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Run the live pipeline: consume the source topics, produce alerts (SPEC §5, §6).
     Run {
@@ -420,13 +424,15 @@ fn run(cli: Cli) -> Result<()> {
             dead_letters,
             print,
             reports,
+            operator,
         } => {
             let formats = reports
                 .iter()
                 .map(|r| ReportFormat::of(r).map(|f| (r.clone(), f)))
                 .collect::<Result<Vec<_>, String>>()
                 .map_err(anyhow::Error::msg)?;
-            let config = load_config(config.as_deref())?;
+            let config_path = config;
+            let config = load_config(config_path.as_deref())?;
             // An output that cannot be written fails now, not after the replay.
             if alerts != Path::new("-") {
                 File::create(&alerts)
@@ -487,8 +493,37 @@ fn run(cli: Cli) -> Result<()> {
             }
             if !formats.is_empty() {
                 let view = correlator.store_mut().view();
-                let report =
-                    Report::build(&view, &outcome.alerts, outcome.events_read, outcome.as_of)?;
+                let provenance = lockstep::report::Provenance {
+                    generated_at: Micros::now().to_string(),
+                    lockstep_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    operator: operator
+                        .or_else(|| std::env::var("LOCKSTEP_OPERATOR").ok())
+                        .or_else(|| std::env::var("USER").ok())
+                        .or_else(|| std::env::var("LOGNAME").ok())
+                        .unwrap_or_else(|| "unknown".into()),
+                    config: config_path
+                        .as_deref()
+                        .map(FileDigest::of)
+                        .transpose()
+                        .context("hashing the configuration")?,
+                    inputs: input
+                        .inputs
+                        .iter()
+                        .map(|(p, _)| {
+                            FileDigest::of(p).with_context(|| format!("hashing {}", p.display()))
+                        })
+                        .collect::<Result<_>>()?,
+                    first_event: outcome.period.map(|(t, _)| t.to_string()),
+                    last_event: outcome.period.map(|(_, t)| t.to_string()),
+                };
+                let report = Report::build(
+                    &view,
+                    &outcome.alerts,
+                    outcome.events_read,
+                    outcome.as_of,
+                    provenance,
+                    &config.sla,
+                )?;
                 for (path, format) in formats {
                     std::fs::write(&path, report.render(format))
                         .with_context(|| format!("writing {}", path.display()))?;

@@ -78,6 +78,8 @@ pub struct ReplayOutcome {
     pub stats: Stats,
     /// The instant deadlines were evaluated up to, if any event was read.
     pub as_of: Option<Micros>,
+    /// The earliest and latest event times read, if any event was read.
+    pub period: Option<(Micros, Micros)>,
     /// Obligations whose deadline lies after `as_of`: pending, not breached.
     pub pending: Vec<TimerKey>,
 }
@@ -169,6 +171,7 @@ pub fn replay(
     let mut skipped = BTreeMap::new();
     let mut events_read = 0u64;
     let mut latest = Micros::MIN;
+    let mut earliest = Micros::MAX;
     let mut since_commit = 0u64;
     let mut ready: Vec<IdentityEvent> = Vec::with_capacity(CHUNK);
     let mut apply = |correlator: &mut Correlator,
@@ -198,6 +201,7 @@ pub fn replay(
                 Record::Event(ev) => {
                     events_read += 1;
                     latest = latest.max(ev.time);
+                    earliest = earliest.min(ev.time);
                     buffer.push(ev);
                     while let Some(ev) = buffer.pop_ready() {
                         ready.push(ev);
@@ -230,6 +234,7 @@ pub fn replay(
         events_read,
         stats: correlator.stats(),
         as_of,
+        period: (events_read > 0).then_some((earliest, latest)),
         pending: correlator.pending().cloned().collect(),
     })
 }

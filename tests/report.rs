@@ -26,7 +26,14 @@ fn reports() -> (tempfile::TempDir, PathBuf) {
     let base = dir.path().join("report");
     let mut replay = lockstep();
     replay
-        .args(["replay", "--alerts"])
+        .args([
+            "replay",
+            "--config",
+            "config/lockstep.toml",
+            "--operator",
+            "Jane Auditor",
+            "--alerts",
+        ])
         .arg(dir.path().join("alerts.ndjson"))
         .arg("--input")
         .arg(&events);
@@ -49,7 +56,10 @@ fn csv(path: &Path) -> BTreeMap<(String, String, String), String> {
         .skip(1)
         .map(|l| {
             let f: Vec<&str> = l.splitn(4, ',').collect();
-            ((f[0].into(), f[1].into(), f[2].into()), f[3].into())
+            (
+                (f[0].into(), f[1].into(), f[2].into()),
+                f[3].trim_matches('"').into(),
+            )
         })
         .collect()
 }
@@ -59,7 +69,11 @@ fn html_metrics(html: &str) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for piece in html.split("data-metric=\"").skip(1) {
         let (name, rest) = piece.split_once('"').unwrap();
-        let value = rest[1..].split('<').next().unwrap();
+        // A duration shows people a rounded value and keeps the exact one in data-value.
+        let value = match rest.strip_prefix(" data-value=\"") {
+            Some(exact) => exact.split('"').next().unwrap(),
+            None => rest[1..].split('<').next().unwrap(),
+        };
         out.insert(name.to_owned(), value.to_owned());
     }
     out
@@ -147,6 +161,50 @@ fn csv_json_markdown_and_html_agree() {
     let missing: u64 = systems.iter().map(|s| s["never"].as_u64().unwrap()).sum();
     assert_eq!(never, missing);
     assert!(md.contains("NHI1 Improper Offboarding") && html.contains("PR.AA-05"));
+
+    // What an auditor hands over: who, when, from what (hashes as sha256sum gives them),
+    // the period, the SLA targets, the frameworks, a sign-off.
+    let sha256sum = |path: &Path| {
+        let out = Command::new("sha256sum").arg(path).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()[..64].to_owned()
+    };
+    let events = base.with_file_name("events.jsonl");
+    let input_hash = sha256sum(&events);
+    let config_hash = sha256sum(Path::new("config/lockstep.toml"));
+    let p = &json["provenance"];
+    assert_eq!(p["inputs"][0]["sha256"], input_hash.as_str());
+    assert_eq!(p["config"]["sha256"], config_hash.as_str());
+    assert_eq!(p["operator"], "Jane Auditor");
+    assert_eq!(p["lockstep_version"], env!("CARGO_PKG_VERSION"));
+    let first = p["first_event"].as_str().unwrap();
+    assert!(first < p["last_event"].as_str().unwrap());
+    let events_name = events.display().to_string();
+    assert_eq!(at("provenance", &events_name, "input_sha256"), input_hash);
+    assert_eq!(at("provenance", "report", "operator"), "Jane Auditor");
+    assert_eq!(at("provenance", "report", "first_event"), first);
+    assert!(html.contains(&format!("data-sha256=\"{events_name}\">{input_hash}<")));
+    assert!(md.contains(&format!("`{input_hash}`")) && md.contains(&format!("`{config_hash}`")));
+    for text in [&md, &html] {
+        for needle in [
+            "CC6.2 Registration and removal of access",
+            "A.5.18 Access rights",
+            "Sign-off",
+            "Reviewed by",
+            "Jane Auditor",
+            "on time ÷ evaluated",
+            first,
+            "Scope.",
+        ] {
+            assert!(text.contains(needle), "{needle}");
+        }
+    }
+    assert_eq!(at("sla_target", "vault", "sla"), "15m");
+    assert!(md.contains("| 15m |") && html.contains("<td>4h</td>"));
+    let raw = std::fs::read(base.with_extension("csv")).unwrap();
+    assert!(
+        raw.starts_with("\u{feff}".as_bytes()),
+        "CSV starts with a BOM"
+    );
 }
 
 /// Opens `page` in headless Chromium: the screenshot, and Chromium's log.

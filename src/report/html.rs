@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::{duration, Report, AGE_BUCKETS, BUCKETS};
+use super::{duration, Report, AGE_BUCKETS, BUCKETS, SIGN_OFF};
 use crate::alert::AlertKind;
 
 fn esc(text: &str) -> String {
@@ -179,6 +179,58 @@ fn hygiene(r: &Report) -> String {
     body + "</table>"
 }
 
+/// A latency cell: a duration for people, the exact milliseconds in `data-value`.
+fn ms_cell(metric: String, ms: Option<i64>) -> String {
+    format!(
+        r#"<td class="num" data-metric="{}" data-value="{}">{}</td>"#,
+        esc(&metric),
+        ms.map_or(String::new(), |v| v.to_string()),
+        duration(ms)
+    )
+}
+
+/// Who generated the report, from what, over which period, and its scope.
+fn provenance(r: &Report) -> String {
+    let p = &r.provenance;
+    let mut out = format!(
+        "<p class=\"small\">Generated <b>{}</b> by <b>{}</b> with lockstep {}. Period covered: <b>{}</b> to <b>{}</b>.</p><p><b>Scope.</b> {}</p><table><tr><th>file</th><th>role</th><th>SHA-256</th></tr>",
+        esc(&p.generated_at),
+        esc(&p.operator),
+        esc(&p.lockstep_version),
+        esc(p.first_event.as_deref().unwrap_or("-")),
+        esc(p.last_event.as_deref().unwrap_or("-")),
+        esc(&r.scope)
+    );
+    let files = p
+        .config
+        .iter()
+        .map(|f| (f, "configuration"))
+        .chain(p.inputs.iter().map(|f| (f, "input")));
+    for (f, role) in files {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{role}</td><td><code data-sha256=\"{}\">{}</code></td></tr>",
+            esc(&f.name),
+            esc(&f.name),
+            esc(&f.sha256)
+        );
+    }
+    out + "</table>"
+}
+
+fn sign_off(r: &Report) -> String {
+    let mut out = String::from("<h2>Sign-off</h2><table class=\"signoff\">");
+    for (i, what) in SIGN_OFF.iter().enumerate() {
+        let filled = if i == 0 {
+            esc(&r.provenance.operator)
+        } else {
+            String::new()
+        };
+        let _ = write!(out, "<tr><th>{what}</th><td>{filled}</td></tr>");
+    }
+    out + "</table>"
+}
+
 /// The page.
 pub fn page(r: &Report) -> String {
     let mut body = String::new();
@@ -194,14 +246,15 @@ pub fn page(r: &Report) -> String {
     body = body
         .replace("<td class=\"num\"", "<span class=\"num\"")
         .replace("</td>", "</span>");
+    body += &provenance(r);
     body += "<h2>SLA compliance per system</h2>";
     body += &compliance_chart(r);
-    body += "<table><tr><th>system</th><th>evaluated</th><th>on time</th><th>late</th><th>never</th><th>pending</th><th>superseded</th><th>compliance</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>";
-    for s in &r.systems {
+    body += "<table><tr><th>system</th><th>evaluated</th><th>on time</th><th>late</th><th>never</th><th>pending</th><th>superseded</th><th>compliance %</th><th>SLA target</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>";
+    for (s, target) in r.systems.iter().zip(&r.sla_targets) {
         let m = |metric: &str| format!("{}.{metric}", s.system);
         let _ = write!(
             body,
-            "<tr><th>{}</th>{}{}{}{}{}{}{}{}{}{}{}</tr>",
+            "<tr><th>{}</th>{}{}{}{}{}{}{}<td>{}</td>{}{}{}{}</tr>",
             esc(&s.system),
             cell(m("evaluated"), s.evaluated),
             cell(m("on_time"), s.on_time),
@@ -210,26 +263,28 @@ pub fn page(r: &Report) -> String {
             cell(m("pending"), s.pending),
             cell(m("superseded"), s.superseded),
             cell(m("compliance_pct"), format!("{:.1}", s.compliance_pct)),
-            cell(
-                m("p50_ms"),
-                s.latency.p50_ms.map_or(String::new(), |v| v.to_string())
-            ),
-            cell(
-                m("p90_ms"),
-                s.latency.p90_ms.map_or(String::new(), |v| v.to_string())
-            ),
-            cell(
-                m("p99_ms"),
-                s.latency.p99_ms.map_or(String::new(), |v| v.to_string())
-            ),
-            cell(
-                m("max_ms"),
-                s.latency.max_ms.map_or(String::new(), |v| v.to_string())
-            ),
+            esc(&target.text()),
+            ms_cell(m("p50_ms"), s.latency.p50_ms),
+            ms_cell(m("p90_ms"), s.latency.p90_ms),
+            ms_cell(m("p99_ms"), s.latency.p99_ms),
+            ms_cell(m("max_ms"), s.latency.max_ms),
         );
     }
-    body += "</table><p class=\"small\">Latencies in ms: from the revocation to the last entity the system revoked (on-time and late echoes).</p>";
-    body += "<h2>Echo latency distribution per system</h2><div class=\"charts\">";
+    let _ = write!(
+        body,
+        "</table><p class=\"small\">{}. Latencies: from the revocation to the last entity the system revoked (on-time and late echoes).</p>",
+        esc(super::COMPLIANCE_DEFINITION)
+    );
+    let _ = write!(
+        body,
+        "<h2>Echo latency distribution per system</h2><p class=\"small\">{}: {}.</p><div class=\"charts\">",
+        esc(super::LATENCY_NOTE),
+        r.systems
+            .iter()
+            .map(|s| format!("{} {} evaluated, {} latencies", s.system, s.evaluated, s.latency.count))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
     body += &latency_charts(r);
     body += "</div>";
     body += "<h2>Slowest echoes</h2><table><tr><th>case</th><th>root</th><th>system</th><th>latency</th><th>entities</th></tr>";
@@ -258,16 +313,18 @@ pub fn page(r: &Report) -> String {
     }
     body += "</table>";
     body += &hygiene(r);
-    body += "<h2>Findings and frameworks</h2><table><tr><th>finding</th><th>count</th><th>OWASP NHI Top 10</th><th>NIST CSF 2.0</th><th>CIS AWS Foundations</th></tr>";
+    body += "<h2>Findings and frameworks</h2><table><tr><th>finding</th><th>count</th><th>OWASP NHI Top 10</th><th>NIST CSF 2.0</th><th>CIS AWS Foundations</th><th>SOC 2</th><th>ISO/IEC 27001:2022</th></tr>";
     for m in &r.frameworks {
         let _ = write!(
             body,
-            "<tr><td>{}</td>{}<td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td>{}<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&m.kind),
             cell(format!("alerts.{}", m.kind), m.count),
             esc(&m.owasp_nhi.join("; ")),
             esc(&m.nist_csf.join("; ")),
-            esc(&m.cis_aws.join("; "))
+            esc(&m.cis_aws.join("; ")),
+            esc(&m.soc2.join("; ")),
+            esc(&m.iso27001.join("; "))
         );
     }
     body += "</table><h2>Alerts</h2><table><tr><th>at</th><th>kind</th><th>severity</th><th>system</th><th>root</th><th>entities</th><th>detail</th></tr>";
@@ -280,6 +337,7 @@ pub fn page(r: &Report) -> String {
         );
     }
     body += "</table>";
+    body += &sign_off(r);
     format!(
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>lockstep evidence report</title>

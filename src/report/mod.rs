@@ -2,7 +2,10 @@
 //! system, the echo latency distribution per system, the slowest and never-echoed cases,
 //! every alert, credential hygiene (SPEC §4b: overdue rotations and unused credentials
 //! per system and kind, oldest first, with their age distribution), and what the findings
-//! mean in OWASP NHI Top 10, NIST CSF 2.0 and CIS AWS Foundations terms.
+//! mean in OWASP NHI Top 10, NIST CSF 2.0, CIS AWS Foundations, SOC 2 and ISO/IEC
+//! 27001:2022 terms — with what an auditor needs to hand it over: the period covered,
+//! the SLA targets, who generated it when with which lockstep, the SHA-256 of the
+//! configuration and of every input, a scope statement and a sign-off block.
 //! One [`Report`] is built from the committed state and the replay's alerts, then
 //! written as JSON, CSV, Markdown or a self-contained HTML page ([`html`]) — so the
 //! numbers agree across formats by construction.
@@ -31,6 +34,99 @@ pub const BUCKETS: [(i64, &str); 7] = [
     (86_400_000, "≤ 1 day"),
     (i64::MAX, "> 1 day"),
 ];
+
+/// How compliance is computed, said beside every compliance figure.
+pub const COMPLIANCE_DEFINITION: &str = "compliance = on time ÷ evaluated, where evaluated = on time + late + never (obligations whose deadline passed); pending and superseded obligations are not counted";
+
+/// Why a system's latency count can be smaller than its evaluated obligations.
+pub const LATENCY_NOTE: &str = "latencies count the echoes that had something to echo: an obligation met at its deadline by a system that never held the case's entities has no latency, so a system can show fewer latencies than evaluated obligations";
+
+/// A file and its SHA-256.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileDigest {
+    /// The path as given.
+    pub name: String,
+    /// Lower-case hex SHA-256 of its bytes (`-` for standard input, which is not kept).
+    pub sha256: String,
+}
+
+impl FileDigest {
+    /// Hashes `path` (`-`: standard input, not hashable after the replay read it).
+    pub fn of(path: &Path) -> std::io::Result<FileDigest> {
+        use sha2::Digest;
+        let name = path.display().to_string();
+        if path == Path::new("-") {
+            return Ok(FileDigest {
+                name,
+                sha256: "-".into(),
+            });
+        }
+        let mut hasher = sha2::Sha256::new();
+        std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+        Ok(FileDigest {
+            name,
+            sha256: crate::alert::hex(&hasher.finalize()),
+        })
+    }
+}
+
+/// Who generated the report, when, from what.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Provenance {
+    /// When the report was generated (RFC 3339, UTC).
+    pub generated_at: String,
+    /// The lockstep version.
+    pub lockstep_version: String,
+    /// Who ran it (`--operator`, else `LOCKSTEP_OPERATOR`, else the login name).
+    pub operator: String,
+    /// The configuration file, if one was given.
+    pub config: Option<FileDigest>,
+    /// Every input file, in the order read.
+    pub inputs: Vec<FileDigest>,
+    /// The earliest event time read.
+    pub first_event: Option<String>,
+    /// The latest event time read.
+    pub last_event: Option<String>,
+}
+
+/// The SLA a system is held to: its default and the per-kind overrides.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlaTarget {
+    /// The system.
+    pub system: String,
+    /// The default SLA (`off`: no obligation).
+    pub sla: String,
+    /// `kind: sla` overrides.
+    pub overrides: Vec<String>,
+}
+
+impl SlaTarget {
+    /// The targets of every system under `policy`.
+    pub fn all(policy: &crate::config::SlaPolicy) -> Vec<SlaTarget> {
+        let shown = |s: Option<Span>| s.map_or("off".to_owned(), |s| s.to_string());
+        System::ALL
+            .iter()
+            .map(|system| SlaTarget {
+                system: system.to_string(),
+                sla: shown(policy.get(crate::event::EntityKind::Other, *system)),
+                overrides: policy
+                    .overrides()
+                    .filter(|(_, s, _)| s == system)
+                    .map(|(kind, _, sla)| format!("{kind}: {}", shown(sla)))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// `15m`, or `15m (api_key: 5m)`.
+    pub fn text(&self) -> String {
+        if self.overrides.is_empty() {
+            self.sla.clone()
+        } else {
+            format!("{} ({})", self.sla, self.overrides.join(", "))
+        }
+    }
+}
 
 /// How one system kept its echo obligations.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -130,6 +226,32 @@ pub struct Mapping {
     pub nist_csf: Vec<&'static str>,
     /// CIS AWS Foundations Benchmark controls.
     pub cis_aws: Vec<&'static str>,
+    /// SOC 2 Trust Services Criteria.
+    pub soc2: Vec<&'static str>,
+    /// ISO/IEC 27001:2022 Annex A controls.
+    pub iso27001: Vec<&'static str>,
+}
+
+/// The SOC 2 criteria and ISO/IEC 27001:2022 controls behind each kind of finding.
+fn audit_frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>) {
+    const CC61: &str = "CC6.1 Logical access security";
+    const CC62: &str = "CC6.2 Registration and removal of access";
+    const CC63: &str = "CC6.3 Changes to and removal of access";
+    const A515: &str = "A.5.15 Access control";
+    const A516: &str = "A.5.16 Identity management";
+    const A517: &str = "A.5.17 Authentication information";
+    const A518: &str = "A.5.18 Access rights";
+    const A82: &str = "A.8.2 Privileged access rights";
+    match kind {
+        AlertKind::EchoMissing => (vec![CC62, CC63], vec![A515, A516, A518]),
+        AlertKind::EchoLate => (vec![CC62], vec![A516, A518]),
+        AlertKind::RevokedEntityUsed => (vec![CC61, CC63], vec![A515, A517, A82]),
+        AlertKind::Reactivated => (vec![CC62, CC63], vec![A516, A518]),
+        AlertKind::RevocationFailed => (vec![CC62], vec![A518]),
+        AlertKind::SourceSilent => (vec![], vec![]),
+        AlertKind::RotationOverdue => (vec![CC61], vec![A517]),
+        AlertKind::CredentialUnused => (vec![CC62, CC63], vec![A516, A518]),
+    }
 }
 
 /// Upper bounds (days) of the hygiene age buckets; the last bucket is open.
@@ -256,6 +378,16 @@ fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'s
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Who generated it, when, from which configuration and inputs, over which period.
+    pub provenance: Provenance,
+    /// What it covers and what it does not.
+    pub scope: String,
+    /// The SLA each system is held to.
+    pub sla_targets: Vec<SlaTarget>,
+    /// How compliance is computed.
+    pub compliance_definition: &'static str,
+    /// Why latency counts can differ from evaluated counts.
+    pub latency_note: &'static str,
     /// When the deadlines were evaluated up to.
     pub as_of: Option<String>,
     /// Events read.
@@ -325,6 +457,8 @@ impl Report {
         alerts: &[Alert],
         events: u64,
         as_of: Option<Micros>,
+        provenance: Provenance,
+        sla: &crate::config::SlaPolicy,
     ) -> Result<Report, StoreError> {
         let mut systems: Vec<SystemCompliance> = System::ALL
             .iter()
@@ -409,16 +543,30 @@ impl Report {
             .iter()
             .map(|k| {
                 let (owasp_nhi, nist_csf, cis_aws) = frameworks(*k);
+                let (soc2, iso27001) = audit_frameworks(*k);
                 Mapping {
                     kind: k.to_string(),
                     count: alerts_by_kind[&k.to_string()],
                     owasp_nhi,
                     nist_csf,
                     cis_aws,
+                    soc2,
+                    iso27001,
                 }
             })
             .collect();
+        let scope = format!(
+            "Revocations of non-human identities (service accounts, keys, tokens, secrets, agents, devices) recorded in the inputs listed, from {} to {}, and whether IAM, the vault, MDM and the SIEM echoed each within its SLA; credential rotation and use (hygiene). Deadlines up to {} were evaluated; later ones are pending, not breached. Systems and events absent from the inputs are out of scope.",
+            provenance.first_event.as_deref().unwrap_or("-"),
+            provenance.last_event.as_deref().unwrap_or("-"),
+            as_of.map_or("-".to_owned(), |t| t.to_string()),
+        );
         Ok(Report {
+            provenance,
+            scope,
+            sla_targets: SlaTarget::all(sla),
+            compliance_definition: COMPLIANCE_DEFINITION,
+            latency_note: LATENCY_NOTE,
             as_of: as_of.map(|t| t.to_string()),
             events,
             cases,
@@ -453,6 +601,26 @@ impl Report {
                 csv_field(&value)
             ));
         };
+        let p = &self.provenance;
+        for (metric, value) in [
+            ("generated_at", p.generated_at.as_str()),
+            ("lockstep_version", p.lockstep_version.as_str()),
+            ("operator", p.operator.as_str()),
+            ("first_event", p.first_event.as_deref().unwrap_or("")),
+            ("last_event", p.last_event.as_deref().unwrap_or("")),
+            ("as_of", self.as_of.as_deref().unwrap_or("")),
+        ] {
+            row("provenance", "report", metric, value.to_owned());
+        }
+        for f in p.config.iter() {
+            row("provenance", &f.name, "config_sha256", f.sha256.clone());
+        }
+        for f in &p.inputs {
+            row("provenance", &f.name, "input_sha256", f.sha256.clone());
+        }
+        for t in &self.sla_targets {
+            row("sla_target", &t.system, "sla", t.text());
+        }
         row("replay", "all", "events", self.events.to_string());
         row("replay", "all", "cases", self.cases.to_string());
         row(
@@ -534,11 +702,13 @@ impl Report {
                 c.age_days.to_string(),
             );
         }
-        rows.join("\n") + "\n"
+        // A byte-order mark, so spreadsheets read the UTF-8 (`≤`, `÷`) as such.
+        "\u{feff}".to_owned() + &rows.join("\n") + "\n"
     }
 
     fn markdown(&self) -> String {
         let mut out = String::from("# lockstep evidence report\n\n");
+        out += &self.provenance_markdown();
         out += &format!(
             "Deadlines evaluated up to {}. {} events, {} cases ({} superseded), {} alerts.\n\n",
             self.as_of.as_deref().unwrap_or("-"),
@@ -547,10 +717,10 @@ impl Report {
             self.cases_superseded,
             self.alerts.len()
         );
-        out += "## SLA compliance per system\n\n| system | evaluated | on time | late | never | pending | compliance | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-        for s in &self.systems {
+        out += "## SLA compliance per system\n\n| system | evaluated | on time | late | never | pending | compliance | SLA target | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|\n";
+        for (s, target) in self.systems.iter().zip(&self.sla_targets) {
             out += &format!(
-                "| {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} | {} |\n",
                 s.system,
                 s.evaluated,
                 s.on_time,
@@ -558,21 +728,29 @@ impl Report {
                 s.never,
                 s.pending,
                 s.compliance_pct,
+                md(&target.text()),
                 duration(s.latency.p50_ms),
                 duration(s.latency.p90_ms),
                 duration(s.latency.p99_ms),
                 duration(s.latency.max_ms)
             );
         }
-        out += "\n## Echo latency distribution\n\n| system |";
+        out += &format!(
+            "\n{}. Superseded obligations (a reactivation of the root ended the case) are counted apart.\n",
+            COMPLIANCE_DEFINITION
+        );
+        out += &format!(
+            "\n## Echo latency distribution\n\n{}.\n\n| system | evaluated | latencies |",
+            LATENCY_NOTE
+        );
         for (_, label) in BUCKETS {
             out += &format!(" {label} |");
         }
-        out += "\n|---|";
+        out += "\n|---|---:|---:|";
         out += &"---:|".repeat(BUCKETS.len());
         out += "\n";
         for s in &self.systems {
-            out += &format!("| {} |", s.system);
+            out += &format!("| {} | {} | {} |", s.system, s.evaluated, s.latency.count);
             for n in &s.latency.histogram {
                 out += &format!(" {n} |");
             }
@@ -601,15 +779,17 @@ impl Report {
             );
         }
         out += &self.hygiene_markdown();
-        out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 | CIS AWS Foundations |\n|---|---:|---|---|---|\n";
+        out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 | CIS AWS Foundations | SOC 2 | ISO/IEC 27001:2022 |\n|---|---:|---|---|---|---|---|\n";
         for m in &self.frameworks {
             out += &format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
                 m.kind,
                 m.count,
                 m.owasp_nhi.join("; "),
                 m.nist_csf.join("; "),
-                m.cis_aws.join("; ")
+                m.cis_aws.join("; "),
+                m.soc2.join("; "),
+                m.iso27001.join("; ")
             );
         }
         out += "\n## Alerts\n\n| at | kind | severity | system | root | entities | detail |\n|---|---|---|---|---|---|---|\n";
@@ -626,11 +806,48 @@ impl Report {
                 md(&a.detail)
             );
         }
+        out += &self.sign_off_markdown();
         out
     }
 }
 
+/// The sign-off block's lines: who prepared the report, and blanks for the reviewer.
+pub const SIGN_OFF: [&str; 4] = ["Prepared by", "Reviewed by", "Date", "Signature"];
+
 impl Report {
+    fn provenance_markdown(&self) -> String {
+        let p = &self.provenance;
+        let mut out = format!(
+            "Generated {} by {} with lockstep {}. Period covered: {} to {}.\n\n**Scope.** {}\n\n| file | role | SHA-256 |\n|---|---|---|\n",
+            p.generated_at,
+            md(&p.operator),
+            p.lockstep_version,
+            p.first_event.as_deref().unwrap_or("-"),
+            p.last_event.as_deref().unwrap_or("-"),
+            md(&self.scope)
+        );
+        for f in p.config.iter() {
+            out += &format!("| {} | configuration | `{}` |\n", md(&f.name), f.sha256);
+        }
+        for f in &p.inputs {
+            out += &format!("| {} | input | `{}` |\n", md(&f.name), f.sha256);
+        }
+        out + "\n"
+    }
+
+    fn sign_off_markdown(&self) -> String {
+        let mut out = String::from("\n## Sign-off\n\n");
+        for (i, what) in SIGN_OFF.iter().enumerate() {
+            let filled = if i == 0 {
+                md(&self.provenance.operator)
+            } else {
+                "________________".into()
+            };
+            out += &format!("- {what}: {filled}\n");
+        }
+        out
+    }
+
     fn hygiene_markdown(&self) -> String {
         let h = &self.hygiene;
         let mut out = String::from("\n## Credential hygiene\n\nCredentials still active past their `max_age` without rotation (`rotation_overdue`: OWASP NHI7, CIS AWS 1.14) or past `unused_after` without activity (`credential_unused`: OWASP NHI1, CIS AWS 1.12).\n\n| finding | per system | per kind |\n|---|---|---|\n");
@@ -696,15 +913,26 @@ pub fn duration(ms: Option<i64>) -> String {
     }
 }
 
+/// Text for a Markdown table cell: no column break, no raw HTML, no line break.
 fn md(text: &str) -> String {
     text.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace(['\r', '\n'], " ")
 }
 
+/// A CSV field: quoted when it must be, and never read as a formula by a spreadsheet
+/// (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'` in front).
 fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
     } else {
         text.to_owned()
+    };
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text
     }
 }
 
@@ -721,6 +949,10 @@ mod tests {
         assert_eq!(l.histogram, vec![1, 1, 1, 0, 1, 0, 0]);
         assert_eq!(Latency::of(vec![]).p50_ms, None);
         assert_eq!(duration(Some(90_000)), "1.5 min");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("@sum"), "'@sum");
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(md("a|b<script>\r\nc"), "a\\|b&lt;script&gt;  c");
         assert!(ReportFormat::of(Path::new("r.pdf")).is_err());
         assert_eq!(
             ReportFormat::of(Path::new("R.HTML")),
