@@ -1,16 +1,96 @@
-//! A small HTTP/1.1 client for the CLI's `--api` mode: GET a JSON document from a
-//! running instance's API (plain HTTP, as on a loopback listener or behind a TLS proxy
-//! terminating in the pod), with the bearer token when one is given.
+//! lockstep's own HTTP requests, on `ureq` (rustls for `https://`): the CLI's `--api`
+//! mode, and the Confluent Schema Registry (writer schemas of framed input records, the
+//! alert schema registered for framed Avro alerts). Connect and read timeouts bound every
+//! request; a registry may want basic or bearer authentication.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
-/// GETs `path` (with its query) from `base` (`http://host:port`) and parses the JSON body;
-/// a non-2xx answer is an error carrying the API's message.
+/// How requests authenticate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// `Authorization: Basic base64(user:password)`.
+    Basic(String),
+    /// `Authorization: Bearer token`.
+    Bearer(String),
+}
+
+impl Auth {
+    fn header(&self) -> String {
+        match self {
+            Auth::Basic(user_password) => format!("Basic {}", base64(user_password.as_bytes())),
+            Auth::Bearer(token) => format!("Bearer {token}"),
+        }
+    }
+}
+
+/// An HTTP client: timeouts and authentication, connections kept alive.
+#[derive(Debug, Clone)]
+pub struct Http {
+    agent: ureq::Agent,
+    auth: Option<Auth>,
+}
+
+impl Http {
+    /// A client whose requests time out after `timeout` (connecting: at most 5 s).
+    pub fn new(timeout: Duration, auth: Option<Auth>) -> Http {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(timeout.min(Duration::from_secs(5)))
+            .timeout(timeout)
+            .build();
+        Http { agent, auth }
+    }
+
+    /// GETs `url`: the status and the body, whatever the status.
+    pub fn get(&self, url: &str) -> Result<(u16, Vec<u8>)> {
+        self.send(self.agent.get(url), None)
+    }
+
+    /// POSTs `body` as JSON (`content_type`) to `url`: the status and the body.
+    pub fn post_json(&self, url: &str, content_type: &str, body: &Value) -> Result<(u16, Vec<u8>)> {
+        let request = self.agent.post(url).set("Content-Type", content_type);
+        self.send(request, Some(body.to_string()))
+    }
+
+    fn send(&self, mut request: ureq::Request, body: Option<String>) -> Result<(u16, Vec<u8>)> {
+        let url = request.url().to_owned();
+        request = request.set("Accept", "application/json");
+        if let Some(auth) = &self.auth {
+            request = request.set("Authorization", &auth.header());
+        }
+        let answer = match body {
+            Some(body) => request.send_string(&body),
+            None => request.call(),
+        };
+        let response = match answer {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(anyhow::anyhow!("{url}: {e}")),
+        };
+        let status = response.status();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes)
+            .with_context(|| format!("reading the answer of {url}"))?;
+        Ok((status, bytes))
+    }
+}
+
+/// GETs `path` (with its query) from `base` (`http://host:port` or `https://…`) with the
+/// bearer token when one is given: the status and the body.
+pub fn get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>)> {
+    if !base.starts_with("http://") && !base.starts_with("https://") {
+        bail!("--api {base:?}: expected http://host:port or https://host:port");
+    }
+    let http = Http::new(
+        Duration::from_secs(30),
+        token.map(|t| Auth::Bearer(t.into())),
+    );
+    http.get(&format!("{}{path}", base.trim_end_matches('/')))
+}
+
+/// GETs `path` from `base` and parses the JSON body; a non-2xx answer is an error carrying
+/// the API's message.
 pub fn get_json(base: &str, path: &str, token: Option<&str>) -> Result<Value> {
     let (status, body) = get(base, path, token)?;
     let value: Value = serde_json::from_slice(&body)
@@ -24,71 +104,43 @@ pub fn get_json(base: &str, path: &str, token: Option<&str>) -> Result<Value> {
     Ok(value)
 }
 
-/// GETs `path` from `base`: the status and the body.
-pub fn get(base: &str, path: &str, token: Option<&str>) -> Result<(u16, Vec<u8>)> {
-    let authority = base
-        .strip_prefix("http://")
-        .with_context(|| format!("--api {base:?}: expected http://host:port"))?
-        .trim_end_matches('/');
-    let mut stream =
-        TcpStream::connect(authority).with_context(|| format!("connecting to {base}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n{auth}Connection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .with_context(|| format!("reading the answer of {base}"))?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .context("the answer has no HTTP header")?;
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut body = raw[split + 4..].to_vec();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("the answer has no HTTP status")?;
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        body = dechunk(&body)?;
-    }
-    Ok((status, body))
-}
-
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("truncated chunked body")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .context("bad chunk size")?;
-        body = &body[line_end + 2..];
-        if size == 0 {
-            return Ok(out);
+/// Standard base64 with padding (for basic authentication).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
         }
-        out.extend_from_slice(body.get(..size).context("truncated chunk")?);
-        body = body.get(size + 2..).context("truncated chunk")?;
     }
+    out
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn chunked_bodies_are_joined() {
-        assert_eq!(
-            super::dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(),
-            b"abcde"
-        );
-        assert!(super::dechunk(b"5\r\nab").is_err());
+    fn base64_matches_the_rfc_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+        assert_eq!(Auth::Basic("u:p".into()).header(), "Basic dTpw");
     }
 }

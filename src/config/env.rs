@@ -17,6 +17,7 @@ pub fn is_secret_key(key: &str) -> bool {
         .any(|word| key.contains(word))
         || key.ends_with(".key")
         || key.ends_with("_key")
+        || key == "basic_auth"
 }
 
 /// Replaces `${VAR}` / `${VAR:-default}` in every string of `table`; `lookup` reads a

@@ -47,6 +47,9 @@ pub struct Config {
     /// How native records map onto the organisation's ids and lineage.
     #[serde(default)]
     pub mapping: Mapping,
+    /// Access to a Confluent Schema Registry.
+    #[serde(default)]
+    pub registry: RegistryConfig,
 }
 
 impl Config {
@@ -108,11 +111,7 @@ impl Config {
                         s.format
                     ));
                 }
-                if !url.starts_with("http://") || url.len() <= "http://".len() {
-                    return Err(format!(
-                        "sources[{i}].schema_registry {url:?} is not an http:// URL: give \"http://host:8081\" (reach a TLS registry through a local proxy)"
-                    ));
-                }
+                check_registry_url(&format!("sources[{i}].schema_registry"), url)?;
             }
             if !topics.insert(s.topic.as_str()) {
                 return Err(format!(
@@ -160,6 +159,25 @@ impl Config {
                     ));
                 }
             }
+        }
+        if let Some(url) = &self.sinks.schema_registry {
+            check_registry_url("sinks.schema_registry", url)?;
+        }
+        if self.sinks.alerts_format == AlertsFormat::Avro && self.sinks.schema_registry.is_none() {
+            return Err("sinks.alerts_format = \"avro\" needs sinks.schema_registry = \"https://registry:8081\": alerts go out Confluent-framed (magic byte, schema id) under the subject <alerts_topic>-value, as Confluent consumers, ksqlDB and Kafka Connect read them".into());
+        }
+        if self.registry.basic_auth.is_some() && self.registry.bearer_token.is_some() {
+            return Err(
+                "registry.basic_auth and registry.bearer_token are both set: keep one".into(),
+            );
+        }
+        if self
+            .registry
+            .basic_auth
+            .as_deref()
+            .is_some_and(|b| !b.contains(':'))
+        {
+            return Err("registry.basic_auth is not \"user:password\"".into());
         }
         if self.kafka.is_some() && self.sources.is_empty() {
             return Err("[kafka] is configured but no [[sources]]: add one [[sources]] entry per input topic (system, topic, format)".into());
@@ -212,7 +230,7 @@ pub struct SourceConfig {
     /// Raise `source_silent` when the topic has no records for this long.
     #[serde(default, deserialize_with = "optional_span")]
     pub silence_alert: Option<Span>,
-    /// (`canonical-avro`) A Confluent Schema Registry (`http://host:8081`) holding the
+    /// (`canonical-avro`) A Confluent Schema Registry (`http(s)://host:8081`) holding the
     /// writer schemas of Confluent-framed records; without it the canonical schema is
     /// taken as the writer's.
     #[serde(default)]
@@ -220,13 +238,58 @@ pub struct SourceConfig {
 }
 
 impl SourceConfig {
-    /// The normalizer of this source's records under the organisation's mapping.
-    pub fn normalizer(&self, mapping: &std::sync::Arc<Mapping>) -> Normalizer {
+    /// The normalizer of this source's records under the organisation's mapping, with
+    /// the registry access of `[registry]`.
+    pub fn normalizer(
+        &self,
+        mapping: &std::sync::Arc<Mapping>,
+        access: &RegistryConfig,
+    ) -> Normalizer {
         let normalizer = Normalizer::new(self.format, Some(self.system), mapping.clone());
         match &self.schema_registry {
-            Some(url) => normalizer.with_registry(std::sync::Arc::new(Registry::new(url))),
+            Some(url) => normalizer.with_registry(std::sync::Arc::new(access.client(url))),
             None => normalizer,
         }
+    }
+}
+
+/// `[registry]`: how lockstep reaches a Confluent Schema Registry (the sources'
+/// `schema_registry` and `sinks.schema_registry`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `"user:password"` for basic authentication (Confluent Cloud: API key and secret).
+    pub basic_auth: Option<String>,
+    /// A bearer token instead.
+    pub bearer_token: Option<String>,
+    /// Each request's timeout.
+    #[serde(default = "default_registry_timeout", deserialize_with = "span")]
+    pub timeout: Span,
+}
+
+const fn default_registry_timeout() -> Span {
+    Span::secs(10)
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        RegistryConfig {
+            basic_auth: None,
+            bearer_token: None,
+            timeout: default_registry_timeout(),
+        }
+    }
+}
+
+impl RegistryConfig {
+    /// A client of the registry at `url` with this access.
+    pub fn client(&self, url: &str) -> Registry {
+        let auth = match (&self.basic_auth, &self.bearer_token) {
+            (Some(user_password), _) => Some(crate::client::Auth::Basic(user_password.clone())),
+            (None, Some(token)) => Some(crate::client::Auth::Bearer(token.clone())),
+            (None, None) => None,
+        };
+        Registry::new(url, self.timeout.to_std(), auth)
     }
 }
 
@@ -271,6 +334,10 @@ pub struct SinksConfig {
     /// Undecodable records, with source topic/partition/offset and reason in headers.
     #[serde(default = "default_dead_letter_topic")]
     pub dead_letter_topic: String,
+    /// (`alerts_format = "avro"`) The Confluent Schema Registry the alert schema is
+    /// registered in (subject `<alerts_topic>-value`).
+    #[serde(default)]
+    pub schema_registry: Option<String>,
 }
 
 fn default_alerts_topic() -> String {
@@ -290,6 +357,7 @@ impl Default for SinksConfig {
             alerts_format: AlertsFormat::Json,
             cases_topic: default_cases_topic(),
             dead_letter_topic: default_dead_letter_topic(),
+            schema_registry: None,
         }
     }
 }
@@ -570,6 +638,18 @@ impl<'de> Deserialize<'de> for SlaPolicy {
     }
 }
 
+fn check_registry_url(key: &str, url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(host) if !host.is_empty() => Ok(()),
+        _ => Err(format!(
+            "{key} {url:?} is not an http(s):// URL: give \"https://registry:8081\""
+        )),
+    }
+}
+
 fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
     let text = String::deserialize(d)?;
     Span::parse(&text).map_err(serde::de::Error::custom)
@@ -687,7 +767,9 @@ mod tests {
             ("[sinks]\nalerts_format = \"xml\"\n", "json, avro or ocsf"),
             ("[correlator]\nmax_held_events = 0\n", "correlator.max_held_events"),
             ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\nschema_registry = \"http://r:8081\"\n", "only applies to canonical-avro"),
-            ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-avro\"\nschema_registry = \"https://r:8081\"\n", "sources[0].schema_registry"),
+            ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-avro\"\nschema_registry = \"ftp://r:8081\"\n", "sources[0].schema_registry"),
+            ("[sinks]\nalerts_format = \"avro\"\n", "sinks.schema_registry"),
+            ("[registry]\nbasic_auth = \"a:b\"\nbearer_token = \"t\"\n", "keep one"),
         ];
         for (text, needle) in cases {
             let err = Config::parse(text).unwrap_err().to_string();

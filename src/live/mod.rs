@@ -37,7 +37,7 @@ use crate::correlate::{Correlator, Rules};
 use crate::error::{DecodeError, StoreError};
 use crate::event::IdentityEvent;
 use crate::sink::kafka::OutboxProducer;
-use crate::sink::{case_json, encode_alert};
+use crate::sink::{case_json, AlertEncoding};
 use crate::source::continuity::{self, fingerprint, Continuity};
 use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
 use crate::store::{OutboxRecord, Position, Store};
@@ -197,6 +197,8 @@ pub struct Pipeline {
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
 struct Core {
+    /// How alerts are encoded for the alerts topic.
+    alert_encoding: AlertEncoding,
     config: Config,
     probe: Probe,
     normalizers: Vec<Normalizer>,
@@ -215,6 +217,26 @@ struct Core {
     delivered: Vec<u64>,
     print: bool,
     redeliveries_seen: u64,
+}
+
+/// The alerts topic's encoding; for Avro, the alert schema registered under the
+/// topic's subject first (a registry that refuses it stops the start, with its reason).
+fn alert_encoding(config: &Config) -> Result<AlertEncoding, LiveError> {
+    let format = config.sinks.alerts_format;
+    let schema_id = match (&config.sinks.schema_registry, format) {
+        (Some(url), crate::config::AlertsFormat::Avro) => {
+            let subject = format!("{}-value", config.sinks.alerts_topic);
+            let id = config
+                .registry
+                .client(url)
+                .register(&subject, crate::sink::ALERT_SCHEMA)
+                .map_err(|why| LiveError::Config(format!("registering the alert schema: {why}")))?;
+            tracing::info!(subject = %subject, id, "alert schema registered");
+            Some(id)
+        }
+        _ => None,
+    };
+    Ok(AlertEncoding { format, schema_id })
 }
 
 impl Pipeline {
@@ -278,9 +300,11 @@ impl Pipeline {
         let normalizers = config
             .sources
             .iter()
-            .map(|s| s.normalizer(&mapping))
+            .map(|s| s.normalizer(&mapping, &config.registry))
             .collect();
+        let alert_encoding = alert_encoding(&config)?;
         let mut core = Core {
+            alert_encoding,
             config,
             probe,
             normalizers,
@@ -764,7 +788,7 @@ impl Core {
             let record = OutboxRecord {
                 topic: self.config.sinks.alerts_topic.clone(),
                 key: Some(alert.root.clone().into_bytes()),
-                payload: encode_alert(&alert, self.config.sinks.alerts_format),
+                payload: self.alert_encoding.encode(&alert),
                 headers: vec![
                     ("alert_id".into(), alert.alert_id.clone().into_bytes()),
                     ("kind".into(), alert.kind.as_str().as_bytes().to_vec()),

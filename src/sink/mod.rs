@@ -24,7 +24,35 @@ fn alert_schema() -> &'static Schema {
     SCHEMA.get_or_init(|| Schema::parse_str(ALERT_SCHEMA).unwrap_or(Schema::Null))
 }
 
-/// Encodes an alert for the alerts topic.
+/// How alerts are encoded for the alerts topic: the format and, for Avro, the id under
+/// which the alert schema is registered, which frames every record (Confluent wire
+/// format: magic byte 0, the id in four big-endian bytes, the datum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertEncoding {
+    /// The format.
+    pub format: AlertsFormat,
+    /// (Avro) The registry id of `schemas/alert.avsc`.
+    pub schema_id: Option<u32>,
+}
+
+impl AlertEncoding {
+    /// The record value of `alert`.
+    pub fn encode(&self, alert: &Alert) -> Vec<u8> {
+        match (self.format, self.schema_id) {
+            (AlertsFormat::Avro, Some(id)) => {
+                let datum = encode_alert(alert, AlertsFormat::Avro);
+                let mut framed = Vec::with_capacity(datum.len() + 5);
+                framed.push(0);
+                framed.extend_from_slice(&id.to_be_bytes());
+                framed.extend(datum);
+                framed
+            }
+            (format, _) => encode_alert(alert, format),
+        }
+    }
+}
+
+/// Encodes an alert (Avro: the bare datum; see [`AlertEncoding`] for the topic's framing).
 pub fn encode_alert(alert: &Alert, format: AlertsFormat) -> Vec<u8> {
     match format {
         AlertsFormat::Json => serde_json::to_vec(alert).unwrap_or_default(),
@@ -279,6 +307,28 @@ mod tests {
     }
 
     #[test]
+    fn a_kind_this_reader_does_not_know_reads_as_unknown() {
+        // A future writer adds a kind; a reader with this schema still reads the alert.
+        let mut future: serde_json::Value = serde_json::from_str(ALERT_SCHEMA).unwrap();
+        future["fields"][1]["type"]["symbols"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, "key_leaked".into());
+        let future = Schema::parse_str(&future.to_string()).unwrap();
+        let Avro::Record(mut fields) = alert_value(&alert()) else {
+            panic!("record")
+        };
+        fields[1].1 = Avro::Enum(0, "key_leaked".into());
+        let bytes = apache_avro::to_avro_datum(&future, Avro::Record(fields)).unwrap();
+        let read =
+            apache_avro::from_avro_datum(&future, &mut &bytes[..], Some(alert_schema())).unwrap();
+        let Avro::Record(fields) = read else {
+            panic!("record")
+        };
+        assert_eq!(fields[1].1, Avro::Enum(8, "unknown".into()));
+    }
+
+    #[test]
     fn a_hygiene_alert_encodes_without_a_system() {
         let alert = Alert {
             kind: AlertKind::CredentialUnused,
@@ -317,6 +367,42 @@ mod tests {
             ocsf["evidences"][0]["data"]["last_active_at"],
             "1970-01-01T00:00:00.000005Z"
         );
+    }
+
+    /// The alert schema registered in a registry (a loopback stand-in answering as
+    /// Confluent's does) frames each Avro alert; a Confluent reader's steps — check the
+    /// magic byte, look the id up, decode with that schema — give the alert back.
+    #[test]
+    fn avro_alerts_are_confluent_framed_with_the_registered_schema() {
+        let (url, server) = crate::decode::registry::tests::registry(vec![
+            (200, r#"{"id":17}"#.into()),
+            (
+                200,
+                serde_json::json!({ "schema": ALERT_SCHEMA }).to_string(),
+            ),
+        ]);
+        let registry =
+            crate::decode::registry::Registry::new(&url, std::time::Duration::from_secs(5), None);
+        let id = registry
+            .register("lockstep.alerts-value", ALERT_SCHEMA)
+            .unwrap();
+        let encoding = AlertEncoding {
+            format: AlertsFormat::Avro,
+            schema_id: Some(id),
+        };
+        let bytes = encoding.encode(&alert());
+        assert_eq!(bytes[0], 0, "magic byte");
+        let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+        assert_eq!(id, 17);
+        let schema = registry.writer_schema(id).unwrap();
+        let value = apache_avro::from_avro_datum(&schema, &mut &bytes[5..], None).unwrap();
+        let Avro::Record(fields) = value else {
+            panic!("record")
+        };
+        assert_eq!(fields[0], ("alert_id".into(), Avro::String("a1".into())));
+        let requests = server.join().unwrap();
+        assert!(requests[0].starts_with("POST /subjects/lockstep.alerts-value/versions"));
+        assert!(requests[1].starts_with("GET /schemas/ids/17"));
     }
 
     #[test]

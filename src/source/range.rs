@@ -104,7 +104,7 @@ pub fn read(range: &KafkaRange) -> Result<Vec<Record>, KafkaError> {
     let normalizers: Vec<_> = config
         .sources
         .iter()
-        .map(|s| s.normalizer(&mapping))
+        .map(|s| s.normalizer(&mapping, &config.registry))
         .collect();
     let mut done = vec![false; parts.len()];
     let mut heard = vec![Instant::now(); parts.len()];
