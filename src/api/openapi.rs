@@ -1,4 +1,7 @@
-//! The OpenAPI 3.0 document of the HTTP API, served at `/v1/openapi.json`.
+//! The OpenAPI 3.0 document of the HTTP API, served at `/v1/openapi.json`. Every
+//! response schema is closed (`additionalProperties: false`) and `tests/api.rs`
+//! validates real answers of every route against it, so a field a handler adds or drops
+//! without this document fails the tests: the two cannot drift apart.
 
 use serde_json::{json, Value};
 
@@ -47,7 +50,24 @@ pub fn document() -> Value {
         )
     };
     let id = |what: &str| param("id", "path", what, json!({"type": "string"}));
-    let any_object = json!({"type": "object", "additionalProperties": true});
+    let time = json!({"type": "string", "format": "date-time"});
+    let nullable_time = json!({"type": "string", "format": "date-time", "nullable": true});
+    let string = json!({"type": "string"});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let system = json!({"type": "string", "enum": ["iam", "vault", "mdm", "siem"]});
+    let kinds: Vec<&str> = crate::alert::AlertKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let entity_kinds: Vec<&str> = crate::event::EntityKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let actions: Vec<&str> = crate::event::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    let closed = |required: Vec<&str>, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -59,7 +79,7 @@ pub fn document() -> Value {
         "paths": {
             "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
             "/readyz": {"get": {"summary": "Readiness: consumer assigned, outbox resent", "security": [], "responses": {"200": {"description": "ready"}, "503": {"description": "starting"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics (the token is needed only with [api] metrics_auth = true)", "security": [{}, {"bearer": []}], "responses": {"200": {"description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/v1/cases": {"get": {
                 "summary": "Cases, filtered, in pages",
                 "parameters": [
@@ -89,7 +109,7 @@ pub fn document() -> Value {
                 "parameters": [since("alerts raised"), limit, cursor],
                 "responses": ok("a page of alerts", "AlertPage"),
             }},
-            "/v1/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0"}}}},
+            "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.0"}}}},
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
@@ -99,31 +119,82 @@ pub fn document() -> Value {
                 "NotFound": {"description": "nothing by that id", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
             "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-                "Obligation": {"type": "object", "properties": {
-                    "system": {"type": "string"}, "deadline": {"type": "string", "format": "date-time"},
+                "Error": closed(vec!["error"], json!({"error": string})),
+                "Obligation": closed(vec!["system", "deadline", "status"], json!({
+                    "system": system, "deadline": time,
                     "status": {"type": "string", "enum": ["pending", "met", "missing", "late"]},
                     "entities": {"type": "array", "items": {"type": "string"}, "nullable": true},
-                    "echoed_at": {"type": "string", "format": "date-time", "nullable": true},
+                    "echoed_at": nullable_time,
                     "event_id": {"type": "string", "nullable": true},
-                }},
-                "Case": {"type": "object", "properties": {
-                    "case_id": {"type": "string"}, "root": {"type": "string"}, "root_kind": {"type": "string"},
-                    "revoked_at": {"type": "string", "format": "date-time"}, "origin_system": {"type": "string"},
-                    "opened_by": {"type": "string"}, "superseded_at": {"type": "string", "format": "date-time", "nullable": true},
+                })),
+                "Case": closed(vec!["case_id", "root", "revoked_at", "origin_system", "state", "obligations"], json!({
+                    "case_id": string, "root": string, "root_kind": {"type": "string", "enum": entity_kinds},
+                    "revoked_at": time, "origin_system": system,
+                    "opened_by": string, "superseded_at": nullable_time,
                     "state": {"type": "string", "enum": ["open", "breached", "complete", "superseded"]},
                     "obligations": {"type": "array", "items": {"$ref": "#/components/schemas/Obligation"}},
-                }},
-                "CasePage": {"type": "object", "properties": {
+                })),
+                "CasePage": closed(vec!["cases", "next_cursor"], json!({
                     "cases": {"type": "array", "items": {"$ref": "#/components/schemas/Case"}},
                     "next_cursor": {"type": "string", "nullable": true},
-                }},
-                "Entity": any_object.clone(),
-                "Lineage": any_object.clone(),
-                "AlertPage": {"type": "object", "properties": {
-                    "alerts": {"type": "array", "items": any_object},
+                })),
+                "SystemState": closed(vec!["system", "state"], json!({
+                    "system": system,
+                    "state": {"type": "string", "enum": ["none", "active", "revoked"]},
+                    "since": time,
+                })),
+                "TimelineEntry": closed(vec!["event_id", "system", "time", "action", "outcome"], json!({
+                    "event_id": string, "system": system, "time": time,
+                    "action": {"type": "string", "enum": actions},
+                    "outcome": {"type": "string", "enum": ["success", "failure"]},
+                    "actor": {"type": "string", "nullable": true},
+                })),
+                "Entity": closed(vec!["entity", "states", "open_cases", "children", "timeline"], json!({
+                    "entity": string,
+                    "kind": {"type": "string", "enum": entity_kinds, "nullable": true},
+                    "states": {"type": "array", "items": {"$ref": "#/components/schemas/SystemState"}},
+                    "open_cases": strings,
+                    "parent": {"type": "string", "nullable": true},
+                    "children": strings,
+                    "timeline": {"type": "array", "items": {"$ref": "#/components/schemas/TimelineEntry"}},
+                })),
+                "Ancestor": closed(vec!["entity", "states"], json!({
+                    "entity": string,
+                    "kind": {"type": "string", "enum": entity_kinds, "nullable": true},
+                    "states": {"type": "array", "items": {"$ref": "#/components/schemas/SystemState"}},
+                })),
+                "LineageNode": closed(vec!["entity", "states", "cases"], json!({
+                    "entity": string,
+                    "kind": {"type": "string", "enum": entity_kinds, "nullable": true},
+                    "states": {"type": "array", "items": {"$ref": "#/components/schemas/SystemState"}},
+                    "cases": strings,
+                    "issued_at": time,
+                    "last_active_at": time,
+                    "children": {"type": "array", "items": {"$ref": "#/components/schemas/LineageNode"}},
+                })),
+                "Lineage": closed(vec!["entity", "ancestors", "tree"], json!({
+                    "entity": string,
+                    "as_of": nullable_time,
+                    "ancestors": {"type": "array", "items": {"$ref": "#/components/schemas/Ancestor"}},
+                    "tree": {"$ref": "#/components/schemas/LineageNode"},
+                })),
+                "Alert": closed(vec!["alert_id", "kind", "severity", "root", "at", "detail"], json!({
+                    "alert_id": string,
+                    "kind": {"type": "string", "enum": kinds},
+                    "severity": {"type": "string", "enum": ["critical", "high", "medium", "low"]},
+                    "case_id": string, "root": string, "entity": string, "entities": strings,
+                    "system": system,
+                    "systems": {"type": "array", "items": system},
+                    "origin_system": system,
+                    "revoked_at": time, "issued_at": time, "last_active_at": time,
+                    "deadline": time, "at": time,
+                    "latency_ms": {"type": "integer"},
+                    "event_id": string, "detail": string,
+                })),
+                "AlertPage": closed(vec!["alerts", "next_cursor"], json!({
+                    "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
                     "next_cursor": {"type": "string", "nullable": true},
-                }},
+                })),
             },
         },
     })
