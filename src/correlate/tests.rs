@@ -515,6 +515,25 @@ fn lineage_refuses_second_parents_and_cycles() {
 }
 
 #[test]
+fn a_parent_below_an_entity_with_children_is_refused_deep_down() {
+    // root ← a ← b ← c; then root names c as its parent: c is below root, refused.
+    // A childless entity (d) takes any parent.
+    let events = vec![
+        ev("i1", "09:00", Iam, "a", Created).parent("root"),
+        ev("i2", "09:01", Iam, "b", Created).parent("a"),
+        ev("i3", "09:02", Iam, "c", Created).parent("b"),
+        ev("i4", "09:03", Iam, "root", Created).parent("c"),
+        ev("i5", "09:04", Iam, "d", Created).parent("c"),
+        ev("i6", "10:00", Iam, "root", Disabled),
+    ];
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:15"));
+    assert_eq!(
+        ids(&alerts),
+        vec![row("echo_missing", "root", "iam", "a,b,c,d", "10:15")]
+    );
+}
+
+#[test]
 fn failure_events_add_no_edge_and_no_state() {
     let events = vec![
         ev("i1", "09:00", Iam, "key", Issued).parent("sa").failed(),

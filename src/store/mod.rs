@@ -298,14 +298,6 @@ impl Store {
         self.entities.put(entity.as_bytes(), row);
     }
 
-    /// The lineage row of `entity` (default: no edges).
-    pub fn lineage(&mut self, entity: &str) -> Result<LineageRow, StoreError> {
-        Ok(self
-            .lineage
-            .get(&self.db, entity.as_bytes())?
-            .unwrap_or_default())
-    }
-
     /// The parent of `entity`, if it has one.
     pub fn parent(&mut self, entity: &str) -> Result<Option<String>, StoreError> {
         self.lineage.read(&self.db, entity.as_bytes(), |row| {
@@ -313,9 +305,34 @@ impl Store {
         })
     }
 
-    /// Replaces the lineage row of `entity`.
-    pub fn put_lineage(&mut self, entity: &str, row: LineageRow) {
-        self.lineage.put(entity.as_bytes(), row);
+    /// Whether `entity` has children.
+    pub fn has_children(&mut self, entity: &str) -> Result<bool, StoreError> {
+        self.lineage.read(&self.db, entity.as_bytes(), |row| {
+            row.is_some_and(|r| !r.children.is_empty())
+        })
+    }
+
+    /// Records the edge `child → parent` in both rows, in place.
+    pub fn link(&mut self, child: &str, parent: &str) -> Result<(), StoreError> {
+        self.lineage.update(&self.db, child.as_bytes(), |row| {
+            row.parent = Some(parent.to_owned())
+        })?;
+        self.lineage.update(&self.db, parent.as_bytes(), |row| {
+            row.children.push(child.to_owned())
+        })
+    }
+
+    /// Calls `f` with the children of `entity`, without copying them.
+    pub fn for_children(
+        &mut self,
+        entity: &str,
+        mut f: impl FnMut(&str),
+    ) -> Result<(), StoreError> {
+        self.lineage.read(&self.db, entity.as_bytes(), |row| {
+            for child in row.iter().flat_map(|r| &r.children) {
+                f(child);
+            }
+        })
     }
 
     /// The case with id `id`.

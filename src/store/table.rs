@@ -118,6 +118,24 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         self.read(db, key, |v| v.is_some())
     }
 
+    /// Changes the value at `key` in place (the default value when there is none), marking
+    /// it for the next commit: no copy of the value, however large it is.
+    pub fn update(&mut self, db: &DB, key: &[u8], f: impl FnOnce(&mut V)) -> Result<(), StoreError>
+    where
+        V: Default,
+    {
+        self.read(db, key, |_| ())?;
+        let Some(slot) = self.cache.get_mut(key) else {
+            return Ok(());
+        };
+        f(slot.value.get_or_insert_with(V::default));
+        if !slot.dirty {
+            slot.dirty = true;
+            self.dirty.push(key.into());
+        }
+        Ok(())
+    }
+
     /// Sets `key` to `value` (written at the next commit).
     pub fn put(&mut self, key: &[u8], value: V) {
         self.set(key, Some(value));
