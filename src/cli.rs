@@ -157,8 +157,8 @@ enum Command {
         /// Maximum delivery disorder, e.g. `20s` (keep it below allowed_lateness).
         #[arg(long, default_value = "20s", value_parser = parse_span)]
         disorder: Span,
-        /// Fraction of events delivered twice.
-        #[arg(long, default_value_t = 0.01)]
+        /// Fraction of events delivered twice, 0 to 1.
+        #[arg(long, default_value_t = 0.01, value_parser = parse_fraction)]
         redelivery: f64,
         /// Mean number of usage records per API key.
         #[arg(long, default_value_t = 7)]
@@ -337,6 +337,13 @@ fn parse_instant(s: &str) -> Result<Micros, String> {
 
 fn parse_span(s: &str) -> Result<Span, String> {
     Span::parse(s)
+}
+
+fn parse_fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(format!("{s:?} is not a fraction from 0 to 1, such as 0.01")),
+    }
 }
 
 /// Runs the command line.

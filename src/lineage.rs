@@ -35,7 +35,12 @@ pub fn render(lineage: &Value, format: LineageFormat) -> String {
 
 fn label(node: &Value) -> String {
     let kind = node["kind"].as_str().unwrap_or("?");
-    format!("{} ({kind})", node["entity"].as_str().unwrap_or("?"))
+    let more = if node["truncated"] == true {
+        " … more below: ask for its own lineage"
+    } else {
+        ""
+    };
+    format!("{} ({kind}){more}", node["entity"].as_str().unwrap_or("?"))
 }
 
 /// Age since issue or rotation and time since the last activity, as of the lineage's

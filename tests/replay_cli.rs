@@ -411,6 +411,65 @@ fn json_logs_are_one_object_per_line() {
 }
 
 #[test]
+fn a_lineage_hundreds_of_levels_deep_renders() {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = path(dir.path(), "chain.jsonl");
+    let lines: String = (0..300)
+        .map(|i| {
+            let parent = if i == 0 { String::new() } else { format!(",\"parent\":\"n{}\"", i - 1) };
+            format!(
+                "{{\"event_id\":\"e{i}\",\"system\":\"iam\",\"time\":\"2026-03-02T00:{:02}:{:02}Z\",\"entity\":\"n{i}\",\"entity_kind\":\"token\",\"action\":\"issued\"{parent}}}\n",
+                i / 60,
+                i % 60
+            )
+        })
+        .collect();
+    std::fs::write(&chain, lines).unwrap();
+    let state = path(dir.path(), "state");
+    lockstep(&[
+        "replay",
+        "--input",
+        &chain,
+        "--state",
+        &state,
+        "--alerts",
+        &path(dir.path(), "a.nd"),
+    ]);
+    for (entity, format) in [
+        ("n0", "tree"),
+        ("n0", "json"),
+        ("n299", "tree"),
+        ("n150", "mermaid"),
+    ] {
+        let out = lockstep(&["lineage", entity, "--format", format, "--state", &state]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains(entity), "{entity} {format}");
+        if entity == "n0" && format == "tree" {
+            assert!(text.contains("n39 (token) … more below"), "{text}");
+            assert!(!text.contains("n40 "), "{text}");
+        }
+        if entity == "n299" {
+            assert!(text.contains("↑ n0 (token)"), "every ancestor: {text}");
+        }
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_with_a_message() {
+    for bad in ["NaN", "-0.5", "2", "inf"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["simulate", "--accounts", "1", &format!("--redelivery={bad}")])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "--redelivery {bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("fraction"),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn bad_config_fails_at_start_with_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let cfg: PathBuf = dir.path().join("bad.toml");

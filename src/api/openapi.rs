@@ -171,6 +171,7 @@ pub fn document() -> Value {
                     "issued_at": time,
                     "last_active_at": time,
                     "children": {"type": "array", "items": {"$ref": "#/components/schemas/LineageNode"}},
+                    "truncated": {"type": "boolean"},
                 })),
                 "Lineage": closed(vec!["entity", "ancestors", "tree"], json!({
                     "entity": string,

@@ -50,10 +50,12 @@ impl Probe {
             .name("probe".into())
             .spawn(move || {
                 let Some(probe) = probe else { return };
-                let mut last = Instant::now() - PERIOD;
+                // None: measure at once (`now - PERIOD` would panic on a machine up for
+                // less than PERIOD, where Instant cannot go back that far).
+                let mut last: Option<Instant> = None;
                 while !shutdown.load(Ordering::Relaxed) {
-                    if last.elapsed() >= PERIOD {
-                        last = Instant::now();
+                    if last.is_none_or(|t| t.elapsed() >= PERIOD) {
+                        last = Some(Instant::now());
                         measure_lag(&probe, &state, &metrics);
                         discover(&probe, &topics, &state);
                     }

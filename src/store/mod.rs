@@ -162,6 +162,7 @@ pub struct HistoryEntry {
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        check_directory(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -549,6 +550,51 @@ impl Store {
     }
 }
 
+/// Refuses a directory that is not a lockstep state and cannot become one cleanly: a
+/// missing parent (a typo, not a place to create), a non-empty directory holding no
+/// RocksDB, or a store missing one of its column families (a damaged MANIFEST would
+/// otherwise reopen with that table empty and re-raise alerts).
+fn check_directory(dir: &Path) -> Result<(), StoreError> {
+    let refuse = |why: String| Err(StoreError::Incompatible(why));
+    if !dir.exists() {
+        return match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() && !p.is_dir() => refuse(format!(
+                "state directory {}: its parent {} does not exist; create it first",
+                dir.display(),
+                p.display()
+            )),
+            _ => Ok(()),
+        };
+    }
+    if !dir.join("CURRENT").is_file() {
+        let empty = std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
+        return if empty {
+            Ok(())
+        } else {
+            refuse(format!(
+                "{} is not empty and holds no lockstep state: give a new or empty directory",
+                dir.display()
+            ))
+        };
+    }
+    let present = DB::list_cf(&Options::default(), dir)?;
+    match COLUMN_FAMILIES
+        .iter()
+        .find(|cf| !present.iter().any(|p| p == *cf))
+    {
+        Some(missing) => Err(StoreError::Corrupt {
+            cf: *missing,
+            message: format!(
+                "the store in {} has no column family {missing}: it is damaged (a truncated MANIFEST?); restore it from a backup or replay into a new directory",
+                dir.display()
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Where a partition's consumption stands: the next offset to consume and, once a
 /// record was consumed, the offset and fingerprint of the last one — read back after an
 /// outage to tell whether the broker still holds the same log.
@@ -669,6 +715,31 @@ mod tests {
 
     fn at(next: i64, check: Option<(i64, u64)>) -> Position {
         Position { next, check }
+    }
+
+    #[test]
+    fn a_store_missing_a_column_family_is_refused_not_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        {
+            let mut db = DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).unwrap();
+            db.drop_cf("alerts").unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("no column family alerts"), "{err}");
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join("notes.txt"), "mine").unwrap();
+        let err = Store::open(other.path()).err().unwrap().to_string();
+        assert!(err.contains("holds no lockstep state"), "{err}");
+        let err = Store::open(&other.path().join("no/such/state"))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("does not exist"), "{err}");
+        assert!(
+            Store::open(&other.path().join("fresh")).is_ok(),
+            "a new directory"
+        );
     }
 
     #[test]

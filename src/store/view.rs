@@ -136,10 +136,17 @@ pub struct LineageNode {
     /// Entities issued from it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<LineageNode>,
+    /// It has children not shown ([`MAX_LINEAGE_DEPTH`] or [`MAX_LINEAGE_NODES`] reached).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
 }
 
 /// How far a lineage walk goes before it stops (cycles cannot happen; wide trees can).
 const MAX_LINEAGE_NODES: usize = 10_000;
+/// How many levels of descendants a lineage tree shows; deeper nodes are marked
+/// `truncated` (ask for the lineage of the last one shown to go on). Every client's
+/// JSON parser, and a person reading the tree, stay within reach.
+pub const MAX_LINEAGE_DEPTH: usize = 40;
 
 /// A read-only handle on the committed state.
 #[derive(Clone)]
@@ -298,20 +305,22 @@ impl StateView {
     /// `id` and everything issued from it, as a tree.
     pub fn descendants(&self, id: &str) -> Result<LineageNode, StoreError> {
         let mut budget = MAX_LINEAGE_NODES;
-        self.node(id, &mut budget)
+        self.node(id, 0, &mut budget)
     }
 
-    fn node(&self, id: &str, budget: &mut usize) -> Result<LineageNode, StoreError> {
+    fn node(&self, id: &str, depth: usize, budget: &mut usize) -> Result<LineageNode, StoreError> {
         *budget = budget.saturating_sub(1);
         let row = self.entity(id)?.unwrap_or_default();
         let mut children = Vec::new();
         let mut kids = self.lineage_row(id)?.children;
         kids.sort();
+        let mut truncated = false;
         for child in kids {
-            if *budget == 0 {
+            if *budget == 0 || depth + 1 >= MAX_LINEAGE_DEPTH {
+                truncated = true;
                 break;
             }
-            children.push(self.node(&child, budget)?);
+            children.push(self.node(&child, depth + 1, budget)?);
         }
         let [issued, active] = row.clocks.map(|c| c.map(|c| c.since));
         Ok(LineageNode {
@@ -321,6 +330,7 @@ impl StateView {
             cases: row.cases,
             issued_at: issued,
             last_active_at: active,
+            truncated,
             children,
         })
     }
