@@ -585,7 +585,7 @@ fn check_directory(dir: &Path) -> Result<(), StoreError> {
         .find(|cf| !present.iter().any(|p| p == *cf))
     {
         Some(missing) => Err(StoreError::Corrupt {
-            cf: *missing,
+            cf: missing,
             message: format!(
                 "the store in {} has no column family {missing}: it is damaged (a truncated MANIFEST?); restore it from a backup or replay into a new directory",
                 dir.display()
