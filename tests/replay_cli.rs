@@ -458,7 +458,12 @@ fn a_lineage_hundreds_of_levels_deep_renders() {
 fn bad_arguments_exit_2_with_a_message() {
     for bad in ["NaN", "-0.5", "2", "inf"] {
         let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
-            .args(["simulate", "--accounts", "1", &format!("--redelivery={bad}")])
+            .args([
+                "simulate",
+                "--accounts",
+                "1",
+                &format!("--redelivery={bad}"),
+            ])
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(2), "--redelivery {bad}");

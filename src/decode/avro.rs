@@ -1,12 +1,13 @@
 //! Canonical Avro (`schemas/identity_event.avsc`): raw datum, the Confluent wire format
-//! (magic byte 0 and a 4-byte schema id before the datum), and object container files.
+//! (magic byte 0 and a 4-byte schema id before the datum), and object container files
+//! (read block by block by [`super::container`], which survives damage).
 //!
 //! A raw datum never starts with a 0 byte: its first field is the non-empty `event_id`,
 //! whose length prefix is a non-zero zig-zag varint. So a leading 0 unambiguously marks
 //! the Confluent framing.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::sync::OnceLock;
 
 use apache_avro::types::Value;
@@ -226,16 +227,13 @@ pub fn write_container<W: Write>(events: &[IdentityEvent], out: W) -> Result<W, 
         .map_err(|e| DecodeError::new(format!("avro write: {e}")))
 }
 
-/// Reads an Avro object container file: one result per record.
-pub fn read_container<R: Read>(
-    input: R,
-) -> Result<impl Iterator<Item = Result<IdentityEvent, DecodeError>>, DecodeError> {
-    let reader = apache_avro::Reader::new(input)
-        .map_err(|e| DecodeError::new(format!("not an avro container: {e}")))?;
-    Ok(reader.map(|v| {
-        v.map_err(|e| DecodeError::new(format!("invalid avro record: {e}")))
-            .and_then(from_value)
-    }))
+/// Reads an Avro object container file: one result per record, dead letters included
+/// (see [`super::container`]).
+pub fn read_container(
+    input: impl std::io::BufRead,
+    sink: impl FnMut(Result<IdentityEvent, DecodeError>),
+) -> Result<(), DecodeError> {
+    super::container::read(input, sink)
 }
 
 #[cfg(test)]
@@ -270,11 +268,9 @@ mod tests {
     fn container_round_trip() {
         let ev = sample();
         let bytes = write_container(&[ev.clone(), ev.clone()], Vec::new()).unwrap();
-        let back: Vec<_> = read_container(&bytes[..])
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let mut back = Vec::new();
+        read_container(&bytes[..], |r| back.push(r.unwrap())).unwrap();
         assert_eq!(back, vec![ev.clone(), ev]);
-        assert!(read_container(&b"not avro"[..]).is_err());
+        assert!(read_container(&b"not avro"[..], |_| {}).is_err());
     }
 }

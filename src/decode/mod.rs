@@ -5,5 +5,6 @@
 //! reason; it is dead-lettered by the caller, never dropped.
 
 pub mod avro;
+pub mod container;
 pub mod json;
 pub mod registry;

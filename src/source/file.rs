@@ -66,18 +66,13 @@ pub fn read(
     };
     let head = reader.fill_buf()?;
     if head.starts_with(b"Obj\x01") {
-        match decode::avro::read_container(reader) {
-            Ok(records) => {
-                for (i, rec) in records.enumerate() {
-                    sink(
-                        rec.map_or_else(
-                            |e| Record::Dead(dead(i as u64 + 1, e, None)),
-                            Record::Event,
-                        ),
-                    );
-                }
-            }
-            Err(e) => sink(Record::Dead(dead(0, e, None))),
+        let mut number = 0u64;
+        let read = decode::avro::read_container(reader, |rec| {
+            number += 1;
+            sink(rec.map_or_else(|e| Record::Dead(dead(number, e, None)), Record::Event));
+        });
+        if let Err(e) = read {
+            sink(Record::Dead(dead(number, e, None)));
         }
         progress(size);
         return Ok(());
