@@ -475,6 +475,7 @@ fn run(cli: Cli) -> Result<()> {
                 kafka,
                 as_of,
                 allowed_lateness: config.correlator.allowed_lateness,
+                max_future_skew: config.correlator.max_future_skew,
                 progress: std::io::stderr().is_terminal(),
             };
             let started = Instant::now();

@@ -211,6 +211,12 @@ impl IdentityEvent {
     /// the store keys by (`entity \0 …` keys: an id with a NUL could forge another
     /// entity's timeline).
     pub fn validate(&self) -> Result<(), String> {
+        if !self.time.is_calendar() {
+            return Err(format!(
+                "time {} µs since the epoch is outside the years 0001–9999",
+                self.time.0
+            ));
+        }
         for (field, value) in [
             ("event_id", Some(&self.event_id)),
             ("entity", Some(&self.entity)),

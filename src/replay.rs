@@ -42,6 +42,46 @@ fn log_progress(bar: &ProgressBar, events: u64, secs: f64) {
     );
 }
 
+/// A replay suspects only events more than this (or `max_future_skew`, if longer) after
+/// the wall clock: history replayed today is not in the future, but a test scenario may
+/// be dated a little ahead.
+const FUTURE_FLOOR: Span = Span::days(366);
+
+/// The events stamped past the horizon, settled at the end of the input: those within
+/// `skew` of the newest event before them, or of another one past the horizon (a feed
+/// that really is ahead), are kept; an isolated one — one record stamped 9999 — is a dead
+/// letter, so it cannot drag the replay's end and every deadline with it. Kept events
+/// are all later than every other event, so they are applied last, still in order.
+fn settle_ahead(
+    mut ahead: Vec<IdentityEvent>,
+    newest: Micros,
+    skew: Span,
+) -> (Vec<IdentityEvent>, Vec<IdentityEvent>) {
+    ahead.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+    let (mut kept, mut isolated) = (Vec::new(), Vec::new());
+    let mut previous = newest;
+    let mut rest = ahead.into_iter().peekable();
+    while let Some(ev) = rest.next() {
+        let mut cluster = vec![ev];
+        while let Some(next) =
+            rest.next_if(|n| n.time.0.saturating_sub(cluster[cluster.len() - 1].time.0) <= skew.0)
+        {
+            cluster.push(next);
+        }
+        let mut ids: Vec<_> = cluster.iter().map(|e| (e.system, &e.event_id)).collect();
+        ids.sort();
+        ids.dedup();
+        let near = cluster[0].time.0.saturating_sub(previous.0) <= skew.0;
+        if ids.len() >= 2 || near {
+            previous = cluster[cluster.len() - 1].time;
+            kept.extend(cluster);
+        } else {
+            isolated.extend(cluster);
+        }
+    }
+    (kept, isolated)
+}
+
 /// Events between two commits of the store.
 pub const COMMIT_EVERY: u64 = 50_000;
 const CHUNK: usize = 2048;
@@ -58,6 +98,8 @@ pub struct ReplayInput {
     pub as_of: Option<Micros>,
     /// How far out of order events may arrive.
     pub allowed_lateness: Span,
+    /// Clock skew tolerated ahead of the wall clock (see [`settle_ahead`]).
+    pub max_future_skew: Span,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
 }
@@ -191,6 +233,8 @@ pub fn replay(
     };
     let started = std::time::Instant::now();
     let mut reported = started;
+    let horizon = Micros::now().plus(input.max_future_skew.max(FUTURE_FLOOR));
+    let mut ahead = Vec::new();
     for chunk in rx {
         if !input.progress && reported.elapsed() >= PROGRESS_EVERY {
             reported = std::time::Instant::now();
@@ -198,6 +242,7 @@ pub fn replay(
         }
         for record in chunk {
             match record {
+                Record::Event(ev) if ev.time > horizon => ahead.push(ev),
                 Record::Event(ev) => {
                     events_read += 1;
                     latest = latest.max(ev.time);
@@ -217,6 +262,24 @@ pub fn replay(
     reader.join().unwrap_or_else(|_| {
         Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
     })?;
+    let (accepted, isolated) = settle_ahead(ahead, latest, input.max_future_skew);
+    dead_letters.extend(isolated.into_iter().map(|ev| DeadLetter {
+        input: "(replay input)".into(),
+        line: 0,
+        reason: format!(
+            "event time {} is more than {} after the wall clock and no other event of the input comes within max_future_skew ({}) of it",
+            ev.time,
+            input.max_future_skew.max(FUTURE_FLOOR),
+            input.max_future_skew
+        ),
+        raw: Some(crate::decode::json::encode(&ev)),
+    }));
+    for ev in accepted {
+        events_read += 1;
+        latest = latest.max(ev.time);
+        earliest = earliest.min(ev.time);
+        buffer.push(ev);
+    }
     ready.extend(std::iter::from_fn(|| buffer.pop_any()));
     apply(correlator, &mut ready, &mut alerts)?;
     let as_of = input.as_of.or((events_read > 0).then_some(latest));
@@ -237,4 +300,37 @@ pub fn replay(
         period: (events_read > 0).then_some((earliest, latest)),
         pending: correlator.pending().cloned().collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(id: &str, time: &str) -> IdentityEvent {
+        crate::decode::json::decode(
+            format!(r#"{{"event_id":"{id}","system":"iam","time":"{time}","entity":"e","action":"used"}}"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn isolated_events_past_the_horizon_are_set_apart_clusters_kept() {
+        let newest = Micros::parse("2030-01-01T00:00:00Z").unwrap();
+        let ahead = vec![
+            at("far", "9999-12-31T00:00:00Z"),
+            at("far", "9999-12-31T00:00:00Z"),
+            at("near", "2030-01-01T00:30:00Z"),
+            at("a", "2031-06-01T00:00:00Z"),
+            at("b", "2031-06-01T00:10:00Z"),
+        ];
+        let (kept, isolated) = settle_ahead(ahead, newest, Span::hours(1));
+        let ids = |v: &[IdentityEvent]| v.iter().map(|e| e.event_id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&kept), ["near", "a", "b"]);
+        assert_eq!(
+            ids(&isolated),
+            ["far", "far"],
+            "a redelivery is no neighbour"
+        );
+    }
 }

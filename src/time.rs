@@ -23,6 +23,13 @@ impl Micros {
         Micros(self.0.saturating_add(span.0))
     }
 
+    /// Whether the instant is a calendar time RFC 3339 can write (years 0001–9999).
+    pub fn is_calendar(self) -> bool {
+        use chrono::Datelike;
+        DateTime::<Utc>::from_timestamp_micros(self.0)
+            .is_some_and(|t| (1..=9999).contains(&t.year()))
+    }
+
     /// This instant minus a span, saturating.
     pub fn minus(self, span: Span) -> Micros {
         Micros(self.0.saturating_sub(span.0))

@@ -455,6 +455,53 @@ fn a_lineage_hundreds_of_levels_deep_renders() {
 }
 
 #[test]
+fn one_record_stamped_in_the_year_9999_changes_nothing_but_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let ev = |id: &str, system: &str, time: &str, entity: &str, action: &str| {
+        format!("{{\"event_id\":\"{id}\",\"system\":\"{system}\",\"time\":\"{time}\",\"entity\":\"{entity}\",\"entity_kind\":\"service_account\",\"action\":\"{action}\"}}\n")
+    };
+    let story = [
+        ev("i1", "iam", "2026-03-02T09:00:00Z", "sa", "created"),
+        ev("v1", "vault", "2026-03-02T09:00:00Z", "sa", "created"),
+        ev("i2", "iam", "2026-03-02T09:10:00Z", "sa", "disabled"),
+        ev("v2", "vault", "2026-03-02T09:15:00Z", "sa", "revoked"),
+    ]
+    .concat();
+    let outlier = ev("x1", "vault", "9999-12-31T23:59:59Z", "other", "used");
+    let clean = path(dir.path(), "clean.jsonl");
+    let poisoned = path(dir.path(), "poisoned.jsonl");
+    std::fs::write(&clean, &story).unwrap();
+    // The outlier first: it must not move the replay's end or the reorder buffer.
+    std::fs::write(&poisoned, format!("{outlier}{story}")).unwrap();
+    let a = path(dir.path(), "a.nd");
+    let b = path(dir.path(), "b.nd");
+    let dead = path(dir.path(), "dead.nd");
+    lockstep(&["replay", "--input", &clean, "--alerts", &a]);
+    let out = lockstep(&[
+        "replay",
+        "--input",
+        &poisoned,
+        "--alerts",
+        &b,
+        "--dead-letters",
+        &dead,
+    ]);
+    assert_eq!(lines(&a), lines(&b));
+    assert!(
+        lines(&b).is_empty(),
+        "the vault echoed on time: {:?}",
+        lines(&b)
+    );
+    let dead = lines(&dead);
+    assert_eq!(dead.len(), 1);
+    assert!(
+        dead[0].contains("9999-12-31T23:59:59") && dead[0].contains("wall clock"),
+        "{dead:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1 dead letters"));
+}
+
+#[test]
 fn bad_arguments_exit_2_with_a_message() {
     for bad in ["NaN", "-0.5", "2", "inf"] {
         let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))

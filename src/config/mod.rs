@@ -410,6 +410,12 @@ pub struct CorrelatorConfig {
     /// (live) Events held for ordering before the partitions ahead are paused.
     #[serde(default = "default_max_held_events")]
     pub max_held_events: usize,
+    /// How far ahead of the wall clock an event may be stamped (clock skew between
+    /// sources). Later ones are dead letters (live), or (replay) dead letters when, past
+    /// it, no other event of the input comes near them: one record stamped 9999 must not
+    /// drag the watermark, and every deadline, to the year 9999.
+    #[serde(default = "default_max_future_skew", deserialize_with = "span")]
+    pub max_future_skew: Span,
 }
 
 const fn default_use_grace() -> Span {
@@ -420,6 +426,9 @@ const fn default_allowed_lateness() -> Span {
 }
 const fn default_idle_timeout() -> Span {
     Span::secs(60)
+}
+const fn default_max_future_skew() -> Span {
+    Span::hours(1)
 }
 const fn default_max_held_events() -> usize {
     500_000
@@ -436,6 +445,7 @@ impl Default for CorrelatorConfig {
             idle_timeout: default_idle_timeout(),
             reporting_system: default_reporting_system(),
             max_held_events: default_max_held_events(),
+            max_future_skew: default_max_future_skew(),
         }
     }
 }

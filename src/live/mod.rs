@@ -219,6 +219,26 @@ struct Core {
     redeliveries_seen: u64,
 }
 
+/// `normalized`, or a dead-letter reason when one of its events is stamped more than
+/// `skew` after `now` (SPEC §5 watermarks must not follow a clock gone wrong).
+fn not_ahead(
+    normalized: Normalized,
+    now: Micros,
+    skew: crate::time::Span,
+) -> Result<Normalized, DecodeError> {
+    if let Normalized::Events(events) = &normalized {
+        let limit = now.plus(skew);
+        if let Some(ev) = events.iter().find(|e| e.time > limit) {
+            return Err(DecodeError::new(format!(
+                "event time {} is {} ahead of the wall clock (max_future_skew {skew})",
+                ev.time,
+                crate::time::Span(ev.time.0.saturating_sub(now.0))
+            )));
+        }
+    }
+    Ok(normalized)
+}
+
 /// The alerts topic's encoding; for Avro, the alert schema registered under the
 /// topic's subject first (a registry that refuses it stops the start, with its reason).
 fn alert_encoding(config: &Config) -> Result<AlertEncoding, LiveError> {
@@ -681,7 +701,8 @@ impl Core {
         let normalized = match message.payload() {
             Some(payload) => self.normalizers[part.source].normalize(payload),
             None => Err(DecodeError::new("record has no value")),
-        };
+        }
+        .and_then(|n| not_ahead(n, Micros::now(), self.config.correlator.max_future_skew));
         match normalized {
             Ok(Normalized::Events(events)) => {
                 for ev in events {
@@ -867,6 +888,23 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_stamped_past_the_wall_clock_is_a_dead_letter() {
+        let now = Micros::parse("2026-03-02T10:00:00Z").unwrap();
+        let ev = |time: &str| {
+            crate::decode::json::decode(format!(r#"{{"event_id":"e","system":"iam","time":"{time}","entity":"x","action":"used"}}"#).as_bytes()).unwrap()
+        };
+        let skew = crate::time::Span::hours(1);
+        let ok = Normalized::Events(vec![ev("2026-03-02T10:59:59Z")]);
+        assert!(not_ahead(ok, now, skew).is_ok());
+        let far = Normalized::Events(vec![ev("2026-03-02T09:00:00Z"), ev("9999-12-31T00:00:00Z")]);
+        let reason = not_ahead(far, now, skew).err().unwrap().reason;
+        assert!(
+            reason.contains("9999-12-31") && reason.contains("max_future_skew 1h"),
+            "{reason}"
+        );
+    }
 
     #[test]
     fn a_partition_resumes_at_its_oldest_record_still_held() {
