@@ -476,26 +476,13 @@ fn run(cli: Cli) -> Result<()> {
                 as_of,
                 allowed_lateness: config.correlator.allowed_lateness,
                 max_future_skew: config.correlator.max_future_skew,
+                dead_letters,
                 progress: std::io::stderr().is_terminal(),
             };
             let started = Instant::now();
             let outcome = replay(&mut correlator, &input)?;
             let elapsed = started.elapsed();
             write_alerts(&alerts, &outcome.alerts, alerts_format)?;
-            if let Some(path) = dead_letters {
-                write_lines(
-                    &path,
-                    outcome.dead_letters.iter().map(|d| {
-                        serde_json::json!({
-                            "input": d.input.display().to_string(),
-                            "line": d.line,
-                            "reason": d.reason,
-                            "record": d.raw,
-                        })
-                        .to_string()
-                    }),
-                )?;
-            }
             if print {
                 print_alerts(&outcome.alerts)?;
             }
@@ -870,7 +857,7 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
         s.applied,
         s.redeliveries,
         s.late,
-        o.dead_letters.len()
+        o.dead_letter_count
     );
     if !o.skipped.is_empty() {
         let total: u64 = o.skipped.values().sum();
@@ -886,7 +873,7 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
             top.join(", ")
         );
     }
-    for d in o.dead_letters.iter().take(10) {
+    for d in &o.dead_letters {
         tracing::info!(
             "replay: dead letter {}:{}: {}",
             d.input.display(),
@@ -894,11 +881,9 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
             d.reason
         );
     }
-    if o.dead_letters.len() > 10 {
-        tracing::info!(
-            "replay: … and {} more (see --dead-letters)",
-            o.dead_letters.len() - 10
-        );
+    let more = o.dead_letter_count - o.dead_letters.len() as u64;
+    if more > 0 {
+        tracing::info!("replay: … and {more} more (see --dead-letters)");
     }
     let by_kind: Vec<String> = AlertKind::ALL
         .iter()

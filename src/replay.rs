@@ -82,6 +82,56 @@ fn settle_ahead(
     (kept, isolated)
 }
 
+/// How many dead letters a replay keeps for its summary.
+pub const DEAD_LETTER_SAMPLE: usize = 10;
+
+/// Dead letters: written out as they come, counted, the first few kept.
+struct DeadLetters {
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    sample: Vec<DeadLetter>,
+    count: u64,
+}
+
+impl DeadLetters {
+    fn new(path: Option<&std::path::Path>) -> std::io::Result<DeadLetters> {
+        let out = match path {
+            Some(p) => Some(std::io::BufWriter::new(std::fs::File::create(p)?)),
+            None => None,
+        };
+        Ok(DeadLetters {
+            out,
+            sample: Vec::new(),
+            count: 0,
+        })
+    }
+
+    fn push(&mut self, dead: DeadLetter) -> std::io::Result<()> {
+        use std::io::Write;
+        self.count += 1;
+        if let Some(out) = &mut self.out {
+            let line = serde_json::json!({
+                "input": dead.input.display().to_string(),
+                "line": dead.line,
+                "reason": dead.reason,
+                "record": dead.raw,
+            });
+            writeln!(out, "{line}")?;
+        }
+        if self.sample.len() < DEAD_LETTER_SAMPLE {
+            self.sample.push(dead);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> std::io::Result<(Vec<DeadLetter>, u64)> {
+        use std::io::Write;
+        if let Some(out) = &mut self.out {
+            out.flush()?;
+        }
+        Ok((self.sample, self.count))
+    }
+}
+
 /// Events between two commits of the store.
 pub const COMMIT_EVERY: u64 = 50_000;
 const CHUNK: usize = 2048;
@@ -100,6 +150,9 @@ pub struct ReplayInput {
     pub allowed_lateness: Span,
     /// Clock skew tolerated ahead of the wall clock (see [`settle_ahead`]).
     pub max_future_skew: Span,
+    /// Where dead letters are written as JSON lines as they come (memory stays flat
+    /// however much of the input is bad).
+    pub dead_letters: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
 }
@@ -110,8 +163,11 @@ pub struct ReplayOutcome {
     /// Every alert of the state (this run's and an earlier one's over the same state
     /// directory), in output order.
     pub alerts: Vec<Alert>,
-    /// Records that did not decode.
+    /// The first [`DEAD_LETTER_SAMPLE`] records that did not decode (all of them went to
+    /// the dead-letter output as they came).
     pub dead_letters: Vec<DeadLetter>,
+    /// How many records did not decode.
+    pub dead_letter_count: u64,
     /// Native records of types their format does not cover, counted by type.
     pub skipped: BTreeMap<String, u64>,
     /// Events decoded.
@@ -209,7 +265,12 @@ pub fn replay(
 
     let mut buffer = ReorderBuffer::new(input.allowed_lateness);
     let mut alerts = Vec::new();
-    let mut dead_letters = Vec::new();
+    let dead_path = input.dead_letters.as_deref();
+    let output_error = |source| ReplayError::Input {
+        path: dead_path.map_or_else(PathBuf::new, PathBuf::from),
+        source,
+    };
+    let mut dead_letters = DeadLetters::new(dead_path).map_err(output_error)?;
     let mut skipped = BTreeMap::new();
     let mut events_read = 0u64;
     let mut latest = Micros::MIN;
@@ -252,7 +313,7 @@ pub fn replay(
                         ready.push(ev);
                     }
                 }
-                Record::Dead(dead) => dead_letters.push(dead),
+                Record::Dead(dead) => dead_letters.push(dead).map_err(output_error)?,
                 Record::Skipped(what) => *skipped.entry(what).or_insert(0) += 1,
             }
         }
@@ -263,17 +324,22 @@ pub fn replay(
         Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
     })?;
     let (accepted, isolated) = settle_ahead(ahead, latest, input.max_future_skew);
-    dead_letters.extend(isolated.into_iter().map(|ev| DeadLetter {
-        input: "(replay input)".into(),
-        line: 0,
-        reason: format!(
-            "event time {} is more than {} after the wall clock and no other event of the input comes within max_future_skew ({}) of it",
-            ev.time,
-            input.max_future_skew.max(FUTURE_FLOOR),
-            input.max_future_skew
-        ),
-        raw: Some(crate::decode::json::encode(&ev)),
-    }));
+    for ev in isolated {
+        dead_letters
+            .push(DeadLetter {
+                input: "(replay input)".into(),
+                line: 0,
+                reason: format!(
+                    "event time {} is more than {} after the wall clock and no other event of the input comes within max_future_skew ({}) of it",
+                    ev.time,
+                    input.max_future_skew.max(FUTURE_FLOOR),
+                    input.max_future_skew
+                ),
+                raw: Some(crate::decode::json::encode(&ev)),
+            })
+            .map_err(output_error)?;
+    }
+    let (dead_sample, dead_count) = dead_letters.finish().map_err(output_error)?;
     for ev in accepted {
         events_read += 1;
         latest = latest.max(ev.time);
@@ -292,7 +358,8 @@ pub fn replay(
     sort_alerts(&mut alerts);
     Ok(ReplayOutcome {
         alerts,
-        dead_letters,
+        dead_letters: dead_sample,
+        dead_letter_count: dead_count,
         skipped,
         events_read,
         stats: correlator.stats(),

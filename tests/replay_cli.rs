@@ -502,6 +502,39 @@ fn one_record_stamped_in_the_year_9999_changes_nothing_but_a_dead_letter() {
 }
 
 #[test]
+fn dead_letters_stream_out_instead_of_piling_up() {
+    // 70 MB of undecodable lines: before, every one was kept until the end (336 MiB
+    // peak); now they are written as they come and memory stays flat.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = path(dir.path(), "bad.jsonl");
+    let line = format!(
+        "{{\"not\": \"an event\", \"pad\": \"{}\"}}\n",
+        "x".repeat(200)
+    );
+    std::fs::write(&bad, line.repeat(300_000)).unwrap();
+    let dead = path(dir.path(), "dead.nd");
+    let out = lockstep(&[
+        "replay",
+        "--input",
+        &bad,
+        "--alerts",
+        &path(dir.path(), "a.nd"),
+        "--dead-letters",
+        &dead,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("300000 dead letters"), "{stderr}");
+    assert_eq!(lines(&dead).len(), 300_000);
+    let rss: u64 = stderr
+        .split("peak RSS ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the summary reports the peak RSS");
+    assert!(rss < 250, "peak RSS {rss} MiB for 70 MB of dead letters");
+}
+
+#[test]
 fn bad_arguments_exit_2_with_a_message() {
     for bad in ["NaN", "-0.5", "2", "inf"] {
         let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
