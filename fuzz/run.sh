@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every adapter's fuzz target for FUZZ_SECONDS (default 60) each, seeded with the
-# golden samples: `make fuzz`. Needs the nightly toolchain and cargo-fuzz; a crash leaves
+# Runs every fuzz target — each adapter's, the canonical JSON and Avro decoders', the
+# Avro container reader's — for FUZZ_SECONDS (default 60) each, seeded with the golden
+# samples and simulated events: `make fuzz` (FUZZ_SECONDS=600 make fuzz for longer). Needs the nightly toolchain and cargo-fuzz; a crash leaves
 # its input under fuzz/artifacts/<target>/ and fails the run.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,7 +15,16 @@ declare -A seeds=(
   [vault_audit]=$samples/vault_audit [jamf]=$samples/mdm_jamf
   [intune]=$samples/mdm_intune [k8s_audit]=$samples/kubernetes_audit
   [github_audit]=$samples/github_audit [ocsf]=../tests/fixtures/ocsf
+  [canonical_json]=seeds/canonical [canonical_avro]=seeds/avro [avro_container]=seeds/container
 )
+# Seeds for the canonical decoders: simulated events as JSON lines, raw Avro datums and a
+# container file, written by the lockstep binary of this tree.
+lockstep=${LOCKSTEP_BIN:-$HOME/.cache/lockstep-target/release/lockstep}
+mkdir -p seeds/canonical seeds/avro seeds/container
+if [ -x "$lockstep" ]; then
+  "$lockstep" simulate --seed 1 --accounts 3 --out seeds/canonical/events.jsonl 2>/dev/null
+  "$lockstep" simulate --seed 1 --accounts 3 --out seeds/container/events.avro 2>/dev/null
+fi
 for target in "${!seeds[@]}"; do
   corpus=corpus/$target
   mkdir -p "$corpus"

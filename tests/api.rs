@@ -542,3 +542,81 @@ fn lineage_and_cases_commands_show_a_service_account_tree() {
         "{stderr}"
     );
 }
+
+/// Sends a raw HTTP/1.1 request and returns the whole answer (connection closed after).
+fn raw(base: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(base.trim_start_matches("http://")).unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = conn.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn the_listener_cannot_be_tied_up_or_rebound() {
+    let s = served();
+    // A loopback listener without a token answers only to loopback names.
+    let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+    let open = lockstep()
+        .args(["serve", "--state"])
+        .arg(s.dir.path().join("state"))
+        .args(["--listen", &format!("127.0.0.1:{}", port + 1)])
+        .env_remove("LOCKSTEP_API_TOKEN")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let open = Served {
+        dir: tempfile::tempdir().unwrap(),
+        base: format!("http://127.0.0.1:{}", port + 1),
+        child: open,
+    };
+    let started = Instant::now();
+    while client::get(&open.base, "/healthz", None).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let rebound = raw(
+        &open.base,
+        "GET /v1/cases HTTP/1.1\r\nHost: evil.example:80\r\nConnection: close\r\n\r\n",
+    );
+    assert!(rebound.starts_with("HTTP/1.1 421"), "{rebound}");
+    assert!(rebound.contains("\"error\""), "{rebound}");
+    let local = raw(
+        &open.base,
+        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert!(local.starts_with("HTTP/1.1 200"), "{local}");
+    // Another method: 405 with a JSON body.
+    let post = raw(&s.base, "POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    assert!(
+        post.starts_with("HTTP/1.1 405") && post.contains("\"error\""),
+        "{post}"
+    );
+
+    // 300 connections that never finish their header: they are closed after the header
+    // timeout, and the API answers again.
+    use std::io::Write;
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(mut c) = std::net::TcpStream::connect(s.base.trim_start_matches("http://")) {
+            let _ = c.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+            idle.push(c);
+        }
+    }
+    let started = Instant::now();
+    loop {
+        if let Ok((200, _)) = client::get(&s.base, "/healthz", None) {
+            break;
+        }
+        assert!(
+            started.elapsed() < lockstep::api::HEADER_TIMEOUT + Duration::from_secs(10),
+            "the API stayed tied up by idle connections"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(idle);
+}

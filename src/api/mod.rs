@@ -3,13 +3,22 @@
 //! token is required unless the listener is bound to loopback; refusals are counted.
 //! Health, readiness and the OpenAPI document answer without one (kubelet probes carry
 //! no token), and so does `/metrics` unless `[api] metrics_auth` asks for it.
+//!
+//! Nobody can tie the listener up without authenticating: at most
+//! [`MAX_CONNECTIONS`] connections (more are closed at once), a request's header must
+//! arrive within [`HEADER_TIMEOUT`], a connection lives at most [`CONNECTION_LIFETIME`]
+//! (idle keep-alive included), store reads run on the blocking pool, and `/metrics` counts
+//! cases from a snapshot refreshed in the background rather than a scan per scrape. On a
+//! loopback listener without a token the `Host` header must name the loopback, so a web
+//! page cannot reach the API through DNS rebinding.
 
 pub mod openapi;
 pub mod v1;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -21,12 +30,23 @@ use axum::{Json, Router};
 use crate::store::view::StateView;
 use crate::telemetry::Metrics;
 
+/// Connections served at once; more are closed as they arrive.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a request's header may take to arrive.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection may stay open, idle keep-alive included.
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
+/// How old the case counts of `/metrics` may be.
+const CASE_COUNTS_EVERY: Duration = Duration::from_secs(15);
+
 #[derive(Clone)]
 struct Shared {
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     access: Arc<Access>,
     view: Option<StateView>,
+    /// When the case counts were last refreshed (or are being refreshed).
+    counted: Arc<Mutex<Option<Instant>>>,
 }
 
 /// Who may ask what.
@@ -36,6 +56,18 @@ pub struct Access {
     pub token: Option<String>,
     /// Whether `/metrics` needs the token too.
     pub metrics_need_token: bool,
+}
+
+/// Host names a loopback listener answers to.
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+/// Whether a `Host` header names the loopback (any port).
+fn loopback_host(host: &str) -> bool {
+    let name = match host.rfind(':') {
+        Some(i) if !host.ends_with(']') => &host[..i],
+        _ => host,
+    };
+    LOOPBACK_HOSTS.contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// Routes that answer without a token: liveness, readiness and the API's description.
@@ -98,6 +130,7 @@ pub fn spawn(
         ready,
         access: Arc::new(access),
         view,
+        counted: Arc::default(),
     };
     std::thread::Builder::new()
         .name("api".into())
@@ -120,11 +153,38 @@ pub fn spawn(
                         return;
                     }
                 };
-                if let Err(e) = axum::serve(listener, router(shared)).await {
-                    tracing::error!(error = %e, "API stopped");
-                }
+                serve(listener, router(shared)).await;
             });
         })
+}
+
+/// Accepts connections until the process exits, within [`MAX_CONNECTIONS`],
+/// [`HEADER_TIMEOUT`] and [`CONNECTION_LIFETIME`].
+async fn serve(listener: tokio::net::TcpListener, router: Router) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!("API connection refused: {MAX_CONNECTIONS} already open");
+            continue;
+        };
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        tokio::spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
+            drop(slot);
+        });
+    }
 }
 
 /// Answers a GET of `path` (with its query) from `view` without a listener, exactly as
@@ -135,6 +195,7 @@ pub fn answer(view: &StateView, path: &str) -> anyhow::Result<serde_json::Value>
         ready: Arc::new(AtomicBool::new(true)),
         access: Arc::default(),
         view: Some(view.clone()),
+        counted: Arc::default(),
     };
     let request = Request::builder()
         .uri(path)
@@ -178,6 +239,9 @@ fn router(shared: Shared) -> Router {
         .route("/metrics", get(metrics))
         .merge(v1::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "only GET is served")
+        })
         .layer(middleware::from_fn_with_state(shared.clone(), authorize))
         .with_state(shared)
 }
@@ -187,6 +251,19 @@ fn error(status: StatusCode, message: &str) -> Response {
 }
 
 async fn authorize(State(s): State<Shared>, request: Request, next: Next) -> Response {
+    if s.access.token.is_none() {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !host.is_empty() && !loopback_host(host) {
+            return error(
+                StatusCode::MISDIRECTED_REQUEST,
+                "this listener answers only to localhost: set api.token to serve other names",
+            );
+        }
+    }
     if s.access.guards(request.uri().path()) {
         let presented = request
             .headers()
@@ -208,20 +285,34 @@ async fn readyz(State(s): State<Shared>) -> Response {
     }
 }
 
+/// Recounts the cases in the background when the last count is older than
+/// [`CASE_COUNTS_EVERY`]: a scrape never waits for a scan of every case.
+fn refresh_case_counts(s: &Shared, view: &StateView) {
+    {
+        let mut counted = s.counted.lock().unwrap_or_else(|e| e.into_inner());
+        if counted.is_some_and(|t| t.elapsed() < CASE_COUNTS_EVERY) {
+            return;
+        }
+        *counted = Some(Instant::now());
+    }
+    let (view, metrics) = (view.clone(), Arc::clone(&s.metrics));
+    tokio::task::spawn_blocking(move || match view.case_counts() {
+        Ok(counts) => {
+            for (state, n) in counts {
+                let label = serde_json::to_value(state).unwrap_or_default();
+                metrics
+                    .cases
+                    .with_label_values(&[label.as_str().unwrap_or("?")])
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "counting cases for /metrics failed"),
+    });
+}
+
 async fn metrics(State(s): State<Shared>) -> Response {
     if let Some(view) = &s.view {
-        match view.case_counts() {
-            Ok(counts) => {
-                for (state, n) in counts {
-                    let label = serde_json::to_value(state).unwrap_or_default();
-                    s.metrics
-                        .cases
-                        .with_label_values(&[label.as_str().unwrap_or("?")])
-                        .set(n);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "counting cases for /metrics failed"),
-        }
+        refresh_case_counts(&s, view);
         if let Ok(bytes) = view.size_bytes() {
             s.metrics.store_bytes.set(bytes as i64);
         }
@@ -274,6 +365,27 @@ mod tests {
         };
         assert!(strict.guards("/metrics"));
         assert!(!Access::default().guards("/v1/cases"), "no token: open");
+    }
+
+    #[test]
+    fn only_loopback_names_pass_the_host_check() {
+        for ok in [
+            "localhost",
+            "localhost:9464",
+            "127.0.0.1:9464",
+            "[::1]:9464",
+            "LOCALHOST",
+        ] {
+            assert!(loopback_host(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:9464",
+            "127.0.0.1.nip.io",
+            "[::2]:1",
+        ] {
+            assert!(!loopback_host(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! entities with their state per system and timeline, lineage up and down, alerts in
 //! time order — read from the committed state ([`StateView`]). Errors are JSON
 //! `{"error": …}` with 400 (a bad parameter, naming it) or 404 (nothing by that id).
+//! Store reads run on the blocking pool.
 
 use std::collections::HashMap;
 
@@ -100,7 +101,7 @@ pub fn case_view(case: &crate::correlate::case::Case) -> Value {
 }
 
 async fn cases(State(s): State<Shared>, Query(q): Params) -> Response {
-    let run = || -> Result<Value, ApiError> {
+    let run = move || -> Result<Value, ApiError> {
         only(&q, &["state", "system", "since", "limit", "cursor"])?;
         let filter = CaseFilter {
             state: q
@@ -123,21 +124,21 @@ async fn cases(State(s): State<Shared>, Query(q): Params) -> Response {
             "next_cursor": next,
         }))
     };
-    respond(run())
+    respond(run).await
 }
 
 async fn case(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let run = || -> Result<Value, ApiError> {
+    let run = move || -> Result<Value, ApiError> {
         match view(&s)?.case(&id).map_err(internal)? {
             Some(c) => Ok(case_view(&c)),
             None => Err(ApiError::not_found(format!("no case {id}"))),
         }
     };
-    respond(run())
+    respond(run).await
 }
 
 async fn entity(State(s): State<Shared>, Path(id): Path<String>, Query(q): Params) -> Response {
-    let run = || -> Result<Value, ApiError> {
+    let run = move || -> Result<Value, ApiError> {
         only(&q, &["limit"])?;
         let v = view(&s)?;
         if !v.knows(&id).map_err(internal)? {
@@ -155,18 +156,18 @@ async fn entity(State(s): State<Shared>, Path(id): Path<String>, Query(q): Param
             "timeline": v.history(&id, limit(&q)?).map_err(internal)?,
         }))
     };
-    respond(run())
+    respond(run).await
 }
 
 async fn lineage(State(s): State<Shared>, Path(id): Path<String>) -> Response {
-    let run = || -> Result<Value, ApiError> {
+    let run = move || -> Result<Value, ApiError> {
         let v = view(&s)?;
         if !v.knows(&id).map_err(internal)? {
             return Err(ApiError::not_found(format!("no entity {id}")));
         }
         lineage_json(v, &id).map_err(internal)
     };
-    respond(run())
+    respond(run).await
 }
 
 /// An entity's lineage: its ancestors (nearest first) with their state per system, and
@@ -189,7 +190,7 @@ pub fn lineage_json(v: &StateView, id: &str) -> Result<Value, crate::error::Stor
 }
 
 async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {
-    let run = || -> Result<Value, ApiError> {
+    let run = move || -> Result<Value, ApiError> {
         only(&q, &["since", "limit", "cursor"])?;
         let cursor = q.get("cursor").map(String::as_str);
         if cursor.is_some_and(|c| crate::alert::unhex(c).is_none()) {
@@ -200,12 +201,21 @@ async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {
             .map_err(internal)?;
         Ok(json!({"alerts": page, "next_cursor": next}))
     };
-    respond(run())
+    respond(run).await
 }
 
-fn respond(result: Result<Value, ApiError>) -> Response {
-    match result {
-        Ok(v) => Json(v).into_response(),
-        Err(ApiError(status, message)) => error(status, &message),
+/// Runs a handler's store reads on the blocking pool, so a long scan never holds up
+/// another request (health probes above all), and answers with its JSON or error.
+async fn respond(run: impl FnOnce() -> Result<Value, ApiError> + Send + 'static) -> Response {
+    match tokio::task::spawn_blocking(run).await {
+        Ok(Ok(v)) => Json(v).into_response(),
+        Ok(Err(ApiError(status, message))) => error(status, &message),
+        Err(e) => internal(e).into_error(),
+    }
+}
+
+impl ApiError {
+    fn into_error(self) -> Response {
+        error(self.0, &self.1)
     }
 }

@@ -1,0 +1,2 @@
+#![no_main]
+lockstep_fuzz::target!(CanonicalJson);
