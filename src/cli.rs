@@ -896,7 +896,7 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
         s.cases_superseded,
         s.deadlines,
         o.as_of.map_or("-".to_owned(), |t| t.to_string()),
-        o.pending.len()
+        o.pending
     );
     tracing::info!(
         "replay: alerts: {} ({})",

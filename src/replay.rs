@@ -22,7 +22,6 @@ use crate::error::StoreError;
 use crate::event::IdentityEvent;
 use crate::source::file::{self, DeadLetter, Record};
 use crate::source::range::{self, KafkaRange};
-use crate::store::keys::TimerKey;
 use crate::time::{Micros, Span};
 
 /// How often a replay without a terminal logs its progress.
@@ -178,8 +177,8 @@ pub struct ReplayOutcome {
     pub as_of: Option<Micros>,
     /// The earliest and latest event times read, if any event was read.
     pub period: Option<(Micros, Micros)>,
-    /// Obligations whose deadline lies after `as_of`: pending, not breached.
-    pub pending: Vec<TimerKey>,
+    /// Deadlines after `as_of`: pending, not breached.
+    pub pending: u64,
 }
 
 /// Why a replay stopped.
@@ -365,7 +364,7 @@ pub fn replay(
         stats: correlator.stats(),
         as_of,
         period: (events_read > 0).then_some((earliest, latest)),
-        pending: correlator.pending().cloned().collect(),
+        pending: correlator.pending()?,
     })
 }
 

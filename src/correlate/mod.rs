@@ -205,9 +205,9 @@ impl Correlator {
         self.fire_deadlines(as_of, true, out)
     }
 
-    /// The obligations whose deadline has not been evaluated yet: (deadline, case, system).
-    pub fn pending(&self) -> impl Iterator<Item = &TimerKey> {
-        self.store.timers()
+    /// How many deadlines (echo and hygiene) have not been evaluated yet; commits first.
+    pub fn pending(&mut self) -> Result<u64, StoreError> {
+        self.store.pending_timers()
     }
 
     /// The first non-superseded case found walking up from `entity` (whose open cases
@@ -424,7 +424,7 @@ impl Correlator {
         inclusive: bool,
         out: &mut Vec<Alert>,
     ) -> Result<(), StoreError> {
-        while let Some(timer) = self.store.pop_due_timer(limit, inclusive) {
+        while let Some(timer) = self.store.pop_due_timer(limit, inclusive)? {
             self.stats.deadlines += 1;
             match timer.due {
                 Due::Echo { case_id, system } => self.echo_due(&case_id, system, out)?,

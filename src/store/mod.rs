@@ -22,9 +22,9 @@
 pub mod keys;
 mod seen;
 mod table;
+mod timers;
 pub mod view;
 
-use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -135,9 +135,7 @@ pub struct Store {
     positions: Table<Position>,
     outbox: Table<OutboxRecord>,
     outbox_next: u64,
-    timers: BTreeSet<TimerKey>,
-    timers_added: Vec<TimerKey>,
-    timers_removed: Vec<TimerKey>,
+    timers: timers::Timers,
     appended: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
 }
 
@@ -187,15 +185,6 @@ impl Store {
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, dir, descriptors)?;
-        let mut timers = BTreeSet::new();
-        for item in db.iterator_cf(table::cf(&db, "timers")?, IteratorMode::Start) {
-            let (key, _) = item?;
-            let timer = TimerKey::decode(&key).ok_or_else(|| StoreError::Corrupt {
-                cf: "timers",
-                message: format!("undecodable key {key:?}"),
-            })?;
-            timers.insert(timer);
-        }
         let meta = table::cf(&db, "meta")?;
         let clock = match db.get_pinned_cf(meta, CLOCK_KEY)? {
             Some(bytes) => bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
@@ -241,9 +230,7 @@ impl Store {
             positions: Table::new("positions", 4096),
             outbox: Table::new("outbox", 0),
             outbox_next,
-            timers,
-            timers_added: Vec::new(),
-            timers_removed: Vec::new(),
+            timers: timers::Timers::new(),
             appended: Vec::new(),
         })
     }
@@ -425,31 +412,27 @@ impl Store {
 
     /// Schedules a deadline.
     pub fn add_timer(&mut self, timer: TimerKey) {
-        if self.timers.insert(timer.clone()) {
-            self.timers_added.push(timer);
-        }
+        self.timers.add(timer);
     }
 
     /// Removes and returns the earliest timer due before `limit` (or at it, if
-    /// `inclusive`).
-    pub fn pop_due_timer(&mut self, limit: Micros, inclusive: bool) -> Option<TimerKey> {
-        let first = self.timers.first()?;
-        let due = if inclusive {
-            first.deadline <= limit
-        } else {
-            first.deadline < limit
-        };
-        if !due {
-            return None;
+    /// `inclusive`), reading the next timers from RocksDB when memory holds none.
+    pub fn pop_due_timer(
+        &mut self,
+        limit: Micros,
+        inclusive: bool,
+    ) -> Result<Option<TimerKey>, StoreError> {
+        if self.timers.needs_load() {
+            self.wait()?;
+            self.timers.load(&self.db)?;
         }
-        let timer = self.timers.pop_first()?;
-        self.timers_removed.push(timer.clone());
-        Some(timer)
+        Ok(self.timers.pop_due(limit, inclusive))
     }
 
-    /// The scheduled timers, earliest first.
-    pub fn timers(&self) -> impl Iterator<Item = &TimerKey> {
-        self.timers.iter()
+    /// How many deadlines are scheduled (commits first).
+    pub fn pending_timers(&mut self) -> Result<u64, StoreError> {
+        self.commit()?;
+        timers::Timers::count(&self.db)
     }
 
     /// The largest event time processed so far.
@@ -525,17 +508,7 @@ impl Store {
         }
         self.positions.stage(db, batch)?;
         self.outbox.stage(db, batch)?;
-        let timers = table::cf(db, "timers")?;
-        for t in &self.timers_removed {
-            batch.delete_cf(timers, t.encode());
-        }
-        for t in &self.timers_added {
-            if self.timers.contains(t) {
-                batch.put_cf(timers, t.encode(), []);
-            }
-        }
-        self.timers_added.clear();
-        self.timers_removed.clear();
+        self.timers.stage(db, batch)?;
         // In key order: RocksDB's memtable inserts sorted keys far faster.
         self.appended.sort_unstable();
         for (cf, key, value) in self.appended.drain(..) {
