@@ -476,6 +476,7 @@ fn run(cli: Cli) -> Result<()> {
                 as_of,
                 allowed_lateness: config.correlator.allowed_lateness,
                 max_future_skew: config.correlator.max_future_skew,
+                max_held_events: config.correlator.max_held_events,
                 dead_letters,
                 progress: std::io::stderr().is_terminal(),
             };

@@ -149,6 +149,8 @@ pub struct ReplayInput {
     pub allowed_lateness: Span,
     /// Clock skew tolerated ahead of the wall clock (see [`settle_ahead`]).
     pub max_future_skew: Span,
+    /// Events held for ordering at most; past it the earliest are released early.
+    pub max_held_events: usize,
     /// Where dead letters are written as JSON lines as they come (memory stays flat
     /// however much of the input is bad).
     pub dead_letters: Option<PathBuf>,
@@ -311,6 +313,10 @@ pub fn replay(
                     while let Some(ev) = buffer.pop_ready() {
                         ready.push(ev);
                     }
+                    ready.extend(
+                        std::iter::from_fn(|| buffer.pop_over(input.max_held_events))
+                            .map(|held| held.0),
+                    );
                 }
                 Record::Dead(dead) => dead_letters.push(dead).map_err(output_error)?,
                 Record::Skipped(what) => *skipped.entry(what).or_insert(0) += 1,

@@ -114,6 +114,17 @@ impl<T> ReorderBuffer<T> {
         }
     }
 
+    /// The earliest held event while more than `bound` are held: memory stays bounded
+    /// when a burst inside the lateness would otherwise be held whole (one partition, no
+    /// other to pause). An event that then arrives older than it is applied late.
+    pub fn pop_over(&mut self, bound: usize) -> Option<Box<(IdentityEvent, T)>> {
+        if self.held.len() > bound {
+            self.held.pop().map(|Reverse(held)| held.entry)
+        } else {
+            None
+        }
+    }
+
     /// How many events are held.
     pub fn len(&self) -> usize {
         self.held.len()
@@ -180,5 +191,21 @@ mod tests {
         let mut expected = events;
         expected.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
         assert_eq!(released, expected);
+    }
+
+    #[test]
+    fn a_burst_over_the_bound_is_released_earliest_first() {
+        let mut buffer = ReorderBuffer::new(Span::secs(30));
+        for i in 0..1000 {
+            buffer.push(ev(&format!("e{i:04}"), System::Iam, 5));
+        }
+        assert!(buffer.pop_ready().is_none(), "all inside the lateness");
+        let over: Vec<_> = std::iter::from_fn(|| buffer.pop_over(100)).collect();
+        assert_eq!(over.len(), 900);
+        assert_eq!(buffer.len(), 100);
+        assert_eq!(over[0].0.event_id, "e0000");
+        assert!(over
+            .windows(2)
+            .all(|w| w[0].0.order_key() < w[1].0.order_key()));
     }
 }

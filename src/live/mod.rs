@@ -643,7 +643,12 @@ impl Core {
         let wall = Micros::now();
         let watermark = self.watermarks.advance(now, wall);
         let mut alerts = Vec::new();
-        let released: Vec<_> = std::iter::from_fn(|| self.buffer.pop_before(watermark)).collect();
+        let mut released: Vec<_> =
+            std::iter::from_fn(|| self.buffer.pop_before(watermark)).collect();
+        // Twice max_held_events is a hard bound: pausing partitions cannot help a burst
+        // on one partition.
+        let bound = self.config.correlator.max_held_events * 2;
+        released.extend(std::iter::from_fn(|| self.buffer.pop_over(bound)));
         self.correlator
             .prefetch(released.iter().map(|held| &held.0))?;
         for held in released {
