@@ -149,7 +149,7 @@ pub struct ReplayInput {
     pub allowed_lateness: Span,
     /// Clock skew tolerated ahead of the wall clock (see [`settle_ahead`]).
     pub max_future_skew: Span,
-    /// Events held for ordering at most; past it the earliest are released early.
+    /// Past twice this many events held for ordering, the earliest are released early.
     pub max_held_events: usize,
     /// Where dead letters are written as JSON lines as they come (memory stays flat
     /// however much of the input is bad).
@@ -314,7 +314,7 @@ pub fn replay(
                         ready.push(ev);
                     }
                     ready.extend(
-                        std::iter::from_fn(|| buffer.pop_over(input.max_held_events))
+                        std::iter::from_fn(|| buffer.pop_over(2 * input.max_held_events))
                             .map(|held| held.0),
                     );
                 }

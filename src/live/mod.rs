@@ -645,9 +645,10 @@ impl Core {
         let mut alerts = Vec::new();
         let mut released: Vec<_> =
             std::iter::from_fn(|| self.buffer.pop_before(watermark)).collect();
-        // Twice max_held_events is a hard bound: pausing partitions cannot help a burst
-        // on one partition.
-        let bound = self.config.correlator.max_held_events * 2;
+        // A hard bound for what pausing cannot help (a burst on one partition): past twice
+        // max_held_events and a poll's worth — never reached while pausing works, since
+        // a paused partition adds nothing — the earliest held events are released early.
+        let bound = self.config.correlator.max_held_events * 2 + MAX_BATCH;
         released.extend(std::iter::from_fn(|| self.buffer.pop_over(bound)));
         self.correlator
             .prefetch(released.iter().map(|held| &held.0))?;
