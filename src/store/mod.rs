@@ -165,6 +165,9 @@ impl Store {
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_max_background_jobs(2);
+        // In-place memtable updates (entities, below) need single-writer memtable inserts,
+        // which is how the store writes anyway: one batch at a time.
+        opts.set_allow_concurrent_memtable_write(false);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let cache = Cache::new_lru_cache(64 << 20);
         let descriptors = COLUMN_FAMILIES.iter().map(|name| {
@@ -180,6 +183,12 @@ impl Store {
             if !APPEND_ONLY.contains(name) {
                 cf_opts.set_memtable_prefix_bloom_ratio(0.1);
                 cf_opts.set_memtable_whole_key_filtering(true);
+            }
+            // An entity row is rewritten whenever a busy key is used (its hygiene clock):
+            // a row already in the memtable, no larger than before, is overwritten where
+            // it is instead of adding a skip-list node per rewrite.
+            if *name == "entities" {
+                cf_opts.set_inplace_update_support(true);
             }
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             ColumnFamilyDescriptor::new(*name, cf_opts)
