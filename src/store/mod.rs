@@ -19,6 +19,7 @@
 //! [`view::StateView`] reads the committed state for the API and the CLI, beside a
 //! running correlator or from a state directory opened read-only.
 
+mod codec;
 pub mod keys;
 mod seen;
 mod table;
@@ -116,7 +117,7 @@ const FORMAT_KEY: &[u8] = b"format";
 /// The layout of the values; a state directory of another layout is refused at open.
 /// 2: entity rows carry when each system's state changed and the entity's kind; the
 /// history and alert_times column families. 3: hygiene clocks in entity rows and
-/// hygiene timers (SPEC §4b).
+/// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]).
 const FORMAT: u32 = 3;
 
 /// The correlator's durable state.
@@ -196,7 +197,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&opts, dir, descriptors)?;
         let meta = table::cf(&db, "meta")?;
         let clock = match db.get_pinned_cf(meta, CLOCK_KEY)? {
-            Some(bytes) => bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
+            Some(bytes) => codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 message: e.to_string(),
             })?,
@@ -395,7 +396,7 @@ impl Store {
             outcome: ev.outcome,
             actor: ev.actor.clone(),
         };
-        let bytes = bincode::serialize(&entry).map_err(|e| StoreError::Corrupt {
+        let bytes = codec::encode(&entry).map_err(|e| StoreError::Corrupt {
             cf: "history",
             message: e.to_string(),
         })?;
@@ -508,7 +509,7 @@ impl Store {
         self.seen.stage(db, batch)?;
         self.alerts.stage(db, batch)?;
         if self.clock_dirty {
-            let bytes = bincode::serialize(&self.clock).map_err(|e| StoreError::Corrupt {
+            let bytes = codec::encode(&self.clock).map_err(|e| StoreError::Corrupt {
                 cf: "meta",
                 message: e.to_string(),
             })?;
@@ -640,10 +641,8 @@ impl Store {
                 .to_owned();
             let partition = i32::from_be_bytes(key[split + 1..].try_into().map_err(|_| corrupt())?);
             // Before the last record's check was kept, the value was the offset alone.
-            let position = bincode::deserialize(&value)
-                .or_else(|_| {
-                    bincode::deserialize(&value).map(|next| Position { next, check: None })
-                })
+            let position = codec::decode(&value)
+                .or_else(|_| codec::decode(&value).map(|next| Position { next, check: None }))
                 .map_err(|_| corrupt())?;
             out.push((topic, partition, position));
         }
@@ -681,7 +680,7 @@ impl Store {
             .iterator_cf(table::cf(&self.db, "outbox")?, IteratorMode::Start)
         {
             let (key, value) = item?;
-            let record = bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
+            let record = codec::decode(&value).map_err(|e| StoreError::Corrupt {
                 cf: "outbox",
                 message: e.to_string(),
             })?;
@@ -731,7 +730,7 @@ mod tests {
         let cf = table::cf(&store.db, "positions").unwrap();
         store
             .db
-            .put_cf(cf, b"t\0\0\0\0\x02", bincode::serialize(&17i64).unwrap())
+            .put_cf(cf, b"t\0\0\0\0\x02", codec::encode(&17i64).unwrap())
             .unwrap();
         assert_eq!(
             store.positions().unwrap(),

@@ -12,6 +12,7 @@ use rocksdb::{WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::codec;
 use crate::error::StoreError;
 
 struct Slot<V> {
@@ -51,12 +52,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
         let cf = cf(db, self.cf)?;
         let value: Option<V> = match db.get_pinned_cf(cf, key)? {
-            Some(bytes) => Some(
-                bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
-                    cf: self.cf,
-                    message: e.to_string(),
-                })?,
-            ),
+            Some(bytes) => Some(codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
+                cf: self.cf,
+                message: e.to_string(),
+            })?),
             None => None,
         };
         let result = f(value.as_ref());
@@ -87,14 +86,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let values = db.batched_multi_get_cf(cf, &keys, true);
         for (key, value) in keys.into_iter().zip(values) {
             let value = match value? {
-                Some(bytes) => {
-                    Some(
-                        bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
-                            cf: self.cf,
-                            message: e.to_string(),
-                        })?,
-                    )
-                }
+                Some(bytes) => Some(codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
+                    cf: self.cf,
+                    message: e.to_string(),
+                })?),
                 None => None,
             };
             self.cache.insert(
@@ -174,7 +169,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             slot.dirty = false;
             match &slot.value {
                 Some(v) => {
-                    let bytes = bincode::serialize(v).map_err(|e| StoreError::Corrupt {
+                    let bytes = codec::encode(v).map_err(|e| StoreError::Corrupt {
                         cf: self.cf,
                         message: e.to_string(),
                     })?;

@@ -10,7 +10,7 @@ use rocksdb::{Direction, IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{keys, table, EchoState, EntityRow, HistoryEntry, LineageRow, COLUMN_FAMILIES};
+use super::{codec, keys, table, EchoState, EntityRow, HistoryEntry, LineageRow, COLUMN_FAMILIES};
 use crate::correlate::case::{Case, Echo};
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
@@ -172,14 +172,12 @@ impl StateView {
         key: &[u8],
     ) -> Result<Option<V>, StoreError> {
         match self.db.get_pinned_cf(table::cf(&self.db, cf)?, key)? {
-            Some(bytes) => {
-                bincode::deserialize(&bytes)
-                    .map(Some)
-                    .map_err(|e| StoreError::Corrupt {
-                        cf,
-                        message: e.to_string(),
-                    })
-            }
+            Some(bytes) => codec::decode(&bytes)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    cf,
+                    message: e.to_string(),
+                }),
             None => Ok(None),
         }
     }
@@ -208,7 +206,7 @@ impl StateView {
             if after.is_some_and(|a| a.as_bytes() == &*key) {
                 continue;
             }
-            let case: Case = bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
+            let case: Case = codec::decode(&value).map_err(|e| StoreError::Corrupt {
                 cf: "cases",
                 message: e.to_string(),
             })?;
@@ -254,12 +252,10 @@ impl StateView {
             if !key.starts_with(&prefix) || out.len() == limit {
                 break;
             }
-            out.push(
-                bincode::deserialize(&value).map_err(|e| StoreError::Corrupt {
-                    cf: "history",
-                    message: e.to_string(),
-                })?,
-            );
+            out.push(codec::decode(&value).map_err(|e| StoreError::Corrupt {
+                cf: "history",
+                message: e.to_string(),
+            })?);
         }
         Ok(out)
     }
@@ -413,7 +409,7 @@ impl StateView {
                 cf: "alerts",
                 message,
             };
-            let json: String = bincode::deserialize(&bytes).map_err(|e| corrupt(e.to_string()))?;
+            let json: String = codec::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
             out.push(serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?);
         }
         Ok(out)
@@ -449,11 +445,10 @@ impl StateView {
             }
             let id = &key[8..];
             if let Some(bytes) = self.db.get_pinned_cf(alerts, id)? {
-                let json: String =
-                    bincode::deserialize(&bytes).map_err(|e| StoreError::Corrupt {
-                        cf: "alerts",
-                        message: e.to_string(),
-                    })?;
+                let json: String = codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
+                    cf: "alerts",
+                    message: e.to_string(),
+                })?;
                 page.push(
                     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
                         cf: "alerts",
