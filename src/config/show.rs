@@ -13,6 +13,34 @@ fn shown(limit: Option<Span>) -> String {
     limit.map_or("off".to_owned(), |s| s.to_string())
 }
 
+/// Settings that are valid but probably not meant: zero durations where zero means
+/// something other than "off".
+pub fn notes(c: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    let zero = Some(Span(0));
+    for system in System::ALL {
+        if c.sla.get(EntityKind::Other, *system) == zero {
+            out.push(format!("sla.{system} = 0s: the echo is due at the revocation instant itself; \"off\" gives {system} no obligation"));
+        }
+    }
+    for (kind, system, sla) in c.sla.overrides() {
+        if sla == zero {
+            out.push(format!("sla.{kind}.{system} = 0s: the echo is due at the revocation instant itself; \"off\" gives no obligation"));
+        }
+    }
+    for kind in EntityKind::ALL {
+        for (rule, limit) in [
+            ("max_age", c.hygiene.max_age.get(*kind)),
+            ("unused_after", c.hygiene.unused_after.get(*kind)),
+        ] {
+            if limit == zero {
+                out.push(format!("hygiene.{rule}.{kind} = 0s: every such credential is flagged the moment it is armed; \"off\" disables the check"));
+            }
+        }
+    }
+    out
+}
+
 /// `key = value` lines of the whole effective configuration.
 pub fn effective(c: &Config) -> String {
     let mut out = String::new();
@@ -148,6 +176,16 @@ mod tests {
         assert!(
             text.contains("sources[0] = system iam, topic \"t\", format cloudtrail"),
             "{text}"
+        );
+        assert!(notes(&c).is_empty());
+        let zero =
+            Config::parse("[sla]\nvault = \"0s\"\n[hygiene.max_age]\ntoken = \"0s\"\n").unwrap();
+        let notes = notes(&zero);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("sla.vault = 0s"), "{notes:?}");
+        assert!(
+            notes[1].starts_with("hygiene.max_age.token = 0s"),
+            "{notes:?}"
         );
     }
 }
