@@ -779,6 +779,9 @@ fn run(cli: Cli) -> Result<()> {
             }
             println!("{}: ok", file.display());
             print!("{}", lockstep::config::show::effective(&config));
+            for note in lockstep::config::show::notes(&config) {
+                println!("  note: {note}");
+            }
             Ok(())
         }
     }

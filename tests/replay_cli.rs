@@ -602,6 +602,12 @@ fn bad_config_fails_at_start_with_the_key() {
         assert_eq!(out.status.code(), Some(2), "{text}: {stderr}");
         assert!(stderr.contains(needle), "{text}: {stderr}");
     }
+    std::fs::write(&cfg, "[sla]\nvault = \"0s\"\n").unwrap();
+    let out = lockstep(&["check-config", cfg.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("note: sla.vault = 0s"),
+        "a zero SLA is accepted with a note"
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
         .args(["run", "--config", "config/lockstep.toml", "--state"])
         .arg(dir.path().join("state"))
