@@ -3,22 +3,28 @@
 //! It consumes the change events of the four systems that make up an identity's
 //! lifecycle (IAM, the secrets vault, MDM, the SIEM), keeps their joint state in RocksDB,
 //! and alerts when a revocation in one system is not echoed by the others within their
-//! SLA, or when a revoked credential is used, re-activated, or its revocation fails.
-//! The exact semantics are SPEC.md §4.
+//! SLA, or when a revoked credential is used, re-activated, or its revocation fails; and
+//! when credentials outlive their rotation or go unused (hygiene). The exact semantics are
+//! SPEC.md §4 and §4b.
 //!
 //! The flow, and where each stage lives:
 //!
 //! ```text
 //! source (files: source::file; Kafka: source::kafka)
-//!   →  decode (decode::json, decode::avro) or adapt (adapter::*: native formats)
+//!   →  decode (decode::json, decode::avro, decode::container; decode::registry for
+//!      Confluent-framed Avro) or adapt (adapter::*: native formats)
 //!   →  order (correlate::reorder: reorder buffer bounded by allowed_lateness)
-//!   →  correlate (correlate: lineage, per-(entity, system) state, cases, timers)
-//!   →  commit (store: one RocksDB WriteBatch per step)
+//!   →  correlate (correlate: lineage, per-(entity, system) state, cases, timers;
+//!      correlate::hygiene: rotation and dormancy clocks)
+//!   →  commit (store: one RocksDB WriteBatch per step; store::timers: deadlines in
+//!      RocksDB with a window in memory)
 //!   →  outputs (alert: canonical alerts; sink: Kafka, OCSF; replay: sorted NDJSON;
 //!      report: evidence reports)
 //!
 //! Reading the state: store::view (committed state) → api (HTTP /v1, OpenAPI) and the
-//! CLI's `lineage` / `cases` (lineage: tree, dot, mermaid; client: `--api` mode).
+//! CLI's `lineage` / `cases` (lineage: tree, dot, mermaid; client: `--api` mode and the
+//! registry's HTTP). Configuration: config (config::env: `${VAR}` and redaction;
+//! config::show: the effective configuration).
 //! ```
 //!
 //! Invariants: results equal processing events one by one in (`time`, `event_id`) order
