@@ -207,15 +207,11 @@ async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {
 /// Runs a handler's store reads on the blocking pool, so a long scan never holds up
 /// another request (health probes above all), and answers with its JSON or error.
 async fn respond(run: impl FnOnce() -> Result<Value, ApiError> + Send + 'static) -> Response {
-    match tokio::task::spawn_blocking(run).await {
-        Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(ApiError(status, message))) => error(status, &message),
-        Err(e) => internal(e).into_error(),
-    }
-}
-
-impl ApiError {
-    fn into_error(self) -> Response {
-        error(self.0, &self.1)
+    let answer = tokio::task::spawn_blocking(run)
+        .await
+        .unwrap_or_else(|e| Err(internal(e)));
+    match answer {
+        Ok(v) => Json(v).into_response(),
+        Err(ApiError(status, message)) => error(status, &message),
     }
 }
