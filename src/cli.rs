@@ -445,11 +445,11 @@ fn run(cli: Cli) -> Result<()> {
                 File::create(&alerts)
                     .with_context(|| format!("cannot write --alerts {}", alerts.display()))?;
             }
+            let budget = config.state.memory_budget;
             let store = match state.or_else(|| config.state.dir.clone()) {
-                Some(dir) => {
-                    Store::open(&dir).with_context(|| format!("opening state {}", dir.display()))?
-                }
-                None => Store::temporary()?,
+                Some(dir) => Store::open_with(&dir, budget)
+                    .with_context(|| format!("opening state {}", dir.display()))?,
+                None => Store::temporary_with(budget)?,
             };
             let mut correlator = Correlator::new(Rules::from(&config), store);
             let kafka = match (since, until) {
@@ -603,8 +603,8 @@ fn run(cli: Cli) -> Result<()> {
             let dir = state
                 .or_else(|| config.state.dir.clone())
                 .context("lockstep run needs a state directory: --state DIR or [state] dir")?;
-            let store =
-                Store::open(&dir).with_context(|| format!("opening state {}", dir.display()))?;
+            let store = Store::open_with(&dir, config.state.memory_budget)
+                .with_context(|| format!("opening state {}", dir.display()))?;
             let metrics = Arc::new(Metrics::new());
             let control = Control::default();
             for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

@@ -134,6 +134,10 @@ impl DeadLetters {
 /// Events between two commits of the store.
 pub const COMMIT_EVERY: u64 = 50_000;
 const CHUNK: usize = 2048;
+/// Chunks the reader may decode ahead of the correlator: enough to keep it busy, few
+/// enough that the input waiting in memory stays small (it is outside the state's memory
+/// budget).
+const READ_AHEAD: usize = 4;
 
 /// What to replay.
 #[derive(Debug, Clone)]
@@ -226,7 +230,7 @@ pub fn replay(
         ProgressBar::with_draw_target(Some(total), indicatif::ProgressDrawTarget::hidden())
     };
 
-    let (tx, rx) = bounded::<Vec<Record>>(64);
+    let (tx, rx) = bounded::<Vec<Record>>(READ_AHEAD);
     let inputs = input.inputs.clone();
     let kafka = input.kafka.clone();
     let reader_bar = bar.clone();

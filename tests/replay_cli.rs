@@ -589,6 +589,16 @@ fn bad_config_fails_at_start_with_the_key() {
             &[][..],
         ),
         ("[sla]\nvault = \"5m\"\n", "needs [kafka]", &["--run"][..]),
+        (
+            "[state]\nmemory_budget = \"512MB\"\n",
+            "state.memory_budget",
+            &[][..],
+        ),
+        (
+            "[state]\nmemory_budget = \"8MiB\"\n",
+            "minimum of 32MiB",
+            &[][..],
+        ),
     ] {
         std::fs::write(&cfg, text).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))

@@ -15,6 +15,7 @@ use crate::adapter::{Format, Mapping, Normalizer};
 use crate::decode::registry::Registry;
 use crate::error::ConfigError;
 use crate::event::{EntityKind, System};
+use crate::store::MemoryBudget;
 use crate::time::Span;
 
 /// The whole configuration file.
@@ -450,12 +451,15 @@ impl Default for CorrelatorConfig {
     }
 }
 
-/// `[state]`: the RocksDB directory.
+/// `[state]`: the RocksDB directory and how much memory the state may hold.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
     /// Directory of the store; replay uses a temporary one when unset.
     pub dir: Option<PathBuf>,
+    /// Memory for RocksDB's block cache and memtables and the tables' caches together.
+    #[serde(default, deserialize_with = "memory_budget")]
+    pub memory_budget: MemoryBudget,
 }
 
 /// An SLA entry: a duration, or `off` (no obligation).
@@ -667,6 +671,11 @@ fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
 
 fn optional_span<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
     span(d).map(Some)
+}
+
+fn memory_budget<'de, D: Deserializer<'de>>(d: D) -> Result<MemoryBudget, D::Error> {
+    let text = String::deserialize(d)?;
+    MemoryBudget::parse(&text).map_err(serde::de::Error::custom)
 }
 
 fn system<'de, D: Deserializer<'de>>(d: D) -> Result<System, D::Error> {

@@ -80,6 +80,7 @@ pub fn effective(c: &Config) -> String {
             |d| d.display().to_string(),
         ),
     );
+    line("state.memory_budget", &c.state.memory_budget);
     match &c.kafka {
         Some(kafka) => {
             line("kafka.brokers", &kafka.brokers);

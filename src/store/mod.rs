@@ -19,6 +19,7 @@
 //! [`view::StateView`] reads the committed state for the API and the CLI, beside a
 //! running correlator or from a state directory opened read-only.
 
+pub mod budget;
 mod codec;
 pub mod keys;
 mod seen;
@@ -40,6 +41,7 @@ use crate::correlate::case::Case;
 use crate::error::StoreError;
 use crate::event::{IdentityEvent, System};
 use crate::time::Micros;
+pub use budget::MemoryBudget;
 use keys::TimerKey;
 use seen::Seen;
 use table::Table;
@@ -95,7 +97,8 @@ pub struct LineageRow {
     pub children: Vec<String>,
 }
 
-const CACHE_BUDGET: usize = 400_000;
+/// The cache of the positions table: one small entry per source partition.
+const POSITIONS_CACHE: usize = 1 << 20;
 const COLUMN_FAMILIES: [&str; 12] = [
     "entities",
     "lineage",
@@ -159,8 +162,13 @@ pub struct HistoryEntry {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`, with the default memory budget.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, MemoryBudget::DEFAULT)
+    }
+
+    /// Opens (creating if needed) the store in `dir`, holding about `budget` in memory.
+    pub fn open_with(dir: &Path, budget: MemoryBudget) -> Result<Store, StoreError> {
         check_directory(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -170,14 +178,18 @@ impl Store {
         // which is how the store writes anyway: one batch at a time.
         opts.set_allow_concurrent_memtable_write(false);
         opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cache = Cache::new_lru_cache(64 << 20);
+        // The memtables of all column families share one budget: past it, the largest
+        // is flushed.
+        opts.set_db_write_buffer_size(budget.memtables());
+        let write_buffer = (budget.memtables() / 4).min(64 << 20);
+        let cache = Cache::new_lru_cache(budget.block_cache());
         let descriptors = COLUMN_FAMILIES.iter().map(|name| {
             let mut table = BlockBasedOptions::default();
             table.set_bloom_filter(10.0, false);
             table.set_block_cache(&cache);
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table);
-            cf_opts.set_write_buffer_size(64 << 20);
+            cf_opts.set_write_buffer_size(write_buffer);
             // Most point reads of a replay miss (a new event id, a new entity): a memtable
             // bloom filter answers those without walking the skip list. The append-only
             // families are only scanned, and are written without one.
@@ -229,15 +241,15 @@ impl Store {
             db: Arc::new(db),
             writing: None,
             _temp: None,
-            entities: Table::new("entities", CACHE_BUDGET),
-            lineage: Table::new("lineage", CACHE_BUDGET),
-            cases: Table::new("cases", CACHE_BUDGET),
-            watches: Table::new("watches", CACHE_BUDGET),
+            entities: Table::new("entities", budget.table("entities")),
+            lineage: Table::new("lineage", budget.table("lineage")),
+            cases: Table::new("cases", budget.table("cases")),
+            watches: Table::new("watches", budget.table("watches")),
             seen: Seen::default(),
-            alerts: Table::new("alerts", CACHE_BUDGET),
+            alerts: Table::new("alerts", budget.table("alerts")),
             clock,
             clock_dirty: false,
-            positions: Table::new("positions", 4096),
+            positions: Table::new("positions", POSITIONS_CACHE),
             outbox: Table::new("outbox", 0),
             outbox_next,
             timers: timers::Timers::new(),
@@ -245,15 +257,21 @@ impl Store {
         })
     }
 
-    /// Opens a store in a fresh temporary directory, removed when the store is dropped.
+    /// Opens a store in a fresh temporary directory, removed when the store is dropped,
+    /// with the default memory budget.
     pub fn temporary() -> Result<Store, StoreError> {
+        Store::temporary_with(MemoryBudget::DEFAULT)
+    }
+
+    /// Opens a store in a fresh temporary directory, removed when the store is dropped.
+    pub fn temporary_with(budget: MemoryBudget) -> Result<Store, StoreError> {
         let dir = tempfile::Builder::new()
             .prefix("lockstep-state-")
             .tempdir()
             .map_err(|e| {
                 StoreError::Incompatible(format!("cannot create a temporary store: {e}"))
             })?;
-        let mut store = Store::open(dir.path())?;
+        let mut store = Store::open_with(dir.path(), budget)?;
         store._temp = Some(dir);
         Ok(store)
     }

@@ -1,8 +1,9 @@
 //! A typed view of one column family with a write-back cache. Reads go to the cache,
 //! then to RocksDB; writes stay in the cache, marked dirty, until the store commits them
-//! all in one `WriteBatch`. The cache is bounded: after a commit, a table whose cache
-//! outgrew its budget drops its clean entries, so memory stays flat however large the
-//! state grows.
+//! all in one `WriteBatch`. The cache is bounded in bytes: each entry is weighed by its
+//! key and encoded value (known once read or staged), and after a commit a table over
+//! its budget drops clean entries until it is a quarter under it, so memory stays flat
+//! however large the state grows and the rest of the working set stays cached.
 
 use std::collections::HashMap;
 
@@ -18,22 +19,26 @@ use crate::error::StoreError;
 struct Slot<V> {
     value: Option<V>,
     dirty: bool,
+    /// The estimated bytes the entry holds; 0 until it is read or staged.
+    weight: usize,
 }
 
 /// One column family of `V` values, bincode-encoded.
 pub struct Table<V> {
     cf: &'static str,
     budget: usize,
+    bytes: usize,
     cache: HashMap<Box<[u8]>, Slot<V>, RandomState>,
     dirty: Vec<Box<[u8]>>,
 }
 
 impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
-    /// A table over column family `cf` keeping at most about `budget` cached entries.
+    /// A table over column family `cf` whose cache holds about `budget` bytes.
     pub fn new(cf: &'static str, budget: usize) -> Self {
         Table {
             cf,
             budget,
+            bytes: 0,
             cache: HashMap::default(),
             dirty: Vec::new(),
         }
@@ -51,21 +56,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             return Ok(f(slot.value.as_ref()));
         }
         let cf = cf(db, self.cf)?;
-        let value: Option<V> = match db.get_pinned_cf(cf, key)? {
-            Some(bytes) => Some(codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
-                cf: self.cf,
-                message: e.to_string(),
-            })?),
-            None => None,
-        };
-        let result = f(value.as_ref());
-        self.cache.insert(
-            key.into(),
-            Slot {
-                value,
-                dirty: false,
-            },
-        );
+        let stored = db.get_pinned_cf(cf, key)?;
+        let slot = self.clean_slot(key, stored.as_deref())?;
+        let result = f(slot.value.as_ref());
+        self.insert_clean(key, slot);
         Ok(result)
     }
 
@@ -84,23 +78,34 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         keys.dedup();
         let cf = cf(db, self.cf)?;
         let values = db.batched_multi_get_cf(cf, &keys, true);
-        for (key, value) in keys.into_iter().zip(values) {
-            let value = match value? {
-                Some(bytes) => Some(codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
-                    cf: self.cf,
-                    message: e.to_string(),
-                })?),
-                None => None,
-            };
-            self.cache.insert(
-                key.into(),
-                Slot {
-                    value,
-                    dirty: false,
-                },
-            );
+        for (key, stored) in keys.into_iter().zip(values) {
+            let slot = self.clean_slot(key, stored?.as_deref())?;
+            self.insert_clean(key, slot);
         }
         Ok(())
+    }
+
+    /// The cache entry of a value as RocksDB holds it.
+    fn clean_slot(&self, key: &[u8], stored: Option<&[u8]>) -> Result<Slot<V>, StoreError> {
+        let value = match stored {
+            Some(bytes) => Some(codec::decode(bytes).map_err(|e| StoreError::Corrupt {
+                cf: self.cf,
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
+        Ok(Slot {
+            value,
+            dirty: false,
+            weight: weight::<V>(key, stored.map_or(0, <[u8]>::len)),
+        })
+    }
+
+    fn insert_clean(&mut self, key: &[u8], slot: Slot<V>) {
+        self.bytes += slot.weight;
+        if let Some(old) = self.cache.insert(key.into(), slot) {
+            self.bytes -= old.weight;
+        }
     }
 
     /// The value at `key`, if any.
@@ -151,7 +156,12 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 }
             }
             None => {
-                self.cache.insert(key.into(), Slot { value, dirty: true });
+                let slot = Slot {
+                    value,
+                    dirty: true,
+                    weight: 0,
+                };
+                self.cache.insert(key.into(), slot);
                 self.dirty.push(key.into());
             }
         }
@@ -167,32 +177,94 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 continue;
             };
             slot.dirty = false;
-            match &slot.value {
+            let encoded = match &slot.value {
                 Some(v) => {
                     let bytes = codec::encode(v).map_err(|e| StoreError::Corrupt {
                         cf: self.cf,
                         message: e.to_string(),
                     })?;
+                    let len = bytes.len();
                     batch.put_cf(cf, &key, bytes);
+                    len
                 }
-                None => batch.delete_cf(cf, &key),
-            }
+                None => {
+                    batch.delete_cf(cf, &key);
+                    0
+                }
+            };
+            self.bytes -= slot.weight;
+            slot.weight = weight::<V>(&key, encoded);
+            self.bytes += slot.weight;
         }
         Ok(())
     }
 
-    /// Drops the clean entries if the cache outgrew its budget. Only once the staged
-    /// batch is in RocksDB: until then the cache is where its values are read from.
-    /// Dirty entries (not yet staged) always stay.
+    /// Drops clean entries, until the cache is a quarter under its budget, if it is over
+    /// it. Only once the staged batch is in RocksDB: until then the cache is where its
+    /// values are read from. Dirty entries (not yet staged) always stay.
     pub fn evict_if_over_budget(&mut self) {
-        if self.cache.len() > self.budget {
-            self.cache.retain(|_, slot| slot.dirty);
+        if self.bytes <= self.budget {
+            return;
         }
+        let target = self.budget / 4 * 3;
+        let bytes = &mut self.bytes;
+        self.cache.retain(|_, slot| {
+            if slot.dirty || *bytes <= target {
+                return true;
+            }
+            *bytes -= slot.weight;
+            false
+        });
     }
+}
+
+/// The estimated memory of a cache entry: the key, the decoded value (about twice its
+/// varint encoding, for the headers of its strings and vectors), the hash table's slot
+/// with its share of empty slots, and the allocator's headers.
+fn weight<V>(key: &[u8], encoded: usize) -> usize {
+    2 * std::mem::size_of::<(Box<[u8]>, Slot<V>)>() + key.len() + 2 * encoded + 32
 }
 
 /// The handle of a column family that [`super::Store::open`] created.
 pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
     db.cf_handle(name)
         .ok_or_else(|| StoreError::Incompatible(format!("column family {name} is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cache_over_budget_drops_clean_entries_to_a_quarter_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = DB::open_cf(&opts, dir.path(), ["t"]).unwrap();
+        let budget = 64 << 10;
+        let mut table: Table<String> = Table::new("t", budget);
+        for i in 0..10_000 {
+            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
+        }
+        let mut batch = WriteBatch::default();
+        table.stage(&db, &mut batch).unwrap();
+        db.write(batch).unwrap();
+        let weighed = |t: &Table<String>| t.cache.values().map(|s| s.weight).sum::<usize>();
+        assert_eq!(weighed(&table), table.bytes);
+        assert!(table.bytes > budget);
+        table.put(b"unstaged", "stays".into());
+        table.evict_if_over_budget();
+        assert!(table.bytes <= budget / 4 * 3, "{} bytes", table.bytes);
+        assert_eq!(weighed(&table), table.bytes);
+        assert!((2..10_000).contains(&table.cache.len()));
+        assert!(
+            table.cache[&b"unstaged"[..]].dirty,
+            "a dirty entry is never dropped"
+        );
+        for i in 0..10_000 {
+            let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
+            assert_eq!(value, Some(format!("value {i}")), "read back from RocksDB");
+        }
+    }
 }

@@ -1,0 +1,162 @@
+//! The store's memory budget (`[state] memory_budget`): one number, split between the
+//! three places state is held in memory, so memory is bounded by configuration and not
+//! by the size of the estate.
+//!
+//! | share | holds | bounded by |
+//! |---|---|---|
+//! | 1/4 | RocksDB block cache (the data blocks of every column family) | the cache's capacity |
+//! | 1/4 | RocksDB memtables of every column family together | `db_write_buffer_size` (a flush when exceeded) |
+//! | 1/2 | the write-back caches of the tables (entities, lineage, cases, watches, alerts) | each table's share, in estimated bytes |
+//!
+//! Not in it: the events held for ordering (`[correlator] max_held_events`), the
+//! changes of the step being committed (one step's worth), and RocksDB's index and
+//! filter blocks, held beside the cache (about 1% of the state on disk): counting them
+//! in the cache made every lookup probe the cache for them, and was a third slower.
+
+use std::fmt;
+
+/// A memory budget in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBudget(u64);
+
+/// The write-back tables and their shares of the tables' half, in tenths.
+const TABLE_SHARES: [(&str, u64); 5] = [
+    ("entities", 3),
+    ("lineage", 2),
+    ("cases", 2),
+    ("watches", 1),
+    ("alerts", 2),
+];
+
+impl MemoryBudget {
+    /// What `[state] memory_budget` is when unset.
+    pub const DEFAULT: MemoryBudget = MemoryBudget(512 << 20);
+    /// The least budget accepted: below it RocksDB flushes after every few writes.
+    pub const MIN: MemoryBudget = MemoryBudget(32 << 20);
+
+    /// A budget of `bytes`; an error naming the minimum when it is below it.
+    pub fn new(bytes: u64) -> Result<MemoryBudget, String> {
+        if bytes < Self::MIN.0 {
+            return Err(format!(
+                "{} is below the minimum of {}",
+                MemoryBudget(bytes),
+                Self::MIN
+            ));
+        }
+        Ok(MemoryBudget(bytes))
+    }
+
+    /// Parses `512MiB`, `2GiB`, `65536KiB` or a number of bytes.
+    pub fn parse(text: &str) -> Result<MemoryBudget, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let shift = match unit.trim() {
+            "" | "B" => 0,
+            "KiB" => 10,
+            "MiB" => 20,
+            "GiB" => 30,
+            other => {
+                return Err(format!(
+                    "unknown unit {other:?} in {text:?}: write a size like \"512MiB\" or \"2GiB\" (units B, KiB, MiB, GiB)"
+                ))
+            }
+        };
+        let bytes = number
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(1 << shift))
+            .ok_or_else(|| format!("{text:?} is not a size: write e.g. \"512MiB\" or \"2GiB\""))?;
+        Self::new(bytes)
+    }
+
+    /// The budget in bytes.
+    pub fn bytes(self) -> u64 {
+        self.0
+    }
+
+    /// The capacity of RocksDB's block cache.
+    pub fn block_cache(self) -> usize {
+        self.quarter()
+    }
+
+    /// The memtables of all column families together.
+    pub fn memtables(self) -> usize {
+        self.quarter()
+    }
+
+    /// The share, in estimated bytes, of the write-back cache of table `cf` (0 for a
+    /// table without one).
+    pub fn table(self, cf: &str) -> usize {
+        TABLE_SHARES
+            .iter()
+            .find(|(name, _)| *name == cf)
+            .map_or(0, |(_, tenths)| {
+                usize::try_from(self.0 / 2 * tenths / 10).unwrap_or(usize::MAX)
+            })
+    }
+
+    fn quarter(self) -> usize {
+        usize::try_from(self.0 / 4).unwrap_or(usize::MAX)
+    }
+}
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl fmt::Display for MemoryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            b if b % (1 << 30) == 0 => write!(f, "{}GiB", b >> 30),
+            b if b % (1 << 20) == 0 => write!(f, "{}MiB", b >> 20),
+            b if b % (1 << 10) == 0 => write!(f, "{}KiB", b >> 10),
+            b => write!(f, "{b}B"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_in_binary_units_and_print_back() {
+        for (text, bytes) in [
+            ("512MiB", 512u64 << 20),
+            ("2GiB", 2 << 30),
+            ("65536KiB", 64 << 20),
+            ("33554432", 32 << 20),
+            (" 1 GiB ", 1 << 30),
+        ] {
+            let budget = MemoryBudget::parse(text).unwrap();
+            assert_eq!(budget.bytes(), bytes, "{text}");
+            assert_eq!(MemoryBudget::parse(&budget.to_string()), Ok(budget));
+        }
+    }
+
+    #[test]
+    fn bad_sizes_say_how_to_write_one() {
+        for text in ["", "MiB", "512MB", "1.5GiB", "-1GiB", "99999999999GiB"] {
+            assert!(MemoryBudget::parse(text).is_err(), "{text}");
+        }
+        let err = MemoryBudget::parse("16MiB").unwrap_err();
+        assert!(err.contains("minimum of 32MiB"), "{err}");
+        assert!(MemoryBudget::parse("512MB")
+            .unwrap_err()
+            .contains("\"512MiB\""));
+    }
+
+    #[test]
+    fn the_shares_add_up_to_the_budget() {
+        let b = MemoryBudget::parse("1GiB").unwrap();
+        let tables: usize = TABLE_SHARES.iter().map(|(cf, _)| b.table(cf)).sum();
+        let total = b.block_cache() + b.memtables() + tables;
+        assert!(total <= 1 << 30 && total > (1 << 30) - 10, "{total}");
+        assert_eq!(b.table("seen"), 0);
+    }
+}
