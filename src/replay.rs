@@ -1,7 +1,7 @@
 //! Replay: file inputs through the reorder buffer into the correlator, deadlines up to
 //! `as_of`, alerts sorted in the output order of SPEC §4. Decoding runs on its own
 //! thread; the correlator and RocksDB on the caller's. The store is committed every
-//! [`COMMIT_EVERY`] events and at the end, so a later replay with the same state
+//! [`crate::store::MemoryBudget::commit_every`] events (50,000 at the default budget) and at the end, so a later replay with the same state
 //! directory continues where this one stopped. The alerts of a replay are read back from
 //! the store once it has committed: every alert the state holds, with those raised by an
 //! earlier, interrupted run over the same state — so a resumed replay outputs what one
@@ -131,8 +131,6 @@ impl DeadLetters {
     }
 }
 
-/// Events between two commits of the store.
-pub const COMMIT_EVERY: u64 = 50_000;
 const CHUNK: usize = 2048;
 /// Chunks the reader may decode ahead of the correlator: enough to keep it busy, few
 /// enough that the input waiting in memory stays small (it is outside the state's memory
@@ -281,6 +279,7 @@ pub fn replay(
     let mut latest = Micros::MIN;
     let mut earliest = Micros::MAX;
     let mut since_commit = 0u64;
+    let commit_every = correlator.store_mut().budget().commit_every();
     let mut ready: Vec<IdentityEvent> = Vec::with_capacity(CHUNK);
     let mut apply = |correlator: &mut Correlator,
                      ready: &mut Vec<IdentityEvent>,
@@ -290,7 +289,7 @@ pub fn replay(
         for ev in ready.drain(..) {
             correlator.apply(&ev, alerts)?;
             since_commit += 1;
-            if since_commit == COMMIT_EVERY {
+            if since_commit == commit_every {
                 since_commit = 0;
                 correlator.commit_in_background()?;
             }

@@ -9,7 +9,7 @@
 //! | 1/2 | the write-back caches of the tables (entities, lineage, cases, watches, alerts) | each table's share, in estimated bytes |
 //!
 //! Not in it: the events held for ordering (`[correlator] max_held_events`), the
-//! changes of the step being committed (one step's worth), and RocksDB's index and
+//! changes of the step being committed (see [`MemoryBudget::commit_every`]), and RocksDB's index and
 //! filter blocks, held beside the cache (about 1% of the state on disk): counting them
 //! in the cache made every lookup probe the cache for them, and was a third slower.
 
@@ -96,6 +96,13 @@ impl MemoryBudget {
             .map_or(0, |(_, tenths)| {
                 usize::try_from(self.0 / 2 * tenths / 10).unwrap_or(usize::MAX)
             })
+    }
+
+    /// How many events a replay applies between two commits: the changes of a step are
+    /// all in memory until they are committed, so a small budget commits more often
+    /// (50,000 from 200 MiB up, 8,192 at the least).
+    pub fn commit_every(self) -> u64 {
+        (self.0 / (4 << 10)).clamp(8_192, 50_000)
     }
 
     fn quarter(self) -> usize {

@@ -126,6 +126,7 @@ const FORMAT: u32 = 3;
 /// The correlator's durable state.
 pub struct Store {
     db: Arc<DB>,
+    budget: MemoryBudget,
     writing: Option<JoinHandle<Result<(), rocksdb::Error>>>,
     _temp: Option<tempfile::TempDir>,
     entities: Table<EntityRow>,
@@ -239,6 +240,7 @@ impl Store {
         };
         Ok(Store {
             db: Arc::new(db),
+            budget,
             writing: None,
             _temp: None,
             entities: Table::new("entities", budget.table("entities")),
@@ -274,6 +276,11 @@ impl Store {
         let mut store = Store::open_with(dir.path(), budget)?;
         store._temp = Some(dir);
         Ok(store)
+    }
+
+    /// The memory budget it was opened with.
+    pub fn budget(&self) -> MemoryBudget {
+        self.budget
     }
 
     /// The row of `entity` (default: never seen).

@@ -218,11 +218,11 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     }
 }
 
-/// The estimated memory of a cache entry: the key, the decoded value (about twice its
-/// varint encoding, for the headers of its strings and vectors), the hash table's slot
-/// with its share of empty slots, and the allocator's headers.
+/// The estimated memory of a cache entry: the hash table's slot with its share of empty
+/// slots (at most 1/8 empty before it grows), the key with its allocation header, and the
+/// heap parts of the value (about its varint encoding).
 fn weight<V>(key: &[u8], encoded: usize) -> usize {
-    2 * std::mem::size_of::<(Box<[u8]>, Slot<V>)>() + key.len() + 2 * encoded + 32
+    std::mem::size_of::<(Box<[u8]>, Slot<V>)>() * 5 / 4 + key.len() + 16 + encoded
 }
 
 /// The handle of a column family that [`super::Store::open`] created.
