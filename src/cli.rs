@@ -130,6 +130,13 @@ enum Command {
         /// `LOCKSTEP_OPERATOR`, else the login name).
         #[arg(long)]
         operator: Option<String>,
+        /// Correlators sharing the work, one per thread, each owning whole lineage
+        /// trees: the alerts are those of one. Files only (they are read twice: first
+        /// the lineage); each shard has its share of the memory budget and a temporary
+        /// store (no --state, no reports).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64),
+              conflicts_with_all = ["state", "reports", "since"])]
+        shards: u16,
     },
     /// Run the live pipeline: consume the source topics, produce alerts (SPEC §5, §6).
     Run {
@@ -432,6 +439,7 @@ fn run(cli: Cli) -> Result<()> {
             print,
             reports,
             operator,
+            shards,
         } => {
             let formats = reports
                 .iter()
@@ -445,7 +453,13 @@ fn run(cli: Cli) -> Result<()> {
                 File::create(&alerts)
                     .with_context(|| format!("cannot write --alerts {}", alerts.display()))?;
             }
-            let budget = config.state.memory_budget;
+            let shards = usize::from(shards);
+            if shards > 1 && config.state.dir.is_some() {
+                anyhow::bail!(
+                    "--shards keeps the state in temporary stores: remove [state] dir from the configuration, or replay with one shard"
+                );
+            }
+            let budget = config.state.memory_budget.share(shards);
             let store = match state.or_else(|| config.state.dir.clone()) {
                 Some(dir) => Store::open_with(&dir, budget)
                     .with_context(|| format!("opening state {}", dir.display()))?,
@@ -479,6 +493,7 @@ fn run(cli: Cli) -> Result<()> {
                 max_held_events: config.correlator.max_held_events,
                 dead_letters,
                 progress: std::io::stderr().is_terminal(),
+                shards,
             };
             let started = Instant::now();
             let outcome = replay(&mut correlator, &input)?;

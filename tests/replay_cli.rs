@@ -629,3 +629,57 @@ fn bad_config_fails_at_start_with_the_key() {
         "run without [kafka] is a configuration error"
     );
 }
+
+#[test]
+fn a_replay_over_several_shards_equals_one_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let simulated = simulate(dir.path(), "events.jsonl", "3000");
+    // A tree that gains a parent after it has state of its own: key-b is revoked in
+    // iam and used before it is found to belong to role-a, which is revoked later.
+    let joined = path(dir.path(), "joined.jsonl");
+    let line = |id: &str, t: &str, entity: &str, action: &str, parent: Option<&str>| {
+        let parent = parent.map_or(String::new(), |p| format!(r#","parent":"{p}""#));
+        format!(
+            r#"{{"event_id":"{id}","system":"iam","time":"2026-03-01T00:{t}Z","entity":"{entity}","entity_kind":"api_key","action":"{action}"{parent}}}"#
+        )
+    };
+    let events = [
+        line("j1", "00:00", "role-a", "created", None),
+        line("j2", "00:01", "key-b", "created", None),
+        line("j3", "01:00", "key-b", "revoked", None),
+        line("j4", "05:00", "key-b", "used", None),
+        line("j5", "06:00", "key-b", "issued", Some("role-a")),
+        line("j6", "07:00", "role-a", "revoked", None),
+        line("j7", "30:00", "key-b", "used", None),
+    ];
+    std::fs::write(&joined, events.join("\n") + "\n").unwrap();
+    for input in [simulated, joined] {
+        let mut outputs = Vec::new();
+        for shards in ["1", "2", "5"] {
+            let alerts = path(dir.path(), &format!("alerts-{shards}.nd"));
+            lockstep(&[
+                "replay",
+                "--config",
+                "config/lockstep.toml",
+                "--input",
+                &input,
+                "--alerts",
+                &alerts,
+                "--shards",
+                shards,
+            ]);
+            outputs.push(std::fs::read(&alerts).unwrap());
+        }
+        assert!(!outputs[0].is_empty(), "{input}: no alerts");
+        assert!(outputs[1] == outputs[0], "{input}: 2 shards differ from 1");
+        assert!(outputs[2] == outputs[0], "{input}: 5 shards differ from 1");
+    }
+    // Standard input cannot be read twice.
+    let out = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["replay", "--input", "-", "--shards", "2"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read twice"));
+}

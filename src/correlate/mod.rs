@@ -63,6 +63,18 @@ pub struct Stats {
     pub deadlines: u64,
 }
 
+impl Stats {
+    /// Adds `other`'s counts to these (the shards of one replay).
+    pub fn absorb(&mut self, other: &Stats) {
+        self.applied += other.applied;
+        self.redeliveries += other.redeliveries;
+        self.late += other.late;
+        self.cases_opened += other.cases_opened;
+        self.cases_superseded += other.cases_superseded;
+        self.deadlines += other.deadlines;
+    }
+}
+
 /// The correlator: rules, the store, and counters.
 pub struct Correlator {
     rules: Rules,
@@ -82,6 +94,11 @@ impl Correlator {
             changelog: None,
             echoes: Vec::new(),
         }
+    }
+
+    /// The rules it applies.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
     }
 
     /// Also remembers which cases changed, for [`Correlator::take_changed_cases`].

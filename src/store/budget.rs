@@ -72,6 +72,12 @@ impl MemoryBudget {
         Self::new(bytes)
     }
 
+    /// One of `n` equal shares of the budget (no less than [`MemoryBudget::MIN`]).
+    pub fn share(self, n: usize) -> MemoryBudget {
+        let n = u64::try_from(n.max(1)).unwrap_or(u64::MAX);
+        MemoryBudget((self.0 / n).max(Self::MIN.0))
+    }
+
     /// The budget in bytes.
     pub fn bytes(self) -> u64 {
         self.0

@@ -7,22 +7,26 @@
 //! earlier, interrupted run over the same state — so a resumed replay outputs what one
 //! clean pass would, even though the events it had applied are now redeliveries.
 
+mod shards;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::thread;
 
 use crossbeam_channel::bounded;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::adapter::Normalizer;
-use crate::alert::{sort_alerts, Alert};
+use crate::alert::Alert;
 use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Stats};
 use crate::error::StoreError;
 use crate::event::IdentityEvent;
 use crate::source::file::{self, DeadLetter, Record};
 use crate::source::range::{self, KafkaRange};
+use crate::store::Store;
 use crate::time::{Micros, Span};
+use shards::{Shards, Trees};
 
 /// How often a replay without a terminal logs its progress.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -158,6 +162,9 @@ pub struct ReplayInput {
     pub dead_letters: Option<PathBuf>,
     /// Show a progress bar (on a terminal).
     pub progress: bool,
+    /// Correlators applying the events, each owning whole lineage trees (1: the one
+    /// given; more: the others in temporary stores of its memory budget; files only).
+    pub shards: usize,
 }
 
 /// What a replay produced.
@@ -202,6 +209,9 @@ pub enum ReplayError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Shards asked of an input that cannot be read twice.
+    #[error("--shards needs files to read twice (not standard input or a Kafka range)")]
+    Unshardable,
 }
 
 /// Replays `input` through `correlator`.
@@ -209,6 +219,12 @@ pub fn replay(
     correlator: &mut Correlator,
     input: &ReplayInput,
 ) -> Result<ReplayOutcome, ReplayError> {
+    let trees = (input.shards > 1).then(|| trees(input)).transpose()?;
+    let mut others = Vec::new();
+    for _ in 1..input.shards {
+        let store = Store::temporary_with(correlator.store_mut().budget())?;
+        others.push(Correlator::new(correlator.rules().clone(), store));
+    }
     let total: u64 = input
         .inputs
         .iter()
@@ -266,8 +282,60 @@ pub fn replay(
         Ok(())
     });
 
+    std::thread::scope(|scope| {
+        let shards = Shards::start(
+            scope,
+            std::iter::once(correlator).chain(others.iter_mut()),
+            trees,
+        );
+        correlate(input, rx, shards, &bar)
+    })
+    .and_then(|outcome| {
+        reader.join().unwrap_or_else(|_| {
+            Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
+        })?;
+        Ok(outcome)
+    })
+}
+
+/// Pass one of a sharded replay: the lineage trees of every input.
+fn trees(input: &ReplayInput) -> Result<Trees, ReplayError> {
+    if input.kafka.is_some() || input.inputs.iter().any(|(p, _)| p == Path::new("-")) {
+        return Err(ReplayError::Unshardable);
+    }
+    tracing::info!(
+        shards = input.shards,
+        "replay: reading the lineage trees first"
+    );
+    let mut trees = Trees::default();
+    for (path, normalizer) in &input.inputs {
+        file::read(
+            path,
+            normalizer,
+            |record| {
+                if let Record::Event(ev) = record {
+                    trees.add(&ev);
+                }
+            },
+            |_| {},
+        )
+        .map_err(|source| ReplayError::Input {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(trees)
+}
+
+/// Pass two: the records of `rx` through the reorder buffer into `shards`, dead letters
+/// out, deadlines evaluated up to the end.
+fn correlate(
+    input: &ReplayInput,
+    rx: crossbeam_channel::Receiver<Vec<Record>>,
+    mut shards: Shards<'_>,
+    bar: &ProgressBar,
+) -> Result<ReplayOutcome, ReplayError> {
     let mut buffer = ReorderBuffer::new(input.allowed_lateness);
-    let mut alerts = Vec::new();
     let dead_path = input.dead_letters.as_deref();
     let output_error = |source| ReplayError::Input {
         path: dead_path.map_or_else(PathBuf::new, PathBuf::from),
@@ -278,24 +346,7 @@ pub fn replay(
     let mut events_read = 0u64;
     let mut latest = Micros::MIN;
     let mut earliest = Micros::MAX;
-    let mut since_commit = 0u64;
-    let commit_every = correlator.store_mut().budget().commit_every();
     let mut ready: Vec<IdentityEvent> = Vec::with_capacity(CHUNK);
-    let mut apply = |correlator: &mut Correlator,
-                     ready: &mut Vec<IdentityEvent>,
-                     alerts: &mut Vec<Alert>|
-     -> Result<(), StoreError> {
-        correlator.prefetch(ready.iter())?;
-        for ev in ready.drain(..) {
-            correlator.apply(&ev, alerts)?;
-            since_commit += 1;
-            if since_commit == commit_every {
-                since_commit = 0;
-                correlator.commit_in_background()?;
-            }
-        }
-        Ok(())
-    };
     let started = std::time::Instant::now();
     let mut reported = started;
     let horizon = Micros::now().plus(input.max_future_skew.max(FUTURE_FLOOR));
@@ -303,7 +354,7 @@ pub fn replay(
     for chunk in rx {
         if !input.progress && reported.elapsed() >= PROGRESS_EVERY {
             reported = std::time::Instant::now();
-            log_progress(&bar, events_read, started.elapsed().as_secs_f64());
+            log_progress(bar, events_read, started.elapsed().as_secs_f64());
         }
         for record in chunk {
             match record {
@@ -325,12 +376,8 @@ pub fn replay(
                 Record::Skipped(what) => *skipped.entry(what).or_insert(0) += 1,
             }
         }
-        apply(correlator, &mut ready, &mut alerts)?;
-        alerts.clear();
+        shards.apply(&mut ready)?;
     }
-    reader.join().unwrap_or_else(|_| {
-        Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
-    })?;
     let (accepted, isolated) = settle_ahead(ahead, latest, input.max_future_skew);
     for ev in isolated {
         dead_letters
@@ -355,25 +402,20 @@ pub fn replay(
         buffer.push(ev);
     }
     ready.extend(std::iter::from_fn(|| buffer.pop_any()));
-    apply(correlator, &mut ready, &mut alerts)?;
+    shards.apply(&mut ready)?;
     let as_of = input.as_of.or((events_read > 0).then_some(latest));
-    if let Some(t) = as_of {
-        correlator.finish(t, &mut alerts)?;
-    }
-    correlator.commit()?;
+    let ended = shards.finish(as_of)?;
     bar.finish_and_clear();
-    let mut alerts = correlator.store_mut().view().all_alerts()?;
-    sort_alerts(&mut alerts);
     Ok(ReplayOutcome {
-        alerts,
+        alerts: ended.alerts,
         dead_letters: dead_sample,
         dead_letter_count: dead_count,
         skipped,
         events_read,
-        stats: correlator.stats(),
+        stats: ended.stats,
         as_of,
         period: (events_read > 0).then_some((earliest, latest)),
-        pending: correlator.pending()?,
+        pending: ended.pending,
     })
 }
 
