@@ -597,28 +597,29 @@ fn the_listener_cannot_be_tied_up_or_rebound() {
         "{post}"
     );
     // A target or headers too large: 414 and 431 with JSON bodies.
-    let long = raw(
-        &s.base,
-        &format!(
-            "GET /v1/entities/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-            "a".repeat(9000)
+    for (target, header, status, says) in [
+        (
+            format!("/v1/entities/{}", "a".repeat(9000)),
+            String::new(),
+            "414",
+            "longer than 8192 bytes",
         ),
-    );
-    assert!(
-        long.starts_with("HTTP/1.1 414") && long.contains("longer than 8192 bytes"),
-        "{long}"
-    );
-    let large = raw(
-        &s.base,
-        &format!(
-            "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
-            "b".repeat(17_000)
+        (
+            "/healthz".into(),
+            format!("X-Pad: {}\r\n", "b".repeat(17_000)),
+            "431",
+            "larger than 16384 bytes",
         ),
-    );
-    assert!(
-        large.starts_with("HTTP/1.1 431") && large.contains("larger than 16384 bytes"),
-        "{large}"
-    );
+    ] {
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{header}Connection: close\r\n\r\n"
+        );
+        let answer = raw(&s.base, &request);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")) && answer.contains(says),
+            "{answer}"
+        );
+    }
 
     // 300 connections that never finish their header: they are closed after the header
     // timeout, and the API answers again.
