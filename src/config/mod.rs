@@ -675,7 +675,8 @@ fn optional_span<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Err
 
 fn memory_budget<'de, D: Deserializer<'de>>(d: D) -> Result<MemoryBudget, D::Error> {
     let text = String::deserialize(d)?;
-    MemoryBudget::parse(&text).map_err(serde::de::Error::custom)
+    MemoryBudget::parse(&text)
+        .map_err(|e| serde::de::Error::custom(format!("state.memory_budget: {e}")))
 }
 
 fn system<'de, D: Deserializer<'de>>(d: D) -> Result<System, D::Error> {
