@@ -153,7 +153,7 @@ impl Correlator {
         if self.store.alert_raised(&alert_id)? {
             return Ok(());
         }
-        let root = self.top_ancestor(entity)?;
+        let root = self.store.top(entity)?;
         let what = row.kind.map_or("credential", EntityKind::as_str);
         let places = systems
             .iter()
@@ -191,14 +191,5 @@ impl Correlator {
             detail,
         };
         self.raise(alert, out)
-    }
-
-    /// The top ancestor of `entity` (itself when it has no parent).
-    fn top_ancestor(&mut self, entity: &str) -> Result<String, StoreError> {
-        let mut top = entity.to_owned();
-        while let Some(parent) = self.store.parent(&top)? {
-            top = parent;
-        }
-        Ok(top)
     }
 }

@@ -238,6 +238,11 @@ impl Correlator {
         if let Some(case) = self.newest_open(cases, t)? {
             return Ok(Some(case));
         }
+        // A tree where no case was ever opened covers nothing: no walk up its chain.
+        let top = self.store.top(entity)?;
+        if !self.store.tree_had_cases(&top)? {
+            return Ok(None);
+        }
         let mut current = self.store.parent(entity)?;
         while let Some(e) = current {
             let cases = self.store.open_cases(&e)?;
@@ -381,6 +386,7 @@ impl Correlator {
         if ev.action.class() == ActionClass::Revocation && !covered {
             let case = self.open_case(ev);
             row.cases.push(case.id.clone());
+            self.store.count_tree_case(&ev.entity)?;
             self.put_case(case);
         }
         let armed = self.arm_hygiene(ev, &mut row);

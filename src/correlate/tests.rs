@@ -901,3 +901,48 @@ fn hygiene_survives_a_restart_between_arming_and_deadline() {
         vec![h("credential_unused", "k", "iam", "k", at("09:50"))]
     );
 }
+
+#[test]
+fn a_deep_chain_is_covered_from_its_top_and_a_tree_joined_later_brings_its_case() {
+    // t0 ← t1 ← … ← t2999, revoked at the top: the leaf's use is covered 3,000 levels up.
+    // Then a separate tree, revoked while on its own, joins the chain from below: its
+    // case still covers its own leaf, found through the merged tree.
+    let mut events = Vec::new();
+    for i in 1..3000 {
+        events.push(
+            ev(&format!("i{i}"), "09:00", Iam, &format!("t{i}"), Issued)
+                .parent(&format!("t{}", i - 1)),
+        );
+    }
+    events.push(ev("r1", "10:00", Iam, "t0", Disabled));
+    events.push(ev("u1", "10:05", Iam, "t2999", Used));
+    events.push(ev("x1", "09:00", Iam, "leaf", Issued).parent("lone"));
+    events.push(ev("r2", "10:00", Iam, "lone", Disabled));
+    // (A use names the parent: an issue would re-activate lone and supersede its case.)
+    events.push(ev("x2", "10:00:30", Iam, "lone", Used).parent("t2999"));
+    events.push(ev("u2", "10:06", Iam, "leaf", Used));
+    // The same below a chain where no case was ever opened: the count comes with it.
+    for i in 1..3000 {
+        events.push(
+            ev(&format!("j{i}"), "09:00", Iam, &format!("c{i}"), Issued)
+                .parent(&format!("c{}", i - 1)),
+        );
+    }
+    events.push(ev("y1", "09:00", Iam, "leaf2", Issued).parent("lone2"));
+    events.push(ev("r3", "10:00", Iam, "lone2", Disabled));
+    events.push(ev("y2", "10:00:30", Iam, "lone2", Used).parent("c2999"));
+    events.push(ev("u3", "10:07", Iam, "leaf2", Used));
+    let alerts = run_with("[sla]\nsiem = \"off\"\n", events, Some("10:10"));
+    let used: Vec<_> = ids(&alerts)
+        .into_iter()
+        .filter(|a| a.0 == "revoked_entity_used" && !a.3.starts_with("lone"))
+        .collect();
+    assert_eq!(
+        used,
+        vec![
+            row("revoked_entity_used", "t0", "iam", "t2999", "10:05"),
+            row("revoked_entity_used", "lone", "iam", "leaf", "10:06"),
+            row("revoked_entity_used", "lone2", "iam", "leaf2", "10:07"),
+        ]
+    );
+}

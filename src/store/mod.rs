@@ -4,7 +4,7 @@
 //! | column family | key | value |
 //! |---|---|---|
 //! | `entities` | entity | per-system state and the cases rooted there |
-//! | `lineage`  | entity | parent and children |
+//! | `lineage`  | entity | parent, children, a jump towards the tree's top; at a top, the tree's case count |
 //! | `cases`    | case id | the case and its per-system obligations |
 //! | `timers`   | (deadline, case id, system) or (deadline, hygiene rule, entity) | — scanned in deadline order |
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
@@ -95,6 +95,13 @@ pub struct LineageRow {
     pub parent: Option<String>,
     /// Entities issued from it.
     pub children: Vec<String>,
+    /// An ancestor above its parent, closer to the top of its tree (unset: its parent).
+    /// Edges are never removed, so an ancestor stays one: a jump to it is always valid,
+    /// and finding the top of a tree follows a few jumps, not the whole chain.
+    pub jump: Option<String>,
+    /// At the top of a tree: how many cases were ever opened at the tree's entities (at
+    /// least the open ones). Zero spares a covering-case walk up the ancestors.
+    pub tree_cases: u64,
 }
 
 /// The cache of the positions table: one small entry per source partition.
@@ -120,8 +127,9 @@ const FORMAT_KEY: &[u8] = b"format";
 /// The layout of the values; a state directory of another layout is refused at open.
 /// 2: entity rows carry when each system's state changed and the entity's kind; the
 /// history and alert_times column families. 3: hygiene clocks in entity rows and
-/// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]).
-const FORMAT: u32 = 3;
+/// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]). 4: lineage rows
+/// carry a jump towards the top of their tree and, at the top, the tree's case count.
+const FORMAT: u32 = 4;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -335,13 +343,57 @@ impl Store {
         })
     }
 
-    /// Records the edge `child → parent` in both rows, in place.
+    /// Records the edge `child → parent` in both rows, in place. `child` is the top of
+    /// its tree (it has no parent): its tree's case count moves to the new top.
     pub fn link(&mut self, child: &str, parent: &str) -> Result<(), StoreError> {
+        let top = self.top(parent)?;
+        let mut moved = 0;
         self.lineage.update(&self.db, child.as_bytes(), |row| {
-            row.parent = Some(parent.to_owned())
+            row.parent = Some(parent.to_owned());
+            row.jump = (top != parent).then(|| top.clone());
+            moved = std::mem::take(&mut row.tree_cases);
         })?;
         self.lineage.update(&self.db, parent.as_bytes(), |row| {
             row.children.push(child.to_owned())
+        })?;
+        if moved > 0 {
+            self.lineage
+                .update(&self.db, top.as_bytes(), |row| row.tree_cases += moved)?;
+        }
+        Ok(())
+    }
+
+    /// The top ancestor of `entity` (itself when it has no parent). The jumps of the
+    /// entities passed on the way are pointed at it.
+    pub fn top(&mut self, entity: &str) -> Result<String, StoreError> {
+        let mut path = Vec::new();
+        let mut current = entity.to_owned();
+        while let Some(next) = self.lineage.read(&self.db, current.as_bytes(), |row| {
+            row.and_then(|r| r.jump.clone().or_else(|| r.parent.clone()))
+        })? {
+            path.push(std::mem::replace(&mut current, next));
+        }
+        // The last one passed already leads straight to the top.
+        path.pop();
+        for passed in path {
+            self.lineage.update(&self.db, passed.as_bytes(), |row| {
+                row.jump = Some(current.clone())
+            })?;
+        }
+        Ok(current)
+    }
+
+    /// Counts a case opened at `entity` in its tree.
+    pub fn count_tree_case(&mut self, entity: &str) -> Result<(), StoreError> {
+        let top = self.top(entity)?;
+        self.lineage
+            .update(&self.db, top.as_bytes(), |row| row.tree_cases += 1)
+    }
+
+    /// Whether a case was ever opened in the tree whose top is `top`.
+    pub fn tree_had_cases(&mut self, top: &str) -> Result<bool, StoreError> {
+        self.lineage.read(&self.db, top.as_bytes(), |row| {
+            row.is_some_and(|r| r.tree_cases > 0)
         })
     }
 
@@ -814,6 +866,50 @@ mod tests {
             );
         }
         assert!(store.mark_seen(System::Iam, "e3").unwrap());
+    }
+
+    #[test]
+    fn a_tree_top_is_found_by_jumps_and_carries_the_tree_case_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        // Grown downwards (each new credential under the last) and upwards (each new
+        // entity becomes the parent of the old top).
+        for i in 1..200 {
+            store
+                .link(&format!("n{i}"), &format!("n{}", i - 1))
+                .unwrap();
+            store
+                .link(&format!("m{}", 200 - i), &format!("m{}", 199 - i))
+                .unwrap();
+        }
+        assert_eq!(store.top("n199").unwrap(), "n0");
+        assert_eq!(store.top("m199").unwrap(), "m0");
+        assert_eq!(store.top("n0").unwrap(), "n0");
+        assert_eq!(store.top("elsewhere").unwrap(), "elsewhere");
+        // After one walk every entity passed jumps straight to the top.
+        for i in 0..199 {
+            let row = store
+                .lineage
+                .get(&store.db, format!("m{i}").as_bytes())
+                .unwrap();
+            let next = row.and_then(|r| r.jump.or(r.parent));
+            assert!(i == 0 || next.as_deref() == Some("m0"), "m{i}: {next:?}");
+        }
+        store.count_tree_case("m120").unwrap();
+        assert!(store.tree_had_cases("m0").unwrap());
+        assert!(!store.tree_had_cases("n0").unwrap());
+        // A tree that gains a parent brings its count to the new top.
+        store.link("m0", "n150").unwrap();
+        assert_eq!(store.top("m199").unwrap(), "n0");
+        store.commit().unwrap();
+        drop(store);
+        let mut store = Store::open(dir.path()).unwrap();
+        assert!(store.tree_had_cases("n0").unwrap());
+        assert!(
+            !store.tree_had_cases("m0").unwrap(),
+            "m0 is no longer a top"
+        );
+        assert_eq!(store.top("m7").unwrap(), "n0");
     }
 
     #[test]
