@@ -26,9 +26,9 @@ use crate::time::Micros;
 /// The lineage trees of an input, as a union-find over its entities.
 #[derive(Default)]
 pub struct Trees {
-    entities: HashMap<Box<str>, u32, RandomState>,
-    parent: Vec<u32>,
-    events: HashMap<u64, u32, RandomState>,
+    entities: HashMap<Box<str>, usize, RandomState>,
+    parent: Vec<usize>,
+    events: HashMap<u64, usize, RandomState>,
     hasher: RandomState,
 }
 
@@ -55,35 +55,34 @@ impl Trees {
         let Some(&node) = self.entities.get(entity) else {
             return 0;
         };
-        let root = u64::from(self.find(node));
         // Spread consecutive roots (entities numbered in input order) over the shards.
-        let mixed = root.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
-        usize::try_from(mixed).unwrap_or(0) % n
+        let mixed = (self.find(node) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        (mixed % n as u64) as usize
     }
 
-    fn node(&mut self, id: &str) -> u32 {
+    fn node(&mut self, id: &str) -> usize {
         if let Some(&node) = self.entities.get(id) {
             return node;
         }
-        let node = u32::try_from(self.parent.len()).unwrap_or(u32::MAX);
+        let node = self.parent.len();
         self.parent.push(node);
         self.entities.insert(id.into(), node);
         node
     }
 
-    fn find(&mut self, mut node: u32) -> u32 {
-        while self.parent[node as usize] != node {
-            let grand = self.parent[self.parent[node as usize] as usize];
-            self.parent[node as usize] = grand;
+    fn find(&mut self, mut node: usize) -> usize {
+        while self.parent[node] != node {
+            let grand = self.parent[self.parent[node]];
+            self.parent[node] = grand;
             node = grand;
         }
         node
     }
 
-    fn union(&mut self, a: u32, b: u32) {
+    fn union(&mut self, a: usize, b: usize) {
         let (a, b) = (self.find(a), self.find(b));
         if a != b {
-            self.parent[a.max(b) as usize] = a.min(b);
+            self.parent[a.max(b)] = a.min(b);
         }
     }
 }
