@@ -224,20 +224,10 @@ impl Store {
             })?,
             None => Micros::MIN,
         };
-        let format = db
-            .get_pinned_cf(meta, FORMAT_KEY)?
-            .and_then(|b| <[u8; 4]>::try_from(&*b).ok())
-            .map(u32::from_be_bytes);
-        match format {
+        match stored_layout(&db)? {
             Some(FORMAT) => {}
             None if clock == Micros::MIN => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
-            other => {
-                return Err(StoreError::Incompatible(format!(
-                    "state directory {} has layout {} and this lockstep writes layout {FORMAT}: replay into a new directory",
-                    dir.display(),
-                    other.map_or("1".into(), |v| v.to_string())
-                )))
-            }
+            other => return Err(other_layout(dir, other)),
         }
         let outbox_next = match db
             .iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End)
@@ -614,6 +604,23 @@ impl Store {
 /// missing parent (a typo, not a place to create), a non-empty directory holding no
 /// RocksDB, or a store missing one of its column families (a damaged MANIFEST would
 /// otherwise reopen with that table empty and re-raise alerts).
+/// The layout recorded in a state directory (none: new, or layout 1).
+fn stored_layout(db: &DB) -> Result<Option<u32>, StoreError> {
+    Ok(db
+        .get_pinned_cf(table::cf(db, "meta")?, FORMAT_KEY)?
+        .and_then(|b| <[u8; 4]>::try_from(&*b).ok())
+        .map(u32::from_be_bytes))
+}
+
+/// The refusal of a state directory of layout `found` (none: layout 1).
+fn other_layout(dir: &Path, found: Option<u32>) -> StoreError {
+    StoreError::Incompatible(format!(
+        "state directory {} has layout {} and this lockstep reads and writes layout {FORMAT}: replay into a new directory",
+        dir.display(),
+        found.map_or("1".into(), |v| v.to_string())
+    ))
+}
+
 fn check_directory(dir: &Path) -> Result<(), StoreError> {
     let refuse = |why: String| Err(StoreError::Incompatible(why));
     if !dir.exists() {
@@ -773,6 +780,30 @@ mod tests {
 
     fn at(next: i64, check: Option<(i64, u64)>) -> Position {
         Position { next, check }
+    }
+
+    #[test]
+    fn a_state_directory_of_another_layout_is_refused_read_write_and_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.set_clock(Micros(1));
+        store.commit().unwrap();
+        drop(store);
+        {
+            let db = DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).unwrap();
+            let meta = db.cf_handle("meta").unwrap();
+            db.put_cf(meta, FORMAT_KEY, 3u32.to_be_bytes()).unwrap();
+        }
+        let err = Store::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("has layout 3") && err.contains("new directory"),
+            "{err}"
+        );
+        let err = view::StateView::open_read_only(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("has layout 3"), "{err}");
     }
 
     #[test]

@@ -163,7 +163,10 @@ impl StateView {
     /// view is what was committed when it was opened).
     pub fn open_read_only(dir: &Path) -> Result<StateView, StoreError> {
         let db = DB::open_cf_for_read_only(&Options::default(), dir, COLUMN_FAMILIES, false)?;
-        Ok(StateView { db: Arc::new(db) })
+        match super::stored_layout(&db)? {
+            Some(super::FORMAT) | None => Ok(StateView { db: Arc::new(db) }),
+            other => Err(super::other_layout(dir, other)),
+        }
     }
 
     fn get<V: DeserializeOwned>(
