@@ -1,7 +1,8 @@
 //! `[state] memory_budget`: peak memory follows the budget, not the estate, and the
 //! alerts do not depend on it — a replay whose state barely fits in memory (every
 //! table cache evicted over and over, memtables flushed every few steps, rows read back
-//! from SST files) equals one whose state stays in memory, byte for byte.
+//! from SST files) equals one whose state stays in memory, and one written whole to a
+//! state directory at every commit, byte for byte.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,14 +40,14 @@ fn config(dir: &Path, budget: &str) -> String {
 
 /// Replays `events` under `budget`: the sorted alert lines and the peak RSS in MiB.
 fn replay(dir: &Path, events: &str, budget: &str) -> (Vec<String>, u64) {
-    replay_with(dir, events, &config(dir, budget))
+    replay_with(dir, events, &config(dir, budget), &[])
 }
 
-/// Replays `events` with configuration file `config`: the sorted alert lines and the
-/// peak RSS in MiB.
-fn replay_with(dir: &Path, events: &str, config: &str) -> (Vec<String>, u64) {
+/// Replays `events` with configuration file `config` and `more` arguments: the sorted
+/// alert lines and the peak RSS in MiB.
+fn replay_with(dir: &Path, events: &str, config: &str, more: &[&str]) -> (Vec<String>, u64) {
     let alerts = dir.join("alerts.nd");
-    let stderr = lockstep(&[
+    let mut args = vec![
         "replay",
         "--config",
         config,
@@ -54,7 +55,9 @@ fn replay_with(dir: &Path, events: &str, config: &str) -> (Vec<String>, u64) {
         events,
         "--alerts",
         alerts.to_str().unwrap(),
-    ]);
+    ];
+    args.extend_from_slice(more);
+    let stderr = lockstep(&args);
     let rss = stderr
         .split("peak RSS ")
         .nth(1)
@@ -138,6 +141,20 @@ fn alerts_do_not_depend_on_how_much_state_stays_in_memory() {
             tight == roomy,
             "scenario {i} ({args:?}): the alerts differ between 32 MiB and 2 GiB"
         );
+        // A state directory is written whole at every commit; a temporary store keeps
+        // changed rows in memory while they fit.
+        let state = dir.path().join(format!("state-{i}"));
+        let config = config(dir.path(), "32MiB");
+        let (durable, _) = replay_with(
+            dir.path(),
+            &events,
+            &config,
+            &["--state", state.to_str().unwrap()],
+        );
+        assert!(
+            tight == durable,
+            "scenario {i} ({args:?}): the alerts differ between a temporary store and a state directory"
+        );
     }
 }
 
@@ -164,7 +181,7 @@ fn a_million_revocations_in_ten_seconds_stay_within_the_budget() {
     );
     assert!(tuned.contains(&format!("max_held_events = {held}")));
     std::fs::write(&config, tuned).unwrap();
-    let (alerts, rss) = replay_with(dir.path(), events.to_str().unwrap(), &config);
+    let (alerts, rss) = replay_with(dir.path(), events.to_str().unwrap(), &config, &[]);
     assert!(
         alerts.is_empty(),
         "no deadline is due within the ten seconds"

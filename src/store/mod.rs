@@ -44,6 +44,7 @@ use crate::time::Micros;
 pub use budget::MemoryBudget;
 use keys::TimerKey;
 use seen::Seen;
+use table::Staged;
 use table::Table;
 
 /// The state of one entity in one system (SPEC §4).
@@ -135,6 +136,9 @@ const FORMAT: u32 = 4;
 pub struct Store {
     db: Arc<DB>,
     budget: MemoryBudget,
+    /// Whether the store outlives the process (a state directory) and each commit must
+    /// leave it complete; a temporary store only needs to be complete when read.
+    durable: bool,
     writing: Option<JoinHandle<Result<(), rocksdb::Error>>>,
     _temp: Option<tempfile::TempDir>,
     entities: Table<EntityRow>,
@@ -178,6 +182,11 @@ impl Store {
 
     /// Opens (creating if needed) the store in `dir`, holding about `budget` in memory.
     pub fn open_with(dir: &Path, budget: MemoryBudget) -> Result<Store, StoreError> {
+        Store::open_in(dir, budget, true)
+    }
+
+    /// Opens the store in `dir`; one not `durable` is never reopened.
+    fn open_in(dir: &Path, budget: MemoryBudget, durable: bool) -> Result<Store, StoreError> {
         check_directory(dir)?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
@@ -239,6 +248,7 @@ impl Store {
         Ok(Store {
             db: Arc::new(db),
             budget,
+            durable,
             writing: None,
             _temp: None,
             entities: Table::new("entities", budget.table("entities")),
@@ -271,7 +281,7 @@ impl Store {
             .map_err(|e| {
                 StoreError::Incompatible(format!("cannot create a temporary store: {e}"))
             })?;
-        let mut store = Store::open_with(dir.path(), budget)?;
+        let mut store = Store::open_in(dir.path(), budget, false)?;
         store._temp = Some(dir);
         Ok(store)
     }
@@ -453,8 +463,12 @@ impl Store {
         Ok(())
     }
 
-    /// Adds an applied event to its entity's timeline.
+    /// Adds an applied event to its entity's timeline (of a store that outlives the
+    /// process: nothing reads a temporary store's timelines).
     pub fn record_history(&mut self, ev: &IdentityEvent) -> Result<(), StoreError> {
+        if !self.durable {
+            return Ok(());
+        }
         let entry = HistoryEntry {
             event_id: ev.event_id.clone(),
             system: ev.system,
@@ -526,18 +540,38 @@ impl Store {
     /// Writes every pending change in one atomic `WriteBatch`. An error is fatal for
     /// the run: nothing of the failed batch was written.
     pub fn commit(&mut self) -> Result<(), StoreError> {
-        self.commit_in_background()?;
+        if !self.durable {
+            // Nothing reopens the store, so nothing needs the batch to be one: the
+            // tables' rows kept back in memory are written a table at a time, and no
+            // batch holds a copy of all of them.
+            self.wait()?;
+            let db = Arc::clone(&self.db);
+            for table in self.tables() {
+                let mut batch = WriteBatch::default();
+                table.stage(&db, &mut batch)?;
+                db.write(batch)?;
+                table.evict_if_over_budget();
+            }
+        }
+        self.write(true)?;
         self.wait()
     }
 
     /// Stages every pending change in one `WriteBatch` and writes it on another thread,
     /// so that correlation goes on meanwhile (replay). Reads stay consistent: the cache
     /// keeps every staged value until the write has finished. The next commit, or
-    /// [`Store::wait`], waits for it.
+    /// [`Store::wait`], waits for it. A temporary store writes only the rows its caches
+    /// have no room for (and every row at [`Store::commit`]).
     pub fn commit_in_background(&mut self) -> Result<(), StoreError> {
+        self.write(self.durable)
+    }
+
+    /// Starts writing the pending changes: all of them, or (`everything` false) those
+    /// that do not fit in memory.
+    fn write(&mut self, everything: bool) -> Result<(), StoreError> {
         self.wait()?;
         let mut batch = WriteBatch::default();
-        self.stage(&mut batch)?;
+        self.stage(&mut batch, everything)?;
         let db = Arc::clone(&self.db);
         self.writing = Some(std::thread::spawn(move || db.write(batch)));
         Ok(())
@@ -555,26 +589,29 @@ impl Store {
                 StoreError::Incompatible("the store writer thread panicked".into())
             })??;
         }
-        self.entities.evict_if_over_budget();
-        self.lineage.evict_if_over_budget();
-        self.cases.evict_if_over_budget();
-        self.watches.evict_if_over_budget();
+        for table in self.tables() {
+            table.evict_if_over_budget();
+        }
         self.seen.written();
-        self.alerts.evict_if_over_budget();
         self.positions.evict_if_over_budget();
         self.outbox.evict_if_over_budget();
         Ok(())
     }
 
-    /// Moves every pending change into `batch`; afterwards nothing is pending.
-    fn stage(&mut self, batch: &mut WriteBatch) -> Result<(), StoreError> {
+    /// Moves the pending changes into `batch`: all (afterwards nothing is pending), or
+    /// (`everything` false) the redelivery marks, timers and appended rows and the rows
+    /// of the tables over their budgets.
+    fn stage(&mut self, batch: &mut WriteBatch, everything: bool) -> Result<(), StoreError> {
+        let db = Arc::clone(&self.db);
+        for table in self.tables() {
+            if everything {
+                table.stage(&db, batch)?;
+            } else {
+                table.spill(&db, batch)?;
+            }
+        }
         let db = &self.db;
-        self.entities.stage(db, batch)?;
-        self.lineage.stage(db, batch)?;
-        self.cases.stage(db, batch)?;
-        self.watches.stage(db, batch)?;
         self.seen.stage(db, batch)?;
-        self.alerts.stage(db, batch)?;
         if self.clock_dirty {
             let bytes = codec::encode(&self.clock).map_err(|e| StoreError::Corrupt {
                 cf: "meta",
@@ -592,6 +629,17 @@ impl Store {
             batch.put_cf(table::cf(db, cf)?, key, value);
         }
         Ok(())
+    }
+
+    /// The tables of the correlator's rows, whose caches share the memory budget.
+    fn tables(&mut self) -> [&mut dyn Staged; 5] {
+        [
+            &mut self.entities,
+            &mut self.lineage,
+            &mut self.cases,
+            &mut self.watches,
+            &mut self.alerts,
+        ]
     }
 
     /// A read-only view of the committed state, for the API beside a running pipeline.

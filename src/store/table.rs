@@ -1,9 +1,11 @@
 //! A typed view of one column family with a write-back cache. Reads go to the cache,
 //! then to RocksDB; writes stay in the cache, marked dirty, until the store commits them
-//! all in one `WriteBatch`. The cache is bounded in bytes: each entry is weighed by its
-//! key and encoded value (known once read or staged), and after a commit a table over
-//! its budget drops clean entries until it is a quarter under it, so memory stays flat
-//! however large the state grows and the rest of the working set stays cached.
+//! all in one `WriteBatch` — or, for a store nobody reopens, until the cache outgrows its
+//! budget ([`Table::spill`]). The cache is bounded in bytes: each entry is weighed by its
+//! key and encoded value (estimated from the table's mean until staged), and after a
+//! commit a table over its budget drops clean entries until it is a quarter under it, so
+//! memory stays flat however large the state grows and the rest of the working set stays
+//! cached.
 
 use std::collections::HashMap;
 
@@ -19,7 +21,7 @@ use crate::error::StoreError;
 struct Slot<V> {
     value: Option<V>,
     dirty: bool,
-    /// The estimated bytes the entry holds; 0 until it is read or staged.
+    /// The estimated bytes the entry holds.
     weight: usize,
 }
 
@@ -29,7 +31,63 @@ pub struct Table<V> {
     budget: usize,
     bytes: usize,
     cache: HashMap<Box<[u8]>, Slot<V>, RandomState>,
-    dirty: Vec<Box<[u8]>>,
+    dirty: Dirty,
+    /// The mean encoded value, which weighs an entry not encoded yet.
+    mean: Mean,
+}
+
+/// The entries changed since the last stage: their keys, in the order they were first
+/// changed, and their weight.
+#[derive(Default)]
+struct Dirty {
+    keys: Vec<Box<[u8]>>,
+    bytes: usize,
+}
+
+impl Dirty {
+    /// Marks the entry `slot` at `key`, whose weight just grew by `grown`, changed.
+    fn mark<V>(&mut self, key: &[u8], slot: &mut Slot<V>, grown: usize) {
+        if slot.dirty {
+            self.bytes += grown;
+        } else {
+            slot.dirty = true;
+            self.keys.push(key.into());
+            self.bytes += slot.weight;
+        }
+    }
+}
+
+/// A running mean of the encoded values weighed.
+#[derive(Default)]
+struct Mean {
+    count: usize,
+    bytes: usize,
+}
+
+impl Mean {
+    /// The weight of an entry whose value encodes to `encoded` bytes, counted in.
+    fn weigh<V>(&mut self, key: &[u8], encoded: usize) -> usize {
+        self.count += 1;
+        self.bytes += encoded;
+        weight::<V>(key, encoded)
+    }
+
+    /// The weight of an entry not encoded yet: its key and the mean value.
+    fn estimate<V>(&self, key: &[u8]) -> usize {
+        weight::<V>(key, self.bytes.checked_div(self.count).unwrap_or(0))
+    }
+
+    /// An empty `slot` about to get a value is weighed as a mean one: how much heavier
+    /// it got (added to `total`).
+    fn fill<V>(&self, key: &[u8], slot: &mut Slot<V>, total: &mut usize) -> usize {
+        if slot.value.is_some() {
+            return 0;
+        }
+        let grown = self.estimate::<V>(key).saturating_sub(slot.weight);
+        slot.weight += grown;
+        *total += grown;
+        grown
+    }
 }
 
 impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
@@ -40,7 +98,8 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             budget,
             bytes: 0,
             cache: HashMap::default(),
-            dirty: Vec::new(),
+            dirty: Dirty::default(),
+            mean: Mean::default(),
         }
     }
 
@@ -86,7 +145,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     }
 
     /// The cache entry of a value as RocksDB holds it.
-    fn clean_slot(&self, key: &[u8], stored: Option<&[u8]>) -> Result<Slot<V>, StoreError> {
+    fn clean_slot(&mut self, key: &[u8], stored: Option<&[u8]>) -> Result<Slot<V>, StoreError> {
         let value = match stored {
             Some(bytes) => Some(codec::decode(bytes).map_err(|e| StoreError::Corrupt {
                 cf: self.cf,
@@ -97,7 +156,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(Slot {
             value,
             dirty: false,
-            weight: weight::<V>(key, stored.map_or(0, <[u8]>::len)),
+            weight: self.mean.weigh::<V>(key, stored.map_or(0, <[u8]>::len)),
         })
     }
 
@@ -128,11 +187,9 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let Some(slot) = self.cache.get_mut(key) else {
             return Ok(());
         };
+        let grown = self.mean.fill(key, slot, &mut self.bytes);
         f(slot.value.get_or_insert_with(V::default));
-        if !slot.dirty {
-            slot.dirty = true;
-            self.dirty.push(key.into());
-        }
+        self.dirty.mark(key, slot, grown);
         Ok(())
     }
 
@@ -149,20 +206,22 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     fn set(&mut self, key: &[u8], value: Option<V>) {
         match self.cache.get_mut(key) {
             Some(slot) => {
+                let grown = match value {
+                    Some(_) => self.mean.fill(key, slot, &mut self.bytes),
+                    None => 0,
+                };
                 slot.value = value;
-                if !slot.dirty {
-                    slot.dirty = true;
-                    self.dirty.push(key.into());
-                }
+                self.dirty.mark(key, slot, grown);
             }
             None => {
-                let slot = Slot {
+                let mut slot = Slot {
                     value,
-                    dirty: true,
-                    weight: 0,
+                    dirty: false,
+                    weight: self.mean.estimate::<V>(key),
                 };
+                self.bytes += slot.weight;
+                self.dirty.mark(key, &mut slot, 0);
                 self.cache.insert(key.into(), slot);
-                self.dirty.push(key.into());
             }
         }
     }
@@ -171,12 +230,14 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// sorted keys far faster than scattered ones); the entries are clean afterwards.
     pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
         let cf = cf(db, self.cf)?;
-        self.dirty.sort_unstable();
-        for key in self.dirty.drain(..) {
+        let mut keys = std::mem::take(&mut self.dirty.keys);
+        keys.sort_unstable();
+        for key in keys {
             let Some(slot) = self.cache.get_mut(&key) else {
                 continue;
             };
             slot.dirty = false;
+            self.dirty.bytes = self.dirty.bytes.saturating_sub(slot.weight);
             let encoded = match &slot.value {
                 Some(v) => {
                     let bytes = codec::encode(v).map_err(|e| StoreError::Corrupt {
@@ -193,9 +254,40 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 }
             };
             self.bytes -= slot.weight;
-            slot.weight = weight::<V>(&key, encoded);
+            slot.weight = self.mean.weigh::<V>(&key, encoded);
             self.bytes += slot.weight;
         }
+        Ok(())
+    }
+
+    /// Stages dirty entries, as [`Table::stage`], only as far as the cache has outgrown
+    /// its budget: the earliest changed, until the clean entries [`Table::evict_if_over_budget`]
+    /// may drop bring it a quarter under. A store that is never reopened (a replay's
+    /// temporary one) keeps changed rows in memory while they fit, and a row changed in
+    /// every commit window — a busy key's hygiene clock — is written once, not once per
+    /// window.
+    pub fn spill(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        if self.bytes <= self.budget {
+            return Ok(());
+        }
+        // Eviction leaves the dirty entries: these must weigh no more than its target.
+        let mut excess = self.dirty.bytes.saturating_sub(self.budget / 4 * 3);
+        let cache = &self.cache;
+        let earliest = self
+            .dirty
+            .keys
+            .iter()
+            .take_while(|k| {
+                let more = excess > 0;
+                excess = excess.saturating_sub(cache.get(&***k).map_or(0, |slot| slot.weight));
+                more
+            })
+            .count();
+        // Staging the earliest takes their weight off `dirty.bytes`, which is then the
+        // later ones'.
+        let later = self.dirty.keys.split_off(earliest);
+        self.stage(db, batch)?;
+        self.dirty.keys = later;
         Ok(())
     }
 
@@ -215,6 +307,30 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             *bytes -= slot.weight;
             false
         });
+    }
+}
+
+/// What the store does with every table, whatever its value type.
+pub trait Staged {
+    /// [`Table::stage`]
+    fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError>;
+    /// [`Table::spill`]
+    fn spill(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError>;
+    /// [`Table::evict_if_over_budget`]
+    fn evict_if_over_budget(&mut self);
+}
+
+impl<V: Serialize + DeserializeOwned + Clone> Staged for Table<V> {
+    fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        Table::stage(self, db, batch)
+    }
+
+    fn spill(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        Table::spill(self, db, batch)
+    }
+
+    fn evict_if_over_budget(&mut self) {
+        Table::evict_if_over_budget(self)
     }
 }
 
@@ -265,6 +381,55 @@ mod tests {
         for i in 0..10_000 {
             let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
             assert_eq!(value, Some(format!("value {i}")), "read back from RocksDB");
+        }
+    }
+
+    #[test]
+    fn a_spill_writes_only_the_earliest_changes_that_do_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        let db = DB::open_cf(&opts, dir.path(), ["t"]).unwrap();
+        let budget = 64 << 10;
+        let mut table: Table<String> = Table::new("t", budget);
+        let spill = |table: &mut Table<String>| {
+            let mut batch = WriteBatch::default();
+            table.spill(&db, &mut batch).unwrap();
+            let count = batch.len();
+            db.write(batch).unwrap();
+            table.evict_if_over_budget();
+            count
+        };
+        for i in 0..100 {
+            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
+        }
+        assert_eq!(spill(&mut table), 0, "changes that fit stay in memory");
+        for i in 0..10_000 {
+            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
+        }
+        let written = spill(&mut table);
+        assert!((1..10_000).contains(&written), "{written} written");
+        assert!(table.bytes <= budget / 4 * 3, "{} bytes", table.bytes);
+        let weighed = |t: &Table<String>| t.cache.values().map(|s| s.weight).sum::<usize>();
+        assert_eq!(weighed(&table), table.bytes);
+        let dirty = |t: &Table<String>| {
+            t.cache
+                .values()
+                .filter(|s| s.dirty)
+                .map(|s| s.weight)
+                .sum::<usize>()
+        };
+        assert_eq!(dirty(&table), table.dirty.bytes);
+        let stored = |i: usize| {
+            db.get_cf(db.cf_handle("t").unwrap(), format!("k{i}"))
+                .unwrap()
+        };
+        assert!(stored(0).is_some(), "the earliest change was written");
+        assert!(stored(9_999).is_none(), "the latest is still in memory");
+        for i in 0..10_000 {
+            let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
+            assert_eq!(value, Some(format!("value {i}")));
         }
     }
 }
