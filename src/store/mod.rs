@@ -486,19 +486,36 @@ impl Store {
     }
 
     /// Warms the caches for a run of events about to be applied: their redelivery
-    /// markers, entity rows and lineage rows, each table in one batched read.
+    /// markers, entity rows, the lineage rows of their entities and parents, and then
+    /// those of the entities these lead to (the tops, after path compression), each in
+    /// one batched read.
     pub fn prefetch<'a>(
         &mut self,
         events: impl IntoIterator<Item = &'a IdentityEvent>,
     ) -> Result<(), StoreError> {
-        let (mut seen, mut entities) = (Vec::new(), Vec::new());
+        let (mut seen, mut entities, mut linked) = (Vec::new(), Vec::new(), Vec::new());
         for e in events {
             seen.push(keys::seen(e.system, &e.event_id));
             entities.push(e.entity.as_bytes());
+            linked.push(e.entity.as_bytes());
+            linked.extend(e.parent.as_deref().map(str::as_bytes));
         }
         self.seen.prefetch(&self.db, seen)?;
         self.entities.prefetch(&self.db, &entities)?;
-        self.lineage.prefetch(&self.db, &entities)
+        self.lineage.prefetch(&self.db, &linked)?;
+        let next: Vec<String> = linked
+            .iter()
+            .filter_map(|key| {
+                self.lineage
+                    .cached(key, |row| {
+                        row.and_then(|r| r.jump.as_ref().or(r.parent.as_ref()))
+                            .cloned()
+                    })
+                    .flatten()
+            })
+            .collect();
+        let next: Vec<&[u8]> = next.iter().map(String::as_bytes).collect();
+        self.lineage.prefetch(&self.db, &next)
     }
 
     /// Schedules a deadline.

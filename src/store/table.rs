@@ -122,6 +122,12 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(result)
     }
 
+    /// `f` of the value at `key` if the cache holds it (a value or its absence); None
+    /// when only RocksDB could tell.
+    pub fn cached<R>(&self, key: &[u8], f: impl FnOnce(Option<&V>) -> R) -> Option<R> {
+        self.cache.get(key).map(|slot| f(slot.value.as_ref()))
+    }
+
     /// Loads the values of `keys` not cached yet with one batched RocksDB read, so the
     /// reads that follow hit the cache.
     pub fn prefetch(&mut self, db: &DB, keys: &[&[u8]]) -> Result<(), StoreError> {
