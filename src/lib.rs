@@ -21,6 +21,9 @@
 //!   →  outputs (alert: canonical alerts; sink: Kafka, OCSF; replay: sorted NDJSON;
 //!      report: evidence reports)
 //!
+//! The records correlate changes and store keeps: model (model::case: cases and their
+//! obligations; model::entity: per-entity state, hygiene clocks and lineage rows).
+//!
 //! Reading the state: store::view (committed state) → api (HTTP /v1, OpenAPI) and the
 //! CLI's `lineage` / `cases` (lineage: tree, dot, mermaid; client: `--api` mode and the
 //! registry's HTTP). Configuration: config (config::env: `${VAR}` and redaction;
@@ -44,6 +47,7 @@ pub mod error;
 pub mod event;
 pub mod lineage;
 pub mod live;
+pub mod model;
 pub mod replay;
 pub mod report;
 pub mod simulate;

@@ -94,7 +94,7 @@ fn only(q: &HashMap<String, String>, allowed: &[&str]) -> Result<(), ApiError> {
 }
 
 /// A case as evidence, with where it stands.
-pub fn case_view(case: &crate::correlate::case::Case) -> Value {
+pub fn case_view(case: &crate::model::case::Case) -> Value {
     let mut v = case_json(case);
     v["state"] = json!(CaseState::of(case));
     v

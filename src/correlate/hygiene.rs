@@ -15,8 +15,8 @@ use crate::alert::{hygiene_alert_id, Alert, AlertKind};
 use crate::config::HygieneConfig;
 use crate::error::StoreError;
 use crate::event::{Action, EntityKind, IdentityEvent, System};
+use crate::model::entity::{EchoState, EntityRow, HygieneClock};
 use crate::store::keys::{Due, HygieneRule, TimerKey};
-use crate::store::{EchoState, EntityRow, HygieneClock};
 use crate::time::{Micros, Span};
 
 impl HygieneRule {

@@ -6,7 +6,6 @@
 //! The hygiene clocks of SPEC §4b are armed in step (3) and share the deadline timers
 //! ([`hygiene`]).
 
-pub mod case;
 pub mod hygiene;
 pub mod lineage;
 pub mod reorder;
@@ -17,10 +16,11 @@ use crate::alert::{alert_id, Alert, AlertKind};
 use crate::config::{Config, HygieneConfig, SlaPolicy};
 use crate::error::StoreError;
 use crate::event::{Action, ActionClass, IdentityEvent, System};
+use crate::model::case::{case_id, Case, Echo, Obligation};
+use crate::model::entity::{EchoState, EntityRow};
 use crate::store::keys::{Due, TimerKey};
-use crate::store::{EchoState, EntityRow, Store};
+use crate::store::Store;
 use crate::time::{Micros, Span};
-use case::{case_id, Case, Echo, Obligation};
 
 /// The parts of the configuration that decide alerts.
 #[derive(Debug, Clone)]

@@ -18,9 +18,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::alert::{Alert, AlertKind};
-use crate::correlate::case::{Case, Echo};
 use crate::error::StoreError;
 use crate::event::System;
+use crate::model::case::{Case, Echo};
 use crate::store::view::{CaseFilter, StateView};
 use crate::time::{Micros, Span};
 

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::alert::{Alert, Severity};
 use crate::config::AlertsFormat;
-use crate::correlate::case::{Case, Echo};
+use crate::model::case::{Case, Echo};
 use crate::time::Micros;
 
 /// The alert schema text.

@@ -37,73 +37,16 @@ use rocksdb::{
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
-use crate::correlate::case::Case;
 use crate::error::StoreError;
 use crate::event::{IdentityEvent, System};
+use crate::model::case::Case;
+use crate::model::entity::{EchoState, EntityRow, LineageRow};
 use crate::time::Micros;
 pub use budget::MemoryBudget;
 use keys::TimerKey;
 use seen::Seen;
 use table::Staged;
 use table::Table;
-
-/// The state of one entity in one system (SPEC §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub enum EchoState {
-    /// Never seen in that system.
-    #[default]
-    None,
-    /// Present or in use there.
-    Active,
-    /// Revoked there.
-    Revoked,
-}
-
-/// An entity's row: its state in each system and the non-superseded cases rooted at it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EntityRow {
-    /// State per system, indexed by [`System::index`].
-    pub states: [EchoState; 4],
-    /// Open (not superseded) cases whose root is this entity, oldest first.
-    pub cases: Vec<String>,
-    /// When the state in each system last changed.
-    pub since: [Micros; 4],
-    /// The kind its first applied event gave it.
-    pub kind: Option<crate::event::EntityKind>,
-    /// Its hygiene clocks (SPEC §4b), indexed by [`keys::HygieneRule::index`]: set
-    /// only for kinds with a limit.
-    pub clocks: [Option<HygieneClock>; 2],
-}
-
-/// One hygiene clock of an entity (SPEC §4b): the time that armed it last, the deadline
-/// that arming set, and the earliest timer still scheduled for it. Repeated armings (every
-/// use of a key) move `since` and `deadline` only; the scheduled timer, when it comes due
-/// before the deadline, schedules the next one (see `correlate::hygiene`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HygieneClock {
-    /// The time of the arming event: `issued_at` or `last_active`.
-    pub since: Micros,
-    /// `since` + the limit of the arming event's kind.
-    pub deadline: Micros,
-    /// The earliest scheduled timer of this clock, at or before `deadline`.
-    pub timer: Option<Micros>,
-}
-
-/// An entity's place in the lineage graph.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LineageRow {
-    /// The entity it was issued from or belongs to.
-    pub parent: Option<String>,
-    /// Entities issued from it.
-    pub children: Vec<String>,
-    /// An ancestor above its parent, closer to the top of its tree (unset: its parent).
-    /// Edges are never removed, so an ancestor stays one: a jump to it is always valid,
-    /// and finding the top of a tree follows a few jumps, not the whole chain.
-    pub jump: Option<String>,
-    /// At the top of a tree: how many cases were ever opened at the tree's entities (at
-    /// least the open ones). Zero spares a covering-case walk up the ancestors.
-    pub tree_cases: u64,
-}
 
 /// The cache of the positions table: one small entry per source partition.
 const POSITIONS_CACHE: usize = 1 << 20;

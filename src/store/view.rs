@@ -11,9 +11,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{codec, keys, table, EchoState, EntityRow, HistoryEntry, LineageRow, COLUMN_FAMILIES};
-use crate::correlate::case::{Case, Echo};
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
+use crate::model::case::{Case, Echo};
 use crate::time::Micros;
 
 /// Where a case stands, for filtering.
