@@ -15,5 +15,5 @@ fn main() -> std::process::ExitCode {
     lockstep_cli::main()
 }
 
-#[path = "cli.rs"]
+#[path = "cli/mod.rs"]
 mod lockstep_cli;

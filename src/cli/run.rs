@@ -1,0 +1,84 @@
+//! `lockstep run`: the live pipeline, with the HTTP API beside it, until SIGTERM or
+//! Ctrl-C stops it after a final commit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use lockstep::live::{Control, Pipeline};
+use lockstep::store::Store;
+use lockstep::telemetry::Metrics;
+
+use super::{load_config, serve_api};
+
+/// The arguments of `lockstep run`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file with [kafka], [[sources]] and [sinks].
+    #[arg(long)]
+    config: PathBuf,
+    /// Keep the state in this RocksDB directory (default: `[state] dir`).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Also print every alert readably on stdout as it is raised.
+    #[arg(long)]
+    print: bool,
+}
+
+/// Runs `lockstep run`.
+pub fn run(args: Args) -> Result<()> {
+    let Args {
+        config,
+        state,
+        print,
+    } = args;
+    let path = config;
+    let config = load_config(Some(&path))?;
+    config
+        .runnable()
+        .map_err(|message| lockstep::error::ConfigError::Invalid {
+            path: Some(path.clone()),
+            message,
+        })?;
+    let dir = state
+        .or_else(|| config.state.dir.clone())
+        .context("lockstep run needs a state directory: --state DIR or [state] dir")?;
+    let store = Store::open_with(&dir, config.state.memory_budget)
+        .with_context(|| format!("opening state {}", dir.display()))?;
+    let metrics = Arc::new(Metrics::new());
+    let control = Control::default();
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, control.shutdown.clone())?;
+    }
+    let api = if config.api.listen != "off" {
+        let (addr, _) = serve_api(
+            &config,
+            &config.api.listen,
+            metrics.clone(),
+            control.ready.clone(),
+            store.view(),
+        )?;
+        format!("http://{addr}")
+    } else {
+        "off".to_owned()
+    };
+    let sources: Vec<String> = config
+        .sources
+        .iter()
+        .map(|s| format!("{} ({}, {})", s.topic, s.system, s.format))
+        .collect();
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        config = %path.display(),
+        state = %dir.display(),
+        api = %api,
+        sources = %sources.join(", "),
+        "lockstep run starting"
+    );
+    let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
+    tracing::info!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
+    pipeline.run(&control)?;
+    tracing::info!("lockstep: stopped cleanly");
+    Ok(())
+}
