@@ -1,6 +1,7 @@
 //! `lockstep replay`: events from files or a Kafka time range through the correlator,
 //! the alerts written in the encoding of the live topic, evidence reports, a summary.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -8,15 +9,17 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use lockstep::alert::{Alert, AlertKind};
+use lockstep::alert::AlertKind;
+use lockstep::config::AlertsFormat;
 use lockstep::correlate::{Correlator, Rules};
-use lockstep::replay::{replay, ReplayInput, ReplayOutcome};
+use lockstep::replay::{replay, AlertLog, ReplayInput, ReplayOutcome};
 use lockstep::report::{FileDigest, Report, ReportFormat};
+use lockstep::sink::AlertContainer;
 use lockstep::source::range::KafkaRange;
 use lockstep::store::Store;
 use lockstep::time::Micros;
 
-use super::{load_config, parse_instant, write_lines, ReadArgs};
+use super::{load_config, parse_instant, ReadArgs};
 
 /// The arguments of `lockstep replay`.
 #[derive(clap::Args)]
@@ -52,7 +55,7 @@ pub struct Args {
     /// How: canonical JSON lines, an Avro container file of `schemas/alert.avsc`, or
     /// OCSF Detection Findings (2004) as JSON lines — the encodings of the live topic.
     #[arg(long, value_enum, default_value = "json")]
-    alerts_format: lockstep::config::AlertsFormat,
+    alerts_format: AlertsFormat,
     /// Evaluate deadlines up to this RFC 3339 instant (default: the latest event time).
     #[arg(long, value_parser = parse_instant)]
     as_of: Option<Micros>,
@@ -158,10 +161,7 @@ pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let outcome = replay(&mut correlator, &input)?;
     let elapsed = started.elapsed();
-    write_alerts(&alerts, &outcome.alerts, alerts_format)?;
-    if print {
-        print_alerts(&outcome.alerts)?;
-    }
+    let counts = write_alerts(&alerts, &outcome.alerts, alerts_format, print)?;
     if !formats.is_empty() {
         let view = correlator.store_mut().view();
         let provenance = lockstep::report::Provenance {
@@ -187,7 +187,7 @@ pub fn run(args: Args) -> Result<()> {
         };
         let report = Report::build(
             &view,
-            &outcome.alerts,
+            &outcome.alerts.collect()?,
             outcome.events_read,
             outcome.as_of,
             provenance,
@@ -199,51 +199,66 @@ pub fn run(args: Args) -> Result<()> {
             tracing::info!("replay: report written to {}", path.display());
         }
     }
-    summarize(&outcome, elapsed.as_secs_f64());
+    summarize(&outcome, &counts, elapsed.as_secs_f64());
     Ok(())
 }
 
-/// Writes a replay's alerts in `format`.
+/// How many alerts a replay raised, of each kind.
+type KindCounts = BTreeMap<AlertKind, u64>;
+
+/// Alerts in the encoding of `--alerts-format`, written as they come.
+enum Encoder<W: Write> {
+    Avro(AlertContainer<W>),
+    Ocsf(W),
+    Json(W),
+}
+
+/// Writes a replay's alerts in `format` as they are read back (and, with `print`, each
+/// readably on stdout): how many there were of each kind.
 fn write_alerts(
     path: &Path,
-    alerts: &[Alert],
-    format: lockstep::config::AlertsFormat,
-) -> Result<()> {
-    use lockstep::config::AlertsFormat;
-    match format {
-        AlertsFormat::Json => write_lines(
-            path,
-            alerts
-                .iter()
-                .map(|a| serde_json::to_string(a).unwrap_or_default()),
-        ),
-        AlertsFormat::Ocsf => write_lines(
-            path,
-            alerts
-                .iter()
-                .map(|a| lockstep::sink::ocsf_finding(a).to_string()),
-        ),
-        AlertsFormat::Avro => {
-            let bytes = lockstep::sink::alerts_container(alerts)?;
-            if path == Path::new("-") {
-                std::io::stdout().lock().write_all(&bytes)?;
-                Ok(())
-            } else {
-                std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
-            }
+    log: &AlertLog,
+    format: AlertsFormat,
+    print: bool,
+) -> Result<KindCounts> {
+    let target: Box<dyn Write> = if path == Path::new("-") {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(File::create(path).with_context(|| format!("creating {}", path.display()))?)
+    };
+    let out = BufWriter::new(target);
+    let mut encoder = match format {
+        AlertsFormat::Avro => Encoder::Avro(AlertContainer::new(out)),
+        AlertsFormat::Ocsf => Encoder::Ocsf(out),
+        AlertsFormat::Json => Encoder::Json(out),
+    };
+    let mut printed = print.then(|| BufWriter::new(std::io::stdout().lock()));
+    let mut counts = KindCounts::new();
+    log.for_each(|a| -> Result<()> {
+        *counts.entry(a.kind).or_default() += 1;
+        match &mut encoder {
+            Encoder::Avro(avro) => avro.append(a)?,
+            Encoder::Ocsf(out) => writeln!(out, "{}", lockstep::sink::ocsf_finding(a))?,
+            Encoder::Json(out) => writeln!(out, "{}", serde_json::to_string(a)?)?,
         }
+        if let Some(printed) = &mut printed {
+            writeln!(printed, "{}", a.display_line())?;
+        }
+        Ok(())
+    })?;
+    if let Some(mut printed) = printed {
+        printed.flush()?;
     }
+    let mut out = match encoder {
+        Encoder::Avro(avro) => avro.finish()?,
+        Encoder::Ocsf(out) | Encoder::Json(out) => out,
+    };
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(counts)
 }
 
-fn print_alerts(alerts: &[Alert]) -> Result<()> {
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    for a in alerts {
-        writeln!(out, "{}", a.display_line())?;
-    }
-    Ok(out.flush()?)
-}
-
-fn summarize(o: &ReplayOutcome, secs: f64) {
+fn summarize(o: &ReplayOutcome, counts: &KindCounts, secs: f64) {
     let s = &o.stats;
     tracing::info!(
         "replay: {} events read, {} applied, {} redeliveries, {} late, {} dead letters",
@@ -282,7 +297,7 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
     let by_kind: Vec<String> = AlertKind::ALL
         .iter()
         .filter(|k| **k != AlertKind::SourceSilent)
-        .map(|k| format!("{k} {}", o.alerts.iter().filter(|a| a.kind == *k).count()))
+        .map(|k| format!("{k} {}", counts.get(k).copied().unwrap_or(0)))
         .collect();
     tracing::info!(
         "replay: {} cases opened, {} superseded; {} deadlines evaluated up to {}; {} pending after it",
@@ -294,7 +309,7 @@ fn summarize(o: &ReplayOutcome, secs: f64) {
     );
     tracing::info!(
         "replay: alerts: {} ({})",
-        o.alerts.len(),
+        counts.values().sum::<u64>(),
         by_kind.join(", ")
     );
     let rss = peak_rss_mib().map_or_else(String::new, |m| format!(", peak RSS {m} MiB"));

@@ -7,6 +7,7 @@
 //! earlier, interrupted run over the same state — so a resumed replay outputs what one
 //! clean pass would, even though the events it had applied are now redeliveries.
 
+mod output;
 mod shards;
 
 use std::collections::BTreeMap;
@@ -17,7 +18,6 @@ use crossbeam_channel::bounded;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::adapter::Normalizer;
-use crate::alert::Alert;
 use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Stats};
 use crate::error::StoreError;
@@ -26,6 +26,7 @@ use crate::source::file::{self, DeadLetter, Record};
 use crate::source::range::{self, KafkaRange};
 use crate::store::Store;
 use crate::time::{Micros, Span};
+pub use output::AlertLog;
 use shards::{Shards, Trees};
 
 /// How often a replay without a terminal logs its progress.
@@ -168,11 +169,10 @@ pub struct ReplayInput {
 }
 
 /// What a replay produced.
-#[derive(Debug)]
 pub struct ReplayOutcome {
     /// Every alert of the state (this run's and an earlier one's over the same state
-    /// directory), in output order.
-    pub alerts: Vec<Alert>,
+    /// directory), read in output order from the shards' stores.
+    pub alerts: AlertLog,
     /// The first [`DEAD_LETTER_SAMPLE`] records that did not decode (all of them went to
     /// the dead-letter output as they came).
     pub dead_letters: Vec<DeadLetter>,
@@ -290,10 +290,11 @@ pub fn replay(
         );
         correlate(input, rx, shards, &bar)
     })
-    .and_then(|outcome| {
+    .and_then(|mut outcome| {
         reader.join().unwrap_or_else(|_| {
             Err(StoreError::Incompatible("the input reader thread panicked".into()).into())
         })?;
+        outcome.alerts.keep_open(others);
         Ok(outcome)
     })
 }
@@ -407,7 +408,7 @@ fn correlate(
     let ended = shards.finish(as_of)?;
     bar.finish_and_clear();
     Ok(ReplayOutcome {
-        alerts: ended.alerts,
+        alerts: AlertLog::new(ended.views),
         dead_letters: dead_sample,
         dead_letter_count: dead_count,
         skipped,

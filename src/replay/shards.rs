@@ -17,10 +17,10 @@ use std::thread::{Scope, ScopedJoinHandle};
 use crossbeam_channel::{bounded, Sender};
 use foldhash::fast::RandomState;
 
-use crate::alert::{sort_alerts, Alert};
 use crate::correlate::{Correlator, Stats};
 use crate::error::StoreError;
 use crate::event::IdentityEvent;
+use crate::store::view::StateView;
 use crate::time::Micros;
 
 /// The lineage trees of an input, as a union-find over its entities.
@@ -95,10 +95,10 @@ enum Batch {
     Finish(Option<Micros>),
 }
 
-/// What the shards raised and left, together.
+/// What the shards did and left, together.
 pub struct Ended {
-    /// Every alert of every shard's state, in output order.
-    pub alerts: Vec<Alert>,
+    /// Their committed states, which hold the alerts.
+    pub views: Vec<StateView>,
     /// The shards' counters, added up.
     pub stats: Stats,
     /// Deadlines after the end, pending.
@@ -146,7 +146,7 @@ impl<'scope> Shards<'scope> {
                             }
                             correlator.commit()?;
                             return Ok(Ended {
-                                alerts: correlator.store_mut().view().all_alerts()?,
+                                views: vec![correlator.store_mut().view()],
                                 stats: correlator.stats(),
                                 pending: correlator.pending()?,
                             });
@@ -193,17 +193,16 @@ impl<'scope> Shards<'scope> {
             self.send(shard, Batch::Finish(as_of))?;
         }
         let mut all = Ended {
-            alerts: Vec::new(),
+            views: Vec::new(),
             stats: Stats::default(),
             pending: 0,
         };
         for thread in self.threads {
             let ended = join(thread)?;
-            all.alerts.extend(ended.alerts);
+            all.views.extend(ended.views);
             all.stats.absorb(&ended.stats);
             all.pending += ended.pending;
         }
-        sort_alerts(&mut all.alerts);
         Ok(all)
     }
 

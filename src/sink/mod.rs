@@ -65,12 +65,23 @@ pub fn encode_alert(alert: &Alert, format: AlertsFormat) -> Vec<u8> {
 
 /// Alerts as an Avro object container file of `schemas/alert.avsc` (what `replay
 /// --alerts-format avro` writes): the schema travels with the records.
-pub fn alerts_container(alerts: &[Alert]) -> Result<Vec<u8>, apache_avro::Error> {
-    let mut writer = apache_avro::Writer::new(alert_schema(), Vec::new());
-    for alert in alerts {
-        writer.append(alert_value(alert))?;
+pub struct AlertContainer<W: std::io::Write>(apache_avro::Writer<'static, W>);
+
+impl<W: std::io::Write> AlertContainer<W> {
+    /// A container written to `out`.
+    pub fn new(out: W) -> Self {
+        AlertContainer(apache_avro::Writer::new(alert_schema(), out))
     }
-    writer.into_inner()
+
+    /// Appends `alert`.
+    pub fn append(&mut self, alert: &Alert) -> Result<(), apache_avro::Error> {
+        self.0.append(alert_value(alert)).map(drop)
+    }
+
+    /// Writes what is buffered and returns the output.
+    pub fn finish(self) -> Result<W, apache_avro::Error> {
+        self.0.into_inner()
+    }
 }
 
 fn union<T>(value: Option<T>, f: impl FnOnce(T) -> Avro) -> Avro {

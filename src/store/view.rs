@@ -400,22 +400,34 @@ impl StateView {
         Ok(total)
     }
 
-    /// Every alert the state holds, in no particular order.
-    pub fn all_alerts(&self) -> Result<Vec<crate::alert::Alert>, StoreError> {
-        let mut out = Vec::new();
-        for item in self
-            .db
-            .iterator_cf(table::cf(&self.db, "alerts")?, IteratorMode::Start)
-        {
-            let (_, bytes) = item?;
-            let corrupt = |message: String| StoreError::Corrupt {
-                cf: "alerts",
-                message,
+    /// Every alert the state holds, by instant (and, within one, by id), read one at a
+    /// time.
+    pub fn alerts_by_time(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<crate::alert::Alert, StoreError>> + '_, StoreError>
+    {
+        let times = table::cf(&self.db, "alert_times")?;
+        let alerts = table::cf(&self.db, "alerts")?;
+        let corrupt = |message: String| StoreError::Corrupt {
+            cf: "alerts",
+            message,
+        };
+        let alert = move |id: &[u8]| -> Result<Option<crate::alert::Alert>, StoreError> {
+            let Some(bytes) = self.db.get_pinned_cf(alerts, id)? else {
+                return Ok(None);
             };
             let json: String = codec::decode(&bytes).map_err(|e| corrupt(e.to_string()))?;
-            out.push(serde_json::from_str(&json).map_err(|e| corrupt(e.to_string()))?);
-        }
-        Ok(out)
+            serde_json::from_str(&json)
+                .map(Some)
+                .map_err(|e| corrupt(e.to_string()))
+        };
+        Ok(self
+            .db
+            .iterator_cf(times, IteratorMode::Start)
+            .filter_map(move |item| match item {
+                Ok((key, _)) => alert(&key[8..]).transpose(),
+                Err(e) => Some(Err(e.into())),
+            }))
     }
 
     /// Up to `limit` alerts (canonical JSON) raised at or after `since`, in time order,
