@@ -16,10 +16,11 @@
 //!   →  order (correlate::reorder: reorder buffer bounded by allowed_lateness)
 //!   →  correlate (correlate: lineage, per-(entity, system) state, cases, timers;
 //!      correlate::hygiene: rotation and dormancy clocks)
-//!   →  commit (store: one RocksDB WriteBatch per step; store::timers: deadlines in
+//!   →  commit (store: one RocksDB WriteBatch per step — a replay's temporary store
+//!      writes only the rows its caches have no room for; store::timers: deadlines in
 //!      RocksDB with a window in memory)
-//!   →  outputs (alert: canonical alerts; sink: Kafka, OCSF; replay: sorted NDJSON;
-//!      report: evidence reports)
+//!   →  outputs (alert: canonical alerts; sink: Kafka, OCSF; replay: alerts read back
+//!      from the store an instant at a time, in output order; report: evidence reports)
 //!
 //! The records correlate changes and store keeps: model (model::case: cases and their
 //! obligations; model::entity: per-entity state, hygiene clocks and lineage rows).
