@@ -3,7 +3,10 @@
 //! the pipeline, and reports events/s until every event is consumed and correlated,
 //! the alerts produced, and the pipeline's peak RSS.
 //!
-//! `cargo bench --bench live_e2e` (`LOCKSTEP_E2E_ACCOUNTS` sets the size; 16000 ≈ 1M events).
+//! `cargo bench --bench live_e2e` (`LOCKSTEP_E2E_ACCOUNTS` sets the size, 16000 ≈ 1M
+//! events over ~100k identities; `LOCKSTEP_E2E_USES` the usage records per key, 25;
+//! `LOCKSTEP_E2E_SEED` the scenario, 42. The replay harness's ~1.3M identities:
+//! `LOCKSTEP_E2E_ACCOUNTS=200000 LOCKSTEP_E2E_USES=2 LOCKSTEP_E2E_SEED=5`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -29,11 +32,16 @@ fn metric(port: u16, name: &str) -> f64 {
         .sum()
 }
 
-fn main() {
-    let accounts: u32 = std::env::var("LOCKSTEP_E2E_ACCOUNTS")
+/// The number in environment variable `name`, or `default`.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16_000);
+        .unwrap_or(default)
+}
+
+fn main() {
+    let accounts: u32 = setting("LOCKSTEP_E2E_ACCOUNTS", 16_000);
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::memory(dir.path());
     broker.create_topics(&INPUTS, 2);
@@ -50,8 +58,8 @@ fn main() {
     std::fs::write(&cfg_path, text).unwrap();
     let cfg = Config::load(&cfg_path).unwrap();
     let events = generate(&Scenario {
-        uses_per_key: 25,
-        ..Scenario::new(42, accounts)
+        uses_per_key: setting("LOCKSTEP_E2E_USES", 25),
+        ..Scenario::new(setting("LOCKSTEP_E2E_SEED", 42), accounts)
     });
     let started = Instant::now();
     produce(&cfg, &events, 0).unwrap();
