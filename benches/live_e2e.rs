@@ -23,7 +23,8 @@ fn metric(port: u16, name: &str) -> f64 {
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
         return 0.0;
     };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let request = format!("GET /metrics HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\n\r\n");
+    let _ = s.write_all(request.as_bytes());
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
     body.lines()
