@@ -363,22 +363,31 @@ pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamil
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_cache_over_budget_drops_clean_entries_to_a_quarter_under_it() {
-        let dir = tempfile::tempdir().unwrap();
+    /// A RocksDB in `dir` with column family `t`, and a table over it of a 64 KiB budget.
+    fn small_table(dir: &std::path::Path) -> (DB, Table<String>, usize) {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let db = DB::open_cf(&opts, dir.path(), ["t"]).unwrap();
+        let db = DB::open_cf(&opts, dir, ["t"]).unwrap();
         let budget = 64 << 10;
-        let mut table: Table<String> = Table::new("t", budget);
+        (db, Table::new("t", budget), budget)
+    }
+
+    /// The weight of every cached entry, added up.
+    fn weighed(table: &Table<String>) -> usize {
+        table.cache.values().map(|s| s.weight).sum()
+    }
+
+    #[test]
+    fn a_cache_over_budget_drops_clean_entries_to_a_quarter_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut table, budget) = small_table(dir.path());
         for i in 0..10_000 {
             table.put(format!("k{i}").as_bytes(), format!("value {i}"));
         }
         let mut batch = WriteBatch::default();
         table.stage(&db, &mut batch).unwrap();
         db.write(batch).unwrap();
-        let weighed = |t: &Table<String>| t.cache.values().map(|s| s.weight).sum::<usize>();
         assert_eq!(weighed(&table), table.bytes);
         assert!(table.bytes > budget);
         table.put(b"unstaged", "stays".into());
@@ -399,12 +408,7 @@ mod tests {
     #[test]
     fn a_spill_writes_only_the_earliest_changes_that_do_not_fit() {
         let dir = tempfile::tempdir().unwrap();
-        let mut opts = rocksdb::Options::default();
-        opts.create_if_missing(true);
-        opts.create_missing_column_families(true);
-        let db = DB::open_cf(&opts, dir.path(), ["t"]).unwrap();
-        let budget = 64 << 10;
-        let mut table: Table<String> = Table::new("t", budget);
+        let (db, mut table, budget) = small_table(dir.path());
         let spill = |table: &mut Table<String>| {
             let mut batch = WriteBatch::default();
             table.spill(&db, &mut batch).unwrap();
@@ -423,7 +427,6 @@ mod tests {
         let written = spill(&mut table);
         assert!((1..10_000).contains(&written), "{written} written");
         assert!(table.bytes <= budget / 4 * 3, "{} bytes", table.bytes);
-        let weighed = |t: &Table<String>| t.cache.values().map(|s| s.weight).sum::<usize>();
         assert_eq!(weighed(&table), table.bytes);
         let dirty = |t: &Table<String>| {
             t.cache
