@@ -39,7 +39,9 @@ use crate::event::IdentityEvent;
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::{case_json, AlertEncoding};
 use crate::source::continuity::{self, fingerprint, Continuity};
-use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
+use crate::source::kafka::{
+    assigned_consumer, client_config, fetched_high_watermark, source_partitions,
+};
 use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
@@ -430,8 +432,8 @@ impl Pipeline {
         }
     }
 
-    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions count as active,
-    /// not idle.
+    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions, and those the
+    /// broker holds unread records for, count as active, not idle.
     fn pace(&mut self) {
         let Some(consumer) = self.consumer.as_ref() else {
             return;
@@ -472,6 +474,15 @@ impl Pipeline {
         }
         for &p in &self.paused {
             self.core.watermarks.touch(p, now);
+        }
+        // A partition the broker holds unread records for is behind, not quiet: it keeps
+        // holding the watermark back however long the others keep it waiting (idle, its
+        // records would come after the watermark passed them, and be applied late).
+        for (p, part) in self.core.partitions.iter().enumerate() {
+            let high = fetched_high_watermark(consumer, &part.topic, part.partition);
+            if high.is_some_and(|high| high > part.next_offset) {
+                self.core.watermarks.touch(p, now);
+            }
         }
     }
 

@@ -68,6 +68,27 @@ pub fn assigned_consumer(
     Ok(consumer)
 }
 
+/// The high watermark of (`topic`, `partition`) as the last fetch response gave it —
+/// librdkafka's cache, no request (the broker's ListOffsets answer is wrong on some
+/// brokers, tansu's memory build among them); None before any fetch.
+pub fn fetched_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is valid while `consumer` lives; librdkafka reads the
+    // NUL-terminated `topic`, alive for the call, and writes the two offsets.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 /// The partitions of `topic` the broker knows now (none if it does not exist).
 pub fn topic_partitions(
     client: &BaseConsumer,
