@@ -20,8 +20,7 @@ pub struct Args {
 }
 
 /// Runs `lockstep check-config`.
-pub fn run(args: Args) -> Result<()> {
-    let Args { file, run } = args;
+pub fn run(Args { file, run }: Args) -> Result<()> {
     let config = Config::load(&file)?;
     let invalid = |message: String| lockstep::error::ConfigError::Invalid {
         path: Some(file.clone()),

@@ -67,12 +67,13 @@ pub struct ServeArgs {
 }
 
 /// Runs `lockstep serve`.
-pub fn serve(args: ServeArgs) -> Result<()> {
-    let ServeArgs {
+pub fn serve(
+    ServeArgs {
         state,
         listen,
         config,
-    } = args;
+    }: ServeArgs,
+) -> Result<()> {
     let config = load_config(config.as_deref())?;
     let view = StateView::open_read_only(&state)
         .with_context(|| format!("opening state {} read-only", state.display()))?;
@@ -97,12 +98,13 @@ pub struct LineageArgs {
 }
 
 /// Runs `lockstep lineage`.
-pub fn lineage(args: LineageArgs) -> Result<()> {
-    let LineageArgs {
+pub fn lineage(
+    LineageArgs {
         entity,
         from,
         format,
-    } = args;
+    }: LineageArgs,
+) -> Result<()> {
     let lineage = from.get(&format!(
         "/v1/lineage/{}",
         lockstep::api::encode_path(&entity)
@@ -137,8 +139,8 @@ pub struct CasesArgs {
 }
 
 /// Runs `lockstep cases`.
-pub fn cases(args: CasesArgs) -> Result<()> {
-    let CasesArgs {
+pub fn cases(
+    CasesArgs {
         from,
         status,
         system,
@@ -146,7 +148,8 @@ pub fn cases(args: CasesArgs) -> Result<()> {
         limit,
         cursor,
         format,
-    } = args;
+    }: CasesArgs,
+) -> Result<()> {
     let limit = limit.clamp(1, lockstep::api::v1::MAX_LIMIT);
     let mut query = vec![format!("limit={limit}")];
     for (key, value) in [

@@ -27,13 +27,14 @@ pub struct Args {
 }
 
 /// Runs `lockstep normalize`.
-pub fn run(args: Args) -> Result<()> {
-    let Args {
+pub fn run(
+    Args {
         config,
         inputs,
         read,
         out,
-    } = args;
+    }: Args,
+) -> Result<()> {
     let config = load_config(config.as_deref())?;
     let (mut events, mut skipped, mut dead) = (Vec::new(), 0u64, 0u64);
     for (path, normalizer) in read.inputs(&inputs, &config) {

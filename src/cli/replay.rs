@@ -86,9 +86,9 @@ pub struct Args {
 }
 
 /// Runs `lockstep replay`.
-pub fn run(args: Args) -> Result<()> {
-    let Args {
-        config,
+pub fn run(
+    Args {
+        config: config_path,
         inputs,
         since,
         until,
@@ -103,13 +103,13 @@ pub fn run(args: Args) -> Result<()> {
         reports,
         operator,
         shards,
-    } = args;
+    }: Args,
+) -> Result<()> {
     let formats = reports
         .iter()
         .map(|r| ReportFormat::of(r).map(|f| (r.clone(), f)))
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
-    let config_path = config;
     let config = load_config(config_path.as_deref())?;
     // An output that cannot be written fails now, not after the replay.
     if alerts != Path::new("-") {

@@ -27,13 +27,13 @@ pub struct Args {
 }
 
 /// Runs `lockstep run`.
-pub fn run(args: Args) -> Result<()> {
-    let Args {
-        config,
+pub fn run(
+    Args {
+        config: path,
         state,
         print,
-    } = args;
-    let path = config;
+    }: Args,
+) -> Result<()> {
     let config = load_config(Some(&path))?;
     config
         .runnable()

@@ -58,8 +58,8 @@ pub struct Args {
 }
 
 /// Runs `lockstep simulate`.
-pub fn run(args: Args) -> Result<()> {
-    let Args {
+pub fn run(
+    Args {
         seed,
         accounts,
         out,
@@ -71,7 +71,8 @@ pub fn run(args: Args) -> Result<()> {
         config,
         brokers,
         rate,
-    } = args;
+    }: Args,
+) -> Result<()> {
     let scenario = Scenario {
         disorder,
         redelivery,
