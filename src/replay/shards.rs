@@ -171,8 +171,7 @@ impl<'scope> Shards<'scope> {
             return Ok(());
         }
         let Some(trees) = &mut self.trees else {
-            let events = std::mem::replace(ready, Vec::with_capacity(ready.capacity()));
-            return self.send(0, Batch::Events(events));
+            return self.send(0, Batch::Events(std::mem::take(ready)));
         };
         let n = self.senders.len();
         let mut split: Vec<Vec<IdentityEvent>> = (0..n).map(|_| Vec::new()).collect();
