@@ -54,6 +54,16 @@ pub struct Metrics {
     pub unauthorized: IntCounter,
     /// Seconds a store commit took.
     pub commit_seconds: Histogram,
+    /// Source partitions this instance owns now, by topic (`[kafka] assignment = "group"`).
+    pub assigned_partitions: prometheus::IntGaugeVec,
+    /// Partitions assigned to and revoked from this instance by the group.
+    pub rebalances: IntCounterVec,
+    /// State shards still catching up on records consumed before they came here.
+    pub restoring_shards: IntGauge,
+    /// Records the restoring shards still have to read.
+    pub restore_lag: IntGauge,
+    /// Seconds a shard took to catch up after it was assigned.
+    pub restore_seconds: Histogram,
 }
 
 impl Metrics {
@@ -93,6 +103,16 @@ impl Metrics {
                 .buckets(prometheus::exponential_buckets(0.0001, 4.0, 8).expect("valid buckets")),
         );
         let commit_seconds = register(&registry, commit_seconds);
+        let restore_seconds = register(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "lockstep_restore_seconds",
+                    "Time a state shard took to catch up after it was assigned",
+                )
+                .buckets(prometheus::exponential_buckets(0.1, 4.0, 8).expect("valid buckets")),
+            ),
+        );
         let build_info = register(
             &registry,
             prometheus::IntGaugeVec::new(
@@ -181,6 +201,25 @@ impl Metrics {
                 "Requests refused for a bad token",
             ),
             commit_seconds,
+            assigned_partitions: gauge_vec(
+                "lockstep_assigned_partitions",
+                "Source partitions this instance owns now",
+                &["topic"],
+            ),
+            rebalances: counter_vec(
+                "lockstep_rebalances_total",
+                "Partitions assigned to and revoked from this instance by the group",
+                &["change"],
+            ),
+            restoring_shards: gauge(
+                "lockstep_restoring_shards",
+                "State shards still catching up after they were assigned",
+            ),
+            restore_lag: gauge(
+                "lockstep_restore_lag_records",
+                "Records the restoring state shards still have to read",
+            ),
+            restore_seconds,
             registry,
         }
     }

@@ -50,7 +50,7 @@ impl ApiError {
 fn view(s: &Shared) -> Result<&StateView, ApiError> {
     s.view
         .as_ref()
-        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "no state is open".into()))
+        .ok_or_else(|| ApiError(StatusCode::SERVICE_UNAVAILABLE, "no state is open here: with [kafka] assignment = \"group\" each state shard is a directory of its own (STATE/shard-N), which lockstep serve --state opens".into()))
 }
 
 fn bad(message: String) -> ApiError {

@@ -78,7 +78,13 @@ pub fn serve(
     let view = StateView::open_read_only(&state)
         .with_context(|| format!("opening state {} read-only", state.display()))?;
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let (addr, api) = serve_api(&config, &listen, Arc::new(Metrics::new()), ready, view)?;
+    let (addr, api) = serve_api(
+        &config,
+        &listen,
+        Arc::new(Metrics::new()),
+        ready,
+        Some(view),
+    )?;
     tracing::info!("lockstep: serving {} on http://{addr}", state.display());
     api.join()
         .map_err(|_| anyhow::anyhow!("the API thread panicked"))?;

@@ -162,14 +162,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Starts the HTTP API on `listen` over `view`, with the token of `[api] token` or
+/// Starts the HTTP API on `listen` over `view` (`/v1` answers 503 without one), with the token of `[api] token` or
 /// `LOCKSTEP_API_TOKEN` (required unless `listen` is loopback).
 fn serve_api(
     config: &Config,
     listen: &str,
     metrics: Arc<Metrics>,
     ready: Arc<std::sync::atomic::AtomicBool>,
-    view: StateView,
+    view: Option<StateView>,
 ) -> Result<(std::net::SocketAddr, std::thread::JoinHandle<()>)> {
     let token = api_token(config);
     let addr = lockstep::api::bind_address(listen, token.as_deref()).map_err(|message| {
@@ -182,7 +182,7 @@ fn serve_api(
         token,
         metrics_need_token: config.api.metrics_auth,
     };
-    let api = lockstep::api::spawn(addr, access, metrics, ready, Some(view))
+    let api = lockstep::api::spawn(addr, access, metrics, ready, view)
         .with_context(|| format!("listening on {addr}"))?;
     Ok((addr, api))
 }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use lockstep::config::Assignment;
+use lockstep::live::group::GroupPipeline;
 use lockstep::live::{Control, Pipeline};
 use lockstep::store::Store;
 use lockstep::telemetry::Metrics;
@@ -44,8 +46,18 @@ pub fn run(
     let dir = state
         .or_else(|| config.state.dir.clone())
         .context("lockstep run needs a state directory: --state DIR or [state] dir")?;
-    let store = Store::open_with(&dir, config.state.memory_budget)
-        .with_context(|| format!("opening state {}", dir.display()))?;
+    let group = config
+        .kafka
+        .as_ref()
+        .is_some_and(|k| k.assignment == Assignment::Group);
+    // With the group, each state shard is a directory of its own under `dir`.
+    let store = if group {
+        None
+    } else {
+        let store = Store::open_with(&dir, config.state.memory_budget)
+            .with_context(|| format!("opening state {}", dir.display()))?;
+        Some(store)
+    };
     let metrics = Arc::new(Metrics::new());
     let control = Control::default();
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -57,7 +69,7 @@ pub fn run(
             &config.api.listen,
             metrics.clone(),
             control.ready.clone(),
-            store.view(),
+            store.as_ref().map(Store::view),
         )?;
         format!("http://{addr}")
     } else {
@@ -76,9 +88,20 @@ pub fn run(
         sources = %sources.join(", "),
         "lockstep run starting"
     );
-    let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
-    tracing::info!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
-    pipeline.run(&control)?;
+    match store {
+        Some(store) => {
+            let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
+            tracing::info!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
+            pipeline.run(&control)?;
+        }
+        None => {
+            let pipeline = GroupPipeline::start(config, dir, metrics, print, &control)?;
+            tracing::info!(
+                "lockstep: running in the group; Ctrl-C or SIGTERM stops after a final commit"
+            );
+            pipeline.run(&control)?;
+        }
+    }
     tracing::info!("lockstep: stopped cleanly");
     Ok(())
 }

@@ -153,10 +153,15 @@ impl Config {
             if k.brokers.trim().is_empty() {
                 return Err("kafka.brokers is empty: give a comma-separated list such as \"127.0.0.1:9092\"".into());
             }
-            for key in ["bootstrap.servers", "group.id", "enable.auto.commit"] {
+            for key in [
+                "bootstrap.servers",
+                "group.id",
+                "enable.auto.commit",
+                "partition.assignment.strategy",
+            ] {
                 if k.properties.contains_key(key) {
                     return Err(format!(
-                        "kafka.properties.\"{key}\" is managed by lockstep: use kafka.brokers / kafka.group_id instead"
+                        "kafka.properties.\"{key}\" is managed by lockstep: use kafka.brokers / kafka.group_id / kafka.assignment instead"
                     ));
                 }
             }
@@ -210,10 +215,27 @@ pub struct KafkaConfig {
     /// Passed to librdkafka as they are, e.g. `"security.protocol" = "SASL_SSL"`.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// How this instance gets its source partitions: alone, every one of them (`all`),
+    /// or shared with the other instances of `group_id` (`group`, SPEC §7).
+    #[serde(default)]
+    pub assignment: Assignment,
 }
 
 fn default_group_id() -> String {
     "lockstep".into()
+}
+
+/// `[kafka] assignment`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Assignment {
+    /// One instance assigns itself every partition of the source topics.
+    #[default]
+    All,
+    /// Instances with the same `group_id` share the partitions through the consumer-group
+    /// protocol: partition number p of every source topic is state shard p, so the source
+    /// topics must be keyed by lineage root and have the same number of partitions.
+    Group,
 }
 
 /// `[[sources]]`: one input topic.

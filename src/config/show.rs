@@ -85,6 +85,10 @@ pub fn effective(c: &Config) -> String {
         Some(kafka) => {
             line("kafka.brokers", &kafka.brokers);
             line("kafka.group_id", &kafka.group_id);
+            line(
+                "kafka.assignment",
+                &format!("{:?}", kafka.assignment).to_lowercase(),
+            );
             for (key, value) in &kafka.properties {
                 let value = if is_secret_key(key) {
                     "<redacted>"

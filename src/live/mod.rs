@@ -15,6 +15,7 @@
 //! came back without its log is noticed and its partitions read again from the start.
 
 pub mod feed;
+pub mod group;
 pub mod probe;
 pub mod watermark;
 
@@ -24,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -33,7 +34,7 @@ use crate::adapter::{Normalized, Normalizer};
 use crate::alert::{alert_id, Alert, AlertKind};
 use crate::config::Config;
 use crate::correlate::reorder::ReorderBuffer;
-use crate::correlate::{Correlator, Rules};
+use crate::correlate::{Correlator, Rules, Stats};
 use crate::error::{DecodeError, StoreError};
 use crate::event::IdentityEvent;
 use crate::sink::kafka::OutboxProducer;
@@ -167,6 +168,47 @@ impl Partition {
     }
 }
 
+/// Says how far the pipeline got every [`PROGRESS_EVERY`].
+struct Progress {
+    since: Instant,
+    applied: u64,
+}
+
+impl Progress {
+    fn new(stats: Stats) -> Progress {
+        Progress {
+            since: Instant::now(),
+            applied: stats.applied,
+        }
+    }
+
+    fn log(&mut self, stats: Stats, connected: bool) {
+        if self.since.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        let rate = (stats.applied - self.applied) as f64 / self.since.elapsed().as_secs_f64();
+        tracing::info!(
+            applied = stats.applied,
+            events_per_s = rate.round(),
+            redeliveries = stats.redeliveries,
+            late = stats.late,
+            cases_opened = stats.cases_opened,
+            deadlines = stats.deadlines,
+            connected,
+            "progress"
+        );
+        *self = Progress::new(stats);
+    }
+}
+
+/// What one core covers.
+struct Shard {
+    /// The source partitions it consumes (with their positions in its store).
+    partitions: Vec<(String, i32)>,
+    probe: Option<Probe>,
+    judges_silence: bool,
+}
+
 struct Silence {
     last_record: Instant,
     since: Micros,
@@ -193,8 +235,6 @@ pub struct Pipeline {
     reconnect_tried: Option<Instant>,
     /// Why it failed last (said once, not every attempt).
     unavailable: Option<String>,
-    /// Partitions paused for being ahead while too many events are held.
-    paused: BTreeSet<usize>,
 }
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
@@ -202,7 +242,12 @@ struct Core {
     /// How alerts are encoded for the alerts topic.
     alert_encoding: AlertEncoding,
     config: Config,
-    probe: Probe,
+    /// Watches the broker for lag and added partitions (with every partition assigned).
+    probe: Option<Probe>,
+    /// Whether this core raises `source_silent` (one core of an instance does).
+    judges_silence: bool,
+    /// Partitions paused for being ahead while too many events are held.
+    paused: BTreeSet<usize>,
     normalizers: Vec<Normalizer>,
     correlator: Correlator,
     producer: OutboxProducer,
@@ -239,6 +284,18 @@ fn not_ahead(
     Ok(normalized)
 }
 
+/// The `[kafka]` section, with the `[[sources]]` `lockstep run` needs.
+fn kafka_of(config: &Config) -> Result<crate::config::KafkaConfig, LiveError> {
+    if config.sources.is_empty() {
+        return Err(LiveError::Config(
+            "lockstep run needs at least one [[sources]] entry (system, topic, format)".into(),
+        ));
+    }
+    config.kafka.clone().ok_or_else(|| {
+        LiveError::Config("lockstep run needs [kafka] brokers = \"host:9092\" in the config".into())
+    })
+}
+
 /// The alerts topic's encoding; for Avro, the alert schema registered under the
 /// topic's subject first (a registry that refuses it stops the start, with its reason).
 fn alert_encoding(config: &Config) -> Result<AlertEncoding, LiveError> {
@@ -268,47 +325,8 @@ impl Pipeline {
         print: bool,
         control: &Control,
     ) -> Result<Pipeline, LiveError> {
-        let kafka = config.kafka.clone().ok_or_else(|| {
-            LiveError::Config(
-                "lockstep run needs [kafka] brokers = \"host:9092\" in the config".into(),
-            )
-        })?;
-        if config.sources.is_empty() {
-            return Err(LiveError::Config(
-                "lockstep run needs at least one [[sources]] entry (system, topic, format)".into(),
-            ));
-        }
-        let stored: HashMap<(String, i32), Position> = store
-            .positions()?
-            .into_iter()
-            .map(|(t, p, o)| ((t, p), o))
-            .collect();
-        let pending = store.outbox()?;
+        let kafka = kafka_of(&config)?;
         let assigned = source_partitions(&kafka, &config.sources, &control.shutdown)?;
-        let mut producer = OutboxProducer::new(client_config(&kafka))?;
-        if !pending.is_empty() {
-            tracing::info!(
-                records = pending.len(),
-                "resending the outbox left by the last run"
-            );
-        }
-        for (seq, record) in pending {
-            producer.send(seq, record);
-        }
-        let c = &config.correlator;
-        let watermarks = Watermarks::new(c.allowed_lateness, c.idle_timeout);
-        let buffer = ReorderBuffer::new(c.allowed_lateness);
-        let now = Instant::now();
-        let silence = config
-            .sources
-            .iter()
-            .map(|_| Silence {
-                last_record: now,
-                since: Micros::now(),
-                alerted: false,
-            })
-            .collect();
-        let correlator = Correlator::new(Rules::from(&config), store).with_changelog();
         let probe = Probe::spawn(
             &kafka,
             config.sources.iter().map(|s| s.topic.clone()).collect(),
@@ -316,41 +334,13 @@ impl Pipeline {
             metrics.clone(),
             control.shutdown.clone(),
         );
-        let mapping = Arc::new(config.mapping.clone());
-        let normalizers = config
-            .sources
-            .iter()
-            .map(|s| s.normalizer(&mapping, &config.registry))
-            .collect();
-        let alert_encoding = alert_encoding(&config)?;
-        let mut core = Core {
-            alert_encoding,
-            config,
-            probe,
-            normalizers,
-            correlator,
-            producer,
-            partitions: Vec::new(),
-            index: HashMap::new(),
-            watermarks,
-            buffer,
-            silence,
-            metrics,
-            to_send: Vec::new(),
-            writing: Vec::new(),
-            delivered: Vec::new(),
-            print,
-            redeliveries_seen: 0,
+        let encoding = alert_encoding(&config)?;
+        let shard = Shard {
+            partitions: assigned,
+            probe: Some(probe),
+            judges_silence: true,
         };
-        for (topic, partition) in assigned {
-            let at = stored.get(&(topic.clone(), partition)).copied();
-            core.add_partition(topic, partition, at);
-        }
-        tracing::info!(
-            partitions = core.partitions.len(),
-            resumed = stored.len(),
-            "consumer assigned"
-        );
+        let mut core = Core::open(config, store, metrics, print, encoding, shard)?;
         let (consumer, _) = core.connect(&kafka)?;
         Ok(Pipeline {
             consumer: Some(consumer),
@@ -358,31 +348,16 @@ impl Pipeline {
             failing_since: None,
             reconnect_tried: None,
             unavailable: None,
-            paused: BTreeSet::new(),
         })
     }
 
     /// Runs steps until `control.shutdown` is set, then commits and flushes.
     pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
         control.ready.store(true, Ordering::SeqCst);
-        let mut progress = (Instant::now(), self.core.correlator.stats().applied);
+        let mut progress = Progress::new(self.core.correlator.stats());
         while !control.shutdown.load(Ordering::SeqCst) {
             self.step()?;
-            if progress.0.elapsed() >= PROGRESS_EVERY {
-                let stats = self.core.correlator.stats();
-                let rate = (stats.applied - progress.1) as f64 / progress.0.elapsed().as_secs_f64();
-                tracing::info!(
-                    applied = stats.applied,
-                    events_per_s = rate.round(),
-                    redeliveries = stats.redeliveries,
-                    late = stats.late,
-                    cases_opened = stats.cases_opened,
-                    deadlines = stats.deadlines,
-                    connected = self.consumer.is_some(),
-                    "progress"
-                );
-                progress = (Instant::now(), stats.applied);
-            }
+            progress.log(self.core.correlator.stats(), self.consumer.is_some());
         }
         self.core.shutdown()
     }
@@ -413,7 +388,7 @@ impl Pipeline {
             Ok((consumer, lost)) => {
                 tracing::info!("reconnected to the broker");
                 self.consumer = Some(consumer);
-                self.paused.clear();
+                self.core.paused.clear();
                 self.core.metrics.paused_partitions.set(0);
                 self.unavailable = None;
                 if lost {
@@ -432,60 +407,6 @@ impl Pipeline {
         }
     }
 
-    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions, and those the
-    /// broker holds unread records for, count as active, not idle.
-    fn pace(&mut self) {
-        let Some(consumer) = self.consumer.as_ref() else {
-            return;
-        };
-        let now = Instant::now();
-        let held = self.core.buffer.len();
-        let max = self.core.config.correlator.max_held_events;
-        let ahead = self.core.watermarks.ahead(now).into_iter().collect();
-        let want = to_pause(held, max, &self.paused, ahead);
-        if want != self.paused {
-            let list = |set: &mut dyn Iterator<Item = &usize>| {
-                let mut list = TopicPartitionList::new();
-                for &p in set {
-                    let part = &self.core.partitions[p];
-                    list.add_partition(&part.topic, part.partition);
-                }
-                list
-            };
-            let changed = consumer
-                .pause(&list(&mut want.difference(&self.paused)))
-                .and_then(|()| consumer.resume(&list(&mut self.paused.difference(&want))));
-            if let Err(e) = changed {
-                tracing::warn!(error = %e, "cannot pause or resume partitions");
-                return;
-            }
-            if self.paused.is_empty() {
-                tracing::info!(
-                    held,
-                    max_held_events = max,
-                    "too many events held for ordering: pausing the partitions ahead of the slowest"
-                );
-            }
-            self.paused = want;
-            self.core
-                .metrics
-                .paused_partitions
-                .set(self.paused.len() as i64);
-        }
-        for &p in &self.paused {
-            self.core.watermarks.touch(p, now);
-        }
-        // A partition the broker holds unread records for is behind, not quiet: it keeps
-        // holding the watermark back however long the others keep it waiting (idle, its
-        // records would come after the watermark passed them, and be applied late).
-        for (p, part) in self.core.partitions.iter().enumerate() {
-            let high = fetched_high_watermark(consumer, &part.topic, part.partition);
-            if high.is_some_and(|high| high > part.next_offset) {
-                self.core.watermarks.touch(p, now);
-            }
-        }
-    }
-
     /// One step: poll, order, correlate, commit, produce.
     pub fn step(&mut self) -> Result<(), LiveError> {
         let started = Instant::now();
@@ -493,7 +414,12 @@ impl Pipeline {
         // the step's other clocks are.
         let future_limit = Micros::now().plus(self.core.config.correlator.max_future_skew);
         let mut polled = 0;
-        let added = self.core.probe.take_added();
+        let added = self
+            .core
+            .probe
+            .as_ref()
+            .map(Probe::take_added)
+            .unwrap_or_default();
         if !added.is_empty() {
             for (topic, partition) in added {
                 self.core.add_partition(topic, partition, None);
@@ -538,7 +464,9 @@ impl Pipeline {
             }
         }
         self.core.settle()?;
-        self.pace();
+        if let Some(consumer) = self.consumer.as_ref() {
+            self.core.pace(consumer);
+        }
         if paused {
             std::thread::sleep(POLL_WAIT);
         }
@@ -555,6 +483,134 @@ fn broker_gone(error: &KafkaError) -> bool {
 }
 
 impl Core {
+    /// A core over the partitions of `shard`, resuming at the positions `store` holds;
+    /// outputs the last run left in its outbox are sent again.
+    fn open(
+        config: Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        print: bool,
+        alert_encoding: AlertEncoding,
+        shard: Shard,
+    ) -> Result<Core, LiveError> {
+        let kafka = kafka_of(&config)?;
+        let stored: HashMap<(String, i32), Position> = store
+            .positions()?
+            .into_iter()
+            .map(|(t, p, o)| ((t, p), o))
+            .collect();
+        let pending = store.outbox()?;
+        let mut producer = OutboxProducer::new(client_config(&kafka))?;
+        if !pending.is_empty() {
+            tracing::info!(
+                records = pending.len(),
+                "resending the outbox left by the last run"
+            );
+        }
+        for (seq, record) in pending {
+            producer.send(seq, record);
+        }
+        let c = &config.correlator;
+        let watermarks = Watermarks::new(c.allowed_lateness, c.idle_timeout);
+        let buffer = ReorderBuffer::new(c.allowed_lateness);
+        let now = Instant::now();
+        let silence = config
+            .sources
+            .iter()
+            .map(|_| Silence {
+                last_record: now,
+                since: Micros::now(),
+                alerted: false,
+            })
+            .collect();
+        let correlator = Correlator::new(Rules::from(&config), store).with_changelog();
+        let mapping = Arc::new(config.mapping.clone());
+        let normalizers = config
+            .sources
+            .iter()
+            .map(|s| s.normalizer(&mapping, &config.registry))
+            .collect();
+        let mut core = Core {
+            alert_encoding,
+            config,
+            probe: shard.probe,
+            judges_silence: shard.judges_silence,
+            paused: BTreeSet::new(),
+            normalizers,
+            correlator,
+            producer,
+            partitions: Vec::new(),
+            index: HashMap::new(),
+            watermarks,
+            buffer,
+            silence,
+            metrics,
+            to_send: Vec::new(),
+            writing: Vec::new(),
+            delivered: Vec::new(),
+            print,
+            redeliveries_seen: 0,
+        };
+        for (topic, partition) in shard.partitions {
+            let at = stored.get(&(topic.clone(), partition)).copied();
+            core.add_partition(topic, partition, at);
+        }
+        tracing::info!(
+            partitions = core.partitions.len(),
+            resumed = stored.len(),
+            "partitions taken on"
+        );
+        Ok(core)
+    }
+
+    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions, and those the
+    /// broker holds unread records for, count as active, not idle.
+    fn pace<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let now = Instant::now();
+        let held = self.buffer.len();
+        let max = self.config.correlator.max_held_events;
+        let ahead = self.watermarks.ahead(now).into_iter().collect();
+        let want = to_pause(held, max, &self.paused, ahead);
+        if want != self.paused {
+            let list = |set: &mut dyn Iterator<Item = &usize>| {
+                let mut list = TopicPartitionList::new();
+                for &p in set {
+                    let part = &self.partitions[p];
+                    list.add_partition(&part.topic, part.partition);
+                }
+                list
+            };
+            let changed = consumer
+                .pause(&list(&mut want.difference(&self.paused)))
+                .and_then(|()| consumer.resume(&list(&mut self.paused.difference(&want))));
+            if let Err(e) = changed {
+                tracing::warn!(error = %e, "cannot pause or resume partitions");
+                return;
+            }
+            if self.paused.is_empty() {
+                tracing::info!(
+                    held,
+                    max_held_events = max,
+                    "too many events held for ordering: pausing the partitions ahead of the slowest"
+                );
+            }
+            self.paused = want;
+            self.metrics.paused_partitions.set(self.paused.len() as i64);
+        }
+        for &p in &self.paused {
+            self.watermarks.touch(p, now);
+        }
+        // A partition the broker holds unread records for is behind, not quiet: it keeps
+        // holding the watermark back however long the others keep it waiting (idle, its
+        // records would come after the watermark passed them, and be applied late).
+        for (p, part) in self.partitions.iter().enumerate() {
+            let high = fetched_high_watermark(consumer, &part.topic, part.partition);
+            if high.is_some_and(|high| high > part.next_offset) {
+                self.watermarks.touch(p, now);
+            }
+        }
+    }
+
     /// Takes a partition on (at its stored position, if any); it holds the watermark
     /// until it is idle.
     fn add_partition(&mut self, topic: String, partition: i32, stored: Option<Position>) {
@@ -627,8 +683,31 @@ impl Core {
         Ok((consumer, lost))
     }
 
+    /// Hands the partitions over: commits and sends what was applied, then forgets the
+    /// events held for ordering — their records are consumed again from the committed
+    /// positions, by whoever owns the partitions next.
+    fn retire(&mut self) -> Result<(), LiveError> {
+        self.shutdown()?;
+        self.buffer = ReorderBuffer::new(self.config.correlator.allowed_lateness);
+        for part in &mut self.partitions {
+            part.next_offset = part.position().next;
+            part.held.clear();
+        }
+        self.paused.clear();
+        Ok(())
+    }
+
+    /// Where the consumer resumes (`topic`, `partition`), if this core covers it.
+    fn resume_at_of(&self, topic: &str, partition: i32) -> Option<Offset> {
+        self.partitions
+            .iter()
+            .find(|p| p.topic == topic && p.partition == partition)
+            .map(Partition::resume_at)
+    }
+
+    /// Commits, and waits (10 s at most) for the outputs to be acknowledged.
     fn shutdown(&mut self) -> Result<(), LiveError> {
-        tracing::info!("shutting down: committing and flushing outputs");
+        tracing::info!("committing and flushing outputs");
         self.commit(true)?;
         self.delivered
             .extend(self.producer.flush(Duration::from_secs(10)));
@@ -668,8 +747,9 @@ impl Core {
         self.emit(alerts)?;
         self.commit(false)?;
         self.delivered.extend(self.producer.poll(Duration::ZERO));
-        self.probe
-            .report(self.partitions.iter().map(|p| p.next_offset));
+        if let Some(probe) = &self.probe {
+            probe.report(self.partitions.iter().map(|p| p.next_offset));
+        }
         let m = &self.metrics;
         m.held_events.set(self.buffer.len() as i64);
         m.outbox_pending.set(self.producer.in_flight() as i64);
@@ -765,6 +845,9 @@ impl Core {
         wall: Micros,
         alerts: &mut Vec<Alert>,
     ) -> Result<(), LiveError> {
+        if !self.judges_silence {
+            return Ok(());
+        }
         for (source, silence) in self.config.sources.iter().zip(&mut self.silence) {
             let Some(limit) = source.silence_alert else {
                 continue;

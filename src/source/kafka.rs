@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
@@ -45,6 +45,33 @@ pub fn assigned_consumer(
     kafka: &KafkaConfig,
     assignment: &[(String, i32, Offset)],
 ) -> Result<BaseConsumer, KafkaError> {
+    let consumer: BaseConsumer = consumer_config(kafka).create()?;
+    let mut list = TopicPartitionList::new();
+    for (topic, partition, offset) in assignment {
+        list.add_partition_offset(topic, *partition, *offset)?;
+    }
+    consumer.assign(&list)?;
+    Ok(consumer)
+}
+
+/// A member of the consumer group `kafka.group_id`, subscribed to `topics`, whose
+/// `context` handles the assignments (the range assignor, which gives a member the same
+/// partition numbers of every topic of one partition count; never broker-side commits).
+pub fn group_consumer<C: ConsumerContext>(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+    context: C,
+) -> Result<BaseConsumer<C>, KafkaError> {
+    let mut config = consumer_config(kafka);
+    config.set("partition.assignment.strategy", "range");
+    let consumer: BaseConsumer<C> = config.create_with_context(context)?;
+    consumer.subscribe(topics)?;
+    Ok(consumer)
+}
+
+/// The consumer configuration of the live pipeline: offsets kept in the state store, a
+/// partition without one read from its beginning.
+fn consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = client_config(kafka);
     config
         .set("group.id", &kafka.group_id)
@@ -59,19 +86,17 @@ pub fn assigned_consumer(
     for (k, v) in &kafka.properties {
         config.set(k, v);
     }
-    let consumer: BaseConsumer = config.create()?;
-    let mut list = TopicPartitionList::new();
-    for (topic, partition, offset) in assignment {
-        list.add_partition_offset(topic, *partition, *offset)?;
-    }
-    consumer.assign(&list)?;
-    Ok(consumer)
+    config
 }
 
 /// The high watermark of (`topic`, `partition`) as the last fetch response gave it —
 /// librdkafka's cache, no request (the broker's ListOffsets answer is wrong on some
 /// brokers, tansu's memory build among them); None before any fetch.
-pub fn fetched_high_watermark(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i64> {
+pub fn fetched_high_watermark<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client handle is valid while `consumer` lives; librdkafka reads the

@@ -374,6 +374,39 @@ pub fn replay_with(args: &[&str], dir: &Path, out: &str) -> BTreeMap<String, ser
         .collect()
 }
 
+pub type Alerts = BTreeMap<String, serde_json::Value>;
+
+/// `got` equals `expected`; if not, says which alerts are missing, extra or different,
+/// with the run's log.
+pub fn assert_same_alerts(got: &Alerts, expected: &Alerts, log: &Path) {
+    let brief = |a: &serde_json::Value| {
+        format!(
+            "{} {} {} {} {}",
+            a["kind"], a["root"], a["system"], a["at"], a["entities"]
+        )
+    };
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(k, _)| !got.contains_key(*k))
+        .map(|(_, a)| brief(a))
+        .collect();
+    let extra: Vec<_> = got
+        .iter()
+        .filter(|(k, _)| !expected.contains_key(*k))
+        .map(|(_, a)| brief(a))
+        .collect();
+    let differ: Vec<_> = got
+        .iter()
+        .filter(|(k, a)| expected.get(*k).is_some_and(|e| e != *a))
+        .map(|(k, a)| format!("got {a}\nwant {}", expected[k]))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && differ.is_empty(),
+        "missing {missing:#?}\nextra {extra:#?}\ndiffer {differ:#?}\nlog:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
 /// The peak resident set size (VmHWM) of process `pid`, in MiB.
 pub fn peak_rss_mib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -1,0 +1,431 @@
+//! Group membership (`[kafka] assignment = "group"`, SPEC §7): the instances of one
+//! `group_id` share the source partitions through the consumer-group protocol.
+//!
+//! Partition number p of every source topic is state shard p: the topics are keyed by
+//! lineage root and have the same number of partitions, so every event of a tree reaches
+//! shard p, and the range assignor gives a member the same partition numbers of every
+//! topic (librdkafka's cooperative-sticky assignor does not promise that). Each shard is
+//! a [`Core`] of its own — RocksDB under `STATE/shard-p`, watermark, deadlines, outbox —
+//! so time and deadlines advance on every instance for what it owns.
+//!
+//! A move is a hand-over through Kafka: on revoke, each shard commits what it applied,
+//! sends its outputs and drops the events it held (their records are consumed again by
+//! the next owner, from the position committed with the state); on assign, a shard opens
+//! its directory and resumes at its stored positions, or, with no state here (a new pod,
+//! a survivor of a killed instance), reads its partitions from their beginning: the source
+//! topics are its changelog, and it is restoring — `/readyz` not ready, the restore
+//! metrics moving — until it has caught up with what the broker held when it came.
+//! Alerts re-derived on the way carry the `alert_id` they had: consumers de-duplicate.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::message::Message;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::probe::Probe;
+use super::{
+    alert_encoding, kafka_of, Control, Core, LiveError, Progress, Shard, MAX_BATCH, MAX_IN_FLIGHT,
+    POLL_WAIT, SEND_WAIT, STEP_TIME,
+};
+use crate::config::Config;
+use crate::correlate::Stats;
+use crate::sink::AlertEncoding;
+use crate::source::kafka::{fetched_high_watermark, group_consumer, source_partitions};
+use crate::store::{MemoryBudget, Store};
+use crate::telemetry::Metrics;
+use crate::time::{Micros, Span};
+
+/// A shard is caught up once it has at most this many records left to read.
+const CAUGHT_UP: i64 = MAX_BATCH as i64;
+
+/// The live pipeline of one member of the group.
+pub struct GroupPipeline {
+    consumer: BaseConsumer<Membership>,
+    metrics: Arc<Metrics>,
+    /// `[correlator] max_future_skew`.
+    skew: Span,
+}
+
+/// The shards this instance owns, shared by the poll loop and the rebalance callback
+/// (which runs inside `poll`, on the same thread, so the lock is never contended).
+struct Membership {
+    shards: Mutex<Shards>,
+}
+
+struct Shards {
+    owned: BTreeMap<i32, Owned>,
+    /// Revoked by the last rebalance (the range assignor revokes everything), committed;
+    /// kept until the next assignment says whether they stay here.
+    parked: BTreeMap<i32, Owned>,
+    opener: Opener,
+    /// Whether the group has answered this member at least once.
+    joined: bool,
+    /// What went wrong in a rebalance callback, for the poll loop to return.
+    failed: Option<LiveError>,
+}
+
+/// What opening a shard needs.
+struct Opener {
+    config: Config,
+    dir: PathBuf,
+    budget: MemoryBudget,
+    metrics: Arc<Metrics>,
+    print: bool,
+    encoding: AlertEncoding,
+}
+
+struct Owned {
+    core: Core,
+    /// Since when, and from how many events applied, it catches up (None: caught up).
+    restoring: Option<(Instant, u64)>,
+}
+
+fn lock(shards: &Mutex<Shards>) -> MutexGuard<'_, Shards> {
+    shards.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl GroupPipeline {
+    /// Joins the group `[kafka] group_id` with the state shards under `dir`; fails when
+    /// the source topics do not have one partition count.
+    pub fn start(
+        config: Config,
+        dir: PathBuf,
+        metrics: Arc<Metrics>,
+        print: bool,
+        control: &Control,
+    ) -> Result<GroupPipeline, LiveError> {
+        let kafka = kafka_of(&config)?;
+        let partitions = source_partitions(&kafka, &config.sources, &control.shutdown)?;
+        let count = partition_count(&config, &partitions)?;
+        if !dir.is_dir() {
+            std::fs::create_dir(&dir).map_err(|e| {
+                LiveError::Config(format!(
+                    "state directory {}: {e} (its parent must exist)",
+                    dir.display()
+                ))
+            })?;
+        }
+        let opener = Opener {
+            encoding: alert_encoding(&config)?,
+            budget: config.state.memory_budget.share(count),
+            config: config.clone(),
+            dir,
+            metrics: metrics.clone(),
+            print,
+        };
+        let membership = Membership {
+            shards: Mutex::new(Shards {
+                owned: BTreeMap::new(),
+                parked: BTreeMap::new(),
+                opener,
+                joined: false,
+                failed: None,
+            }),
+        };
+        let topics: Vec<&str> = config.sources.iter().map(|s| s.topic.as_str()).collect();
+        let consumer = group_consumer(&kafka, &topics, membership)?;
+        tracing::info!(
+            group = %kafka.group_id,
+            shards = count,
+            "joining the consumer group: partition number p of every source topic is state shard p"
+        );
+        Ok(GroupPipeline {
+            consumer,
+            metrics,
+            skew: config.correlator.max_future_skew,
+        })
+    }
+
+    /// Runs steps until `control.shutdown` is set, then commits, flushes and leaves the
+    /// group.
+    pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
+        let mut progress = Progress::new(Stats::default());
+        while !control.shutdown.load(Ordering::SeqCst) {
+            self.step(control)?;
+            let mut stats = Stats::default();
+            for owned in lock(&self.consumer.context().shards).owned.values() {
+                stats.absorb(&owned.core.correlator.stats());
+            }
+            progress.log(stats, true);
+        }
+        tracing::info!("shutting down: committing every shard, then leaving the group");
+        let shards: Vec<Owned> = {
+            let mut shards = lock(&self.consumer.context().shards);
+            let owned = std::mem::take(&mut shards.owned);
+            let parked = std::mem::take(&mut shards.parked);
+            owned.into_values().chain(parked.into_values()).collect()
+        };
+        for mut owned in shards {
+            owned.core.shutdown()?;
+        }
+        // Dropping the consumer leaves the group: the others take the partitions over.
+        drop(self.consumer);
+        Ok(())
+    }
+
+    /// One step: poll, hand each record to its shard, then let every shard order,
+    /// correlate, commit and produce.
+    fn step(&mut self, control: &Control) -> Result<(), LiveError> {
+        let started = Instant::now();
+        let future_limit = Micros::now().plus(self.skew);
+        let (backlog, sending) = {
+            let shards = lock(&self.consumer.context().shards);
+            let cores = || shards.owned.values().map(|o| &o.core);
+            (
+                cores().any(|c| c.producer.in_flight() >= MAX_IN_FLIGHT),
+                cores().any(|c| !c.writing.is_empty()),
+            )
+        };
+        let mut polled = 0;
+        while !backlog
+            && polled < MAX_BATCH
+            && !(polled % 64 == 0 && polled > 0 && started.elapsed() >= STEP_TIME)
+        {
+            let wait = match (polled, sending) {
+                (0, false) => POLL_WAIT,
+                (0, true) => SEND_WAIT,
+                _ => Duration::ZERO,
+            };
+            // Rebalances run in here, through `Membership::rebalance`.
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consumer error");
+                    break;
+                }
+                Some(Ok(message)) => {
+                    polled += 1;
+                    let mut shards = lock(&self.consumer.context().shards);
+                    if let Some(owned) = shards.owned.get_mut(&message.partition()) {
+                        owned.core.ingest(&message, started, future_limit);
+                        owned.core.send_durable()?;
+                    }
+                }
+            }
+        }
+        let mut shards = lock(&self.consumer.context().shards);
+        if let Some(e) = shards.failed.take() {
+            return Err(e);
+        }
+        let (mut restoring, mut lag) = (0, 0);
+        for (&shard, owned) in &mut shards.owned {
+            owned.core.settle()?;
+            owned.core.pace(&self.consumer);
+            if let Some(left) = owned.catch_up(&self.consumer, shard, &self.metrics) {
+                restoring += 1;
+                lag += left;
+            }
+        }
+        self.metrics.restoring_shards.set(restoring);
+        self.metrics.restore_lag.set(lag);
+        control
+            .ready
+            .store(shards.joined && restoring == 0, Ordering::SeqCst);
+        if backlog {
+            std::thread::sleep(POLL_WAIT);
+        }
+        Ok(())
+    }
+}
+
+/// The one partition count of the source topics (`partitions` lists them all).
+fn partition_count(config: &Config, partitions: &[(String, i32)]) -> Result<usize, LiveError> {
+    let counts: BTreeMap<&str, usize> = config
+        .sources
+        .iter()
+        .map(|s| {
+            let n = partitions.iter().filter(|(t, _)| *t == s.topic).count();
+            (s.topic.as_str(), n)
+        })
+        .collect();
+    let distinct: BTreeSet<usize> = counts.values().copied().collect();
+    match distinct.into_iter().collect::<Vec<_>>()[..] {
+        [n] if n > 0 => Ok(n),
+        _ => Err(LiveError::Config(format!(
+            "[kafka] assignment = \"group\" needs every source topic to have the same number of partitions (partition p of each is state shard p), and they have {counts:?}: recreate the topics with one partition count, or use assignment = \"all\""
+        ))),
+    }
+}
+
+impl Owned {
+    /// While restoring: the records left to read, or None once caught up (said, and
+    /// timed).
+    fn catch_up(
+        &mut self,
+        consumer: &BaseConsumer<Membership>,
+        shard: i32,
+        metrics: &Metrics,
+    ) -> Option<i64> {
+        let (since, from) = self.restoring?;
+        let mut left = 0;
+        let mut known = true;
+        for part in &self.core.partitions {
+            match fetched_high_watermark(consumer, &part.topic, part.partition) {
+                Some(high) => left += (high - part.next_offset).max(0),
+                None => known = false,
+            }
+        }
+        if !known || left > CAUGHT_UP {
+            return Some(left);
+        }
+        let applied = self.core.correlator.stats().applied - from;
+        tracing::info!(shard, applied, took = ?since.elapsed(), "shard restored: caught up with its partitions");
+        metrics
+            .restore_seconds
+            .observe(since.elapsed().as_secs_f64());
+        self.restoring = None;
+        None
+    }
+}
+
+impl Shards {
+    /// Takes the assignment: shards parked by the revoke before it stay if assigned
+    /// again, the others close; new ones open; every partition starts at its shard's
+    /// stored position (its beginning when the shard has none).
+    fn assign(&mut self, tpl: &mut TopicPartitionList) -> Result<(), LiveError> {
+        let assigned: Vec<(String, i32)> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let numbers: BTreeSet<i32> = assigned.iter().map(|(_, p)| *p).collect();
+        for (shard, owned) in std::mem::take(&mut self.parked) {
+            if numbers.contains(&shard) {
+                self.owned.insert(shard, owned);
+            }
+        }
+        for &shard in &numbers {
+            if !self.owned.contains_key(&shard) {
+                let owned = self.opener.open(shard)?;
+                self.owned.insert(shard, owned);
+            }
+        }
+        for (topic, partition) in &assigned {
+            let at = self.owned[partition]
+                .core
+                .resume_at_of(topic, *partition)
+                .unwrap_or(Offset::Beginning);
+            tpl.set_partition_offset(topic, *partition, at)?;
+        }
+        let metrics = &self.opener.metrics;
+        for source in &self.opener.config.sources {
+            let n = assigned.iter().filter(|(t, _)| *t == source.topic).count();
+            metrics
+                .assigned_partitions
+                .with_label_values(&[&source.topic])
+                .set(n as i64);
+        }
+        metrics
+            .rebalances
+            .with_label_values(&["assigned"])
+            .inc_by(assigned.len() as u64);
+        tracing::info!(shards = ?numbers, partitions = assigned.len(), "partitions assigned");
+        self.joined = true;
+        Ok(())
+    }
+
+    /// Gives everything back (the range assignor revokes the whole assignment): each
+    /// shard commits, sends its outputs and drops what it held, then waits parked.
+    fn revoke(&mut self) -> Result<(), LiveError> {
+        let metrics = &self.opener.metrics;
+        let mut partitions = 0;
+        for (shard, mut owned) in std::mem::take(&mut self.owned) {
+            partitions += owned.core.partitions.len();
+            owned.core.retire()?;
+            self.parked.insert(shard, owned);
+        }
+        for source in &self.opener.config.sources {
+            metrics
+                .assigned_partitions
+                .with_label_values(&[&source.topic])
+                .set(0);
+        }
+        metrics
+            .rebalances
+            .with_label_values(&["revoked"])
+            .inc_by(partitions as u64);
+        if partitions > 0 {
+            tracing::info!(
+                shards = ?self.parked.keys().collect::<Vec<_>>(),
+                "partitions revoked: committed and handed over"
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Opener {
+    /// Opens shard `shard` of this instance: its directory (created empty if it is
+    /// new here), partition `shard` of every source topic.
+    fn open(&self, shard: i32) -> Result<Owned, LiveError> {
+        let dir = self.dir.join(format!("shard-{shard}"));
+        let store = Store::open_with(&dir, self.budget)?;
+        let sources = &self.config.sources;
+        let resumed = !store.positions()?.is_empty();
+        tracing::info!(
+            shard,
+            dir = %dir.display(),
+            resumed,
+            "opening state shard: {}",
+            if resumed {
+                "resuming at its stored positions"
+            } else {
+                "no state here: restoring it from the beginning of its partitions"
+            }
+        );
+        let core = Core::open(
+            self.config.clone(),
+            store,
+            self.metrics.clone(),
+            self.print,
+            self.encoding,
+            Shard {
+                partitions: sources.iter().map(|s| (s.topic.clone(), shard)).collect(),
+                probe: None::<Probe>,
+                judges_silence: shard == 0,
+            },
+        )?;
+        let applied = core.correlator.stats().applied;
+        Ok(Owned {
+            core,
+            restoring: Some((Instant::now(), applied)),
+        })
+    }
+}
+
+impl ClientContext for Membership {}
+
+impl ConsumerContext for Membership {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Membership>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let mut shards = lock(&self.shards);
+        let done = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => shards
+                .assign(tpl)
+                .and_then(|()| consumer.assign(tpl).map_err(LiveError::from)),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => shards
+                .revoke()
+                .and_then(|()| consumer.unassign().map_err(LiveError::from)),
+            other => {
+                tracing::warn!(error = ?other, "rebalance failed: giving the partitions back");
+                shards
+                    .revoke()
+                    .and_then(|()| consumer.unassign().map_err(LiveError::from))
+            }
+        };
+        if let Err(e) = done {
+            tracing::error!(error = %e, "rebalance");
+            shards.failed.get_or_insert(e);
+        }
+    }
+}

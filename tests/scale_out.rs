@@ -1,0 +1,186 @@
+//! SPEC §7 against a real tansu broker on loopback: several `lockstep run` processes of
+//! one consumer group (`[kafka] assignment = "group"`) share six partitions of each
+//! source topic; one is killed with -9 mid-stream, one joins with an empty state
+//! directory, one is stopped with SIGTERM — and the alerts topic, de-duplicated by
+//! `alert_id`, equals a replay of the same events.
+
+mod support;
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use lockstep::config::Config;
+use lockstep::event::IdentityEvent;
+use lockstep::live::feed::produce;
+use lockstep::simulate::{generate, Scenario};
+use lockstep::time::{Micros, Span};
+use support::*;
+
+/// A partition of this small feed can be quiet for a second while the others run on:
+/// idle sooner, the watermark would pass the records it has yet to get.
+const GROUP: &str = r#"
+[correlator]
+allowed_lateness = "30s"
+idle_timeout = "5s"
+"#;
+
+/// A config of `broker` for a member of the group `lockstep-scale-out`.
+fn group_config(dir: &Path, broker: &Broker) -> PathBuf {
+    let path = config(dir, broker, GROUP);
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[kafka.properties]\n",
+        "assignment = \"group\"\ngroup_id = \"lockstep-scale-out\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One member: its process, state directory and log.
+struct Member {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Member {
+    fn start(dir: &Path, config: &Path, name: &str) -> Member {
+        let state = dir.join(format!("state-{name}"));
+        let log = dir.join(format!("{name}.log"));
+        Member {
+            child: run(config, &state, &log),
+            log,
+        }
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the group has given this member partitions at some point.
+    fn held_partitions(&self) -> bool {
+        self.text()
+            .lines()
+            .any(|l| l.contains("partitions assigned") && !l.contains("partitions=0"))
+    }
+}
+
+/// Waits until `done`, or fails after `timeout` with the members' logs.
+fn wait_until(what: &str, timeout: Duration, members: &[&Member], done: impl Fn() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < timeout,
+            "timed out waiting until {what}; logs:\n{}",
+            members
+                .iter()
+                .map(|m| m.text())
+                .collect::<Vec<_>>()
+                .join("\n---\n")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn write_events(dir: &Path, events: &[IdentityEvent]) -> PathBuf {
+    let path = dir.join("events.jsonl");
+    let text: String = events
+        .iter()
+        .map(|e| lockstep::decode::json::encode(e) + "\n")
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn members_added_killed_and_stopped_raise_the_alerts_of_one_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 6);
+    broker.create_topics(&OUTPUTS, 1);
+    let cfg_path = group_config(dir.path(), &broker);
+    let cfg = Config::load(&cfg_path).unwrap();
+
+    let events = generate(&Scenario::new(11, 240));
+    assert!(
+        events.iter().any(|e| e.parent.is_some()),
+        "the scenario has lineage"
+    );
+    // Live, every deadline up to the wall clock comes due (hygiene's too).
+    let as_of = Micros::now().minus(Span::hours(1));
+    let expected = replay_alerts(
+        &write_events(dir.path(), &events),
+        &as_of.to_string(),
+        dir.path(),
+    );
+    assert!(expected.len() > 30, "{}", expected.len());
+
+    let a = Member::start(dir.path(), &cfg_path, "a");
+    let b = Member::start(dir.path(), &cfg_path, "b");
+    let c = Member::start(dir.path(), &cfg_path, "c");
+    wait_until(
+        "three members hold partitions",
+        Duration::from_secs(60),
+        &[&a, &b, &c],
+        || [&a, &b, &c].iter().all(|m| m.held_partitions()),
+    );
+
+    let feeder = {
+        let events = events.clone();
+        std::thread::spawn(move || produce(&cfg, &events, 1_000).unwrap())
+    };
+    // Mid-stream: a is killed with -9 (its shards go to the others, which never had
+    // them), d joins with an empty disk, b leaves with SIGTERM.
+    std::thread::sleep(Duration::from_millis(1_500));
+    let Member {
+        mut child,
+        log: a_log,
+    } = a;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let d = Member::start(dir.path(), &cfg_path, "d");
+    wait_until(
+        "the new member holds partitions",
+        Duration::from_secs(60),
+        &[&b, &c, &d],
+        || d.held_partitions(),
+    );
+    terminate(b.child, &b.log);
+    assert_eq!(feeder.join().unwrap(), events.len() as u64);
+
+    // Until every expected alert is there (each record read once).
+    let seen = RefCell::new((0, HashSet::new()));
+    let records = read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(120),
+        |r| {
+            let (read, ids) = &mut *seen.borrow_mut();
+            ids.extend(alerts(&r[*read..]).into_keys());
+            *read = r.len();
+            expected.keys().all(|k| ids.contains(k))
+        },
+    );
+    let got = alerts(&records);
+    let logs = dir.path().join("members.log");
+    let text: String = [&a_log, &c.log, &d.log]
+        .iter()
+        .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    std::fs::write(&logs, &text).unwrap();
+    assert_same_alerts(&got, &expected, &logs);
+    assert!(
+        records.len() >= got.len(),
+        "duplicates are allowed, losses are not"
+    );
+    assert!(
+        d.text()
+            .contains("restoring it from the beginning of its partitions"),
+        "d started empty: {text}"
+    );
+    terminate(c.child, &c.log);
+    terminate(d.child, &d.log);
+}
