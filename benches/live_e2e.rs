@@ -7,11 +7,15 @@
 //! events over ~100k identities; `LOCKSTEP_E2E_USES` the usage records per key, 25;
 //! `LOCKSTEP_E2E_SEED` the scenario, 42. The replay harness's ~1.3M identities:
 //! `LOCKSTEP_E2E_ACCOUNTS=200000 LOCKSTEP_E2E_USES=2 LOCKSTEP_E2E_SEED=5`).
+//! `LOCKSTEP_E2E_INSTANCES=N` runs N members of one group (`[kafka] assignment =
+//! "group"`, six partitions per topic, started together) instead of one instance that
+//! assigns itself every partition, and also reports their CPU time per event.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
@@ -41,23 +45,60 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn main() {
-    let accounts: u32 = setting("LOCKSTEP_E2E_ACCOUNTS", 16_000);
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::memory(dir.path());
-    broker.create_topics(&INPUTS, 2);
-    broker.create_topics(&OUTPUTS, 1);
-    let api = free_port();
+/// A config for one instance with its API on `api` (and, in a group, its membership).
+fn instance_config(dir: &std::path::Path, broker: &Broker, api: u16, group: bool) -> PathBuf {
     let cfg_path = config(
-        dir.path(),
-        &broker,
+        dir,
+        broker,
         "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"2s\"\n",
     );
-    let text = std::fs::read_to_string(&cfg_path)
+    let mut text = std::fs::read_to_string(&cfg_path)
         .unwrap()
         .replace("listen = \"off\"", &format!("listen = \"127.0.0.1:{api}\""));
-    std::fs::write(&cfg_path, text).unwrap();
-    let cfg = Config::load(&cfg_path).unwrap();
+    if group {
+        text = text.replacen(
+            "[kafka.properties]\n",
+            "assignment = \"group\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+            1,
+        );
+    }
+    let path = dir.join(format!("lockstep-{api}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// User + system CPU seconds of process `pid` so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() {
+    let accounts: u32 = setting("LOCKSTEP_E2E_ACCOUNTS", 16_000);
+    let instances: usize = setting("LOCKSTEP_E2E_INSTANCES", 0);
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, if instances > 0 { 6 } else { 2 });
+    broker.create_topics(&OUTPUTS, 1);
+    let apis: Vec<u16> = (0..instances.max(1)).map(|_| free_port()).collect();
+    let configs: Vec<PathBuf> = apis
+        .iter()
+        .map(|&api| instance_config(dir.path(), &broker, api, instances > 0))
+        .collect();
+    let cfg = Config::load(&configs[0]).unwrap();
     let events = generate(&Scenario {
         uses_per_key: setting("LOCKSTEP_E2E_USES", 25),
         ..Scenario::new(setting("LOCKSTEP_E2E_SEED", 42), accounts)
@@ -71,30 +112,53 @@ fn main() {
         events.len() as f64 / produce_secs
     );
 
-    let log = dir.path().join("run.log");
-    let child = run(&cfg_path, &dir.path().join("state"), &log);
     let started = Instant::now();
+    let children: Vec<_> = configs
+        .iter()
+        .enumerate()
+        .map(|(i, cfg_path)| {
+            let log = dir.path().join(format!("run-{i}.log"));
+            (
+                run(cfg_path, &dir.path().join(format!("state-{i}")), &log),
+                log,
+            )
+        })
+        .collect();
+    let sum = |name: &str| apis.iter().map(|&api| metric(api, name)).sum::<f64>();
     let total = events.len() as f64;
+    // Events consumed again after a hand-over count twice: in a group, done is when
+    // every shard has caught up.
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let seen = metric(api, "lockstep_events_total");
-        if seen >= total {
+        let seen = sum("lockstep_events_total");
+        let joined = instances == 0
+            || apis
+                .iter()
+                .all(|&api| metric(api, "lockstep_assigned_partitions") > 0.0);
+        if seen >= total && joined && sum("lockstep_restoring_shards") == 0.0 {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(600),
+            started.elapsed() < Duration::from_secs(900),
             "stalled at {seen} events"
         );
     }
     let consumed = started.elapsed().as_secs_f64();
-    while metric(api, "lockstep_held_events") > 0.0 || metric(api, "lockstep_outbox_pending") > 0.0
-    {
+    while sum("lockstep_held_events") > 0.0 || sum("lockstep_outbox_pending") > 0.0 {
         std::thread::sleep(Duration::from_millis(100));
     }
     let settled = started.elapsed().as_secs_f64();
-    let rss = peak_rss_mib(child.id());
-    let alerts = metric(api, "lockstep_alerts_total");
-    terminate(child, &log);
-    println!("consumed {total} events in {consumed:.2} s: {:.0} events/s (start-up and group-free assignment included)", total / consumed);
-    println!("all released, correlated and {alerts} alerts delivered after {settled:.2} s; peak RSS {} MiB", rss);
+    let rss: Vec<u64> = children.iter().map(|(c, _)| peak_rss_mib(c.id())).collect();
+    let cpu: f64 = children.iter().map(|(c, _)| cpu_seconds(c.id())).sum();
+    let alerts = sum("lockstep_alerts_total");
+    let decoded = sum("lockstep_events_total");
+    for (child, log) in children {
+        terminate(child, &log);
+    }
+    println!("consumed {total} events in {consumed:.2} s: {:.0} events/s (start-up and assignment included; {} instance(s))", total / consumed, instances.max(1));
+    println!("all released, correlated and {alerts} alerts delivered after {settled:.2} s; peak RSS {rss:?} MiB");
+    println!(
+        "CPU {cpu:.1} s in all: {:.1} µs per event ({decoded} events decoded, hand-overs included)",
+        cpu * 1e6 / total
+    );
 }

@@ -31,15 +31,25 @@ fn check_config(path: &Path) {
 fn deployment_configs_are_valid() {
     check_config(&root().join("deploy/compose/lockstep.toml"));
     check_config(&root().join("deploy/container.toml"));
-    // The ConfigMap's lockstep.toml: the indented block after `lockstep.toml: |`.
-    let map = std::fs::read_to_string(root().join("deploy/k8s/configmap.yaml")).unwrap();
+    check_config_map("deploy/k8s/configmap.yaml", "[[sources]]");
+    check_config_map(
+        "deploy/k8s-examples/scale-out.yaml",
+        "assignment = \"group\"",
+    );
+}
+
+/// The lockstep.toml of the ConfigMap in `path` (the indented block after
+/// `lockstep.toml: |`) holds `needle` and passes `check-config`.
+fn check_config_map(path: &str, needle: &str) {
+    let map = std::fs::read_to_string(root().join(path)).unwrap();
     let block: String = map
         .lines()
         .skip_while(|l| !l.trim_start().starts_with("lockstep.toml: |"))
         .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with("    "))
         .map(|l| l.strip_prefix("    ").unwrap_or(l).to_owned() + "\n")
         .collect();
-    assert!(block.contains("[[sources]]"));
+    assert!(block.contains(needle), "{path}: {block}");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("configmap.toml");
     std::fs::write(&file, block).unwrap();
@@ -72,6 +82,8 @@ fn the_dashboard_queries_only_exported_metrics() {
     m.skipped_records.with_label_values(&["t"]).inc();
     m.alerts.with_label_values(&["echo_missing"]).inc();
     m.echo_latency.with_label_values(&["iam"]).observe(1.0);
+    m.assigned_partitions.with_label_values(&["t"]).set(2);
+    m.rebalances.with_label_values(&["assigned"]).inc();
     let exported: BTreeSet<String> = m
         .render()
         .lines()

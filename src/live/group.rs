@@ -213,7 +213,7 @@ impl GroupPipeline {
         if let Some(e) = shards.failed.take() {
             return Err(e);
         }
-        let (mut restoring, mut lag) = (0, 0);
+        let (mut restoring, mut lag, mut held, mut pending) = (0, 0, 0, 0);
         for (&shard, owned) in &mut shards.owned {
             owned.core.settle()?;
             owned.core.pace(&self.consumer);
@@ -221,7 +221,12 @@ impl GroupPipeline {
                 restoring += 1;
                 lag += left;
             }
+            held += owned.core.buffer.len();
+            pending += owned.core.producer.in_flight();
         }
+        // Each shard set these for itself: the instance's are the sums.
+        self.metrics.held_events.set(held as i64);
+        self.metrics.outbox_pending.set(pending as i64);
         self.metrics.restoring_shards.set(restoring);
         self.metrics.restore_lag.set(lag);
         control
@@ -427,5 +432,30 @@ impl ConsumerContext for Membership {
             tracing::error!(error = %e, "rebalance");
             shards.failed.get_or_insert(e);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_topics_must_have_one_partition_count() {
+        let config = Config::parse(
+            "[kafka]\nbrokers = \"b:9092\"\nassignment = \"group\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"a\"\nformat = \"canonical-json\"\n[[sources]]\nsystem = \"vault\"\ntopic = \"b\"\nformat = \"canonical-json\"\n",
+        )
+        .unwrap();
+        let parts = |a: i32, b: i32| -> Vec<(String, i32)> {
+            let of = |t: &str, n: i32| (0..n).map(move |p| (t.to_owned(), p));
+            of("a", a).chain(of("b", b)).collect()
+        };
+        assert_eq!(partition_count(&config, &parts(6, 6)).unwrap(), 6);
+        let why = partition_count(&config, &parts(6, 4))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            why.contains("\"a\": 6") && why.contains("\"b\": 4"),
+            "{why}"
+        );
     }
 }
