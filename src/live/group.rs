@@ -446,7 +446,7 @@ mod tests {
         )
         .unwrap();
         let parts = |a: i32, b: i32| -> Vec<(String, i32)> {
-            let of = |t: &str, n: i32| (0..n).map(move |p| (t.to_owned(), p));
+            let of = |t: &'static str, n: i32| (0..n).map(move |p| (t.to_owned(), p));
             of("a", a).chain(of("b", b)).collect()
         };
         assert_eq!(partition_count(&config, &parts(6, 6)).unwrap(), 6);
