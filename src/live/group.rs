@@ -197,6 +197,13 @@ impl GroupPipeline {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
+                    // While the broker cannot be reached, the feeds are not quiet but
+                    // unknown (as in `Pipeline::step`).
+                    let now = Instant::now();
+                    let mut shards = lock(&self.consumer.context().shards);
+                    for owned in shards.owned.values_mut() {
+                        owned.core.watermarks.hold(now);
+                    }
                     break;
                 }
                 Some(Ok(message)) => {
@@ -310,6 +317,14 @@ impl Shards {
                 let owned = self.opener.open(shard)?;
                 self.owned.insert(shard, owned);
             }
+        }
+        // The time the rebalance took is not quiet on the feeds: every partition gets
+        // `idle_timeout` from now to deliver what it holds before the wall clock moves
+        // the watermark (else a shard parked through a long join would find all its
+        // partitions idle, and fire deadlines its unread records answer).
+        let now = Instant::now();
+        for owned in self.owned.values_mut() {
+            owned.core.watermarks.hold(now);
         }
         for (topic, partition) in &assigned {
             let at = self.owned[partition]
