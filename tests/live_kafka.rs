@@ -30,16 +30,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 const FAST: &str = "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"1s\"\n";
 
-fn write_events(dir: &Path, events: &[IdentityEvent]) -> std::path::PathBuf {
-    let path = dir.join("events.jsonl");
-    let text: String = events
-        .iter()
-        .map(|e| lockstep::decode::json::encode(e) + "\n")
-        .collect();
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// An instant after every deadline of a simulated scenario, and before now − lateness.
 fn as_of_after(events: &[IdentityEvent]) -> String {
     let latest = events.iter().map(|e| e.time).max().unwrap();

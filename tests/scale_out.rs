@@ -13,7 +13,6 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
-use lockstep::event::IdentityEvent;
 use lockstep::live::feed::produce;
 use lockstep::simulate::{generate, Scenario};
 use lockstep::time::{Micros, Span};
@@ -107,16 +106,6 @@ fn wait_until(what: &str, timeout: Duration, members: &[&Member], done: impl Fn(
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn write_events(dir: &Path, events: &[IdentityEvent]) -> PathBuf {
-    let path = dir.join("events.jsonl");
-    let text: String = events
-        .iter()
-        .map(|e| lockstep::decode::json::encode(e) + "\n")
-        .collect();
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 #[test]

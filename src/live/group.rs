@@ -224,7 +224,7 @@ impl GroupPipeline {
         for (&shard, owned) in &mut shards.owned {
             owned.core.settle()?;
             owned.core.pace(&self.consumer);
-            if let Some(left) = owned.catch_up(&self.consumer, shard, &self.metrics) {
+            if let Some(left) = owned.observe(&self.consumer, shard, &self.metrics) {
                 restoring += 1;
                 lag += left;
             }
@@ -266,23 +266,31 @@ fn partition_count(config: &Config, partitions: &[(String, i32)]) -> Result<usiz
 }
 
 impl Owned {
-    /// While restoring: the records left to read, or None once caught up (said, and
-    /// timed).
-    fn catch_up(
+    /// Sets the consumer lag of its partitions (as the last fetch responses give their
+    /// high watermarks) and, while restoring, returns the records left to read, or None
+    /// once caught up (said, and timed).
+    fn observe(
         &mut self,
         consumer: &BaseConsumer<Membership>,
         shard: i32,
         metrics: &Metrics,
     ) -> Option<i64> {
-        let (since, from) = self.restoring?;
         let mut left = 0;
         let mut known = true;
         for part in &self.core.partitions {
             match fetched_high_watermark(consumer, &part.topic, part.partition) {
-                Some(high) => left += (high - part.next_offset).max(0),
+                Some(high) => {
+                    let lag = (high - part.next_offset).max(0);
+                    metrics
+                        .consumer_lag
+                        .with_label_values(&[&part.topic, &part.partition.to_string()])
+                        .set(lag);
+                    left += lag;
+                }
                 None => known = false,
             }
         }
+        let (since, from) = self.restoring?;
         if !known || left > CAUGHT_UP {
             return Some(left);
         }
@@ -357,6 +365,10 @@ impl Shards {
         let mut partitions = 0;
         for (shard, mut owned) in std::mem::take(&mut self.owned) {
             partitions += owned.core.partitions.len();
+            for part in &owned.core.partitions {
+                let labels = [part.topic.as_str(), &part.partition.to_string()];
+                let _ = metrics.consumer_lag.remove_label_values(&labels);
+            }
             owned.core.retire()?;
             self.parked.insert(shard, owned);
         }

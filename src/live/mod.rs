@@ -186,7 +186,9 @@ impl Progress {
         if self.since.elapsed() < PROGRESS_EVERY {
             return;
         }
-        let rate = (stats.applied - self.applied) as f64 / self.since.elapsed().as_secs_f64();
+        // A group's sum falls when a shard moves away.
+        let rate =
+            stats.applied.saturating_sub(self.applied) as f64 / self.since.elapsed().as_secs_f64();
         tracing::info!(
             applied = stats.applied,
             events_per_s = rate.round(),

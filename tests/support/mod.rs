@@ -338,6 +338,17 @@ pub fn alerts(records: &[Record]) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
+/// `events` as canonical JSON lines in `dir/events.jsonl`.
+pub fn write_events(dir: &Path, events: &[lockstep::event::IdentityEvent]) -> PathBuf {
+    let path = dir.join("events.jsonl");
+    let text: String = events
+        .iter()
+        .map(|e| lockstep::decode::json::encode(e) + "\n")
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 /// What `lockstep replay` says of the same events (deadlines evaluated up to `as_of`).
 pub fn replay_alerts(
     events: &Path,
