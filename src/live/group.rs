@@ -72,6 +72,8 @@ struct Shards {
 
 /// What opening a shard needs.
 struct Opener {
+    /// The partitions per source topic at start: the state shards there are.
+    shards: usize,
     config: Config,
     dir: PathBuf,
     budget: MemoryBudget,
@@ -111,7 +113,9 @@ impl GroupPipeline {
                 ))
             })?;
         }
+        same_shards(&dir, count)?;
         let opener = Opener {
+            shards: count,
             encoding: alert_encoding(&config)?,
             budget: config.state.memory_budget.share(count),
             config: config.clone(),
@@ -243,6 +247,26 @@ impl GroupPipeline {
             std::thread::sleep(POLL_WAIT);
         }
         Ok(())
+    }
+}
+
+/// Records the number of state shards in `dir` (file `shards`), or checks it against the
+/// one recorded: with another partition count a root names another partition, and the
+/// shards kept here would hold parts of trees.
+fn same_shards(dir: &std::path::Path, count: usize) -> Result<(), LiveError> {
+    let file = dir.join("shards");
+    let io = |e: std::io::Error| LiveError::Config(format!("{}: {e}", file.display()));
+    match std::fs::read_to_string(&file) {
+        Ok(text) if text.trim() == count.to_string() => Ok(()),
+        Ok(text) => Err(LiveError::Config(format!(
+            "the state in {} was built with {} partitions per source topic, and the topics now have {count}: trees would be split over the shards; run with a new state directory (every instance), which rebuilds from the topics",
+            dir.display(),
+            text.trim()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&file, format!("{count}\n")).map_err(io)
+        }
+        Err(e) => Err(io(e)),
     }
 }
 
@@ -396,6 +420,14 @@ impl Opener {
     /// Opens shard `shard` of this instance: its directory (created empty if it is
     /// new here), partition `shard` of every source topic.
     fn open(&self, shard: i32) -> Result<Owned, LiveError> {
+        // Partitions added later would split trees over shards (a root's hash now names
+        // another partition): stop rather than correlate half a tree.
+        if usize::try_from(shard).map_or(true, |s| s >= self.shards) {
+            return Err(LiveError::Config(format!(
+                "partition {shard} was added to the source topics after the start ({} per topic then): state shards are fixed, so the trees of the new count would be split; move to new topics with the new count and replay, or go back to {} partitions",
+                self.shards, self.shards
+            )));
+        }
         let dir = self.dir.join(format!("shard-{shard}"));
         let store = Store::open_with(&dir, self.budget)?;
         let sources = &self.config.sources;
@@ -467,7 +499,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_source_topics_must_have_one_partition_count() {
+    fn the_source_topics_have_one_partition_count_which_the_state_keeps() {
         let config = Config::parse(
             "[kafka]\nbrokers = \"b:9092\"\nassignment = \"group\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"a\"\nformat = \"canonical-json\"\n[[sources]]\nsystem = \"vault\"\ntopic = \"b\"\nformat = \"canonical-json\"\n",
         )
@@ -477,6 +509,14 @@ mod tests {
             of("a", a).chain(of("b", b)).collect()
         };
         assert_eq!(partition_count(&config, &parts(6, 6)).unwrap(), 6);
+        let dir = tempfile::tempdir().unwrap();
+        same_shards(dir.path(), 6).unwrap();
+        same_shards(dir.path(), 6).unwrap();
+        let why = same_shards(dir.path(), 8).unwrap_err().to_string();
+        assert!(
+            why.contains("built with 6") && why.contains("now have 8"),
+            "{why}"
+        );
         let why = partition_count(&config, &parts(6, 4))
             .unwrap_err()
             .to_string();
