@@ -28,7 +28,6 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
-use super::probe::Probe;
 use super::{
     alert_encoding, kafka_of, Control, Core, LiveError, Progress, Shard, MAX_BATCH, MAX_IN_FLIGHT,
     POLL_WAIT, SEND_WAIT, STEP_TIME,
@@ -451,7 +450,7 @@ impl Opener {
             self.encoding,
             Shard {
                 partitions: sources.iter().map(|s| (s.topic.clone(), shard)).collect(),
-                probe: None::<Probe>,
+                probe: None,
                 judges_silence: shard == 0,
             },
         )?;
