@@ -174,7 +174,7 @@ impl Correlator {
     /// Processes one event: deadlines before its time, then its three steps. Alerts are
     /// appended to `out`.
     pub fn apply(&mut self, ev: &IdentityEvent, out: &mut Vec<Alert>) -> Result<(), StoreError> {
-        self.fire_deadlines(ev.time, false, out)?;
+        self.fire_deadlines(ev.time, false, usize::MAX, out)?;
         if !self.store.mark_seen(ev.system, &ev.event_id)? {
             self.stats.redeliveries += 1;
             return Ok(());
@@ -212,14 +212,23 @@ impl Correlator {
         Ok(())
     }
 
-    /// Live time: evaluates every deadline before the stream watermark.
-    pub fn advance(&mut self, watermark: Micros, out: &mut Vec<Alert>) -> Result<(), StoreError> {
-        self.fire_deadlines(watermark, false, out)
+    /// Live time: evaluates the deadlines before the stream watermark, earliest first and
+    /// at most `max` of them, so that a step stays bounded when the watermark jumps (every
+    /// feed idle, months of deadlines due at once). True when it stopped at `max`: more
+    /// may be due, for the next step — an event applied first evaluates them before itself.
+    pub fn advance(
+        &mut self,
+        watermark: Micros,
+        max: usize,
+        out: &mut Vec<Alert>,
+    ) -> Result<bool, StoreError> {
+        self.fire_deadlines(watermark, false, max, out)
     }
 
     /// Ends a replay: evaluates every deadline at or before `as_of`.
     pub fn finish(&mut self, as_of: Micros, out: &mut Vec<Alert>) -> Result<(), StoreError> {
-        self.fire_deadlines(as_of, true, out)
+        self.fire_deadlines(as_of, true, usize::MAX, out)?;
+        Ok(())
     }
 
     /// How many deadlines (echo and hygiene) have not been evaluated yet; commits first.
@@ -440,14 +449,19 @@ impl Correlator {
         }
     }
 
-    /// Evaluates the deadlines before `limit` (or at it, if `inclusive`), earliest first.
+    /// Evaluates the deadlines before `limit` (or at it, if `inclusive`), earliest first,
+    /// at most `max` of them; true when it stopped at `max`.
     fn fire_deadlines(
         &mut self,
         limit: Micros,
         inclusive: bool,
+        max: usize,
         out: &mut Vec<Alert>,
-    ) -> Result<(), StoreError> {
-        while let Some(timer) = self.store.pop_due_timer(limit, inclusive)? {
+    ) -> Result<bool, StoreError> {
+        for _ in 0..max {
+            let Some(timer) = self.store.pop_due_timer(limit, inclusive)? else {
+                return Ok(false);
+            };
             self.stats.deadlines += 1;
             match timer.due {
                 Due::Echo { case_id, system } => self.echo_due(&case_id, system, out)?,
@@ -456,7 +470,7 @@ impl Correlator {
                 }
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The echo deadline of `case_id` in `system` came due: met, or `echo_missing`.

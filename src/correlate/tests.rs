@@ -617,6 +617,52 @@ fn replay_end_evaluates_up_to_as_of_inclusive() {
     assert!(run_with(cfg, events, None).is_empty());
 }
 
+#[test]
+fn a_bounded_advance_evaluates_the_same_deadlines_over_several_steps() {
+    // Six deadlines before the watermark (echo_missing in iam, vault, siem and mdm; the
+    // two hygiene clocks of a key of another account, months later), one step at a time.
+    let events = vec![
+        ev("i1", "09:00", Iam, "sa", Created),
+        ev("i0", "09:00", Iam, "sa2", Created),
+        ev("i2", "09:00", Iam, "key", Issued)
+            .parent("sa2")
+            .kind(EntityKind::ApiKey),
+        ev("i4", "09:00", Iam, "key1", Issued).parent("sa"),
+        ev("v1", "09:05", Vault, "tok", Issued).parent("sa"),
+        ev("m1", "09:05", Mdm, "agent", Enrolled).parent("sa"),
+        ev("i3", "10:00", Iam, "sa", Disabled),
+    ];
+    let step = |max: usize| {
+        let config = Config::parse("").unwrap();
+        let mut c = Correlator::new(Rules::from(&config), Store::temporary().unwrap());
+        let mut out = Vec::new();
+        for e in &events {
+            c.apply(e, &mut out).unwrap();
+        }
+        let mut steps = 0;
+        while c.advance(at("2026-12-31T00:00"), max, &mut out).unwrap() {
+            steps += 1;
+        }
+        crate::alert::sort_alerts(&mut out);
+        (out, steps)
+    };
+    let (all, one_step) = step(usize::MAX);
+    assert_eq!(one_step, 0);
+    let (bounded, steps) = step(1);
+    assert_eq!(ids(&bounded), ids(&all));
+    assert!(steps >= 6, "one deadline a step: {steps} steps");
+    let kinds: BTreeSet<AlertKind> = all.iter().map(|a| a.kind).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            AlertKind::EchoMissing,
+            AlertKind::RotationOverdue,
+            AlertKind::CredentialUnused
+        ]),
+        "{all:?}"
+    );
+}
+
 // ---- SPEC §4b: hygiene ------------------------------------------------------------------
 
 /// Echo SLAs off, so that only the hygiene alerts show.

@@ -177,12 +177,12 @@ impl GroupPipeline {
     fn step(&mut self, control: &Control) -> Result<(), LiveError> {
         let started = Instant::now();
         let future_limit = Micros::now().plus(self.skew);
-        let (backlog, sending) = {
+        let (backlog, busy) = {
             let shards = lock(&self.consumer.context().shards);
             let cores = || shards.owned.values().map(|o| &o.core);
             (
                 cores().any(|c| c.producer.in_flight() >= MAX_IN_FLIGHT),
-                cores().any(|c| !c.writing.is_empty()),
+                cores().any(|c| !c.writing.is_empty() || c.deadline_backlog),
             )
         };
         let mut polled = 0;
@@ -190,7 +190,7 @@ impl GroupPipeline {
             && polled < MAX_BATCH
             && !(polled % 64 == 0 && polled > 0 && started.elapsed() >= STEP_TIME)
         {
-            let wait = match (polled, sending) {
+            let wait = match (polled, busy) {
                 (0, false) => POLL_WAIT,
                 (0, true) => SEND_WAIT,
                 _ => Duration::ZERO,

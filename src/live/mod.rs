@@ -3,7 +3,10 @@
 //! changelog and dead letters through the outbox.
 //!
 //! Each step — poll up to [`MAX_BATCH`] records, release the events older than the
-//! watermark, evaluate the deadlines before it — ends in one RocksDB write batch holding
+//! watermark, evaluate the deadlines before it (up to [`MAX_BATCH`] of them: when every
+//! feed goes idle the watermark follows the wall clock, and months of deadlines can come
+//! due at once; the rest wait for the next steps, and events for them) — ends in one
+//! RocksDB write batch holding
 //! the new state, timers, alerts, outbox records and consumed positions. A partition's
 //! stored position is the offset of its oldest event still held in the reorder buffer,
 //! so a crash loses nothing: on restart those records are consumed again, and any event
@@ -250,6 +253,9 @@ struct Core {
     judges_silence: bool,
     /// Partitions paused for being ahead while too many events are held.
     paused: BTreeSet<usize>,
+    /// Deadlines before the watermark left for the next step (a step evaluates at most
+    /// [`MAX_BATCH`]): until they are evaluated, no held event is released.
+    deadline_backlog: bool,
     normalizers: Vec<Normalizer>,
     correlator: Correlator,
     producer: OutboxProducer,
@@ -441,8 +447,9 @@ impl Pipeline {
             {
                 break;
             }
-            // Outputs waiting for their batch: come back soon to send them.
-            let wait = match (polled, self.core.writing.is_empty()) {
+            // Outputs waiting for their batch, or deadlines: come back soon for them.
+            let idle = self.core.writing.is_empty() && !self.core.deadline_backlog;
+            let wait = match (polled, idle) {
                 (0, true) => POLL_WAIT,
                 (0, false) => SEND_WAIT,
                 _ => Duration::ZERO,
@@ -538,6 +545,7 @@ impl Core {
             probe: shard.probe,
             judges_silence: shard.judges_silence,
             paused: BTreeSet::new(),
+            deadline_backlog: false,
             normalizers,
             correlator,
             producer,
@@ -730,8 +738,10 @@ impl Core {
         let wall = Micros::now();
         let watermark = self.watermarks.advance(now, wall);
         let mut alerts = Vec::new();
-        let mut released: Vec<_> =
-            std::iter::from_fn(|| self.buffer.pop_before(watermark)).collect();
+        let mut released = Vec::new();
+        if !self.deadline_backlog {
+            released.extend(std::iter::from_fn(|| self.buffer.pop_before(watermark)));
+        }
         // A hard bound for what pausing cannot help (a burst on one partition): past twice
         // max_held_events and a poll's worth — never reached while pausing works, since
         // a paused partition adds nothing — the earliest held events are released early.
@@ -744,7 +754,11 @@ impl Core {
             self.correlator.apply(ev, &mut alerts)?;
             self.partitions[*p].release(*epoch, *offset);
         }
-        self.correlator.advance(watermark, &mut alerts)?;
+        // Alerts the producer has not taken yet wait in memory: none are added while
+        // too many are in flight.
+        if self.producer.in_flight() < MAX_IN_FLIGHT {
+            self.deadline_backlog = self.correlator.advance(watermark, MAX_BATCH, &mut alerts)?;
+        }
         self.check_silence(now, wall, &mut alerts)?;
         self.emit(alerts)?;
         self.commit(false)?;
