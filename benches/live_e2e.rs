@@ -6,7 +6,8 @@
 //! `cargo bench --bench live_e2e` (`LOCKSTEP_E2E_ACCOUNTS` sets the size, 16000 ≈ 1M
 //! events over ~100k identities; `LOCKSTEP_E2E_USES` the usage records per key, 25;
 //! `LOCKSTEP_E2E_SEED` the scenario, 42. The replay harness's ~1.3M identities:
-//! `LOCKSTEP_E2E_ACCOUNTS=200000 LOCKSTEP_E2E_USES=2 LOCKSTEP_E2E_SEED=5`).
+//! `LOCKSTEP_E2E_ACCOUNTS=200000 LOCKSTEP_E2E_USES=2 LOCKSTEP_E2E_SEED=5`;
+//! `LOCKSTEP_E2E_MAX_HELD` sets `[correlator] max_held_events`, 500000).
 //! `LOCKSTEP_E2E_INSTANCES=N` runs N members of one group (`[kafka] assignment =
 //! "group"`, six partitions per topic, started together) instead of one instance that
 //! assigns itself every partition, and also reports their CPU time per event.
@@ -47,10 +48,13 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 /// A config for one instance with its API on `api` (and, in a group, its membership).
 fn instance_config(dir: &std::path::Path, broker: &Broker, api: u16, group: bool) -> PathBuf {
+    let held: usize = setting("LOCKSTEP_E2E_MAX_HELD", 500_000);
     let cfg_path = config(
         dir,
         broker,
-        "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"2s\"\n",
+        &format!(
+            "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"2s\"\nmax_held_events = {held}\n"
+        ),
     );
     let mut text = std::fs::read_to_string(&cfg_path)
         .unwrap()
