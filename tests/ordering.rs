@@ -28,7 +28,7 @@ fn alerts_of(events: &[IdentityEvent]) -> Vec<Alert> {
         c.apply(&e, &mut out).unwrap();
     }
     let latest = events.iter().map(|e| e.time).max().unwrap();
-    c.finish(latest, &mut out).unwrap();
+    c.finish(latest, usize::MAX, &mut out).unwrap();
     lockstep::alert::sort_alerts(&mut out);
     out
 }

@@ -225,10 +225,15 @@ impl Correlator {
         self.fire_deadlines(watermark, false, max, out)
     }
 
-    /// Ends a replay: evaluates every deadline at or before `as_of`.
-    pub fn finish(&mut self, as_of: Micros, out: &mut Vec<Alert>) -> Result<(), StoreError> {
-        self.fire_deadlines(as_of, true, usize::MAX, out)?;
-        Ok(())
+    /// Ends a replay: evaluates the deadlines at or before `as_of`, earliest first and at
+    /// most `max` of them; true when it stopped at `max` (call again, after a commit).
+    pub fn finish(
+        &mut self,
+        as_of: Micros,
+        max: usize,
+        out: &mut Vec<Alert>,
+    ) -> Result<bool, StoreError> {
+        self.fire_deadlines(as_of, true, max, out)
     }
 
     /// How many deadlines (echo and hygiene) have not been evaluated yet; commits first.

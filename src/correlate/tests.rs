@@ -79,7 +79,8 @@ fn run_with(config: &str, events: Vec<IdentityEvent>, as_of: Option<&str>) -> Ve
     while let Some(e) = buffer.pop_any() {
         c.apply(&e, &mut out).unwrap();
     }
-    c.finish(as_of.map_or(latest, at), &mut out).unwrap();
+    c.finish(as_of.map_or(latest, at), usize::MAX, &mut out)
+        .unwrap();
     crate::alert::sort_alerts(&mut out);
     out
 }
@@ -941,7 +942,7 @@ fn hygiene_survives_a_restart_between_arming_and_deadline() {
         &mut out,
     )
     .unwrap();
-    c.finish(at("10:00"), &mut out).unwrap();
+    c.finish(at("10:00"), usize::MAX, &mut out).unwrap();
     assert_eq!(
         hygiene_ids(&out),
         vec![h("credential_unused", "k", "iam", "k", at("09:50"))]

@@ -141,8 +141,14 @@ impl<'scope> Shards<'scope> {
                             }
                         }
                         Batch::Finish(as_of) => {
+                            // The deadlines up to `as_of` — months of them for a late
+                            // `--as-of` — in steps of `commit_every`, each committed.
+                            let step = usize::try_from(commit_every).unwrap_or(usize::MAX);
                             if let Some(t) = as_of {
-                                correlator.finish(t, &mut scratch)?;
+                                while correlator.finish(t, step, &mut scratch)? {
+                                    scratch.clear();
+                                    correlator.commit_in_background()?;
+                                }
                             }
                             correlator.commit()?;
                             return Ok(Ended {
