@@ -6,12 +6,12 @@
 //! watermark, evaluate the deadlines before it (up to [`MAX_BATCH`] of them: when every
 //! feed goes idle the watermark follows the wall clock, and months of deadlines can come
 //! due at once; the rest wait for the next steps, and events for them) — ends in one
-//! RocksDB write batch holding
-//! the new state, timers, alerts, outbox records and consumed positions. A partition's
-//! stored position is the offset of its oldest event still held in the reorder buffer,
-//! so a crash loses nothing: on restart those records are consumed again, and any event
-//! already applied is dropped as a redelivery. The batch is written in the background
-//! while the next step polls; its outputs go to Kafka once it is durable.
+//! RocksDB write batch holding the new state, timers, alerts, outbox records and consumed
+//! positions. A partition's stored position is the offset of its oldest event still held
+//! in the reorder buffer, so a crash loses nothing: on restart those records are consumed
+//! again, and any event already applied is dropped as a redelivery. The batch is written
+//! in the background while the next step polls; its outputs go to Kafka once it is
+//! durable.
 //!
 //! A broker that goes away is reconnected to; at start and after every outage the last
 //! record consumed from each partition is read back ([`continuity`]), so a broker that
