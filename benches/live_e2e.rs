@@ -148,7 +148,10 @@ fn main() {
         );
     }
     let consumed = started.elapsed().as_secs_f64();
-    while sum("lockstep_held_events") > 0.0 || sum("lockstep_outbox_pending") > 0.0 {
+    while sum("lockstep_held_events") > 0.0
+        || sum("lockstep_outbox_pending") > 0.0
+        || sum("lockstep_deadline_backlog") > 0.0
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let settled = started.elapsed().as_secs_f64();

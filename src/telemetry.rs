@@ -44,6 +44,8 @@ pub struct Metrics {
     pub block_cache_bytes: IntGauge,
     /// Events held in the reorder buffer.
     pub held_events: IntGauge,
+    /// Correlators with deadlines before the watermark left for the next steps.
+    pub deadline_backlog: IntGauge,
     /// Partitions paused because too many events are held (backpressure).
     pub paused_partitions: IntGauge,
     /// Records committed to the outbox and not yet delivered.
@@ -184,6 +186,10 @@ impl Metrics {
                 "Bytes of RocksDB's block cache in use",
             ),
             held_events: gauge("lockstep_held_events", "Events in the reorder buffer"),
+            deadline_backlog: gauge(
+                "lockstep_deadline_backlog",
+                "Correlators (shards) with deadlines before the watermark left for the next steps (a step evaluates at most 20,000)",
+            ),
             paused_partitions: gauge(
                 "lockstep_paused_partitions",
                 "Partitions paused while the reorder buffer is over max_held_events",

@@ -768,6 +768,7 @@ impl Core {
         }
         let m = &self.metrics;
         m.held_events.set(self.buffer.len() as i64);
+        m.deadline_backlog.set(i64::from(self.deadline_backlog));
         m.outbox_pending.set(self.producer.in_flight() as i64);
         m.watermark_lag
             .set(wall.millis_since(watermark).max(0) as f64 / 1000.0);
