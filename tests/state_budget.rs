@@ -175,16 +175,19 @@ fn burst(dir: &Path, count: u64) -> String {
     events.to_string_lossy().into_owned()
 }
 
-/// A configuration of `budget` holding at most `held` events for ordering.
-fn tight_config(dir: &Path, budget: &str, held: u64) -> String {
-    let config = config(dir, budget);
+/// A configuration of a `budget_mib` budget holding at most `held` events for ordering,
+/// and the most a replay under it may hold (MiB): the budget, twice the held events at
+/// their most, the fixed overhead.
+fn tight_config(dir: &Path, budget_mib: u64, held: u64) -> (String, u64) {
+    let config = config(dir, &format!("{budget_mib}MiB"));
     let tuned = std::fs::read_to_string(&config).unwrap().replace(
         "max_held_events = 500000",
         &format!("max_held_events = {held}"),
     );
     assert!(tuned.contains(&format!("max_held_events = {held}")));
     std::fs::write(&config, tuned).unwrap();
-    config
+    let allowed = budget_mib + 2 * held * HELD_EVENT_BYTES / (1 << 20) + OVERHEAD_MIB;
+    (config, allowed)
 }
 
 #[test]
@@ -194,14 +197,12 @@ fn a_million_revocations_in_ten_seconds_stay_within_the_budget() {
     // beyond the budget, the held events bounded by max_held_events.
     let dir = tempfile::tempdir().unwrap();
     let events = burst(dir.path(), 1_000_000);
-    let held = 25_000u64;
-    let config = tight_config(dir.path(), "64MiB", held);
+    let (config, allowed) = tight_config(dir.path(), 64, 25_000);
     let (alerts, rss) = replay_with(dir.path(), &events, &config, &[]);
     assert!(
         alerts.is_empty(),
         "no deadline is due within the ten seconds"
     );
-    let allowed = 64 + 2 * held * HELD_EVENT_BYTES / (1 << 20) + OVERHEAD_MIB;
     assert!(
         rss <= allowed,
         "peak RSS {rss} MiB for a million revocations (allowed: {allowed} MiB)"
@@ -216,8 +217,7 @@ fn deadlines_due_at_once_at_the_end_stay_within_the_budget() {
     // the budget's size they stay within it.
     let dir = tempfile::tempdir().unwrap();
     let events = burst(dir.path(), 200_000);
-    let held = 25_000u64;
-    let config = tight_config(dir.path(), "64MiB", held);
+    let (config, allowed) = tight_config(dir.path(), 64, 25_000);
     let (alerts, rss) = replay_with(
         dir.path(),
         &events,
@@ -226,7 +226,6 @@ fn deadlines_due_at_once_at_the_end_stay_within_the_budget() {
     );
     assert_eq!(alerts.len(), 200_000);
     assert!(alerts.iter().all(|a| a.contains("\"echo_missing\"")));
-    let allowed = 64 + 2 * held * HELD_EVENT_BYTES / (1 << 20) + OVERHEAD_MIB;
     assert!(
         rss <= allowed,
         "peak RSS {rss} MiB with 600,000 deadlines due at the end (allowed: {allowed} MiB)"
