@@ -49,6 +49,7 @@ pub mod event;
 pub mod lineage;
 pub mod live;
 pub mod model;
+pub mod repartition;
 pub mod replay;
 pub mod report;
 pub mod simulate;

@@ -60,6 +60,8 @@ pub struct Metrics {
     pub assigned_partitions: prometheus::IntGaugeVec,
     /// Partitions assigned to and revoked from this instance by the group.
     pub rebalances: IntCounterVec,
+    /// Lineage trees moved between state shards (`out` of this instance's, `in`).
+    pub tree_moves: IntCounterVec,
     /// State shards still catching up on records consumed before they came here.
     pub restoring_shards: IntGauge,
     /// Records the restoring shards still have to read.
@@ -216,6 +218,11 @@ impl Metrics {
                 "lockstep_rebalances_total",
                 "Partitions assigned to and revoked from this instance by the group",
                 &["change"],
+            ),
+            tree_moves: counter_vec(
+                "lockstep_tree_moves_total",
+                "Lineage trees moved between state shards, by direction (out, in)",
+                &["direction"],
             ),
             restoring_shards: gauge(
                 "lockstep_restoring_shards",

@@ -34,7 +34,7 @@ fn deployment_configs_are_valid() {
     check_config_map("deploy/k8s/configmap.yaml", "[[sources]]");
     check_config_map(
         "deploy/k8s-examples/scale-out.yaml",
-        "assignment = \"group\"",
+        "repartition_topic = \"lockstep.repartition\"",
     );
 }
 
@@ -84,6 +84,7 @@ fn the_dashboard_queries_only_exported_metrics() {
     m.echo_latency.with_label_values(&["iam"]).observe(1.0);
     m.assigned_partitions.with_label_values(&["t"]).set(2);
     m.rebalances.with_label_values(&["assigned"]).inc();
+    m.tree_moves.with_label_values(&["in"]).inc();
     let exported: BTreeSet<String> = m
         .render()
         .lines()

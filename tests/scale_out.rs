@@ -1,8 +1,11 @@
 //! SPEC §7 against a real tansu broker on loopback: several `lockstep run` processes of
-//! one consumer group (`[kafka] assignment = "group"`) share six partitions of each
-//! source topic; one is killed with -9 mid-stream, one joins with an empty state
-//! directory, one is stopped with SIGTERM — and the alerts topic, de-duplicated by
-//! `alert_id`, equals a replay of the same events.
+//! one consumer group (`[kafka] assignment = "group"`) share six state shards; one is
+//! killed with -9 mid-stream, one joins with an empty state directory, one is stopped
+//! with SIGTERM — and the alerts topic, de-duplicated by `alert_id`, equals a replay of
+//! the same events. Twice: with the source topics keyed by lineage root (partition p of
+//! each is shard p), and keyed by entity id, routed by root through a repartition topic
+//! of six partitions — with a tree that gains a parent on another shard after it has
+//! state of its own.
 
 mod support;
 
@@ -13,7 +16,9 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
-use lockstep::live::feed::produce;
+use lockstep::event::{Action, EntityKind, IdentityEvent, Outcome, System};
+use lockstep::live::feed::{produce_keyed, Keys};
+use lockstep::repartition::shard_of;
 use lockstep::simulate::{generate, Scenario};
 use lockstep::time::{Micros, Span};
 use support::*;
@@ -27,16 +32,62 @@ allowed_lateness = "30s"
 idle_timeout = "20s"
 "#;
 
-/// A config of `broker` for a member of the group `lockstep-scale-out`.
-fn group_config(dir: &Path, broker: &Broker) -> PathBuf {
+/// The repartition topic of the entity-keyed run.
+const ROUTES: &str = "lockstep.repartition";
+
+/// A config of `broker` for a member of the group `lockstep-scale-out` (routing through
+/// [`ROUTES`] when the feed is keyed by entity).
+fn group_config(dir: &Path, broker: &Broker, keys: Keys) -> PathBuf {
     let path = config(dir, broker, GROUP);
+    let routes = match keys {
+        Keys::Entity => format!("repartition_topic = \"{ROUTES}\"\n"),
+        Keys::Root => String::new(),
+    };
     let text = std::fs::read_to_string(&path).unwrap().replacen(
         "[kafka.properties]\n",
-        "assignment = \"group\"\ngroup_id = \"lockstep-scale-out\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+        &format!("assignment = \"group\"\ngroup_id = \"lockstep-scale-out\"\n{routes}[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"),
         1,
     );
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Two trees on different shards of six, in the middle of `events`: `acct`'s, with a
+/// key and a revocation whose vault echo is still owed, gains the parent `org` (a use
+/// record naming it) — so its state moves to `org`'s shard, where the echo is judged
+/// missing, then late, and `org`'s own revocation finds the key still live.
+fn late_parent(events: &[IdentityEvent]) -> Vec<IdentityEvent> {
+    let (acct, org) = ("svc-late-parent-7", "org-late-parent-2");
+    assert_ne!(shard_of(acct, 6), shard_of(org, 6), "names on two shards");
+    let t0 = events[events.len() / 3].time;
+    let ev = |i: u32, minutes: i64, system: System, entity: &str, action: Action| IdentityEvent {
+        event_id: format!("late-parent-{i}"),
+        system,
+        source: "test".into(),
+        time: t0.plus(Span::mins(minutes)),
+        entity: entity.into(),
+        entity_kind: EntityKind::ServiceAccount,
+        action,
+        outcome: Outcome::Success,
+        parent: None,
+        actor: None,
+        attributes: Default::default(),
+    };
+    let mut key = ev(2, 1, System::Vault, "key-late-parent", Action::Issued);
+    key.parent = Some(acct.into());
+    key.entity_kind = EntityKind::ApiKey;
+    let mut joins = ev(5, 5, System::Iam, acct, Action::Used);
+    joins.parent = Some(org.into());
+    vec![
+        ev(0, 0, System::Iam, org, Action::Created),
+        ev(1, 0, System::Iam, acct, Action::Created),
+        key,
+        ev(3, 2, System::Vault, "key-late-parent", Action::Used),
+        ev(4, 3, System::Iam, acct, Action::Disabled),
+        joins,
+        ev(6, 25, System::Vault, "key-late-parent", Action::Revoked),
+        ev(7, 30, System::Iam, org, Action::Disabled),
+    ]
 }
 
 /// One member: its process and log (killed if the test fails before it stops it).
@@ -110,18 +161,34 @@ fn wait_until(what: &str, timeout: Duration, members: &[&Member], done: impl Fn(
 
 #[test]
 fn members_added_killed_and_stopped_raise_the_alerts_of_one_replay() {
+    share_the_work(Keys::Root);
+}
+
+#[test]
+fn keyed_by_entity_routed_by_root_trees_moving_the_alerts_are_one_replays() {
+    share_the_work(Keys::Entity);
+}
+
+fn share_the_work(keys: Keys) {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::memory(dir.path());
     broker.create_topics(&INPUTS, 6);
     broker.create_topics(&OUTPUTS, 1);
-    let cfg_path = group_config(dir.path(), &broker);
+    if keys == Keys::Entity {
+        broker.create_topics(&[ROUTES], 6);
+    }
+    let cfg_path = group_config(dir.path(), &broker, keys);
     let cfg = Config::load(&cfg_path).unwrap();
 
-    let events = generate(&Scenario::new(11, 240));
+    let mut events = generate(&Scenario::new(11, 240));
     assert!(
         events.iter().any(|e| e.parent.is_some()),
         "the scenario has lineage"
     );
+    if keys == Keys::Entity {
+        events.extend(late_parent(&events));
+        events.sort_by(|a, b| a.time.cmp(&b.time));
+    }
     // Live, every deadline up to the wall clock comes due (hygiene's too).
     let as_of = Micros::now().minus(Span::hours(1));
     let expected = replay_alerts(
@@ -143,7 +210,7 @@ fn members_added_killed_and_stopped_raise_the_alerts_of_one_replay() {
 
     let feeder = {
         let events = events.clone();
-        std::thread::spawn(move || produce(&cfg, &events, 1_000).unwrap())
+        std::thread::spawn(move || produce_keyed(&cfg, &events, 1_000, keys).unwrap())
     };
     // Mid-stream: a is killed with -9 (its shards go to the others, which never had
     // them), d joins with an empty disk, b leaves with SIGTERM.
@@ -195,6 +262,21 @@ fn members_added_killed_and_stopped_raise_the_alerts_of_one_replay() {
         d.text().contains("shard restored: caught up"),
         "d said when its shards had caught up: {text}"
     );
+    if keys == Keys::Entity {
+        let late = |kind: &str| {
+            expected.values().any(|a| {
+                a["kind"] == kind
+                    && a["root"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("late-parent"))
+            })
+        };
+        assert!(late("echo_missing") && late("echo_late"), "{expected:#?}");
+        assert!(
+            text.contains("tree moved in"),
+            "svc-late-parent-7's tree moved: {text}"
+        );
+    }
     c.stop();
     d.stop();
 }

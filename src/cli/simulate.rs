@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 use lockstep::config::Config;
 use lockstep::decode;
+use lockstep::live::feed::Keys;
 use lockstep::simulate::{generate, Scenario};
 use lockstep::time::{Micros, Span};
 
@@ -55,6 +56,10 @@ pub struct Args {
     /// Events per second to produce (with --live; 0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     rate: u64,
+    /// Key records by their own entity id, as most producers do (a group then routes them
+    /// by lineage root through `[kafka] repartition_topic`), not by lineage root.
+    #[arg(long, requires = "live")]
+    keyed_by_entity: bool,
 }
 
 /// Runs `lockstep simulate`.
@@ -71,6 +76,7 @@ pub fn run(
         config,
         brokers,
         rate,
+        keyed_by_entity,
     }: Args,
 ) -> Result<()> {
     let scenario = Scenario {
@@ -99,7 +105,12 @@ pub fn run(
             (None, None) => anyhow::bail!("simulate --live needs --brokers or --config"),
         };
         shift_to_now(&mut events);
-        let sent = lockstep::live::feed::produce(&config, &events, rate)?;
+        let keys = if keyed_by_entity {
+            Keys::Entity
+        } else {
+            Keys::Root
+        };
+        let sent = lockstep::live::feed::produce_keyed(&config, &events, rate, keys)?;
         tracing::info!(
             "simulate: produced {sent} events for {accounts} service accounts (seed {seed})"
         );

@@ -165,6 +165,18 @@ impl Config {
                     ));
                 }
             }
+            match (&k.repartition_topic, k.assignment) {
+                (Some(topic), _) if topic.trim().is_empty() => {
+                    return Err("kafka.repartition_topic is empty: name the topic the instances route events through by lineage root, e.g. \"lockstep.repartition\", or remove the key when the source topics are keyed by root".into());
+                }
+                (Some(_), Assignment::All) => {
+                    return Err("kafka.repartition_topic needs kafka.assignment = \"group\": one instance (\"all\") sees every event and needs no routing by root; remove the key or join a group".into());
+                }
+                (Some(topic), _) if self.sources.iter().any(|s| &s.topic == topic) => {
+                    return Err(format!("kafka.repartition_topic \"{topic}\" is also a [[sources]] topic: give the repartition topic a name of its own"));
+                }
+                _ => {}
+            }
         }
         if let Some(url) = &self.sinks.schema_registry {
             check_registry_url("sinks.schema_registry", url)?;
@@ -219,6 +231,12 @@ pub struct KafkaConfig {
     /// or shared with the other instances of `group_id` (`group`, SPEC §7).
     #[serde(default)]
     pub assignment: Assignment,
+    /// With `group`: source topics keyed as producers like (by entity id, say) are
+    /// routed by lineage root through this topic, whose partitions are the state shards
+    /// (SPEC §7). Unset: the source topics are keyed by root, and their partition p is
+    /// state shard p.
+    #[serde(default)]
+    pub repartition_topic: Option<String>,
 }
 
 fn default_group_id() -> String {
@@ -812,6 +830,9 @@ mod tests {
             ("[kafka]\nbrokers = \"b:9092\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-avro\"\nschema_registry = \"ftp://r:8081\"\n", "sources[0].schema_registry"),
             ("[sinks]\nalerts_format = \"avro\"\n", "sinks.schema_registry"),
             ("[registry]\nbasic_auth = \"a:b\"\nbearer_token = \"t\"\n", "keep one"),
+            ("[kafka]\nbrokers = \"b:9092\"\nrepartition_topic = \"r\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\n", "needs kafka.assignment = \"group\""),
+            ("[kafka]\nbrokers = \"b:9092\"\nassignment = \"group\"\nrepartition_topic = \"t\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\n", "also a [[sources]] topic"),
+            ("[kafka]\nbrokers = \"b:9092\"\nassignment = \"group\"\nrepartition_topic = \" \"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"canonical-json\"\n", "kafka.repartition_topic is empty"),
         ];
         for (text, needle) in cases {
             let err = Config::parse(text).unwrap_err().to_string();

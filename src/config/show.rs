@@ -89,6 +89,9 @@ pub fn effective(c: &Config) -> String {
                 "kafka.assignment",
                 &format!("{:?}", kafka.assignment).to_lowercase(),
             );
+            if let Some(topic) = &kafka.repartition_topic {
+                line("kafka.repartition_topic", topic);
+            }
             for (key, value) in &kafka.properties {
                 let value = if is_secret_key(key) {
                     "<redacted>"

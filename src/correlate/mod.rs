@@ -18,8 +18,10 @@ use crate::error::StoreError;
 use crate::event::{Action, ActionClass, IdentityEvent, System};
 use crate::model::case::{case_id, Case, Echo, Obligation};
 use crate::model::entity::{EchoState, EntityRow};
+use crate::repartition::Router;
 use crate::store::keys::{Due, TimerKey};
-use crate::store::Store;
+use crate::store::tree::TreeState;
+use crate::store::{OutboxRecord, Store};
 use crate::time::{Micros, Span};
 
 /// The parts of the configuration that decide alerts.
@@ -82,6 +84,8 @@ pub struct Correlator {
     stats: Stats,
     changelog: Option<BTreeSet<String>>,
     echoes: Vec<(System, i64)>,
+    /// Set for the router of a group (SPEC §7): events are routed, not correlated.
+    router: Option<Router>,
 }
 
 impl Correlator {
@@ -93,7 +97,51 @@ impl Correlator {
             stats: Stats::default(),
             changelog: None,
             echoes: Vec::new(),
+            router: None,
         }
+    }
+
+    /// The router of a group over `store` (see [`crate::repartition`]): `apply` drops
+    /// redeliveries, keeps the lineage directory and routes each event by its root;
+    /// `advance` marks the watermark on every shard. No alert is raised here.
+    pub fn router(rules: Rules, store: Store, router: Router) -> Self {
+        Correlator {
+            router: Some(router),
+            ..Correlator::new(rules, store)
+        }
+    }
+
+    /// The repartition records routed since the last call (a router's).
+    pub fn take_routed(&mut self) -> Vec<OutboxRecord> {
+        self.router.as_mut().map(Router::take).unwrap_or_default()
+    }
+
+    /// Takes the tree whose top is the entity of `ev` out of this shard: its edge joins
+    /// it to a tree of another shard (SPEC §7). The deadlines before the event are
+    /// evaluated first, as they would be before the event itself.
+    pub fn move_out(
+        &mut self,
+        ev: &IdentityEvent,
+        out: &mut Vec<Alert>,
+    ) -> Result<TreeState, StoreError> {
+        self.fire_deadlines(ev.time, false, usize::MAX, out)?;
+        self.store.take_tree(&ev.entity)
+    }
+
+    /// Adds a tree moved from another shard, unless it joined its new tree here already
+    /// (a repeated move-in); true when added.
+    pub fn move_in(&mut self, tree: TreeState) -> Result<bool, StoreError> {
+        if self.store.parent(&tree.top)?.is_some() {
+            return Ok(false);
+        }
+        self.store.put_tree(tree);
+        Ok(true)
+    }
+
+    /// Whether the tree whose top is `top` has joined its new tree here (a move-in for it
+    /// is no longer awaited).
+    pub fn joined(&mut self, top: &str) -> Result<bool, StoreError> {
+        Ok(self.store.parent(top)?.is_some())
     }
 
     /// The rules it applies.
@@ -180,13 +228,16 @@ impl Correlator {
             return Ok(());
         }
         self.stats.applied += 1;
-        let raised = out.len();
         let clock = self.store.clock();
         if ev.time < clock {
             self.stats.late += 1;
         } else {
             self.store.set_clock(ev.time);
         }
+        if let Some(router) = &mut self.router {
+            return router.route(&mut self.store, ev);
+        }
+        let raised = out.len();
 
         // (1) lineage
         if ev.succeeded() {
@@ -222,6 +273,10 @@ impl Correlator {
         max: usize,
         out: &mut Vec<Alert>,
     ) -> Result<bool, StoreError> {
+        if let Some(router) = &mut self.router {
+            router.mark(watermark);
+            return Ok(false);
+        }
         self.fire_deadlines(watermark, false, max, out)
     }
 

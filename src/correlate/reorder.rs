@@ -114,6 +114,14 @@ impl<T> ReorderBuffer<T> {
         }
     }
 
+    /// The next event older than `limit`, left in place.
+    pub fn peek_before(&self, limit: Micros) -> Option<&(IdentityEvent, T)> {
+        match self.held.peek() {
+            Some(Reverse(held)) if held.time < limit => Some(&held.entry),
+            _ => None,
+        }
+    }
+
     /// The earliest held event while more than `bound` are held: memory stays bounded
     /// when a burst inside the lateness would otherwise be held whole (one partition, no
     /// other to pause). An event that then arrives older than it is applied late.

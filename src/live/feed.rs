@@ -21,6 +21,26 @@ use super::LiveError;
 /// keyed by lineage root, at `rate` events per second (0: as fast as the broker takes
 /// them). Returns the count.
 pub fn produce(config: &Config, events: &[IdentityEvent], rate: u64) -> Result<u64, LiveError> {
+    produce_keyed(config, events, rate, Keys::Root)
+}
+
+/// How the feed keys its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// By the lineage root each entity ends up with: a tree's events share partitions.
+    Root,
+    /// By the event's own entity, as most producers do (SPEC §7: routed by root with
+    /// `[kafka] repartition_topic`).
+    Entity,
+}
+
+/// [`produce`], with records keyed as `keys` says.
+pub fn produce_keyed(
+    config: &Config,
+    events: &[IdentityEvent],
+    rate: u64,
+    keys: Keys,
+) -> Result<u64, LiveError> {
     let kafka = config.kafka.as_ref().ok_or_else(|| {
         LiveError::Config("simulate --live needs [kafka] brokers in the config".into())
     })?;
@@ -28,7 +48,10 @@ pub fn produce(config: &Config, events: &[IdentityEvent], rate: u64) -> Result<u
     cfg.set("linger.ms", "20")
         .set("queue.buffering.max.messages", "1000000");
     let producer: BaseProducer = cfg.create()?;
-    let roots = roots(events);
+    let roots = match keys {
+        Keys::Root => roots(events),
+        Keys::Entity => HashMap::new(),
+    };
     let started = Instant::now();
     let mut sent = 0u64;
     for ev in events {

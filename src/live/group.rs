@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,14 +28,18 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::routes::Moves;
 use super::{
-    alert_encoding, kafka_of, Control, Core, LiveError, Progress, Shard, MAX_BATCH, MAX_IN_FLIGHT,
-    POLL_WAIT, SEND_WAIT, STEP_TIME,
+    alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Shard, MAX_BATCH,
+    MAX_IN_FLIGHT, POLL_WAIT, SEND_WAIT, STEP_TIME,
 };
 use crate::config::Config;
 use crate::correlate::Stats;
+use crate::repartition::Router;
 use crate::sink::AlertEncoding;
-use crate::source::kafka::{fetched_high_watermark, group_consumer, source_partitions};
+use crate::source::kafka::{
+    fetched_high_watermark, group_consumer, source_partitions, topic_partitions_waiting,
+};
 use crate::store::{MemoryBudget, Store};
 use crate::telemetry::Metrics;
 use crate::time::{Micros, Span};
@@ -59,6 +63,9 @@ struct Membership {
 
 struct Shards {
     owned: BTreeMap<i32, Owned>,
+    /// The group's router, while this instance owns state shard 0 of a repartition
+    /// topic.
+    router: Option<RouterThread>,
     /// Revoked by the last rebalance (the range assignor revokes everything), committed;
     /// kept until the next assignment says whether they stay here.
     parked: BTreeMap<i32, Owned>,
@@ -79,6 +86,15 @@ struct Opener {
     metrics: Arc<Metrics>,
     print: bool,
     encoding: AlertEncoding,
+    /// `[kafka] repartition_topic`: the shards read it, and shard 0's owner routes.
+    routes: Option<String>,
+}
+
+/// The router ([`crate::repartition`]) on a thread of its own, with its own consumer
+/// of every source partition and its store under `STATE/router`.
+struct RouterThread {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<Result<(), LiveError>>,
 }
 
 struct Owned {
@@ -102,8 +118,17 @@ impl GroupPipeline {
         control: &Control,
     ) -> Result<GroupPipeline, LiveError> {
         let kafka = kafka_of(&config)?;
-        let partitions = source_partitions(&kafka, &config.sources, &control.shutdown)?;
-        let count = partition_count(&config, &partitions)?;
+        let routes = kafka.repartition_topic.clone();
+        let count = match &routes {
+            Some(topic) => {
+                let partitions = topic_partitions_waiting(&kafka, topic, &control.shutdown)?;
+                partitions.len()
+            }
+            None => {
+                let partitions = source_partitions(&kafka, &config.sources, &control.shutdown)?;
+                partition_count(&config, &partitions)?
+            }
+        };
         if !dir.is_dir() {
             std::fs::create_dir(&dir).map_err(|e| {
                 LiveError::Config(format!(
@@ -116,7 +141,12 @@ impl GroupPipeline {
         let opener = Opener {
             shards: count,
             encoding: alert_encoding(&config)?,
-            budget: config.state.memory_budget.share(count),
+            // The router's store takes a share too.
+            budget: config
+                .state
+                .memory_budget
+                .share(count + usize::from(routes.is_some())),
+            routes: routes.clone(),
             config: config.clone(),
             dir,
             metrics: metrics.clone(),
@@ -125,19 +155,37 @@ impl GroupPipeline {
         let membership = Membership {
             shards: Mutex::new(Shards {
                 owned: BTreeMap::new(),
+                router: None,
                 parked: BTreeMap::new(),
                 opener,
                 joined: false,
                 failed: None,
             }),
         };
-        let topics: Vec<&str> = config.sources.iter().map(|s| s.topic.as_str()).collect();
+        let topics: Vec<String> = {
+            let shards = lock(&membership.shards);
+            shards
+                .opener
+                .topics()
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         let consumer = group_consumer(&kafka, &topics, membership)?;
-        tracing::info!(
-            group = %kafka.group_id,
-            shards = count,
-            "joining the consumer group: partition number p of every source topic is state shard p"
-        );
+        match &routes {
+            Some(topic) => tracing::info!(
+                group = %kafka.group_id,
+                shards = count,
+                repartition_topic = %topic,
+                "joining the consumer group: partition p of the repartition topic is state shard p; the owner of shard 0 routes the source topics into it by lineage root"
+            ),
+            None => tracing::info!(
+                group = %kafka.group_id,
+                shards = count,
+                "joining the consumer group: partition number p of every source topic is state shard p"
+            ),
+        }
         Ok(GroupPipeline {
             consumer,
             metrics,
@@ -158,6 +206,10 @@ impl GroupPipeline {
             progress.log(stats, true);
         }
         tracing::info!("shutting down: committing every shard, then leaving the group");
+        let router = lock(&self.consumer.context().shards).router.take();
+        if let Some(router) = router {
+            router.stop()?;
+        }
         let shards: Vec<Owned> = {
             let mut shards = lock(&self.consumer.context().shards);
             let owned = std::mem::take(&mut shards.owned);
@@ -213,7 +265,7 @@ impl GroupPipeline {
                     polled += 1;
                     let mut shards = lock(&self.consumer.context().shards);
                     if let Some(owned) = shards.owned.get_mut(&message.partition()) {
-                        owned.core.ingest(&message, started, future_limit);
+                        owned.core.ingest(&message, started, future_limit)?;
                         owned.core.send_durable()?;
                     }
                 }
@@ -222,6 +274,14 @@ impl GroupPipeline {
         let mut shards = lock(&self.consumer.context().shards);
         if let Some(e) = shards.failed.take() {
             return Err(e);
+        }
+        if shards.router.as_ref().is_some_and(RouterThread::ended) {
+            if let Some(router) = shards.router.take() {
+                router.stop()?;
+            }
+            return Err(LiveError::Config(
+                "the router stopped without being asked to".into(),
+            ));
         }
         let (mut restoring, mut lag, mut held, mut pending, mut behind) = (0, 0, 0, 0, 0);
         for (&shard, owned) in &mut shards.owned {
@@ -351,6 +411,11 @@ impl Shards {
                 self.owned.insert(shard, owned);
             }
         }
+        if numbers.contains(&0) && self.router.is_none() {
+            if let Some(topic) = &self.opener.routes {
+                self.router = Some(RouterThread::spawn(&self.opener, topic.clone())?);
+            }
+        }
         // The time the rebalance took is not quiet on the feeds: every partition gets
         // `idle_timeout` from now to deliver what it holds before the wall clock moves
         // the watermark (else a shard parked through a long join would find all its
@@ -367,11 +432,11 @@ impl Shards {
             tpl.set_partition_offset(topic, *partition, at)?;
         }
         let metrics = &self.opener.metrics;
-        for source in &self.opener.config.sources {
-            let n = assigned.iter().filter(|(t, _)| *t == source.topic).count();
+        for topic in self.opener.topics() {
+            let n = assigned.iter().filter(|(t, _)| t == topic).count();
             metrics
                 .assigned_partitions
-                .with_label_values(&[&source.topic])
+                .with_label_values(&[topic])
                 .set(n as i64);
         }
         metrics
@@ -386,6 +451,10 @@ impl Shards {
     /// Gives everything back (the range assignor revokes the whole assignment): each
     /// shard commits, sends its outputs and drops what it held, then waits parked.
     fn revoke(&mut self) -> Result<(), LiveError> {
+        // One router per group: it stops before anyone else can own shard 0.
+        if let Some(router) = self.router.take() {
+            router.stop()?;
+        }
         let metrics = &self.opener.metrics;
         let mut partitions = 0;
         for (shard, mut owned) in std::mem::take(&mut self.owned) {
@@ -397,10 +466,10 @@ impl Shards {
             owned.core.retire()?;
             self.parked.insert(shard, owned);
         }
-        for source in &self.opener.config.sources {
+        for topic in self.opener.topics() {
             metrics
                 .assigned_partitions
-                .with_label_values(&[&source.topic])
+                .with_label_values(&[topic])
                 .set(0);
         }
         metrics
@@ -418,6 +487,19 @@ impl Shards {
 }
 
 impl Opener {
+    /// The topics the group shares: the repartition topic, or every source topic.
+    fn topics(&self) -> Vec<&str> {
+        match &self.routes {
+            Some(topic) => vec![topic.as_str()],
+            None => self
+                .config
+                .sources
+                .iter()
+                .map(|s| s.topic.as_str())
+                .collect(),
+        }
+    }
+
     /// Opens shard `shard` of this instance: its directory (created empty if it is
     /// new here), partition `shard` of every source topic.
     fn open(&self, shard: i32) -> Result<Owned, LiveError> {
@@ -432,6 +514,18 @@ impl Opener {
         let dir = self.dir.join(format!("shard-{shard}"));
         let store = Store::open_with(&dir, self.budget)?;
         let sources = &self.config.sources;
+        let (partitions, role, judges_silence) = match &self.routes {
+            Some(topic) => (
+                vec![(topic.clone(), shard)],
+                Role::Shard(Moves::new(topic.clone(), self.shards)),
+                false,
+            ),
+            None => (
+                sources.iter().map(|s| (s.topic.clone(), shard)).collect(),
+                Role::Correlate,
+                shard == 0,
+            ),
+        };
         let resumed = !store.positions()?.is_empty();
         tracing::info!(
             shard,
@@ -451,9 +545,10 @@ impl Opener {
             self.print,
             self.encoding,
             Shard {
-                partitions: sources.iter().map(|s| (s.topic.clone(), shard)).collect(),
+                partitions,
                 probe: None,
-                judges_silence: shard == 0,
+                judges_silence,
+                role,
             },
         )?;
         let applied = core.correlator.stats().applied;
@@ -461,6 +556,44 @@ impl Opener {
             core,
             restoring: Some((Instant::now(), applied)),
         })
+    }
+}
+
+impl RouterThread {
+    /// Starts the router of `opener`'s group, routing into `topic`.
+    fn spawn(opener: &Opener, topic: String) -> Result<RouterThread, LiveError> {
+        let control = Control::default();
+        let stop = control.shutdown.clone();
+        let (config, metrics, budget) =
+            (opener.config.clone(), opener.metrics.clone(), opener.budget);
+        let dir = opener.dir.join("router");
+        let shards = opener.shards;
+        tracing::info!(dir = %dir.display(), "this instance owns state shard 0: starting the router");
+        let handle = std::thread::Builder::new()
+            .name("router".into())
+            .spawn(move || {
+                let store = Store::open_with(&dir, budget)?;
+                let router = Router::new(topic, shards);
+                Pipeline::router(config, store, metrics, &control, router)?.run(&control)
+            })
+            .map_err(|e| LiveError::Config(format!("cannot start the router thread: {e}")))?;
+        Ok(RouterThread { stop, handle })
+    }
+
+    /// Whether it stopped (with an error: it runs until asked to stop).
+    fn ended(&self) -> bool {
+        self.handle.is_finished()
+    }
+
+    /// Stops it: it commits and sends what it routed.
+    fn stop(self) -> Result<(), LiveError> {
+        self.stop.store(true, Ordering::SeqCst);
+        let ended = self
+            .handle
+            .join()
+            .map_err(|_| LiveError::Config("the router thread panicked".into()))?;
+        tracing::info!("router stopped");
+        ended
     }
 }
 

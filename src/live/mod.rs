@@ -20,6 +20,7 @@
 pub mod feed;
 pub mod group;
 pub mod probe;
+mod routes;
 pub mod watermark;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -40,6 +41,7 @@ use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Rules, Stats};
 use crate::error::{DecodeError, StoreError};
 use crate::event::IdentityEvent;
+use crate::repartition::Router;
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::{case_json, AlertEncoding};
 use crate::source::continuity::{self, fingerprint, Continuity};
@@ -50,6 +52,7 @@ use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
 use probe::Probe;
+use routes::{Moves, Tag};
 use watermark::Watermarks;
 
 /// How often `run` logs its progress.
@@ -212,6 +215,17 @@ struct Shard {
     partitions: Vec<(String, i32)>,
     probe: Option<Probe>,
     judges_silence: bool,
+    role: Role,
+}
+
+/// What a core does with the events it reads.
+enum Role {
+    /// Correlates them (SPEC §4).
+    Correlate,
+    /// Routes them by lineage root to the repartition topic: the group's router.
+    Route(Router),
+    /// Correlates what the router sent to its state shard.
+    Shard(Moves),
 }
 
 struct Silence {
@@ -262,7 +276,9 @@ struct Core {
     partitions: Vec<Partition>,
     index: HashMap<String, Vec<(i32, usize)>>,
     watermarks: Watermarks,
-    buffer: ReorderBuffer<(usize, u32, i64)>,
+    buffer: ReorderBuffer<Tag>,
+    /// A state shard's repartition topic and the move-ins that arrived.
+    moves: Option<Moves>,
     silence: Vec<Silence>,
     metrics: Arc<Metrics>,
     /// Outputs of this step, for the batch about to be written.
@@ -333,6 +349,29 @@ impl Pipeline {
         print: bool,
         control: &Control,
     ) -> Result<Pipeline, LiveError> {
+        Pipeline::open(config, store, metrics, print, control, Role::Correlate)
+    }
+
+    /// The router of a group ([`crate::repartition`]): reads every source partition,
+    /// in order, and routes each event by its root into `[kafka] repartition_topic`.
+    pub fn router(
+        config: Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        control: &Control,
+        router: Router,
+    ) -> Result<Pipeline, LiveError> {
+        Pipeline::open(config, store, metrics, false, control, Role::Route(router))
+    }
+
+    fn open(
+        config: Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        print: bool,
+        control: &Control,
+        role: Role,
+    ) -> Result<Pipeline, LiveError> {
         let kafka = kafka_of(&config)?;
         let assigned = source_partitions(&kafka, &config.sources, &control.shutdown)?;
         let probe = Probe::spawn(
@@ -347,6 +386,7 @@ impl Pipeline {
             partitions: assigned,
             probe: Some(probe),
             judges_silence: true,
+            role,
         };
         let mut core = Core::open(config, store, metrics, print, encoding, shard)?;
         let (consumer, _) = core.connect(&kafka)?;
@@ -466,7 +506,7 @@ impl Pipeline {
                 }
                 Some(Ok(message)) => {
                     self.failing_since = None;
-                    self.core.ingest(&message, started, future_limit);
+                    self.core.ingest(&message, started, future_limit)?;
                     polled += 1;
                     self.core.send_durable()?;
                 }
@@ -520,7 +560,13 @@ impl Core {
             producer.send(seq, record);
         }
         let c = &config.correlator;
-        let watermarks = Watermarks::new(c.allowed_lateness, c.idle_timeout);
+        // A shard's time is the router's marks: its partition is never idle, since quiet
+        // there may be the router away, not the feeds.
+        let idle_timeout = match shard.role {
+            Role::Shard(_) => crate::time::Span::days(36_500),
+            _ => c.idle_timeout,
+        };
+        let watermarks = Watermarks::new(c.allowed_lateness, idle_timeout);
         let buffer = ReorderBuffer::new(c.allowed_lateness);
         let now = Instant::now();
         let silence = config
@@ -532,7 +578,15 @@ impl Core {
                 alerted: false,
             })
             .collect();
-        let correlator = Correlator::new(Rules::from(&config), store).with_changelog();
+        let (correlator, moves) = match shard.role {
+            Role::Route(router) => (
+                Correlator::router(Rules::from(&config), store, router),
+                None,
+            ),
+            Role::Correlate => (Correlator::new(Rules::from(&config), store), None),
+            Role::Shard(moves) => (Correlator::new(Rules::from(&config), store), Some(moves)),
+        };
+        let correlator = correlator.with_changelog();
         let mapping = Arc::new(config.mapping.clone());
         let normalizers = config
             .sources
@@ -553,6 +607,7 @@ impl Core {
             index: HashMap::new(),
             watermarks,
             buffer,
+            moves,
             silence,
             metrics,
             to_send: Vec::new(),
@@ -699,6 +754,9 @@ impl Core {
     fn retire(&mut self) -> Result<(), LiveError> {
         self.shutdown()?;
         self.buffer = ReorderBuffer::new(self.config.correlator.allowed_lateness);
+        if let Some(moves) = &mut self.moves {
+            moves.forget();
+        }
         for part in &mut self.partitions {
             part.next_offset = part.position().next;
             part.held.clear();
@@ -739,25 +797,32 @@ impl Core {
         let watermark = self.watermarks.advance(now, wall);
         let mut alerts = Vec::new();
         let mut released = Vec::new();
+        // An event awaiting a move-in stops the release, and the deadlines, at its time.
+        let mut blocked = None;
         if !self.deadline_backlog {
-            released.extend(std::iter::from_fn(|| self.buffer.pop_before(watermark)));
+            while let Some(held) = self.pop_release(watermark, &mut blocked)? {
+                released.push(held);
+            }
         }
         // A hard bound for what pausing cannot help (a burst on one partition): past twice
         // max_held_events and a poll's worth — never reached while pausing works, since
         // a paused partition adds nothing — the earliest held events are released early.
-        let bound = self.config.correlator.max_held_events * 2 + MAX_BATCH;
-        released.extend(std::iter::from_fn(|| self.buffer.pop_over(bound)));
+        if blocked.is_none() {
+            let bound = self.config.correlator.max_held_events * 2 + MAX_BATCH;
+            released.extend(std::iter::from_fn(|| self.buffer.pop_over(bound)));
+        }
         self.correlator
             .prefetch(released.iter().map(|held| &held.0))?;
         for held in released {
-            let (ev, (p, epoch, offset)) = &*held;
-            self.correlator.apply(ev, &mut alerts)?;
+            let (ev, (p, epoch, offset, step)) = &*held;
+            self.apply_step(ev, step, &mut alerts)?;
             self.partitions[*p].release(*epoch, *offset);
         }
         // Alerts the producer has not taken yet wait in memory: none are added while
         // too many are in flight.
         if self.producer.in_flight() < MAX_IN_FLIGHT {
-            self.deadline_backlog = self.correlator.advance(watermark, MAX_BATCH, &mut alerts)?;
+            let limit = blocked.map_or(watermark, |t| t.min(watermark));
+            self.deadline_backlog = self.correlator.advance(limit, MAX_BATCH, &mut alerts)?;
         }
         self.check_silence(now, wall, &mut alerts)?;
         self.emit(alerts)?;
@@ -780,14 +845,19 @@ impl Core {
 
     /// Takes a consumed record in; `now` is when its poll began (close enough for
     /// idleness and silence, and one clock read a step rather than one a record).
-    fn ingest(&mut self, message: &BorrowedMessage<'_>, now: Instant, future_limit: Micros) {
+    fn ingest(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        now: Instant,
+        future_limit: Micros,
+    ) -> Result<(), LiveError> {
         let Some(p) = self
             .index
             .get(message.topic())
             .and_then(|parts| parts.iter().find(|(id, _)| *id == message.partition()))
             .map(|(_, p)| *p)
         else {
-            return;
+            return Ok(());
         };
         let offset = message.offset();
         let part = &mut self.partitions[p];
@@ -804,6 +874,9 @@ impl Core {
         }
         part.next_offset = offset + 1;
         part.check = Some((offset, fingerprint(message)));
+        if self.moves.is_some() {
+            return self.ingest_routed(p, message, now);
+        }
         let silence = &mut self.silence[part.source];
         silence.last_record = now;
         silence.alerted = false;
@@ -822,7 +895,8 @@ impl Core {
                     silence.since = ev.time;
                     self.watermarks.observe(p, ev.time, silence.last_record);
                     part.hold(offset);
-                    self.buffer.push_tagged(ev, (p, part.epoch, offset));
+                    self.buffer
+                        .push_tagged(ev, (p, part.epoch, offset, routes::Step::Apply));
                 }
             }
             Ok(Normalized::Skipped(_)) => {
@@ -831,29 +905,36 @@ impl Core {
                     .with_label_values(&[&part.topic])
                     .inc();
             }
-            Err(e) => {
-                tracing::warn!(topic = %part.topic, partition = part.partition, offset, reason = %e, "dead letter");
-                self.metrics
-                    .dead_letters
-                    .with_label_values(&[&part.topic])
-                    .inc();
-                let record = OutboxRecord {
-                    topic: self.config.sinks.dead_letter_topic.clone(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-                    headers: vec![
-                        ("source.topic".into(), part.topic.clone().into_bytes()),
-                        (
-                            "source.partition".into(),
-                            part.partition.to_string().into_bytes(),
-                        ),
-                        ("source.offset".into(), offset.to_string().into_bytes()),
-                        ("reason".into(), e.reason.into_bytes()),
-                    ],
-                };
-                self.queue(record);
-            }
+            Err(e) => self.dead_letter(p, message, e),
         }
+        Ok(())
+    }
+
+    /// Sends a record that cannot be read to the dead-letter topic, with its reason.
+    fn dead_letter(&mut self, p: usize, message: &BorrowedMessage<'_>, e: DecodeError) {
+        let part = &self.partitions[p];
+        let offset = message.offset();
+        tracing::warn!(topic = %part.topic, partition = part.partition, offset, reason = %e, "dead letter");
+        self.metrics
+            .dead_letters
+            .with_label_values(&[&part.topic])
+            .inc();
+        let record = OutboxRecord {
+            topic: self.config.sinks.dead_letter_topic.clone(),
+            key: message.key().map(<[u8]>::to_vec),
+            partition: None,
+            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+            headers: vec![
+                ("source.topic".into(), part.topic.clone().into_bytes()),
+                (
+                    "source.partition".into(),
+                    part.partition.to_string().into_bytes(),
+                ),
+                ("source.offset".into(), offset.to_string().into_bytes()),
+                ("reason".into(), e.reason.into_bytes()),
+            ],
+        };
+        self.queue(record);
     }
 
     fn check_silence(
@@ -921,12 +1002,16 @@ impl Core {
             let record = OutboxRecord {
                 topic: self.config.sinks.alerts_topic.clone(),
                 key: Some(alert.root.clone().into_bytes()),
+                partition: None,
                 payload: self.alert_encoding.encode(&alert),
                 headers: vec![
                     ("alert_id".into(), alert.alert_id.clone().into_bytes()),
                     ("kind".into(), alert.kind.as_str().as_bytes().to_vec()),
                 ],
             };
+            self.queue(record);
+        }
+        for record in self.correlator.take_routed() {
             self.queue(record);
         }
         for (system, ms) in self.correlator.take_echoes() {
@@ -939,6 +1024,7 @@ impl Core {
             let record = OutboxRecord {
                 topic: self.config.sinks.cases_topic.clone(),
                 key: Some(case.id.clone().into_bytes()),
+                partition: None,
                 payload: serde_json::to_vec(&case_json(&case)).unwrap_or_default(),
                 headers: vec![("case_id".into(), case.id.clone().into_bytes())],
             };

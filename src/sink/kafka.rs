@@ -98,7 +98,9 @@ impl OutboxProducer {
         if let Some(key) = &record.key {
             message = message.key(key);
         }
-        let mut message = message;
+        if let Some(partition) = record.partition {
+            message = message.partition(partition);
+        }
         loop {
             match self.producer.send(message) {
                 Ok(()) => return Ok(()),
@@ -194,6 +196,7 @@ mod tests {
         let record = |bytes: usize| OutboxRecord {
             topic: "lockstep.alerts".into(),
             key: None,
+            partition: None,
             payload: vec![b'x'; bytes],
             headers: Vec::new(),
         };

@@ -39,6 +39,16 @@ pub fn source_partitions(
     Ok(partitions)
 }
 
+/// The partitions of `topic`, waiting for it to exist until `stop` is set.
+pub fn topic_partitions_waiting(
+    kafka: &KafkaConfig,
+    topic: &str,
+    stop: &AtomicBool,
+) -> Result<Vec<i32>, KafkaError> {
+    let probe: BaseConsumer = client_config(kafka).create()?;
+    partitions_of(&probe, topic, stop)
+}
+
 /// A consumer of the live pipeline, assigned `assignment` (never broker-side commits;
 /// a partition whose offset is out of range starts at its beginning).
 pub fn assigned_consumer(

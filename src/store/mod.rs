@@ -25,6 +25,7 @@ pub mod keys;
 mod seen;
 mod table;
 mod timers;
+pub mod tree;
 pub mod view;
 
 use std::path::Path;
@@ -73,7 +74,8 @@ const FORMAT_KEY: &[u8] = b"format";
 /// history and alert_times column families. 3: hygiene clocks in entity rows and
 /// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]). 4: lineage rows
 /// carry a jump towards the top of their tree and, at the top, the tree's case count.
-const FORMAT: u32 = 4;
+/// 5: outbox records may name their partition (the repartition topic, SPEC §7).
+const FORMAT: u32 = 5;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -265,6 +267,27 @@ impl Store {
         self.entities.read(&self.db, entity.as_bytes(), |row| {
             row.map(|r| r.cases.clone()).unwrap_or_default()
         })
+    }
+
+    /// Whether `entity` has a row (the router's directory: it had an event).
+    pub fn entity_known(&mut self, entity: &str) -> Result<bool, StoreError> {
+        self.entities.contains(&self.db, entity.as_bytes())
+    }
+
+    /// Gives `entity` a row, if it has none (the router's directory).
+    pub fn mark_known(
+        &mut self,
+        entity: &str,
+        kind: crate::event::EntityKind,
+    ) -> Result<(), StoreError> {
+        if !self.entity_known(entity)? {
+            let row = EntityRow {
+                kind: Some(kind),
+                ..EntityRow::default()
+            };
+            self.put_entity(entity, row);
+        }
+        Ok(())
     }
 
     /// Replaces the row of `entity`.
@@ -688,6 +711,8 @@ pub struct OutboxRecord {
     pub topic: String,
     /// Message key.
     pub key: Option<Vec<u8>>,
+    /// The partition, when the record names it (else the key's hash chooses).
+    pub partition: Option<i32>,
     /// Message value.
     pub payload: Vec<u8>,
     /// Message headers.
@@ -957,6 +982,7 @@ mod tests {
         let record = OutboxRecord {
             topic: "alerts".into(),
             key: Some(b"sa".to_vec()),
+            partition: None,
             payload: b"{}".to_vec(),
             headers: vec![("kind".into(), b"echo_missing".to_vec())],
         };

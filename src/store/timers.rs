@@ -53,6 +53,12 @@ impl Timers {
         }
     }
 
+    /// Unschedules `timer` (a tree that moved to another store takes it along).
+    pub fn remove(&mut self, timer: TimerKey) {
+        self.window.remove(&timer);
+        self.ops.push((timer, false));
+    }
+
     /// Whether the window must be refilled before the earliest timer is known.
     pub fn needs_load(&self) -> bool {
         self.window.is_empty() && self.horizon < Micros::MAX

@@ -1,0 +1,176 @@
+//! A state shard that reads the repartition topic (SPEC §7, [`crate::repartition`]):
+//! events come routed by root in the router's order, with the router's watermark as
+//! marks; a move-out takes a tree out of this shard's store and sends it to the shard of
+//! the root it joined; a move-in waits here (its record held, so its offset is not
+//! committed past) until the event that awaits it imports it. While a move-in is awaited
+//! nothing after the awaiting event is applied and no deadline after it is evaluated.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+
+use super::{Core, LiveError};
+use crate::alert::Alert;
+use crate::error::DecodeError;
+use crate::event::IdentityEvent;
+use crate::repartition::{shard_of, Routed};
+use crate::store::tree::TreeState;
+use crate::time::Micros;
+
+/// What a held event asks for when it is released.
+pub(super) enum Step {
+    /// Correlate it.
+    Apply,
+    /// Import the tree with this top (from the stash), then correlate it.
+    Await(Box<str>),
+    /// Move the tree whose top is its entity to the shard of this root.
+    MoveOut(Box<str>),
+}
+
+/// Where a held event came from, and what it asks for.
+pub(super) type Tag = (usize, u32, i64, Step);
+
+/// The repartition topic this shard reads, and the move-ins that arrived.
+pub(super) struct Moves {
+    topic: String,
+    shards: usize,
+    /// Move-ins by top, with the (partition, epoch, offset) of their record.
+    stash: HashMap<String, (TreeState, usize, u32, i64)>,
+}
+
+impl Moves {
+    /// A shard of `shards` reading `topic`.
+    pub(super) fn new(topic: String, shards: usize) -> Moves {
+        Moves {
+            topic,
+            shards,
+            stash: HashMap::new(),
+        }
+    }
+
+    /// Forgets the move-ins that arrived (their records are read again by the next owner).
+    pub(super) fn forget(&mut self) {
+        self.stash.clear();
+    }
+}
+
+impl Core {
+    /// Takes in a record of the repartition topic (partition index `p`).
+    pub(super) fn ingest_routed(
+        &mut self,
+        p: usize,
+        message: &BorrowedMessage<'_>,
+        now: Instant,
+    ) -> Result<(), LiveError> {
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))
+        };
+        let routed = Routed::decode(header, message.payload().unwrap_or_default());
+        let (offset, epoch) = (message.offset(), self.partitions[p].epoch);
+        let step = match routed {
+            Ok(Routed::Event { ev, awaits }) => {
+                Some((ev, awaits.map_or(Step::Apply, |t| Step::Await(t.into()))))
+            }
+            Ok(Routed::MoveOut(ev)) => match message.key().map(std::str::from_utf8) {
+                Some(Ok(root)) => Some((ev, Step::MoveOut(root.into()))),
+                _ => {
+                    let why = DecodeError::new("repartition move-out without its root as key");
+                    self.dead_letter(p, message, why);
+                    None
+                }
+            },
+            Ok(Routed::MoveIn(tree)) => {
+                let Some(moves) = self.moves.as_mut() else {
+                    return Ok(());
+                };
+                if !self.correlator.joined(&tree.top)? {
+                    self.partitions[p].hold(offset);
+                    let top = tree.top.clone();
+                    if let Some((_, q, e, o)) = moves.stash.insert(top, (tree, p, epoch, offset)) {
+                        self.partitions[q].release(e, o);
+                    }
+                }
+                None
+            }
+            Ok(Routed::Mark(watermark)) => {
+                let lateness = self.config.correlator.allowed_lateness;
+                self.watermarks.observe(p, watermark.plus(lateness), now);
+                None
+            }
+            Err(why) => {
+                self.dead_letter(p, message, why);
+                None
+            }
+        };
+        if let Some((ev, step)) = step {
+            self.partitions[p].hold(offset);
+            self.buffer.push_tagged(ev, (p, epoch, offset, step));
+        }
+        Ok(())
+    }
+
+    /// Pops the next held event before `limit`, unless it awaits a move-in that has
+    /// not arrived (and its tree has not joined here already: a repeated event); then
+    /// nothing, and `blocked` is its time.
+    pub(super) fn pop_release(
+        &mut self,
+        limit: Micros,
+        blocked: &mut Option<Micros>,
+    ) -> Result<Option<Box<(IdentityEvent, Tag)>>, LiveError> {
+        let Some(front) = self.buffer.peek_before(limit) else {
+            return Ok(None);
+        };
+        if let Step::Await(top) = &front.1 .3 {
+            let (top, time) = (top.clone(), front.0.time);
+            let arrived = self
+                .moves
+                .as_ref()
+                .is_some_and(|m| m.stash.contains_key(&*top));
+            if !arrived && !self.correlator.joined(&top)? {
+                *blocked = Some(time);
+                return Ok(None);
+            }
+        }
+        Ok(self.buffer.pop_before(limit))
+    }
+
+    /// Applies a released event as its step says.
+    pub(super) fn apply_step(
+        &mut self,
+        ev: &IdentityEvent,
+        step: &Step,
+        alerts: &mut Vec<Alert>,
+    ) -> Result<(), LiveError> {
+        match step {
+            Step::Apply => {}
+            Step::Await(top) => {
+                let arrived = self.moves.as_mut().and_then(|m| m.stash.remove(&**top));
+                if let Some((tree, p, epoch, offset)) = arrived {
+                    let entities = tree.entities.len();
+                    if self.correlator.move_in(tree)? {
+                        tracing::info!(top = %top, entities, "tree moved in");
+                        self.metrics.tree_moves.with_label_values(&["in"]).inc();
+                    }
+                    self.partitions[p].release(epoch, offset);
+                }
+            }
+            Step::MoveOut(root) => {
+                let tree = self.correlator.move_out(ev, alerts)?;
+                let Some(moves) = &self.moves else {
+                    return Ok(());
+                };
+                let to = shard_of(root, moves.shards);
+                tracing::info!(top = %ev.entity, root = %root, to, entities = tree.entities.len(), "tree moved out");
+                self.metrics.tree_moves.with_label_values(&["out"]).inc();
+                let record = Routed::MoveIn(tree).record(&moves.topic, root, to);
+                self.queue(record);
+                return Ok(());
+            }
+        }
+        self.correlator.apply(ev, alerts)?;
+        Ok(())
+    }
+}

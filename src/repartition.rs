@@ -1,0 +1,453 @@
+//! Routing by lineage root (SPEC §7) for source topics keyed as their producers like — by
+//! their own entity id, typically — so that every event is correlated where its tree's
+//! state lives, and a tree that gains a parent moves with it.
+//!
+//! One router per group (the member that owns partition 0 of the repartition topic) reads
+//! every source partition in the order of SPEC §4 — the reorder buffer and watermark of
+//! one instance — and keeps the lineage directory: the edges of §4 (first parent, no
+//! cycle), the redelivery filter, and which entities have events. For each event it
+//! writes to the repartition topic, keyed by the event's root after its edge, to the
+//! partition (state shard) [`shard_of`] that root:
+//!
+//! - `event`: the event; it `awaits` a tree when its edge joined a tree that has state
+//!   on another shard to this root's tree;
+//! - `move-out`, to that other shard, at the same place in the order: the shard takes the
+//!   tree's state out of its store ([`crate::store::tree`]) and writes it back as
+//! - `move-in`, to the new root's shard, which imports it before the awaiting event;
+//! - `mark`, to every shard after each step: the router's watermark. A shard evaluates its
+//!   deadlines up to the last mark, so time and deadlines advance on every instance, and a
+//!   shard is never ahead of the events routed to it.
+//!
+//! Every output of the router and of a shard goes through its store's outbox, committed
+//! with the state it came from: a crash repeats outputs, never loses one. Repeats are
+//! harmless: the shards drop events they applied (redelivery filter), move-outs of trees
+//! they no longer hold yield empty move-ins, and a move-in for a tree already joined is
+//! dropped. Chains of awaiting point back in time, so shards never wait on each other in
+//! a circle.
+
+use crate::correlate::lineage;
+use crate::error::{DecodeError, StoreError};
+use crate::event::IdentityEvent;
+use crate::store::tree::TreeState;
+use crate::store::{OutboxRecord, Store};
+use crate::time::Micros;
+
+/// Header naming what a repartition record is.
+pub const RECORD: &str = "lockstep.record";
+/// Header of an `event`: the top of the tree it waits for.
+pub const AWAITS: &str = "lockstep.awaits";
+
+/// A record of the repartition topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Routed {
+    /// An event to correlate, after the tree `awaits` (if any) has moved in.
+    Event {
+        /// The event.
+        ev: IdentityEvent,
+        /// The top of a tree joined by this event's edge, whose state comes from another
+        /// shard.
+        awaits: Option<String>,
+    },
+    /// The event whose edge moves the tree whose top is its entity to another shard.
+    MoveOut(IdentityEvent),
+    /// A tree's state, for the shard of the root it joined.
+    MoveIn(TreeState),
+    /// Every event before this time has been routed.
+    Mark(Micros),
+}
+
+/// The state shard, of `shards`, of the tree whose root is `root`: FNV-1a, stable across
+/// processes and versions (the state on disk depends on it).
+pub fn shard_of(root: &str, shards: usize) -> i32 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in root.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (h % shards.max(1) as u64) as i32
+}
+
+impl Routed {
+    fn kind(&self) -> &'static str {
+        match self {
+            Routed::Event { .. } => "event",
+            Routed::MoveOut(_) => "move-out",
+            Routed::MoveIn(_) => "move-in",
+            Routed::Mark(_) => "mark",
+        }
+    }
+
+    /// The record for partition `partition` of `topic`, keyed by `root`.
+    pub fn record(&self, topic: &str, root: &str, partition: i32) -> OutboxRecord {
+        let mut headers = vec![(RECORD.to_owned(), self.kind().as_bytes().to_vec())];
+        let payload = match self {
+            Routed::Event { ev, awaits } => {
+                if let Some(top) = awaits {
+                    headers.push((AWAITS.to_owned(), top.as_bytes().to_vec()));
+                }
+                crate::decode::json::encode(ev).into_bytes()
+            }
+            Routed::MoveOut(ev) => crate::decode::json::encode(ev).into_bytes(),
+            // Rows of strings, enums and numbers: serialising cannot fail.
+            Routed::MoveIn(tree) => serde_json::to_vec(tree).unwrap_or_default(),
+            Routed::Mark(at) => at.0.to_string().into_bytes(),
+        };
+        OutboxRecord {
+            topic: topic.to_owned(),
+            key: Some(root.as_bytes().to_vec()),
+            partition: Some(partition),
+            payload,
+            headers,
+        }
+    }
+
+    /// Reads a record of the repartition topic; `header` gives a header's value.
+    pub fn decode<'a>(
+        header: impl Fn(&str) -> Option<&'a [u8]>,
+        payload: &[u8],
+    ) -> Result<Routed, DecodeError> {
+        let text = |bytes: &[u8]| {
+            std::str::from_utf8(bytes)
+                .map(str::to_owned)
+                .map_err(|e| DecodeError::new(format!("repartition record: {e}")))
+        };
+        match header(RECORD) {
+            Some(b"event") => Ok(Routed::Event {
+                ev: crate::decode::json::decode(payload)?,
+                awaits: header(AWAITS).map(text).transpose()?,
+            }),
+            Some(b"move-out") => Ok(Routed::MoveOut(crate::decode::json::decode(payload)?)),
+            Some(b"move-in") => serde_json::from_slice(payload)
+                .map(Routed::MoveIn)
+                .map_err(|e| DecodeError::new(format!("repartition move-in: {e}"))),
+            Some(b"mark") => text(payload)?
+                .parse()
+                .map(|t| Routed::Mark(Micros(t)))
+                .map_err(|e| DecodeError::new(format!("repartition mark: {e}"))),
+            other => Err(DecodeError::new(format!(
+                "not a repartition record: header {RECORD} is {:?} (is a source topic named as kafka.repartition_topic?)",
+                other.map(String::from_utf8_lossy)
+            ))),
+        }
+    }
+}
+
+/// The router's side: where each event goes.
+pub struct Router {
+    topic: String,
+    shards: usize,
+    /// The last watermark marked.
+    marked: Micros,
+    out: Vec<OutboxRecord>,
+}
+
+impl Router {
+    /// Routes to `shards` partitions of `topic`.
+    pub fn new(topic: String, shards: usize) -> Router {
+        Router {
+            topic,
+            shards,
+            marked: Micros::MIN,
+            out: Vec::new(),
+        }
+    }
+
+    /// Routes a new (not redelivered) event: adds its edge to the directory in `store`,
+    /// and, when the edge joins a tree with state on another shard, moves that tree.
+    pub fn route(&mut self, store: &mut Store, ev: &IdentityEvent) -> Result<(), StoreError> {
+        let mut awaits = None;
+        if let Some(parent) = ev.parent.as_deref().filter(|_| ev.succeeded()) {
+            // Events of an entity, or of its descendants, went to its shard while it
+            // was a top: then it has state there.
+            let known = store.has_children(&ev.entity)? || store.entity_known(&ev.entity)?;
+            if lineage::add_edge(store, &ev.entity, parent)? && known {
+                let root = store.top(parent)?;
+                let from = shard_of(&ev.entity, self.shards);
+                if from != shard_of(&root, self.shards) {
+                    let out = Routed::MoveOut(ev.clone());
+                    self.out.push(out.record(&self.topic, &root, from));
+                    awaits = Some(ev.entity.clone());
+                }
+            }
+        }
+        store.mark_known(&ev.entity, ev.entity_kind)?;
+        let root = store.top(&ev.entity)?;
+        let event = Routed::Event {
+            ev: ev.clone(),
+            awaits,
+        };
+        let shard = shard_of(&root, self.shards);
+        self.out.push(event.record(&self.topic, &root, shard));
+        Ok(())
+    }
+
+    /// Marks `watermark` on every shard, if it moved.
+    pub fn mark(&mut self, watermark: Micros) {
+        if watermark <= self.marked {
+            return;
+        }
+        self.marked = watermark;
+        for shard in 0..self.shards as i32 {
+            let mark = Routed::Mark(watermark);
+            self.out.push(mark.record(&self.topic, "", shard));
+        }
+    }
+
+    /// The records routed since the last call.
+    pub fn take(&mut self) -> Vec<OutboxRecord> {
+        std::mem::take(&mut self.out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, VecDeque};
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::alert::{sort_alerts, Alert};
+    use crate::config::Config;
+    use crate::correlate::reorder::ReorderBuffer;
+    use crate::correlate::{Correlator, Rules};
+    use crate::event::{Action, EntityKind, Outcome, System};
+    use crate::time::Span;
+
+    fn rules() -> Rules {
+        Rules::from(&Config::parse("").unwrap())
+    }
+
+    fn in_order(events: &[IdentityEvent]) -> Vec<IdentityEvent> {
+        let mut sorted = events.to_vec();
+        sorted.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        sorted
+    }
+
+    /// One correlator, every deadline up to `as_of`.
+    fn alone(events: &[IdentityEvent], as_of: Micros) -> Vec<Alert> {
+        let mut c = Correlator::new(rules(), Store::temporary().unwrap());
+        let mut out = Vec::new();
+        for ev in in_order(events) {
+            c.apply(&ev, &mut out).unwrap();
+        }
+        c.finish(as_of, usize::MAX, &mut out).unwrap();
+        sort_alerts(&mut out);
+        out
+    }
+
+    fn decoded(record: &OutboxRecord) -> (usize, String, Routed) {
+        let header = |name: &str| {
+            record
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_slice())
+        };
+        let routed = Routed::decode(header, &record.payload).unwrap();
+        let key = String::from_utf8(record.key.clone().unwrap()).unwrap();
+        (record.partition.unwrap() as usize, key, routed)
+    }
+
+    /// A router taking `events` in their arrival order through a reorder buffer (30 s of
+    /// lateness, as live) and `n` shards, each shard taking one record a turn (so that
+    /// awaiting events meet their move-ins late or early), the router marking its
+    /// watermark every few events; every deadline up to `as_of` at the end.
+    fn routed(events: &[IdentityEvent], n: usize, as_of: Micros) -> (Vec<Alert>, usize) {
+        let mut router = Correlator::router(
+            rules(),
+            Store::temporary().unwrap(),
+            Router::new("r".into(), n),
+        );
+        let mut queues: Vec<VecDeque<(String, Routed)>> = vec![VecDeque::new(); n];
+        let mut none = Vec::new();
+        let mut route = |ev: Option<&IdentityEvent>, mark: Option<Micros>| {
+            if let Some(ev) = ev {
+                router.apply(ev, &mut none).unwrap();
+            }
+            if let Some(watermark) = mark {
+                router.advance(watermark, usize::MAX, &mut none).unwrap();
+            }
+            for record in router.take_routed() {
+                let (shard, key, r) = decoded(&record);
+                queues[shard].push_back((key, r));
+            }
+        };
+        let mut buffer = ReorderBuffer::new(Span::secs(30));
+        for (i, ev) in events.iter().enumerate() {
+            buffer.push(ev.clone());
+            while let Some(ev) = buffer.pop_ready() {
+                route(Some(&ev), None);
+            }
+            if i % 5 == 4 {
+                route(None, Some(buffer.watermark()));
+            }
+        }
+        while let Some(ev) = buffer.pop_any() {
+            route(Some(&ev), None);
+        }
+        assert!(none.is_empty(), "a router raises nothing");
+        let mut shards: Vec<Correlator> = (0..n)
+            .map(|_| Correlator::new(rules(), Store::temporary().unwrap()))
+            .collect();
+        let mut stash: Vec<HashMap<String, TreeState>> = vec![HashMap::new(); n];
+        let (mut out, mut moves) = (Vec::new(), 0);
+        loop {
+            let mut progressed = false;
+            for s in 0..n {
+                let Some((key, front)) = queues[s].front().cloned() else {
+                    continue;
+                };
+                let c = &mut shards[s];
+                match front {
+                    Routed::Event { ev, awaits } => {
+                        if let Some(top) = awaits.filter(|t| !c.joined(t).unwrap()) {
+                            let Some(tree) = stash[s].remove(&top) else {
+                                continue;
+                            };
+                            assert!(c.move_in(tree).unwrap());
+                        }
+                        c.apply(&ev, &mut out).unwrap();
+                    }
+                    Routed::MoveOut(ev) => {
+                        let tree = c.move_out(&ev, &mut out).unwrap();
+                        moves += usize::from(!tree.is_empty());
+                        let record = Routed::MoveIn(tree).record("r", &key, shard_of(&key, n));
+                        let (to, _, moved) = decoded(&record);
+                        let Routed::MoveIn(tree) = moved else {
+                            unreachable!()
+                        };
+                        stash[to].insert(tree.top.clone(), tree);
+                    }
+                    Routed::MoveIn(_) => unreachable!("move-ins come from shards"),
+                    Routed::Mark(w) => {
+                        c.advance(w, usize::MAX, &mut out).unwrap();
+                    }
+                }
+                queues[s].pop_front();
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        assert!(
+            queues.iter().all(VecDeque::is_empty),
+            "a shard waits for a move-in that never comes"
+        );
+        for c in &mut shards {
+            c.finish(as_of, usize::MAX, &mut out).unwrap();
+        }
+        sort_alerts(&mut out);
+        (out, moves)
+    }
+
+    fn event(i: usize, t: i64, system: System, entity: &str, action: Action) -> IdentityEvent {
+        IdentityEvent {
+            event_id: format!("e{i}"),
+            system,
+            source: "test".into(),
+            time: Micros::parse("2026-03-02T10:00:00Z")
+                .unwrap()
+                .plus(Span::secs(t)),
+            entity: entity.into(),
+            entity_kind: EntityKind::ApiKey,
+            action,
+            outcome: Outcome::Success,
+            parent: None,
+            actor: None,
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_tree_that_gains_a_parent_after_it_has_state_moves_with_it() {
+        use Action::*;
+        use System::*;
+        // k1 under r1 is revoked in iam (a case, echo deadlines pending) and used; then
+        // r1, top of that tree, is issued under org (another tree, with its own case
+        // covering everything below it); later events of the joined tree.
+        let n = 8;
+        let mut story = vec![
+            event(0, 0, Iam, "org", Created),
+            event(1, 1, Iam, "r1", Created),
+            event(2, 2, Vault, "k1", Issued).with_parent("r1"),
+            event(3, 3, Iam, "k1", Issued).with_parent("r1"),
+            event(4, 60, Iam, "k1", Revoked),
+            event(5, 120, Iam, "org", Revoked),
+            event(6, 180, Iam, "r1", Issued).with_parent("org"),
+            event(7, 400, Vault, "k1", Used),
+            event(8, 500, Mdm, "r1", Used),
+            event(9, 1000, Vault, "k1", Revoked),
+        ];
+        for e in &mut story {
+            e.entity_kind = EntityKind::ServiceAccount;
+        }
+        assert_ne!(
+            shard_of("r1", n),
+            shard_of("org", n),
+            "pick names on two shards"
+        );
+        let as_of = story[9].time.plus(Span::days(1));
+        let (got, moves) = routed(&story, n, as_of);
+        assert_eq!(moves, 1, "r1's tree moved");
+        let expected = alone(&story, as_of);
+        assert!(expected.len() >= 4, "{expected:#?}");
+        assert_eq!(got, expected);
+    }
+
+    trait WithParent {
+        fn with_parent(self, p: &str) -> Self;
+    }
+    impl WithParent for IdentityEvent {
+        fn with_parent(mut self, p: &str) -> Self {
+            self.parent = Some(p.into());
+            self
+        }
+    }
+
+    fn story() -> impl Strategy<Value = Vec<IdentityEvent>> {
+        use Action::*;
+        let actions = [
+            Created, Issued, Rotated, Used, Used, Used, Revoked, Disabled, Enabled, Deleted,
+        ];
+        // Seconds over about six hours, and an arrival delay of up to 25 s.
+        let one = (
+            0i64..20_000,
+            0usize..4,
+            0usize..12,
+            0usize..actions.len(),
+            prop::option::weighted(0.3, 0usize..12),
+            prop::bool::weighted(0.05),
+            0i64..25,
+        );
+        prop::collection::vec(one, 1..60).prop_map(move |raw| {
+            let mut arrival: Vec<(i64, IdentityEvent)> = raw
+                .into_iter()
+                .enumerate()
+                .map(|(i, (t, s, e, a, p, failed, delay))| {
+                    let mut ev = event(i, t, System::ALL[s], &format!("n{e}"), actions[a]);
+                    ev.parent = p.map(|p| format!("n{p}"));
+                    if failed {
+                        ev.outcome = Outcome::Failure;
+                    }
+                    // Some redeliveries: the same (system, id) twice.
+                    if i % 17 == 16 {
+                        ev.event_id = "e0".into();
+                    }
+                    (t + delay, ev)
+                })
+                .collect();
+            arrival.sort_by_key(|(at, _)| *at);
+            arrival.into_iter().map(|(_, ev)| ev).collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn routed_over_shards_the_alerts_are_one_correlators(events in story(), n in 2usize..5) {
+            let as_of = events.iter().map(|e| e.time).max().unwrap().plus(Span::days(200));
+            let (got, _) = routed(&events, n, as_of);
+            prop_assert_eq!(got, alone(&events, as_of));
+        }
+    }
+}
