@@ -52,13 +52,14 @@ fn group_config(dir: &Path, broker: &Broker, keys: Keys) -> PathBuf {
     path
 }
 
-/// Two trees on different shards of six, in the middle of `events`: `acct`'s, with a
-/// key and a revocation whose vault echo is still owed, gains the parent `org` (a use
-/// record naming it) — so its state moves to `org`'s shard, where the echo is judged
-/// missing, then late, and `org`'s own revocation finds the key still live.
+/// Two trees in the middle of `events`, on shards 5 and 0 — which the range assignor
+/// gives to different members whenever two or more share the six: `acct`'s, with a key
+/// and a revocation whose vault echo is still owed, gains the parent `org` (a use record
+/// naming it), so its state moves to `org`'s shard and instance, where the echo is
+/// judged missing, then late.
 fn late_parent(events: &[IdentityEvent]) -> Vec<IdentityEvent> {
-    let (acct, org) = ("svc-late-parent-7", "org-late-parent-2");
-    assert_ne!(shard_of(acct, 6), shard_of(org, 6), "names on two shards");
+    let (acct, org) = ("svc-late-parent-1", "org-late-parent-2");
+    assert_eq!((shard_of(acct, 6), shard_of(org, 6)), (5, 0));
     let t0 = events[events.len() / 3].time;
     let ev = |i: u32, minutes: i64, system: System, entity: &str, action: Action| IdentityEvent {
         event_id: format!("late-parent-{i}"),
@@ -224,6 +225,7 @@ fn share_the_work(keys: Keys) {
         &[&b, &c, &d],
         || d.held_partitions(),
     );
+    let b_log = b.log.clone();
     b.stop();
     assert_eq!(feeder.join().unwrap(), events.len() as u64);
 
@@ -272,9 +274,17 @@ fn share_the_work(keys: Keys) {
             })
         };
         assert!(late("echo_missing") && late("echo_late"), "{expected:#?}");
+        // Split across instances: out of one member, into another.
+        let logs = [&a_log, &b_log, &c.log, &d.log]
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default());
+        let moved = |how: &str| {
+            let line = format!("tree moved {how} top=svc-late-parent-1");
+            logs.iter().position(|l| l.contains(&line))
+        };
+        let (out, into) = (moved("out"), moved("in"));
         assert!(
-            text.contains("tree moved in"),
-            "svc-late-parent-7's tree moved: {text}"
+            out.is_some() && into.is_some() && out != into,
+            "svc-late-parent-1's tree moved from one member to another ({out:?} → {into:?}): {text}"
         );
     }
     c.stop();
