@@ -188,7 +188,7 @@ fn share_the_work(keys: Keys) {
     );
     if keys == Keys::Entity {
         events.extend(late_parent(&events));
-        events.sort_by(|a, b| a.time.cmp(&b.time));
+        events.sort_by_key(|e| e.time);
     }
     // Live, every deadline up to the wall clock comes due (hygiene's too).
     let as_of = Micros::now().minus(Span::hours(1));
