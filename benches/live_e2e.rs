@@ -10,7 +10,9 @@
 //! `LOCKSTEP_E2E_MAX_HELD` sets `[correlator] max_held_events`, 500000).
 //! `LOCKSTEP_E2E_INSTANCES=N` runs N members of one group (`[kafka] assignment =
 //! "group"`, six partitions per topic, started together) instead of one instance that
-//! assigns itself every partition, and also reports their CPU time per event.
+//! assigns itself every partition, and also reports their CPU time per event;
+//! `LOCKSTEP_E2E_KEYS=entity` keys the records by entity id, routed by root through a
+//! repartition topic of six partitions (`[kafka] repartition_topic`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -20,7 +22,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
-use lockstep::live::feed::produce;
+use lockstep::live::feed::{produce_keyed, Keys};
 use lockstep::simulate::{generate, Scenario};
 use support::*;
 
@@ -47,7 +49,13 @@ fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// A config for one instance with its API on `api` (and, in a group, its membership).
-fn instance_config(dir: &std::path::Path, broker: &Broker, api: u16, group: bool) -> PathBuf {
+fn instance_config(
+    dir: &std::path::Path,
+    broker: &Broker,
+    api: u16,
+    group: bool,
+    keys: Keys,
+) -> PathBuf {
     let held: usize = setting("LOCKSTEP_E2E_MAX_HELD", 500_000);
     let cfg_path = config(
         dir,
@@ -60,9 +68,13 @@ fn instance_config(dir: &std::path::Path, broker: &Broker, api: u16, group: bool
         .unwrap()
         .replace("listen = \"off\"", &format!("listen = \"127.0.0.1:{api}\""));
     if group {
+        let routes = match keys {
+            Keys::Entity => format!("repartition_topic = \"{ROUTES}\"\n"),
+            Keys::Root => String::new(),
+        };
         text = text.replacen(
             "[kafka.properties]\n",
-            "assignment = \"group\"\n[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n",
+            &format!("assignment = \"group\"\n{routes}[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"),
             1,
         );
     }
@@ -90,17 +102,31 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The repartition topic of `LOCKSTEP_E2E_KEYS=entity`.
+const ROUTES: &str = "lockstep.repartition";
+
 fn main() {
     let accounts: u32 = setting("LOCKSTEP_E2E_ACCOUNTS", 16_000);
     let instances: usize = setting("LOCKSTEP_E2E_INSTANCES", 0);
+    let keys = match std::env::var("LOCKSTEP_E2E_KEYS").as_deref() {
+        Ok("entity") => Keys::Entity,
+        _ => Keys::Root,
+    };
+    assert!(
+        keys == Keys::Root || instances > 0,
+        "LOCKSTEP_E2E_KEYS=entity needs LOCKSTEP_E2E_INSTANCES"
+    );
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::memory(dir.path());
     broker.create_topics(&INPUTS, if instances > 0 { 6 } else { 2 });
     broker.create_topics(&OUTPUTS, 1);
+    if keys == Keys::Entity {
+        broker.create_topics(&[ROUTES], 6);
+    }
     let apis: Vec<u16> = (0..instances.max(1)).map(|_| free_port()).collect();
     let configs: Vec<PathBuf> = apis
         .iter()
-        .map(|&api| instance_config(dir.path(), &broker, api, instances > 0))
+        .map(|&api| instance_config(dir.path(), &broker, api, instances > 0, keys))
         .collect();
     let cfg = Config::load(&configs[0]).unwrap();
     let events = generate(&Scenario {
@@ -108,7 +134,7 @@ fn main() {
         ..Scenario::new(setting("LOCKSTEP_E2E_SEED", 42), accounts)
     });
     let started = Instant::now();
-    produce(&cfg, &events, 0).unwrap();
+    produce_keyed(&cfg, &events, 0, keys).unwrap();
     let produce_secs = started.elapsed().as_secs_f64();
     println!(
         "pre-loaded {} events in {produce_secs:.1} s ({:.0} events/s)",
@@ -148,7 +174,9 @@ fn main() {
         );
     }
     let consumed = started.elapsed().as_secs_f64();
+    // Routed records still on their way to a shard are consumer lag.
     while sum("lockstep_held_events") > 0.0
+        || sum("lockstep_consumer_lag") > 0.0
         || sum("lockstep_outbox_pending") > 0.0
         || sum("lockstep_deadline_backlog") > 0.0
     {
