@@ -135,6 +135,12 @@ impl Member {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Whether it runs the group's router now (it owns state shard 0).
+    fn routes(&self) -> bool {
+        let text = self.text();
+        text.rfind("starting the router") > text.rfind("router stopped")
+    }
+
     /// Whether the group has given this member partitions at some point.
     fn held_partitions(&self) -> bool {
         self.text()
@@ -213,9 +219,18 @@ fn share_the_work(keys: Keys) {
         let events = events.clone();
         std::thread::spawn(move || produce_keyed(&cfg, &events, 1_000, keys).unwrap())
     };
-    // Mid-stream: a is killed with -9 (its shards go to the others, which never had
-    // them), d joins with an empty disk, b leaves with SIGTERM.
+    // Mid-stream: a member is killed with -9 (its shards go to the others, which never
+    // had them; keyed by entity, the one running the router: the next owner of shard 0
+    // routes everything again from an empty directory), d joins with an empty disk, b
+    // leaves with SIGTERM.
     std::thread::sleep(Duration::from_millis(1_500));
+    let mut members = vec![a, b, c];
+    let victim = match keys {
+        Keys::Entity => members.iter().position(Member::routes).unwrap_or(0),
+        Keys::Root => 0,
+    };
+    let a = members.remove(victim);
+    let (b, c) = (members.remove(0), members.remove(0));
     let a_log = a.log.clone();
     a.kill();
     let d = Member::start(dir.path(), &cfg_path, "d");
