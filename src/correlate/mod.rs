@@ -111,6 +111,11 @@ impl Correlator {
         }
     }
 
+    /// Whether it routes rather than correlates.
+    pub fn routes(&self) -> bool {
+        self.router.is_some()
+    }
+
     /// The repartition records routed since the last call (a router's).
     pub fn take_routed(&mut self) -> Vec<OutboxRecord> {
         self.router.as_mut().map(Router::take).unwrap_or_default()

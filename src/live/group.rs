@@ -283,7 +283,7 @@ impl GroupPipeline {
                 "the router stopped without being asked to".into(),
             ));
         }
-        let (mut restoring, mut lag, mut held, mut pending, mut behind) = (0, 0, 0, 0, 0);
+        let (mut restoring, mut lag) = (0, 0);
         for (&shard, owned) in &mut shards.owned {
             owned.core.settle()?;
             owned.core.pace(&self.consumer);
@@ -291,14 +291,7 @@ impl GroupPipeline {
                 restoring += 1;
                 lag += left;
             }
-            held += owned.core.buffer.len();
-            behind += i64::from(owned.core.deadline_backlog);
-            pending += owned.core.producer.in_flight();
         }
-        // Each shard set these for itself: the instance's are the sums.
-        self.metrics.held_events.set(held as i64);
-        self.metrics.deadline_backlog.set(behind);
-        self.metrics.outbox_pending.set(pending as i64);
         self.metrics.restoring_shards.set(restoring);
         self.metrics.restore_lag.set(lag);
         control

@@ -70,6 +70,12 @@ const REBUILD_AFTER: Duration = Duration::from_secs(5);
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// Outputs in flight to the broker before consumption pauses (backpressure).
 const MAX_IN_FLIGHT: usize = 200_000;
+/// The bit that marks the sequence numbers of a router's records, produced at once and
+/// not kept in the outbox.
+const ROUTED: u64 = 1 << 63;
+/// How long a router's commit waits for its records to be acknowledged before it tries
+/// again at the next step.
+const ROUTED_ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the pipeline stopped.
 #[derive(Debug, thiserror::Error)]
@@ -286,8 +292,25 @@ struct Core {
     /// Outputs of the batch being written: sent once it is durable.
     writing: Vec<(u64, OutboxRecord)>,
     delivered: Vec<u64>,
+    /// Records routed so far (a router's): the next one's sequence number.
+    routed: u64,
+    /// What it added to the instance's gauges of held events, deadline backlog and
+    /// outputs in flight (the cores of an instance, a group's shards and router, each
+    /// add their own).
+    reported: [i64; 3],
     print: bool,
     redeliveries_seen: u64,
+}
+
+impl Drop for Core {
+    /// A closed core (a shard that moved away) holds nothing of the instance's gauges.
+    fn drop(&mut self) {
+        let m = &self.metrics;
+        let gauges = [&m.held_events, &m.deadline_backlog, &m.outbox_pending];
+        for (gauge, reported) in gauges.into_iter().zip(self.reported) {
+            gauge.sub(reported);
+        }
+    }
 }
 
 /// `normalized`, or a dead-letter reason when one of its events is stamped after `limit`
@@ -613,6 +636,8 @@ impl Core {
             to_send: Vec::new(),
             writing: Vec::new(),
             delivered: Vec::new(),
+            routed: 0,
+            reported: [0; 3],
             print,
             redeliveries_seen: 0,
         };
@@ -762,7 +787,24 @@ impl Core {
             part.held.clear();
         }
         self.paused.clear();
+        self.report_gauges();
         Ok(())
+    }
+
+    /// Adds what changed of its held events, deadline backlog and outputs in flight to
+    /// the instance's gauges.
+    fn report_gauges(&mut self) {
+        let now = [
+            self.buffer.len() as i64,
+            i64::from(self.deadline_backlog),
+            self.producer.in_flight() as i64,
+        ];
+        let m = &self.metrics;
+        let gauges = [&m.held_events, &m.deadline_backlog, &m.outbox_pending];
+        for ((gauge, now), reported) in gauges.into_iter().zip(now).zip(&mut self.reported) {
+            gauge.add(now - *reported);
+            *reported = now;
+        }
     }
 
     /// Where the consumer resumes (`topic`, `partition`), if this core covers it.
@@ -831,10 +873,8 @@ impl Core {
         if let Some(probe) = &self.probe {
             probe.report(self.partitions.iter().map(|p| p.next_offset));
         }
+        self.report_gauges();
         let m = &self.metrics;
-        m.held_events.set(self.buffer.len() as i64);
-        m.deadline_backlog.set(i64::from(self.deadline_backlog));
-        m.outbox_pending.set(self.producer.in_flight() as i64);
         m.watermark_lag
             .set(wall.millis_since(watermark).max(0) as f64 / 1000.0);
         let redeliveries = self.correlator.stats().redeliveries;
@@ -1012,7 +1052,8 @@ impl Core {
             self.queue(record);
         }
         for record in self.correlator.take_routed() {
-            self.queue(record);
+            self.producer.send(ROUTED | self.routed, record);
+            self.routed += 1;
         }
         for (system, ms) in self.correlator.take_echoes() {
             self.metrics
@@ -1055,7 +1096,18 @@ impl Core {
     /// Commits this step's state, positions and outputs in one batch, written in the
     /// background while the next step polls (`wait`: written before returning). The
     /// outputs of the previous batch, durable once the new one starts, are sent.
+    ///
+    /// A router's records do not go through the outbox (every event is one): they are
+    /// produced at once, and its directory and positions are committed only when the
+    /// broker has acknowledged every record routed before — until then, not at all (a
+    /// crash routes those events again: repeats, which the shards drop, not losses).
     fn commit(&mut self, wait: bool) -> Result<(), LiveError> {
+        if self.correlator.routes() {
+            self.delivered.extend(self.producer.flush(ROUTED_ACK_WAIT));
+            if self.producer.in_flight() > 0 {
+                return Ok(());
+            }
+        }
         let store = self.correlator.store_mut();
         for part in &mut self.partitions {
             let position = part.position();
@@ -1065,7 +1117,9 @@ impl Core {
             }
         }
         for seq in self.delivered.drain(..) {
-            store.delivered(seq);
+            if seq & ROUTED == 0 {
+                store.delivered(seq);
+            }
         }
         let timer = self.metrics.commit_seconds.start_timer();
         // Waits for the previous batch first: its outputs are durable after this.
