@@ -30,12 +30,14 @@ use crate::error::{DecodeError, StoreError};
 use crate::event::IdentityEvent;
 use crate::store::tree::TreeState;
 use crate::store::{OutboxRecord, Store};
-use crate::time::Micros;
+use crate::time::{Micros, Span};
 
 /// Header naming what a repartition record is.
 pub const RECORD: &str = "lockstep.record";
 /// Header of an `event`: the top of the tree it waits for.
 pub const AWAITS: &str = "lockstep.awaits";
+/// How far the watermark moves between marks when no event was routed.
+pub const MARK_EVERY: Span = Span::secs(1);
 
 /// A record of the repartition topic.
 #[derive(Debug, Clone, PartialEq)]
@@ -137,6 +139,8 @@ pub struct Router {
     shards: usize,
     /// The last watermark marked.
     marked: Micros,
+    /// Whether events were routed since.
+    routed: bool,
     out: Vec<OutboxRecord>,
 }
 
@@ -147,6 +151,7 @@ impl Router {
             topic,
             shards,
             marked: Micros::MIN,
+            routed: false,
             out: Vec::new(),
         }
     }
@@ -177,15 +182,20 @@ impl Router {
         };
         let shard = shard_of(&root, self.shards);
         self.out.push(event.record(&self.topic, &root, shard));
+        self.routed = true;
         Ok(())
     }
 
-    /// Marks `watermark` on every shard, if it moved.
+    /// Marks `watermark` on every shard, if it moved — past events routed since the
+    /// last mark, or by [`MARK_EVERY`] (quiet feeds: the watermark follows the clock,
+    /// and a mark a step would be a stream of records for nothing). Any rising sequence
+    /// of marks is exact; a coarser one only evaluates deadlines later.
     pub fn mark(&mut self, watermark: Micros) {
-        if watermark <= self.marked {
+        if watermark <= self.marked || !(self.routed || watermark >= self.marked.plus(MARK_EVERY)) {
             return;
         }
         self.marked = watermark;
+        self.routed = false;
         for shard in 0..self.shards as i32 {
             let mark = Routed::Mark(watermark);
             self.out.push(mark.record(&self.topic, "", shard));
