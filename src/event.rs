@@ -196,6 +196,30 @@ const fn default_kind() -> EntityKind {
 }
 
 impl IdentityEvent {
+    /// A success event with no parent, actor or attributes.
+    pub fn new(
+        event_id: impl Into<String>,
+        system: System,
+        time: Micros,
+        entity: impl Into<String>,
+        entity_kind: EntityKind,
+        action: Action,
+    ) -> IdentityEvent {
+        IdentityEvent {
+            event_id: event_id.into(),
+            system,
+            source: String::new(),
+            time,
+            entity: entity.into(),
+            entity_kind,
+            action,
+            outcome: Outcome::Success,
+            parent: None,
+            actor: None,
+            attributes: BTreeMap::new(),
+        }
+    }
+
     /// The processing order of SPEC §4: (`time`, `event_id`), then `system` to make
     /// equal event ids from different systems deterministic.
     pub fn order_key(&self) -> (Micros, &str, System) {

@@ -351,21 +351,16 @@ mod tests {
     }
 
     fn event(i: usize, t: i64, system: System, entity: &str, action: Action) -> IdentityEvent {
-        IdentityEvent {
-            event_id: format!("e{i}"),
+        let start = Micros::parse("2026-03-02T10:00:00Z").unwrap();
+        let time = start.plus(Span::secs(t));
+        IdentityEvent::new(
+            format!("e{i}"),
             system,
-            source: "test".into(),
-            time: Micros::parse("2026-03-02T10:00:00Z")
-                .unwrap()
-                .plus(Span::secs(t)),
-            entity: entity.into(),
-            entity_kind: EntityKind::ApiKey,
+            time,
+            entity,
+            EntityKind::ApiKey,
             action,
-            outcome: Outcome::Success,
-            parent: None,
-            actor: None,
-            attributes: Default::default(),
-        }
+        )
     }
 
     #[test]

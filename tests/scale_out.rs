@@ -16,7 +16,7 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use lockstep::config::Config;
-use lockstep::event::{Action, EntityKind, IdentityEvent, Outcome, System};
+use lockstep::event::{Action, EntityKind, IdentityEvent, System};
 use lockstep::live::feed::{produce_keyed, Keys};
 use lockstep::repartition::shard_of;
 use lockstep::simulate::{generate, Scenario};
@@ -61,19 +61,19 @@ fn late_parent(events: &[IdentityEvent]) -> Vec<IdentityEvent> {
     let (acct, org) = ("svc-late-parent-1", "org-late-parent-2");
     assert_eq!((shard_of(acct, 6), shard_of(org, 6)), (5, 0));
     let t0 = events[events.len() / 3].time;
-    let ev = |i: u32, minutes: i64, system: System, entity: &str, action: Action| IdentityEvent {
-        event_id: format!("late-parent-{i}"),
-        system,
-        source: "test".into(),
-        time: t0.plus(Span::mins(minutes)),
-        entity: entity.into(),
-        entity_kind: EntityKind::ServiceAccount,
-        action,
-        outcome: Outcome::Success,
-        parent: None,
-        actor: None,
-        attributes: Default::default(),
+    let ev = |i: u32, minutes: i64, system: System, entity: &str, action: Action| {
+        let time = t0.plus(Span::mins(minutes));
+        let kind = EntityKind::ServiceAccount;
+        IdentityEvent::new(
+            format!("late-parent-{i}"),
+            system,
+            time,
+            entity,
+            kind,
+            action,
+        )
     };
+
     let mut key = ev(2, 1, System::Vault, "key-late-parent", Action::Issued);
     key.parent = Some(acct.into());
     key.entity_kind = EntityKind::ApiKey;

@@ -203,18 +203,10 @@ impl Emitter {
         entity_kind: EntityKind,
         action: Action,
     ) -> Draft<'_> {
+        let ev = IdentityEvent::new(event_id, self.system, time, entity, entity_kind, action);
         self.events.push(IdentityEvent {
-            event_id: event_id.into(),
-            system: self.system,
             source: self.source.to_owned(),
-            time,
-            entity: entity.into(),
-            entity_kind,
-            action,
-            outcome: Outcome::Success,
-            parent: None,
-            actor: None,
-            attributes: Default::default(),
+            ..ev
         });
         let last = self.events.len() - 1;
         Draft(&mut self.events[last])

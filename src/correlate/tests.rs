@@ -21,19 +21,14 @@ fn at(hm: &str) -> Micros {
 }
 
 fn ev(id: &str, time: &str, system: System, entity: &str, action: Action) -> IdentityEvent {
-    IdentityEvent {
-        event_id: id.into(),
+    IdentityEvent::new(
+        id,
         system,
-        source: "test".into(),
-        time: at(time),
-        entity: entity.into(),
-        entity_kind: EntityKind::ServiceAccount,
+        at(time),
+        entity,
+        EntityKind::ServiceAccount,
         action,
-        outcome: Outcome::Success,
-        parent: None,
-        actor: None,
-        attributes: Default::default(),
-    }
+    )
 }
 
 trait With {
