@@ -1,8 +1,9 @@
 //! Producing canonical events to the configured source topics (`simulate --live`), so
 //! the live pipeline can be exercised, demonstrated and benchmarked. Records are keyed by
-//! the lineage root of their entity, as `[kafka] assignment = "group"` needs (partition
-//! p of every topic is state shard p): the feed knows each tree whole, so even events of
-//! a tree that gains its parent later go where the tree ends up.
+//! the lineage root of their entity, as `[kafka] assignment = "group"` without a
+//! repartition topic needs (partition p of every topic is state shard p): the feed knows
+//! each tree whole, so even events of a tree that gains its parent later go where the
+//! tree ends up. [`Keys::Entity`] keys them by entity id instead, as most producers do.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

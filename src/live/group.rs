@@ -1,7 +1,11 @@
 //! Group membership (`[kafka] assignment = "group"`, SPEC §7): the instances of one
-//! `group_id` share the source partitions through the consumer-group protocol.
+//! `group_id` share the state shards through the consumer-group protocol.
 //!
-//! Partition number p of every source topic is state shard p: the topics are keyed by
+//! With `[kafka] repartition_topic`, partition p of that topic is state shard p: the
+//! member that owns shard 0 also runs the group's router ([`crate::repartition`]), which
+//! reads every source partition, keyed as the producers like, and routes each event
+//! there by its lineage root; the shards read what it routed (`routes`). Without it,
+//! partition number p of every source topic is state shard p: the topics are keyed by
 //! lineage root and have the same number of partitions, so every event of a tree reaches
 //! shard p, and the range assignor gives a member the same partition numbers of every
 //! topic (librdkafka's cooperative-sticky assignor does not promise that). Each shard is
@@ -12,8 +16,8 @@
 //! sends its outputs and drops the events it held (their records are consumed again by
 //! the next owner, from the position committed with the state); on assign, a shard opens
 //! its directory and resumes at its stored positions, or, with no state here (a new pod,
-//! a survivor of a killed instance), reads its partitions from their beginning: the source
-//! topics are its changelog, and it is restoring — `/readyz` not ready, the restore
+//! a survivor of a killed instance), reads its partitions from their beginning: they are
+//! its changelog, and it is restoring — `/readyz` not ready, the restore
 //! metrics moving — until it has caught up with what the broker held when it came.
 //! Alerts re-derived on the way carry the `alert_id` they had: consumers de-duplicate.
 
@@ -500,7 +504,7 @@ impl Opener {
         // another partition): stop rather than correlate half a tree.
         if usize::try_from(shard).map_or(true, |s| s >= self.shards) {
             return Err(LiveError::Config(format!(
-                "partition {shard} was added to the source topics after the start ({} per topic then): state shards are fixed, so the trees of the new count would be split; move to new topics with the new count and replay, or go back to {} partitions",
+                "partition {shard} was added to the shared topics after the start ({} per topic then): state shards are fixed, so the trees of the new count would be split; move to new topics with the new count and replay, or go back to {} partitions",
                 self.shards, self.shards
             )));
         }

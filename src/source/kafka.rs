@@ -152,7 +152,7 @@ pub(crate) fn partitions_of(
             return Ok(ids);
         }
         if said.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
-            tracing::warn!(topic, "source topic does not exist yet; waiting for it");
+            tracing::warn!(topic, "topic does not exist yet; waiting for it (create it, with the partitions it needs)");
             said = Some(Instant::now());
         }
         std::thread::sleep(Duration::from_millis(250));
