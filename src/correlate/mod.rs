@@ -136,7 +136,7 @@ impl Correlator {
     /// Adds a tree moved from another shard, unless it joined its new tree here already
     /// (a repeated move-in); true when added.
     pub fn move_in(&mut self, tree: TreeState) -> Result<bool, StoreError> {
-        if self.store.parent(&tree.top)?.is_some() {
+        if self.joined(&tree.top)? {
             return Ok(false);
         }
         self.store.put_tree(tree);

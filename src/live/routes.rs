@@ -158,14 +158,15 @@ impl Core {
                 }
             }
             Step::MoveOut(root) => {
-                let tree = self.correlator.move_out(ev, alerts)?;
+                // Only a shard reading routes holds move-outs; the tree stays put otherwise.
                 let Some(moves) = &self.moves else {
                     return Ok(());
                 };
-                let to = shard_of(root, moves.shards);
+                let (topic, to) = (moves.topic.clone(), shard_of(root, moves.shards));
+                let tree = self.correlator.move_out(ev, alerts)?;
                 tracing::info!(top = %ev.entity, root = %root, to, entities = tree.entities.len(), "tree moved out");
                 self.metrics.tree_moves.with_label_values(&["out"]).inc();
-                let record = Routed::MoveIn(tree).record(&moves.topic, root, to);
+                let record = Routed::MoveIn(tree).record(&topic, root, to);
                 self.queue(record);
                 return Ok(());
             }
