@@ -123,7 +123,7 @@ impl Correlator {
         }
         if row.clocks[rule.index()] != Some(clock) {
             row.clocks[rule.index()] = Some(clock);
-            self.store.put_entity(entity, row);
+            self.store.put_clocks(entity, row.clocks)?;
         }
         Ok(())
     }

@@ -465,9 +465,11 @@ impl Correlator {
         }
         let armed = self.arm_hygiene(ev, &mut row);
         // Usage by an active entity changes nothing but its hygiene clock, if it has one:
-        // no write for most events.
-        if new != old || row.cases.len() != cases_before || first_seen || armed {
+        // no row write for most events.
+        if new != old || row.cases.len() != cases_before || first_seen {
             self.store.put_entity(&ev.entity, row);
+        } else if armed {
+            self.store.put_clocks(&ev.entity, row.clocks)?;
         }
 
         if new == EchoState::Revoked && old != EchoState::Revoked {

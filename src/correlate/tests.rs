@@ -988,3 +988,74 @@ fn a_deep_chain_is_covered_from_its_top_and_a_tree_joined_later_brings_its_case(
         ]
     );
 }
+
+/// The alerts of `events` (in time order) applied by a correlator over a state directory
+/// that commits after the events in `commits`, crashes (drops everything since its last
+/// commit) after those in `crashes` and reapplies them, holding at most `held` rows of
+/// clocks before writing them; de-duplicated by id, as consumers do.
+fn with_restarts(
+    config: &Config,
+    events: &[IdentityEvent],
+    as_of: Micros,
+    (commits, crashes, held): (&[usize], &[usize], usize),
+) -> Vec<Alert> {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        let mut store = Store::open(dir.path()).unwrap();
+        store.hold_at_most(held);
+        Correlator::new(Rules::from(config), store)
+    };
+    let mut c = open();
+    let mut crashes = crashes.to_vec();
+    let (mut out, mut committed, mut i) = (Vec::new(), 0, 0);
+    while i < events.len() {
+        c.apply(&events[i], &mut out).unwrap();
+        i += 1;
+        if commits.contains(&i) {
+            c.commit().unwrap();
+            committed = i;
+        }
+        if let Some(crash) = crashes.iter().position(|&at| at == i) {
+            crashes.swap_remove(crash);
+            drop(c);
+            c = open();
+            i = committed;
+        }
+    }
+    c.finish(as_of, usize::MAX, &mut out).unwrap();
+    crate::alert::sort_alerts(&mut out);
+    out.dedup_by(|a, b| a.alert_id == b.alert_id);
+    out
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+    #[test]
+    fn restarts_and_held_clocks_change_no_alert(
+        raw in proptest::collection::vec((0i64..360, 0usize..2, 0usize..6, 0usize..8), 1..50),
+        commits in proptest::collection::vec(1usize..50, 0..20),
+        crashes in proptest::collection::vec(1usize..50, 1..6),
+        held in 0usize..6,
+    ) {
+        let actions = [Issued, Rotated, Used, Used, Used, Used, Revoked, Enabled];
+        let mut events: Vec<IdentityEvent> = raw
+            .iter()
+            .enumerate()
+            .map(|(i, &(minute, system, key, action))| {
+                let mut e = ev(&format!("e{i}"), "00:00", [Iam, Vault][system], &format!("k{key}"), actions[action])
+                    .kind(EntityKind::ApiKey);
+                e.time = e.time.plus(Span(minute * 60_000_000));
+                e
+            })
+            .collect();
+        events.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
+        let config = Config::parse(
+            "[hygiene.unused_after]\napi_key = \"20m\"\n[hygiene.max_age]\napi_key = \"1h\"\n",
+        )
+        .unwrap();
+        let as_of = at("12:00");
+        let alone = with_restarts(&config, &events, as_of, (&[], &[], usize::MAX));
+        let restarted = with_restarts(&config, &events, as_of, (&commits, &crashes, held));
+        proptest::prop_assert_eq!(restarted, alone);
+    }
+}

@@ -30,8 +30,11 @@ pub struct EntityRow {
     pub kind: Option<crate::event::EntityKind>,
     /// Its hygiene clocks (SPEC §4b), indexed by [`crate::store::keys::HygieneRule::index`]: set
     /// only for kinds with a limit.
-    pub clocks: [Option<HygieneClock>; 2],
+    pub clocks: Clocks,
 }
+
+/// An entity's hygiene clocks, indexed by [`crate::store::keys::HygieneRule::index`].
+pub type Clocks = [Option<HygieneClock>; 2];
 
 /// One hygiene clock of an entity (SPEC §4b): the time that armed it last, the deadline
 /// that arming set, and the earliest timer still scheduled for it. Repeated armings (every

@@ -111,6 +111,13 @@ impl MemoryBudget {
         (self.0 / (4 << 10)).clamp(8_192, 50_000)
     }
 
+    /// How many entity rows changed only in their hygiene clocks may be held in memory,
+    /// their clocks logged, before a commit writes them as rows (see
+    /// [`super::clock_log`]): a quarter of the entity rows' share, at ~320 bytes a row.
+    pub fn held_rows(self) -> usize {
+        self.table("entities") / 4 / 320
+    }
+
     fn quarter(self) -> usize {
         usize::try_from(self.0 / 4).unwrap_or(usize::MAX)
     }

@@ -10,7 +10,7 @@
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
-//! | `meta`     | name | the processing clock |
+//! | `meta`     | name | the processing clock; the log of held hygiene clocks ([`clock_log`]) |
 //! | `positions`| topic \0 partition | the next offset to consume, and the last record consumed |
 //! | `outbox`   | sequence | a record to produce, removed once delivered |
 //! | `history`  | entity \0 time system event_id | what the event did (the entity's timeline) |
@@ -20,6 +20,7 @@
 //! running correlator or from a state directory opened read-only.
 
 pub mod budget;
+mod clock_log;
 mod codec;
 pub mod keys;
 mod seen;
@@ -41,9 +42,10 @@ use crate::alert::Alert;
 use crate::error::StoreError;
 use crate::event::{IdentityEvent, System};
 use crate::model::case::Case;
-use crate::model::entity::{EchoState, EntityRow, LineageRow};
+use crate::model::entity::{Clocks, EchoState, EntityRow, LineageRow};
 use crate::time::Micros;
 pub use budget::MemoryBudget;
+use clock_log::ClockLog;
 use keys::TimerKey;
 use seen::Seen;
 use table::Staged;
@@ -74,8 +76,13 @@ const FORMAT_KEY: &[u8] = b"format";
 /// history and alert_times column families. 3: hygiene clocks in entity rows and
 /// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]). 4: lineage rows
 /// carry a jump towards the top of their tree and, at the top, the tree's case count.
-/// 5: outbox records may name their partition (the repartition topic, SPEC §7).
-const FORMAT: u32 = 5;
+/// 5: outbox records may name their partition (the repartition topic, SPEC §7). 6: the
+/// log of held hygiene clocks in `meta` ([`clock_log`]); a layout 5 directory, which has
+/// none, is taken as it is.
+const FORMAT: u32 = 6;
+/// The layout a directory of this one's may also have: read as it is, then recorded as
+/// this one's (an older lockstep would miss the clock log).
+const UPGRADES_FROM: u32 = 5;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -99,6 +106,9 @@ pub struct Store {
     outbox_next: u64,
     timers: timers::Timers,
     appended: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
+    clock_log: ClockLog,
+    /// How many rows may be held with their clocks logged ([`MemoryBudget::held_rows`]).
+    held_rows: usize,
 }
 
 /// One line of an entity's timeline: an applied event, as the `history` column family
@@ -180,9 +190,11 @@ impl Store {
         };
         match stored_layout(&db)? {
             Some(FORMAT) => {}
+            Some(UPGRADES_FROM) => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
             None if clock == Micros::MIN => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
             other => return Err(other_layout(dir, other)),
         }
+        let (clock_log, held) = ClockLog::load(&db)?;
         let outbox_next = match db
             .iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End)
             .next()
@@ -190,7 +202,7 @@ impl Store {
             Some(item) => outbox_seq(&item?.0)? + 1,
             None => 0,
         };
-        Ok(Store {
+        let mut store = Store {
             db: Arc::new(db),
             budget,
             durable,
@@ -209,7 +221,15 @@ impl Store {
             outbox_next,
             timers: timers::Timers::new(),
             appended: Vec::new(),
-        })
+            clock_log,
+            held_rows: budget.held_rows(),
+        };
+        for (key, clocks) in held {
+            let Some(clocks) = clocks else { continue };
+            store.entities.read(&store.db, &key, |_| ())?;
+            store.entities.hold(&key, |row| row.clocks = clocks);
+        }
+        Ok(store)
     }
 
     /// Opens a store in a fresh temporary directory, removed when the store is dropped,
@@ -229,6 +249,12 @@ impl Store {
         let mut store = Store::open_in(dir.path(), budget, false)?;
         store._temp = Some(dir);
         Ok(store)
+    }
+
+    /// Holds at most `rows` rows with their clocks logged (tests: to write them often).
+    #[cfg(test)]
+    pub fn hold_at_most(&mut self, rows: usize) {
+        self.held_rows = rows;
     }
 
     /// The memory budget it was opened with.
@@ -292,7 +318,22 @@ impl Store {
 
     /// Replaces the row of `entity`.
     pub fn put_entity(&mut self, entity: &str, row: EntityRow) {
+        self.clock_log.follow(entity.as_bytes());
         self.entities.put(entity.as_bytes(), row);
+    }
+
+    /// Sets the hygiene clocks of `entity`, whose row changes in nothing else: a store
+    /// that outlives the process logs them at the next commit instead of rewriting the
+    /// row ([`clock_log`]).
+    pub fn put_clocks(&mut self, entity: &str, clocks: Clocks) -> Result<(), StoreError> {
+        let key = entity.as_bytes();
+        if self.durable && self.entities.hold(key, |row| row.clocks = clocks) {
+            self.clock_log.hold(key);
+            return Ok(());
+        }
+        self.clock_log.follow(key);
+        self.entities
+            .update(&self.db, key, |row| row.clocks = clocks)
     }
 
     /// The parent of `entity`, if it has one.
@@ -586,6 +627,11 @@ impl Store {
     /// of the tables over their budgets.
     fn stage(&mut self, batch: &mut WriteBatch, everything: bool) -> Result<(), StoreError> {
         let db = Arc::clone(&self.db);
+        if everything {
+            // First: rows it releases are staged with the tables'.
+            self.clock_log
+                .stage(&db, batch, &mut self.entities, self.held_rows)?;
+        }
         for table in self.tables() {
             if everything {
                 table.stage(&db, batch)?;

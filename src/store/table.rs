@@ -5,7 +5,8 @@
 //! key and encoded value (estimated from the table's mean until staged), and after a
 //! commit a table over its budget drops clean entries until it is a quarter under it, so
 //! memory stays flat however large the state grows and the rest of the working set stays
-//! cached.
+//! cached. An entry changed where RocksDB does not hold the change yet, but something
+//! else (the [`super::clock_log`]) does, is *held*: not written, never dropped.
 
 use std::collections::HashMap;
 
@@ -21,6 +22,8 @@ use crate::error::StoreError;
 struct Slot<V> {
     value: Option<V>,
     dirty: bool,
+    /// Changed without being marked dirty: kept in memory until [`Table::release`].
+    held: bool,
     /// The estimated bytes the entry holds.
     weight: usize,
 }
@@ -162,6 +165,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(Slot {
             value,
             dirty: false,
+            held: false,
             weight: self.mean.weigh::<V>(key, stored.map_or(0, <[u8]>::len)),
         })
     }
@@ -199,6 +203,33 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(())
     }
 
+    /// Changes the cached value at `key` in place without marking it for the next
+    /// commit, and holds it in memory: for a change that is made durable elsewhere. False
+    /// (nothing changed) when the cache holds no value there.
+    pub fn hold(&mut self, key: &[u8], f: impl FnOnce(&mut V)) -> bool {
+        match self.cache.get_mut(key) {
+            Some(Slot {
+                value: Some(value),
+                held,
+                ..
+            }) => {
+                f(value);
+                *held = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Marks the held entry at `key` for the next commit; it may be dropped once written.
+    pub fn release(&mut self, key: &[u8]) {
+        if let Some(slot) = self.cache.get_mut(key) {
+            if std::mem::take(&mut slot.held) {
+                self.dirty.mark(key, slot, 0);
+            }
+        }
+    }
+
     /// Sets `key` to `value` (written at the next commit).
     pub fn put(&mut self, key: &[u8], value: V) {
         self.set(key, Some(value));
@@ -223,6 +254,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 let mut slot = Slot {
                     value,
                     dirty: false,
+                    held: false,
                     weight: self.mean.estimate::<V>(key),
                 };
                 self.bytes += slot.weight;
@@ -299,7 +331,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
 
     /// Drops clean entries, until the cache is a quarter under its budget, if it is over
     /// it. Only once the staged batch is in RocksDB: until then the cache is where its
-    /// values are read from. Dirty entries (not yet staged) always stay.
+    /// values are read from. Dirty entries (not yet staged) and held ones always stay.
     pub fn evict_if_over_budget(&mut self) {
         if self.bytes <= self.budget {
             return;
@@ -307,7 +339,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let target = self.budget / 4 * 3;
         let bytes = &mut self.bytes;
         self.cache.retain(|_, slot| {
-            if slot.dirty || *bytes <= target {
+            if slot.dirty || slot.held || *bytes <= target {
                 return true;
             }
             *bytes -= slot.weight;

@@ -103,6 +103,7 @@ impl Store {
                 }
                 tree.entities.push((entity.clone(), row));
                 self.entities.delete(entity.as_bytes());
+                self.clock_log.follow(entity.as_bytes());
             }
             for &system in System::ALL {
                 let cases = self.watches(&entity, system)?;
@@ -136,7 +137,7 @@ impl Store {
             self.timers.add(timer);
         }
         for (entity, row) in tree.entities {
-            self.entities.put(entity.as_bytes(), row);
+            self.put_entity(&entity, row);
         }
         for (entity, row) in tree.lineage {
             self.lineage.put(entity.as_bytes(), row);

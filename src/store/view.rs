@@ -4,12 +4,14 @@
 //! state directory opened read-only. It sees what the last commit wrote.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rocksdb::{Direction, IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::clock_log;
+use super::clock_log::LoggedClocks;
 use super::{codec, keys, table, EchoState, EntityRow, HistoryEntry, LineageRow, COLUMN_FAMILIES};
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
@@ -152,11 +154,20 @@ pub const MAX_LINEAGE_DEPTH: usize = 40;
 #[derive(Clone)]
 pub struct StateView {
     db: Arc<DB>,
+    /// The clock log ([`clock_log`]) as of a RocksDB sequence number: read again once
+    /// the store has committed since.
+    logged: Arc<Mutex<Option<Logged>>>,
 }
+
+/// The clock log as read at a RocksDB sequence number.
+type Logged = (u64, Arc<LoggedClocks>);
 
 impl StateView {
     pub(super) fn new(db: Arc<DB>) -> StateView {
-        StateView { db }
+        StateView {
+            db,
+            logged: Arc::default(),
+        }
     }
 
     /// Opens a state directory read-only (a running instance may keep writing it; the
@@ -164,7 +175,7 @@ impl StateView {
     pub fn open_read_only(dir: &Path) -> Result<StateView, StoreError> {
         let db = DB::open_cf_for_read_only(&Options::default(), dir, COLUMN_FAMILIES, false)?;
         match super::stored_layout(&db)? {
-            Some(super::FORMAT) | None => Ok(StateView { db: Arc::new(db) }),
+            Some(super::FORMAT | super::UPGRADES_FROM) | None => Ok(StateView::new(Arc::new(db))),
             other => Err(super::other_layout(dir, other)),
         }
     }
@@ -227,7 +238,32 @@ impl StateView {
 
     /// The row of an entity, if any event named it.
     pub fn entity(&self, id: &str) -> Result<Option<EntityRow>, StoreError> {
-        self.get("entities", id.as_bytes())
+        let row: Option<EntityRow> = self.get("entities", id.as_bytes())?;
+        Ok(match self.logged_clocks()?.get(id.as_bytes()) {
+            Some(Some(clocks)) => row.map(|row| EntityRow {
+                clocks: *clocks,
+                ..row
+            }),
+            Some(None) => None,
+            None => row,
+        })
+    }
+
+    /// The clocks logged over the entity rows, read once per commit of the store.
+    fn logged_clocks(&self) -> Result<Arc<LoggedClocks>, StoreError> {
+        let seq = self.db.latest_sequence_number();
+        let mut logged = self
+            .logged
+            .lock()
+            .map_err(|_| StoreError::Incompatible("a state view's lock was poisoned".into()))?;
+        match &*logged {
+            Some((at, clocks)) if *at == seq => Ok(Arc::clone(clocks)),
+            _ => {
+                let clocks = Arc::new(clock_log::logged_clocks(&self.db)?);
+                *logged = Some((seq, Arc::clone(&clocks)));
+                Ok(clocks)
+            }
+        }
     }
 
     /// The latest event time applied (the correlator's clock); `None` before any event.
