@@ -886,6 +886,26 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_5_directory_is_read_as_it_is_and_recorded_as_this_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.put_entity("k", EntityRow::default());
+        store.set_clock(Micros(1));
+        store.commit().unwrap();
+        drop(store);
+        {
+            let db = DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).unwrap();
+            let meta = db.cf_handle("meta").unwrap();
+            db.put_cf(meta, FORMAT_KEY, UPGRADES_FROM.to_be_bytes())
+                .unwrap();
+        }
+        assert!(view::StateView::open_read_only(dir.path()).is_ok());
+        let mut store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.entity("k").unwrap(), EntityRow::default());
+        assert_eq!(stored_layout(&store.db).unwrap(), Some(FORMAT));
+    }
+
+    #[test]
     fn a_store_missing_a_column_family_is_refused_not_recreated() {
         let dir = tempfile::tempdir().unwrap();
         drop(Store::open(dir.path()).unwrap());
