@@ -51,6 +51,8 @@ use seen::Seen;
 use table::Staged;
 use table::Table;
 
+/// The memtable of `meta` (the clock log's records): flushed on its own when full.
+const META_BUFFER: usize = 4 << 20;
 /// The cache of the positions table: one small entry per source partition.
 const POSITIONS_CACHE: usize = 1 << 20;
 const COLUMN_FAMILIES: [&str; 12] = [
@@ -162,7 +164,13 @@ impl Store {
             table.set_block_cache(&cache);
             let mut cf_opts = Options::default();
             cf_opts.set_block_based_table_factory(&table);
-            cf_opts.set_write_buffer_size(write_buffer);
+            // `meta` holds a few keys and the clock log's records, which would otherwise
+            // grow its memtable until the shared budget flushes every family's.
+            cf_opts.set_write_buffer_size(if *name == "meta" {
+                write_buffer.min(META_BUFFER)
+            } else {
+                write_buffer
+            });
             // Most point reads of a replay miss (a new event id, a new entity): a memtable
             // bloom filter answers those without walking the skip list. The append-only
             // families are only scanned, and are written without one.
@@ -176,7 +184,13 @@ impl Store {
             if *name == "entities" {
                 cf_opts.set_inplace_update_support(true);
             }
-            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            // The clock log's records are written once and deleted soon: not worth
+            // compressing (LZ4 on them cost more than writing them).
+            cf_opts.set_compression_type(if *name == "meta" {
+                rocksdb::DBCompressionType::None
+            } else {
+                rocksdb::DBCompressionType::Lz4
+            });
             ColumnFamilyDescriptor::new(*name, cf_opts)
         });
         let db = DB::open_cf_descriptors(&opts, dir, descriptors)?;
