@@ -7,7 +7,7 @@
 //! with the clocks of every entity that changed since the last one. The row in RocksDB
 //! plus the log, read in order, is the state, so each commit stays complete: a restart
 //! reads the log back into the held rows ([`ClockLog::load`]) and a read-only view lays
-//! it over the rows it reads ([`logged_clocks`]).
+//! it over the rows it reads ([`LogReader`]).
 //!
 //! Once an entity is held, every change of its clocks is logged, whoever writes its row
 //! ([`ClockLog::follow`]; [`ClockLog::forget`] when the row goes), so the log's last
@@ -16,6 +16,7 @@
 //! ([`ClockLog::stage`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
@@ -54,11 +55,12 @@ impl ClockLog {
     pub fn load(db: &DB) -> Result<(ClockLog, Vec<Logged>), StoreError> {
         let mut log = ClockLog::default();
         let mut clocks = HashMap::<_, _, RandomState>::default();
-        for_records(db, |seq, entries| {
+        let load = |seq, entries: Vec<Logged>| {
             log.next = seq + 1;
             log.logged += entries.len();
             clocks.extend(entries);
-        })?;
+        };
+        for_records(db, 0, load, false)?;
         log.held = clocks.keys().map(|key| (key.clone(), false)).collect();
         Ok((log, clocks.into_iter().collect()))
     }
@@ -104,6 +106,10 @@ impl ClockLog {
                 rows.release(key);
             }
             batch.delete_range_cf(meta, record_key(0), record_key(self.next));
+            // An empty record starts the log afresh, so sequences never repeat, even
+            // across restarts: a reader tells a new log from the one it read by its first.
+            batch.put_cf(meta, record_key(self.next), []);
+            self.next += 1;
             self.held.clear();
             self.changed.clear();
             self.logged = 0;
@@ -127,23 +133,60 @@ impl ClockLog {
     }
 }
 
-/// The clocks the log of a state directory holds: what a reader lays over the rows it
-/// reads.
-pub fn logged_clocks(db: &DB) -> Result<LoggedClocks, StoreError> {
-    let mut clocks = HashMap::new();
-    for_records(db, |_, entries| clocks.extend(entries))?;
-    Ok(clocks)
+/// The clock log as a reader last read it, to lay over the rows it reads: brought up to
+/// date by reading only the records added since, or all of them once a commit has
+/// written the held rows out and started the log afresh.
+#[derive(Default)]
+pub struct LogReader {
+    /// The sequence of the first record read: another one means another log.
+    first: Option<u64>,
+    /// The sequence after the last record read.
+    next: u64,
+    clocks: Arc<LoggedClocks>,
 }
 
-/// Calls `f` with each record's sequence and entries, oldest first.
-fn for_records(db: &DB, mut f: impl FnMut(u64, Vec<Logged>)) -> Result<(), StoreError> {
+impl LogReader {
+    /// The clocks the log in `db` holds now.
+    pub fn refresh(&mut self, db: &DB) -> Result<Arc<LoggedClocks>, StoreError> {
+        let mut first = None;
+        for_records(db, 0, |seq, _| first = Some(seq), true)?;
+        if first != self.first {
+            *self = LogReader {
+                first,
+                ..LogReader::default()
+            };
+        }
+        let clocks = &mut self.clocks;
+        let next = &mut self.next;
+        for_records(
+            db,
+            *next,
+            |seq, entries| {
+                *next = seq + 1;
+                Arc::make_mut(clocks).extend(entries);
+            },
+            false,
+        )?;
+        Ok(Arc::clone(&self.clocks))
+    }
+}
+
+/// Calls `f` with the sequence and entries of each record from sequence `from` on,
+/// oldest first (only the first record's, when `first_only`).
+fn for_records(
+    db: &DB,
+    from: u64,
+    mut f: impl FnMut(u64, Vec<Logged>),
+    first_only: bool,
+) -> Result<(), StoreError> {
     let corrupt = |what: &str| StoreError::Corrupt {
         cf: "meta",
         message: format!("clock log: {what}"),
     };
+    let start = record_key(from);
     let iter = db.iterator_cf(
         cf(db, "meta")?,
-        IteratorMode::From(PREFIX, Direction::Forward),
+        IteratorMode::From(&start, Direction::Forward),
     );
     for item in iter {
         let (key, value) = item?;
@@ -153,6 +196,10 @@ fn for_records(db: &DB, mut f: impl FnMut(u64, Vec<Logged>)) -> Result<(), Store
         let seq = <[u8; 8]>::try_from(seq)
             .map(u64::from_be_bytes)
             .map_err(|_| corrupt("a key of another length"))?;
+        if first_only {
+            f(seq, Vec::new());
+            break;
+        }
         f(
             seq,
             decode(&value).ok_or_else(|| corrupt("a truncated record"))?,
@@ -268,7 +315,8 @@ mod tests {
         Some(codec::decode::<EntityRow>(&bytes).unwrap().clocks)
     }
 
-    fn records(dir: &std::path::Path) -> usize {
+    /// The entries of the log in `dir`.
+    fn entries(dir: &std::path::Path) -> usize {
         let db = DB::open_cf_for_read_only(
             &rocksdb::Options::default(),
             dir,
@@ -277,7 +325,7 @@ mod tests {
         )
         .unwrap();
         let mut n = 0;
-        for_records(&db, |_, _| n += 1).unwrap();
+        for_records(&db, 0, |_, e| n += e.len(), false).unwrap();
         n
     }
 
@@ -309,7 +357,7 @@ mod tests {
             Some(used_at(1)),
             "not rewritten"
         );
-        assert_eq!(records(dir.path()), 3, "one record a commit");
+        assert_eq!(entries(dir.path()), 3, "an entry a commit");
 
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(store.entity("key-1").unwrap().clocks, used_at(4));
@@ -365,7 +413,11 @@ mod tests {
         }
         store.commit().unwrap();
         drop(store);
-        assert_eq!(records(dir.path()), 1, "held up to the limit: logged");
+        assert_eq!(
+            entries(dir.path()),
+            many - 1,
+            "held up to the limit: logged"
+        );
         let mut store = Store::open_with(dir.path(), budget).unwrap();
         let last = format!("key-{}", many - 1);
         assert_eq!(store.entity(&last).unwrap().clocks, used_at(1));
@@ -373,7 +425,7 @@ mod tests {
         store.put_clocks("key-0", used_at(4)).unwrap();
         store.commit().unwrap();
         drop(store);
-        assert_eq!(records(dir.path()), 0, "past it: written as rows");
+        assert_eq!(entries(dir.path()), 0, "past it: written as rows");
         assert_eq!(stored_row(dir.path(), "key-1"), Some(used_at(2)));
         assert_eq!(stored_row(dir.path(), "key-0"), Some(used_at(4)));
         assert_eq!(
@@ -417,11 +469,7 @@ mod tests {
             store.commit().unwrap();
         }
         drop(store);
-        assert_eq!(
-            records(dir.path()),
-            8,
-            "8 entries: up to 4 for each of 2 rows"
-        );
+        assert_eq!(entries(dir.path()), 8, "up to 4 for each of 2 rows");
         let mut store = Store::open(dir.path()).unwrap();
         store.hold_at_most(2);
         store.put_clocks("key-1", used_at(10)).unwrap();
@@ -429,15 +477,46 @@ mod tests {
         store.put_clocks("key-1", used_at(11)).unwrap();
         store.commit().unwrap();
         drop(store);
-        assert_eq!(records(dir.path()), 0, "9 entries: written out");
+        assert_eq!(entries(dir.path()), 0, "9 entries: written out");
         assert_eq!(stored_row(dir.path(), "key-1"), Some(used_at(11)));
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(store.entity("key-1").unwrap().clocks, used_at(11));
         store.put_clocks("key-1", used_at(12)).unwrap();
         store.commit().unwrap();
         drop(store);
-        assert_eq!(records(dir.path()), 1, "logged afresh");
+        assert_eq!(entries(dir.path()), 1, "logged afresh");
         let mut store = Store::open(dir.path()).unwrap();
         assert_eq!(store.entity("key-1").unwrap().clocks, used_at(12));
+    }
+
+    #[test]
+    fn a_view_reads_what_the_log_added_and_a_log_started_afresh_anew() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        store.hold_at_most(1);
+        store.put_entity("key-1", row(used_at(1)));
+        store.put_entity("key-2", row(used_at(1)));
+        store.commit().unwrap();
+        let view = store.view();
+        let seen = |entity: &str| view.entity(entity).unwrap().unwrap().clocks;
+        for t in 2..5 {
+            store.put_clocks("key-1", used_at(t)).unwrap();
+            store.commit().unwrap();
+            assert_eq!(seen("key-1"), used_at(t), "what was added");
+        }
+        // A second held row: over the limit, both are written and the log starts afresh.
+        store.put_clocks("key-2", used_at(5)).unwrap();
+        store.commit().unwrap();
+        assert_eq!(entries(dir.path()), 0);
+        assert_eq!((seen("key-1"), seen("key-2")), (used_at(4), used_at(5)));
+        store.put_clocks("key-2", used_at(6)).unwrap();
+        store.put_entity("key-1", row(used_at(9)));
+        store.commit().unwrap();
+        assert_eq!(entries(dir.path()), 1);
+        assert_eq!(
+            (seen("key-1"), seen("key-2")),
+            (used_at(9), used_at(6)),
+            "the old log's clocks are gone"
+        );
     }
 }

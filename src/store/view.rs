@@ -10,8 +10,7 @@ use rocksdb::{Direction, IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::clock_log;
-use super::clock_log::LoggedClocks;
+use super::clock_log::{LogReader, LoggedClocks};
 use super::{codec, keys, table, EchoState, EntityRow, HistoryEntry, LineageRow, COLUMN_FAMILIES};
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
@@ -154,13 +153,9 @@ pub const MAX_LINEAGE_DEPTH: usize = 40;
 #[derive(Clone)]
 pub struct StateView {
     db: Arc<DB>,
-    /// The clock log ([`clock_log`]) as of a RocksDB sequence number: read again once
-    /// the store has committed since.
-    logged: Arc<Mutex<Option<Logged>>>,
+    /// The clock log ([`clock_log`]) as far as it was read.
+    logged: Arc<Mutex<LogReader>>,
 }
-
-/// The clock log as read at a RocksDB sequence number.
-type Logged = (u64, Arc<LoggedClocks>);
 
 impl StateView {
     pub(super) fn new(db: Arc<DB>) -> StateView {
@@ -251,19 +246,10 @@ impl StateView {
 
     /// The clocks logged over the entity rows, read once per commit of the store.
     fn logged_clocks(&self) -> Result<Arc<LoggedClocks>, StoreError> {
-        let seq = self.db.latest_sequence_number();
-        let mut logged = self
-            .logged
+        self.logged
             .lock()
-            .map_err(|_| StoreError::Incompatible("a state view's lock was poisoned".into()))?;
-        match &*logged {
-            Some((at, clocks)) if *at == seq => Ok(Arc::clone(clocks)),
-            _ => {
-                let clocks = Arc::new(clock_log::logged_clocks(&self.db)?);
-                *logged = Some((seq, Arc::clone(&clocks)));
-                Ok(clocks)
-            }
-        }
+            .map_err(|_| StoreError::Incompatible("a state view's lock was poisoned".into()))?
+            .refresh(&self.db)
     }
 
     /// The latest event time applied (the correlator's clock); `None` before any event.
