@@ -300,15 +300,15 @@ mod tests {
         ]
     }
 
+    /// The state directory `dir`, opened read-only beside the store writing it.
+    fn read_only(dir: &std::path::Path) -> DB {
+        let families = super::super::COLUMN_FAMILIES;
+        DB::open_cf_for_read_only(&rocksdb::Options::default(), dir, families, false).unwrap()
+    }
+
     /// The clocks of `entity` as its row in RocksDB has them, without the log.
     fn stored_row(dir: &std::path::Path, entity: &str) -> Option<Clocks> {
-        let db = DB::open_cf_for_read_only(
-            &rocksdb::Options::default(),
-            dir,
-            super::super::COLUMN_FAMILIES,
-            false,
-        )
-        .unwrap();
+        let db = read_only(dir);
         let bytes = db
             .get_cf(db.cf_handle("entities").unwrap(), entity)
             .unwrap()?;
@@ -317,15 +317,8 @@ mod tests {
 
     /// The entries of the log in `dir`.
     fn entries(dir: &std::path::Path) -> usize {
-        let db = DB::open_cf_for_read_only(
-            &rocksdb::Options::default(),
-            dir,
-            super::super::COLUMN_FAMILIES,
-            false,
-        )
-        .unwrap();
         let mut n = 0;
-        for_records(&db, 0, |_, e| n += e.len(), false).unwrap();
+        for_records(&read_only(dir), 0, |_, e| n += e.len(), false).unwrap();
         n
     }
 
