@@ -113,7 +113,7 @@ impl MemoryBudget {
 
     /// How many entity rows changed only in their hygiene clocks may be held in memory,
     /// their clocks logged, before a commit writes them as rows (see
-    /// [`super::clock_log`]): a quarter of the entity rows' share, at ~320 bytes a row.
+    /// `store::clock_log`): a quarter of the entity rows' share, at ~320 bytes a row.
     pub fn held_rows(self) -> usize {
         self.table("entities") / 4 / 320
     }

@@ -9,11 +9,11 @@
 //! reads the log back into the held rows ([`ClockLog::load`]) and a read-only view lays
 //! it over the rows it reads ([`LogReader`]).
 //!
-//! Once an entity is held, every change of its clocks is logged, whoever writes its row
-//! ([`ClockLog::follow`]; [`ClockLog::forget`] when the row goes), so the log's last
-//! word on an entity is always its clocks. When the held rows outgrow their share of the
-//! budget, a commit writes them all as rows and deletes the log in the same batch
-//! ([`ClockLog::stage`]).
+//! Once an entity is held, every change of its clocks is logged, whoever writes or
+//! deletes its row ([`ClockLog::follow`]), so the log's last word on an entity is always
+//! its clocks. When the held rows outgrow their share of the budget, or the log four
+//! entries for each row that may be held, a commit writes them all as rows and deletes
+//! the log in the same batch ([`ClockLog::stage`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ impl ClockLog {
 
     /// Moves the changes into `batch`: one record of the clocks changed since the last
     /// one, as the rows hold them now — or, when more than `limit` rows are held or the
-    /// log has more than four entries a row (a few busy keys, committed often, live),
+    /// log has more than four entries for each (a few busy keys, committed often, live),
     /// every held row released to be written as a row (`rows` stages them after this)
     /// and the whole log deleted. So a restart reads back at most that much.
     pub fn stage(

@@ -10,7 +10,7 @@
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
-//! | `meta`     | name | the processing clock; the log of held hygiene clocks ([`clock_log`]) |
+//! | `meta`     | name | the processing clock; the log of held hygiene clocks (`clock_log`) |
 //! | `positions`| topic \0 partition | the next offset to consume, and the last record consumed |
 //! | `outbox`   | sequence | a record to produce, removed once delivered |
 //! | `history`  | entity \0 time system event_id | what the event did (the entity's timeline) |
@@ -79,7 +79,7 @@ const FORMAT_KEY: &[u8] = b"format";
 /// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]). 4: lineage rows
 /// carry a jump towards the top of their tree and, at the top, the tree's case count.
 /// 5: outbox records may name their partition (the repartition topic, SPEC §7). 6: the
-/// log of held hygiene clocks in `meta` ([`clock_log`]); a layout 5 directory, which has
+/// log of held hygiene clocks in `meta` (`clock_log`); a layout 5 directory, which has
 /// none, is taken as it is.
 const FORMAT: u32 = 6;
 /// The layout a directory of this one's may also have: read as it is, then recorded as
@@ -338,7 +338,7 @@ impl Store {
 
     /// Sets the hygiene clocks of `entity`, whose row changes in nothing else: a store
     /// that outlives the process logs them at the next commit instead of rewriting the
-    /// row ([`clock_log`]).
+    /// row (`clock_log`).
     pub fn put_clocks(&mut self, entity: &str, clocks: Clocks) -> Result<(), StoreError> {
         let key = entity.as_bytes();
         if self.durable && self.entities.hold(key, |row| row.clocks = clocks) {

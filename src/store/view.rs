@@ -153,7 +153,7 @@ pub const MAX_LINEAGE_DEPTH: usize = 40;
 #[derive(Clone)]
 pub struct StateView {
     db: Arc<DB>,
-    /// The clock log ([`clock_log`]) as far as it was read.
+    /// The clock log ([`LogReader`]) as far as it was read.
     logged: Arc<Mutex<LogReader>>,
 }
 
