@@ -244,7 +244,7 @@ impl StateView {
         })
     }
 
-    /// The clocks logged over the entity rows, read once per commit of the store.
+    /// The clocks logged over the entity rows, up to the log's latest record.
     fn logged_clocks(&self) -> Result<Arc<LoggedClocks>, StoreError> {
         self.logged
             .lock()
