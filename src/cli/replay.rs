@@ -261,12 +261,13 @@ fn write_alerts(
 fn summarize(o: &ReplayOutcome, counts: &KindCounts, secs: f64) {
     let s = &o.stats;
     tracing::info!(
-        "replay: {} events read, {} applied, {} redeliveries, {} late, {} dead letters",
+        "replay: {} events read, {} applied, {} redeliveries, {} late, {} dead letters; {} rows read from RocksDB (not in the caches)",
         o.events_read,
         s.applied,
         s.redeliveries,
         s.late,
-        o.dead_letter_count
+        o.dead_letter_count,
+        s.row_reads
     );
     if !o.skipped.is_empty() {
         let total: u64 = o.skipped.values().sum();

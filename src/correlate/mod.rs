@@ -63,6 +63,8 @@ pub struct Stats {
     pub cases_superseded: u64,
     /// Deadlines evaluated.
     pub deadlines: u64,
+    /// Rows read from RocksDB because the store's caches held nothing for them.
+    pub row_reads: u64,
 }
 
 impl Stats {
@@ -74,6 +76,7 @@ impl Stats {
         self.cases_opened += other.cases_opened;
         self.cases_superseded += other.cases_superseded;
         self.deadlines += other.deadlines;
+        self.row_reads += other.row_reads;
     }
 }
 
@@ -196,7 +199,10 @@ impl Correlator {
 
     /// What it has done so far in this run.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            row_reads: self.store.row_reads(),
+            ..self.stats
+        }
     }
 
     /// The store, for queries.

@@ -208,6 +208,7 @@ impl Progress {
             late = stats.late,
             cases_opened = stats.cases_opened,
             deadlines = stats.deadlines,
+            row_reads = stats.row_reads,
             connected,
             "progress"
         );

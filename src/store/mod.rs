@@ -271,6 +271,16 @@ impl Store {
         self.held_rows = rows;
     }
 
+    /// How many rows were read from RocksDB because the caches held nothing for them
+    /// (entity, lineage, case, watch and alert rows; a row not there counts too).
+    pub fn row_reads(&self) -> u64 {
+        self.entities.misses()
+            + self.lineage.misses()
+            + self.cases.misses()
+            + self.watches.misses()
+            + self.alerts.misses()
+    }
+
     /// The memory budget it was opened with.
     pub fn budget(&self) -> MemoryBudget {
         self.budget
@@ -575,23 +585,25 @@ impl Store {
         self.clock_dirty = true;
     }
 
-    /// Writes every pending change in one atomic `WriteBatch`. An error is fatal for
-    /// the run: nothing of the failed batch was written.
+    /// Writes every pending change in one atomic `WriteBatch` (a temporary store: what a
+    /// [`view::StateView`] of it reads). An error is fatal for the run: nothing of the
+    /// failed batch was written.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         if !self.durable {
-            // Nothing reopens the store, so nothing needs the batch to be one: the
-            // tables' rows kept back in memory are written a table at a time, and no
-            // batch holds a copy of all of them.
+            // Nothing reopens the store, so nothing needs the batch to be one: the rows
+            // a view reads (cases, alerts) kept back in memory are written a table at a
+            // time, and no batch holds a copy of all of them. Entity, lineage and watch
+            // rows are read only through the caches: they stay there while they fit.
             self.wait()?;
             let db = Arc::clone(&self.db);
-            for table in self.tables() {
+            for table in [&mut self.cases as &mut dyn Staged, &mut self.alerts] {
                 let mut batch = WriteBatch::default();
                 table.stage(&db, &mut batch)?;
-                db.write(batch)?;
+                write(&db, batch, false)?;
                 table.evict_if_over_budget();
             }
         }
-        self.write(true)?;
+        self.write(self.durable)?;
         self.wait()
     }
 
@@ -599,7 +611,7 @@ impl Store {
     /// so that correlation goes on meanwhile (replay). Reads stay consistent: the cache
     /// keeps every staged value until the write has finished. The next commit, or
     /// [`Store::wait`], waits for it. A temporary store writes only the rows its caches
-    /// have no room for (and every row at [`Store::commit`]).
+    /// have no room for (and every case and alert at [`Store::commit`]).
     pub fn commit_in_background(&mut self) -> Result<(), StoreError> {
         self.write(self.durable)
     }
@@ -610,8 +622,8 @@ impl Store {
         self.wait()?;
         let mut batch = WriteBatch::default();
         self.stage(&mut batch, everything)?;
-        let db = Arc::clone(&self.db);
-        self.writing = Some(std::thread::spawn(move || db.write(batch)));
+        let (db, durable) = (Arc::clone(&self.db), self.durable);
+        self.writing = Some(std::thread::spawn(move || write(&db, batch, durable)));
         Ok(())
     }
 
@@ -685,9 +697,20 @@ impl Store {
         ]
     }
 
-    /// A read-only view of the committed state, for the API beside a running pipeline.
+    /// A read-only view of the committed state, for the API beside a running pipeline
+    /// (of a temporary store: its cases and alerts).
     pub fn view(&self) -> view::StateView {
         view::StateView::new(Arc::clone(&self.db))
+    }
+}
+
+/// Writes `batch`: through the write-ahead log only for a store that outlives the process
+/// (`durable`) — a temporary store is never recovered.
+fn write(db: &DB, batch: WriteBatch, durable: bool) -> Result<(), rocksdb::Error> {
+    if durable {
+        db.write(batch)
+    } else {
+        db.write_without_wal(batch)
     }
 }
 

@@ -24,9 +24,14 @@ struct Slot<V> {
     dirty: bool,
     /// Changed without being marked dirty: kept in memory until [`Table::release`].
     held: bool,
+    /// The trim ([`Table::evict_if_over_budget`]) after which it was last read or changed.
+    touched: u32,
     /// The estimated bytes the entry holds.
     weight: usize,
 }
+
+/// The ages eviction tells apart: entries unused for more rounds count as this old.
+const AGES: usize = 64;
 
 /// One column family of `V` values, bincode-encoded.
 pub struct Table<V> {
@@ -37,6 +42,11 @@ pub struct Table<V> {
     dirty: Dirty,
     /// The mean encoded value, which weighs an entry not encoded yet.
     mean: Mean,
+    /// How many times the cache was trimmed: the clock its entries' ages are told by
+    /// (every trim drops a quarter of the budget, so an age is about that much churn).
+    round: u32,
+    /// Keys looked up in RocksDB because the cache held nothing for them.
+    misses: u64,
 }
 
 /// The entries changed since the last stage: their keys, in the order they were first
@@ -103,6 +113,8 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             cache: HashMap::default(),
             dirty: Dirty::default(),
             mean: Mean::default(),
+            round: 0,
+            misses: 0,
         }
     }
 
@@ -114,10 +126,12 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         key: &[u8],
         f: impl FnOnce(Option<&V>) -> R,
     ) -> Result<R, StoreError> {
-        if let Some(slot) = self.cache.get(key) {
+        if let Some(slot) = self.cache.get_mut(key) {
+            slot.touched = self.round;
             return Ok(f(slot.value.as_ref()));
         }
         let cf = cf(db, self.cf)?;
+        self.misses += 1;
         let stored = db.get_pinned_cf(cf, key)?;
         let slot = self.clean_slot(key, stored.as_deref())?;
         let result = f(slot.value.as_ref());
@@ -144,6 +158,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
         keys.sort_unstable();
         keys.dedup();
+        self.misses += keys.len() as u64;
         let cf = cf(db, self.cf)?;
         let values = db.batched_multi_get_cf(cf, &keys, true);
         for (key, stored) in keys.into_iter().zip(values) {
@@ -166,6 +181,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             value,
             dirty: false,
             held: false,
+            touched: self.round,
             weight: self.mean.weigh::<V>(key, stored.map_or(0, <[u8]>::len)),
         })
     }
@@ -175,6 +191,11 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         if let Some(old) = self.cache.insert(key.into(), slot) {
             self.bytes -= old.weight;
         }
+    }
+
+    /// How many keys were looked up in RocksDB because the cache held nothing for them.
+    pub fn misses(&self) -> u64 {
+        self.misses
     }
 
     /// The value at `key`, if any.
@@ -197,6 +218,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let Some(slot) = self.cache.get_mut(key) else {
             return Ok(());
         };
+        slot.touched = self.round;
         let grown = self.mean.fill(key, slot, &mut self.bytes);
         f(slot.value.get_or_insert_with(V::default));
         self.dirty.mark(key, slot, grown);
@@ -243,6 +265,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     fn set(&mut self, key: &[u8], value: Option<V>) {
         match self.cache.get_mut(key) {
             Some(slot) => {
+                slot.touched = self.round;
                 let grown = match value {
                     Some(_) => self.mean.fill(key, slot, &mut self.bytes),
                     None => 0,
@@ -255,6 +278,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                     value,
                     dirty: false,
                     held: false,
+                    touched: self.round,
                     weight: self.mean.estimate::<V>(key),
                 };
                 self.bytes += slot.weight;
@@ -299,58 +323,106 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     }
 
     /// Stages dirty entries, as [`Table::stage`], only as far as the cache has outgrown
-    /// its budget: the earliest changed, until the clean entries [`Table::evict_if_over_budget`]
-    /// may drop bring it a quarter under. A store that is never reopened (a replay's
-    /// temporary one) keeps changed rows in memory while they fit, and a row changed in
-    /// every commit window — a busy key's hygiene clock — is written once, not once per
-    /// window.
+    /// its budget: the least recently used, until the clean entries
+    /// [`Table::evict_if_over_budget`] may drop bring it a quarter under. A store that is
+    /// never reopened (a replay's temporary one) keeps changed rows in memory while they
+    /// fit, and a row changed in every commit window — a busy key's hygiene clock — is
+    /// written once, not once per window.
     pub fn spill(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
         if self.bytes <= self.budget {
             return Ok(());
         }
         // Eviction leaves the dirty entries: these must weigh no more than its target.
-        let mut excess = self.dirty.bytes.saturating_sub(self.budget / 4 * 3);
+        let excess = self.dirty.bytes.saturating_sub(self.budget / 4 * 3);
         let cache = &self.cache;
-        let earliest = self
-            .dirty
-            .keys
-            .iter()
-            .take_while(|k| {
-                let more = excess > 0;
-                excess = excess.saturating_sub(cache.get(&***k).map_or(0, |slot| slot.weight));
-                more
-            })
-            .count();
-        // Staging the earliest takes their weight off `dirty.bytes`, which is then the
-        // later ones'.
-        let later = self.dirty.keys.split_off(earliest);
+        let slots = || self.dirty.keys.iter().filter_map(|k| cache.get(k));
+        let mut oldest = Oldest::find(self.round, slots(), excess);
+        let (spilled, kept) = std::mem::take(&mut self.dirty.keys)
+            .into_iter()
+            .partition(|k| cache.get(k).is_some_and(|slot| oldest.goes(slot)));
+        // Staging them takes their weight off `dirty.bytes`, which is then the others'.
+        self.dirty.keys = spilled;
         self.stage(db, batch)?;
-        self.dirty.keys = later;
+        self.dirty.keys = kept;
         Ok(())
     }
 
-    /// Drops clean entries, until the cache is a quarter under its budget, if it is over
-    /// it. Only once the staged batch is in RocksDB: until then the cache is where its
-    /// values are read from. Dirty entries (not yet staged) and held ones always stay.
+    /// Drops clean entries, least recently used first, until the cache is a quarter
+    /// under its budget, if it is over it. Only once the staged batch is in RocksDB:
+    /// until then the cache is where its values are read from. Dirty entries (not yet
+    /// staged) and held ones always stay.
     pub fn evict_if_over_budget(&mut self) {
         if self.bytes <= self.budget {
             return;
         }
-        let target = self.budget / 4 * 3;
+        let droppable = |slot: &Slot<V>| !slot.dirty && !slot.held;
+        let excess = self.bytes - self.budget / 4 * 3;
+        let slots = self.cache.values().filter(|slot| droppable(slot));
+        let mut oldest = Oldest::find(self.round, slots, excess);
         let bytes = &mut self.bytes;
         self.cache.retain(|_, slot| {
-            if slot.dirty || slot.held || *bytes <= target {
+            if !droppable(slot) || !oldest.goes(slot) {
                 return true;
             }
             *bytes -= slot.weight;
             false
         });
+        self.round = self.round.wrapping_add(1);
         // The hash table keeps the size it grew to while a commit window filled it: its
         // empty slots, weighed nowhere, would hold more memory than the entries (three
         // times the entries' slots, measured at 1.3M identities).
         if self.cache.capacity() > self.cache.len() * 2 {
             self.cache.shrink_to(self.cache.len() * 5 / 4);
         }
+    }
+}
+
+/// Which of some cache entries are the least recently used, weighing `excess` bytes
+/// together: those last touched before the trim `oldest_kept` ago all are, and of
+/// those touched then, the first met weighing `partial`.
+struct Oldest {
+    round: u32,
+    oldest_kept: usize,
+    partial: usize,
+}
+
+impl Oldest {
+    fn find<'a, V: 'a>(
+        round: u32,
+        slots: impl Iterator<Item = &'a Slot<V>>,
+        excess: usize,
+    ) -> Self {
+        let mut oldest = Oldest {
+            round,
+            oldest_kept: AGES,
+            partial: excess,
+        };
+        let mut by_age = [0usize; AGES];
+        for slot in slots {
+            by_age[oldest.age(slot)] += slot.weight;
+        }
+        let mut left = excess;
+        while oldest.oldest_kept > 0 && left > 0 {
+            oldest.oldest_kept -= 1;
+            oldest.partial = left;
+            left = left.saturating_sub(by_age[oldest.oldest_kept]);
+        }
+        oldest
+    }
+
+    /// How many trims ago `slot` was last touched (at most [`AGES`] - 1).
+    fn age<V>(&self, slot: &Slot<V>) -> usize {
+        (self.round.wrapping_sub(slot.touched) as usize).min(AGES - 1)
+    }
+
+    /// Whether `slot`, met in any order, is one of them.
+    fn goes<V>(&mut self, slot: &Slot<V>) -> bool {
+        let age = self.age(slot);
+        if age == self.oldest_kept && self.partial > 0 {
+            self.partial = self.partial.saturating_sub(slot.weight);
+            return true;
+        }
+        age > self.oldest_kept
     }
 }
 
@@ -435,6 +507,44 @@ mod tests {
             let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
             assert_eq!(value, Some(format!("value {i}")), "read back from RocksDB");
         }
+    }
+
+    #[test]
+    fn entries_read_since_the_last_trim_outlast_those_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut table, budget) = small_table(dir.path());
+        let write = |table: &mut Table<String>| {
+            let mut batch = WriteBatch::default();
+            table.stage(&db, &mut batch).unwrap();
+            db.write(batch).unwrap();
+            table.evict_if_over_budget();
+        };
+        for i in 0..5_000 {
+            table.put(format!("old{i}").as_bytes(), format!("value {i}"));
+        }
+        write(&mut table);
+        let kept: Vec<Box<[u8]>> = table.cache.keys().take(50).cloned().collect();
+        let misses = table.misses();
+        for key in &kept {
+            table.get(&db, key).unwrap();
+        }
+        assert_eq!(table.misses(), misses, "cached: no RocksDB reads");
+        let before = table.cache.len();
+        for i in 0..200 {
+            table.put(format!("new{i}").as_bytes(), format!("value {i}"));
+        }
+        write(&mut table);
+        assert!(table.bytes <= budget / 4 * 3, "{} bytes", table.bytes);
+        for key in &kept {
+            assert!(table.cache.contains_key(key), "a read entry was dropped");
+        }
+        for i in 0..200 {
+            assert!(table.cache.contains_key(format!("new{i}").as_bytes()));
+        }
+        assert!(
+            table.cache.len() < before + 200,
+            "entries not read went first"
+        );
     }
 
     #[test]
