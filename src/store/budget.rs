@@ -6,7 +6,8 @@
 //! |---|---|---|
 //! | 1/4 | RocksDB block cache (the data blocks of every column family) | the cache's capacity |
 //! | 1/4 | RocksDB memtables of every column family together | `db_write_buffer_size` (a flush when exceeded) |
-//! | 1/2 | the write-back caches of the tables (entities, lineage, cases, watches, alerts) | each table's share, in estimated bytes |
+//! | 1/2 − 1/32 | the write-back caches of the tables (entities, lineage, cases, watches, alerts) | each table's share, in estimated bytes |
+//! | 1/32 | the filters of the keys written (`key_filter`: entities, lineage, watches, seen) | their fixed size |
 //!
 //! Not in it: the events held for ordering (`[correlator] max_held_events`), the
 //! changes of the step being committed (see [`MemoryBudget::commit_every`]), and RocksDB's index and
@@ -19,7 +20,13 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryBudget(u64);
 
-/// The write-back tables and their shares of the tables' half, in tenths.
+/// The tables with a filter of the keys they wrote, and their shares of the filters'
+/// 1/32, in tenths.
+const FILTER_SHARES: [(&str, u64); 4] =
+    [("entities", 3), ("lineage", 3), ("watches", 1), ("seen", 3)];
+
+/// The write-back tables and their shares of the tables' half (less the filters'), in
+/// tenths.
 const TABLE_SHARES: [(&str, u64); 5] = [
     ("entities", 3),
     ("lineage", 2),
@@ -96,12 +103,16 @@ impl MemoryBudget {
     /// The share, in estimated bytes, of the write-back cache of table `cf` (0 for a
     /// table without one).
     pub fn table(self, cf: &str) -> usize {
-        TABLE_SHARES
-            .iter()
-            .find(|(name, _)| *name == cf)
-            .map_or(0, |(_, tenths)| {
-                usize::try_from(self.0 / 2 * tenths / 10).unwrap_or(usize::MAX)
-            })
+        tenths(&TABLE_SHARES, cf, self.0 / 2 - self.filters())
+    }
+
+    /// The size of the filter of the keys table `cf` wrote (0 for a table without one).
+    pub fn key_filter(self, cf: &str) -> usize {
+        tenths(&FILTER_SHARES, cf, self.filters())
+    }
+
+    fn filters(self) -> u64 {
+        self.0 / 32
     }
 
     /// How many events a replay applies between two commits: the changes of a step are
@@ -121,6 +132,16 @@ impl MemoryBudget {
     fn quarter(self) -> usize {
         usize::try_from(self.0 / 4).unwrap_or(usize::MAX)
     }
+}
+
+/// The share of `cf` in `shares` (tenths) of `bytes`.
+fn tenths(shares: &[(&str, u64)], cf: &str, bytes: u64) -> usize {
+    shares
+        .iter()
+        .find(|(name, _)| *name == cf)
+        .map_or(0, |(_, tenths)| {
+            usize::try_from(bytes * tenths / 10).unwrap_or(usize::MAX)
+        })
 }
 
 impl Default for MemoryBudget {
@@ -175,8 +196,10 @@ mod tests {
     fn the_shares_add_up_to_the_budget() {
         let b = MemoryBudget::parse("1GiB").unwrap();
         let tables: usize = TABLE_SHARES.iter().map(|(cf, _)| b.table(cf)).sum();
-        let total = b.block_cache() + b.memtables() + tables;
+        let filters: usize = FILTER_SHARES.iter().map(|(cf, _)| b.key_filter(cf)).sum();
+        let total = b.block_cache() + b.memtables() + tables + filters;
         assert!(total <= 1 << 30 && total > (1 << 30) - 10, "{total}");
         assert_eq!(b.table("seen"), 0);
+        assert_eq!(b.key_filter("cases"), 0);
     }
 }

@@ -22,6 +22,7 @@
 pub mod budget;
 mod clock_log;
 mod codec;
+mod key_filter;
 pub mod keys;
 mod seen;
 mod table;
@@ -202,7 +203,11 @@ impl Store {
             })?,
             None => Micros::MIN,
         };
-        match stored_layout(&db)? {
+        let layout = stored_layout(&db)?;
+        // A store without a layout or a clock was never written: every key on disk will
+        // be one this process wrote.
+        let created = layout.is_none() && clock == Micros::MIN;
+        match layout {
             Some(FORMAT) => {}
             Some(UPGRADES_FROM) => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
             None if clock == Micros::MIN => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
@@ -238,6 +243,12 @@ impl Store {
             clock_log,
             held_rows: budget.held_rows(),
         };
+        if created {
+            store.entities.filter_written(budget.key_filter("entities"));
+            store.lineage.filter_written(budget.key_filter("lineage"));
+            store.watches.filter_written(budget.key_filter("watches"));
+            store.seen.filter_written(budget.key_filter("seen"));
+        }
         for (key, clocks) in held {
             let Some(clocks) = clocks else { continue };
             store.entities.read(&store.db, &key, |_| ())?;

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::codec;
+use super::key_filter::KeyFilter;
 use crate::error::StoreError;
 
 struct Slot<V> {
@@ -47,6 +48,9 @@ pub struct Table<V> {
     round: u32,
     /// Keys looked up in RocksDB because the cache held nothing for them.
     misses: u64,
+    /// Every key this table wrote, when it knows them all (a store created by this
+    /// process).
+    written: Option<KeyFilter>,
 }
 
 /// The entries changed since the last stage: their keys, in the order they were first
@@ -115,7 +119,19 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             mean: Mean::default(),
             round: 0,
             misses: 0,
+            written: None,
         }
+    }
+
+    /// Keeps a filter of `bytes` of the keys it writes, and answers reads of keys never
+    /// written without RocksDB: for a table whose column family was empty.
+    pub fn filter_written(&mut self, bytes: usize) {
+        self.written = Some(KeyFilter::new(bytes));
+    }
+
+    /// Whether RocksDB may hold `key` (false: this table never wrote it).
+    fn may_hold(&self, key: &[u8]) -> bool {
+        self.written.as_ref().is_none_or(|f| f.may_contain(key))
     }
 
     /// Reads the value at `key` in place, without copying it: one hash lookup when it
@@ -130,10 +146,14 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             slot.touched = self.round;
             return Ok(f(slot.value.as_ref()));
         }
-        let cf = cf(db, self.cf)?;
-        self.misses += 1;
-        let stored = db.get_pinned_cf(cf, key)?;
-        let slot = self.clean_slot(key, stored.as_deref())?;
+        let slot = if self.may_hold(key) {
+            let cf = cf(db, self.cf)?;
+            self.misses += 1;
+            let stored = db.get_pinned_cf(cf, key)?;
+            self.clean_slot(key, stored.as_deref())?
+        } else {
+            self.clean_slot(key, None)?
+        };
         let result = f(slot.value.as_ref());
         self.insert_clean(key, slot);
         Ok(result)
@@ -151,7 +171,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let mut keys: Vec<&[u8]> = keys
             .iter()
             .copied()
-            .filter(|k| !self.cache.contains_key(*k))
+            .filter(|k| !self.cache.contains_key(*k) && self.may_hold(k))
             .collect();
         if keys.is_empty() {
             return Ok(());
@@ -308,6 +328,9 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                     })?;
                     let len = bytes.len();
                     batch.put_cf(cf, &key, bytes);
+                    if let Some(written) = &mut self.written {
+                        written.insert(&key);
+                    }
                     len
                 }
                 None => {
@@ -507,6 +530,35 @@ mod tests {
             let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
             assert_eq!(value, Some(format!("value {i}")), "read back from RocksDB");
         }
+    }
+
+    #[test]
+    fn with_a_filter_of_the_keys_written_a_key_never_written_costs_no_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut table, _) = small_table(dir.path());
+        table.filter_written(16 << 10);
+        for i in 0..10_000 {
+            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
+        }
+        let mut batch = WriteBatch::default();
+        table.stage(&db, &mut batch).unwrap();
+        db.write(batch).unwrap();
+        table.evict_if_over_budget();
+        let before = table.misses();
+        for i in 0..10_000 {
+            let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
+            assert_eq!(value, Some(format!("value {i}")), "read back from RocksDB");
+        }
+        let evicted = table.misses() - before;
+        assert!(
+            evicted > 5_000,
+            "{evicted}: most were dropped and read back"
+        );
+        for i in 0..10_000 {
+            assert_eq!(table.get(&db, format!("n{i}").as_bytes()).unwrap(), None);
+        }
+        let asked = table.misses() - before - evicted;
+        assert!(asked < 500, "{asked} of 10,000 never written were read");
     }
 
     #[test]
