@@ -500,6 +500,14 @@ mod tests {
         (db, Table::new("t", budget), budget)
     }
 
+    /// Writes every change of `table` to `db` and trims its cache, as a commit does.
+    fn commit(db: &DB, table: &mut Table<String>) {
+        let mut batch = WriteBatch::default();
+        table.stage(db, &mut batch).unwrap();
+        db.write(batch).unwrap();
+        table.evict_if_over_budget();
+    }
+
     /// The weight of every cached entry, added up.
     fn weighed(table: &Table<String>) -> usize {
         table.cache.values().map(|s| s.weight).sum()
@@ -540,10 +548,7 @@ mod tests {
         for i in 0..10_000 {
             table.put(format!("k{i}").as_bytes(), format!("value {i}"));
         }
-        let mut batch = WriteBatch::default();
-        table.stage(&db, &mut batch).unwrap();
-        db.write(batch).unwrap();
-        table.evict_if_over_budget();
+        commit(&db, &mut table);
         let before = table.misses();
         for i in 0..10_000 {
             let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
@@ -565,16 +570,10 @@ mod tests {
     fn entries_read_since_the_last_trim_outlast_those_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut table, budget) = small_table(dir.path());
-        let write = |table: &mut Table<String>| {
-            let mut batch = WriteBatch::default();
-            table.stage(&db, &mut batch).unwrap();
-            db.write(batch).unwrap();
-            table.evict_if_over_budget();
-        };
         for i in 0..5_000 {
             table.put(format!("old{i}").as_bytes(), format!("value {i}"));
         }
-        write(&mut table);
+        commit(&db, &mut table);
         let kept: Vec<Box<[u8]>> = table.cache.keys().take(50).cloned().collect();
         let misses = table.misses();
         for key in &kept {
@@ -585,7 +584,7 @@ mod tests {
         for i in 0..200 {
             table.put(format!("new{i}").as_bytes(), format!("value {i}"));
         }
-        write(&mut table);
+        commit(&db, &mut table);
         assert!(table.bytes <= budget / 4 * 3, "{} bytes", table.bytes);
         for key in &kept {
             assert!(table.cache.contains_key(key), "a read entry was dropped");
