@@ -319,8 +319,7 @@ impl Correlator {
             return Ok(Some(case));
         }
         // A tree where no case was ever opened covers nothing: no walk up its chain.
-        let top = self.store.top(entity)?;
-        if !self.store.tree_had_cases(&top)? {
+        if !self.store.tree_had_cases(entity)? {
             return Ok(None);
         }
         let mut current = self.store.parent(entity)?;

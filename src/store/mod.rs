@@ -408,10 +408,24 @@ impl Store {
     /// The top ancestor of `entity` (itself when it has no parent). The jumps of the
     /// entities passed on the way are pointed at it.
     pub fn top(&mut self, entity: &str) -> Result<String, StoreError> {
+        Ok(self.climb(entity)?.0)
+    }
+
+    /// Whether a case was ever opened in the tree of `entity`.
+    pub fn tree_had_cases(&mut self, entity: &str) -> Result<bool, StoreError> {
+        Ok(self.climb(entity)?.1 > 0)
+    }
+
+    /// The top ancestor of `entity` and the case count of its tree, read from the top's
+    /// row on the way (see [`Store::top`]).
+    fn climb(&mut self, entity: &str) -> Result<(String, u64), StoreError> {
         let mut path = Vec::new();
         let mut current = entity.to_owned();
+        let mut tree_cases = 0;
         while let Some(next) = self.lineage.read(&self.db, current.as_bytes(), |row| {
-            row.and_then(|r| r.jump.clone().or_else(|| r.parent.clone()))
+            let next = row.and_then(|r| r.jump.clone().or_else(|| r.parent.clone()));
+            tree_cases = row.map_or(0, |r| r.tree_cases);
+            next
         })? {
             path.push(std::mem::replace(&mut current, next));
         }
@@ -422,7 +436,7 @@ impl Store {
                 row.jump = Some(current.clone())
             })?;
         }
-        Ok(current)
+        Ok((current, tree_cases))
     }
 
     /// Counts a case opened at `entity` in its tree.
@@ -430,13 +444,6 @@ impl Store {
         let top = self.top(entity)?;
         self.lineage
             .update(&self.db, top.as_bytes(), |row| row.tree_cases += 1)
-    }
-
-    /// Whether a case was ever opened in the tree whose top is `top`.
-    pub fn tree_had_cases(&mut self, top: &str) -> Result<bool, StoreError> {
-        self.lineage.read(&self.db, top.as_bytes(), |row| {
-            row.is_some_and(|r| r.tree_cases > 0)
-        })
     }
 
     /// Calls `f` with the children of `entity`, without copying them.
@@ -1075,7 +1082,9 @@ mod tests {
         }
         store.count_tree_case("m120").unwrap();
         assert!(store.tree_had_cases("m0").unwrap());
+        assert!(store.tree_had_cases("m199").unwrap());
         assert!(!store.tree_had_cases("n0").unwrap());
+        assert!(!store.tree_had_cases("n77").unwrap());
         // A tree that gains a parent brings its count to the new top.
         store.link("m0", "n150").unwrap();
         assert_eq!(store.top("m199").unwrap(), "n0");
@@ -1084,9 +1093,11 @@ mod tests {
         let mut store = Store::open(dir.path()).unwrap();
         assert!(store.tree_had_cases("n0").unwrap());
         assert!(
-            !store.tree_had_cases("m0").unwrap(),
-            "m0 is no longer a top"
+            store.tree_had_cases("n77").unwrap(),
+            "the count moved to n0"
         );
+        let m0 = store.lineage.get(&store.db, b"m0").unwrap().unwrap();
+        assert_eq!(m0.tree_cases, 0, "m0 is no longer a top");
         assert_eq!(store.top("m7").unwrap(), "n0");
     }
 
