@@ -358,8 +358,8 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         // Eviction leaves the dirty entries: these must weigh no more than its target.
         let excess = self.dirty.bytes.saturating_sub(self.budget / 4 * 3);
         let cache = &self.cache;
-        let slots = || self.dirty.keys.iter().filter_map(|k| cache.get(k));
-        let mut oldest = Oldest::find(self.round, slots(), excess);
+        let dirty = self.dirty.keys.iter().filter_map(|k| cache.get(k));
+        let mut oldest = Oldest::find(self.round, dirty, excess);
         let (spilled, kept) = std::mem::take(&mut self.dirty.keys)
             .into_iter()
             .partition(|k| cache.get(k).is_some_and(|slot| oldest.goes(slot)));
