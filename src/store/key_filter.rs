@@ -17,6 +17,31 @@ const PROBES: u64 = 6;
 /// Bits in a line (one cache line of 64 bytes).
 const LINE_BITS: u64 = 512;
 
+/// The keys a table wrote to RocksDB, as far as it knows them: all of them, in a filter
+/// (a store this process created), or none (RocksDB may hold any key).
+#[derive(Default)]
+pub struct WrittenKeys(Option<KeyFilter>);
+
+impl WrittenKeys {
+    /// Every key written from now on, in a filter of at most `bytes` bytes: for a table
+    /// whose column family is empty.
+    pub fn all(bytes: usize) -> WrittenKeys {
+        WrittenKeys(Some(KeyFilter::new(bytes)))
+    }
+
+    /// Records `key` as written to RocksDB.
+    pub fn insert(&mut self, key: &[u8]) {
+        if let Some(filter) = &mut self.0 {
+            filter.insert(key);
+        }
+    }
+
+    /// Whether RocksDB may hold `key` (false: it was never written).
+    pub fn may_hold(&self, key: &[u8]) -> bool {
+        self.0.as_ref().is_none_or(|f| f.may_contain(key))
+    }
+}
+
 /// A Bloom filter of written keys.
 pub struct KeyFilter {
     words: Vec<u64>,

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use foldhash::fast::RandomState;
 use rocksdb::{WriteBatch, DB};
 
-use super::key_filter::KeyFilter;
+use super::key_filter::WrittenKeys;
 use super::table::cf;
 use crate::error::StoreError;
 
@@ -26,25 +26,22 @@ pub struct Seen {
     /// Whether RocksDB held each prefetched key when it was read.
     prefetched: HashMap<Box<[u8]>, bool, RandomState>,
     /// Every key staged, when it knows them all (a store created by this process).
-    written: Option<KeyFilter>,
+    written: WrittenKeys,
 }
 
 impl Seen {
     /// Keeps a filter of `bytes` of the keys it writes, and answers ids never marked
     /// without RocksDB: for a store created by this process.
     pub fn filter_written(&mut self, bytes: usize) {
-        self.written = Some(KeyFilter::new(bytes));
-    }
-
-    /// Whether RocksDB may hold `key` (false: never staged).
-    fn may_hold(&self, key: &[u8]) -> bool {
-        self.written.as_ref().is_none_or(|f| f.may_contain(key))
+        self.written = WrittenKeys::all(bytes);
     }
 
     /// Looks `keys` up in one batched read, so that marking them needs no read.
     pub fn prefetch(&mut self, db: &DB, mut keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
         keys.retain(|k| {
-            !self.pending(k) && !self.prefetched.contains_key(k.as_slice()) && self.may_hold(k)
+            !self.pending(k)
+                && !self.prefetched.contains_key(k.as_slice())
+                && self.written.may_hold(k)
         });
         if keys.is_empty() {
             return Ok(());
@@ -66,7 +63,7 @@ impl Seen {
         }
         let known = match self.prefetched.remove(key.as_slice()) {
             Some(found) => found,
-            None if !self.may_hold(&key) => false,
+            None if !self.written.may_hold(&key) => false,
             None => db.get_pinned_cf(cf(db, CF)?, &key)?.is_some(),
         };
         if !known {
@@ -87,9 +84,7 @@ impl Seen {
         keys.sort_unstable();
         for key in keys {
             batch.put_cf(cf, key, []);
-            if let Some(written) = &mut self.written {
-                written.insert(key);
-            }
+            self.written.insert(key);
         }
         // `writing` is empty once the last batch was written; were it not, its keys
         // would only be staged (and written) once more.

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::codec;
-use super::key_filter::KeyFilter;
+use super::key_filter::WrittenKeys;
 use crate::error::StoreError;
 
 struct Slot<V> {
@@ -50,7 +50,7 @@ pub struct Table<V> {
     misses: u64,
     /// Every key this table wrote, when it knows them all (a store created by this
     /// process).
-    written: Option<KeyFilter>,
+    written: WrittenKeys,
 }
 
 /// The entries changed since the last stage: their keys, in the order they were first
@@ -119,19 +119,14 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             mean: Mean::default(),
             round: 0,
             misses: 0,
-            written: None,
+            written: WrittenKeys::default(),
         }
     }
 
     /// Keeps a filter of `bytes` of the keys it writes, and answers reads of keys never
     /// written without RocksDB: for a table whose column family was empty.
     pub fn filter_written(&mut self, bytes: usize) {
-        self.written = Some(KeyFilter::new(bytes));
-    }
-
-    /// Whether RocksDB may hold `key` (false: this table never wrote it).
-    fn may_hold(&self, key: &[u8]) -> bool {
-        self.written.as_ref().is_none_or(|f| f.may_contain(key))
+        self.written = WrittenKeys::all(bytes);
     }
 
     /// Reads the value at `key` in place, without copying it: one hash lookup when it
@@ -146,7 +141,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             slot.touched = self.round;
             return Ok(f(slot.value.as_ref()));
         }
-        let slot = if self.may_hold(key) {
+        let slot = if self.written.may_hold(key) {
             let cf = cf(db, self.cf)?;
             self.misses += 1;
             let stored = db.get_pinned_cf(cf, key)?;
@@ -171,7 +166,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let mut keys: Vec<&[u8]> = keys
             .iter()
             .copied()
-            .filter(|k| !self.cache.contains_key(*k) && self.may_hold(k))
+            .filter(|k| !self.cache.contains_key(*k) && self.written.may_hold(k))
             .collect();
         if keys.is_empty() {
             return Ok(());
@@ -328,9 +323,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                     })?;
                     let len = bytes.len();
                     batch.put_cf(cf, &key, bytes);
-                    if let Some(written) = &mut self.written {
-                        written.insert(&key);
-                    }
+                    self.written.insert(&key);
                     len
                 }
                 None => {
