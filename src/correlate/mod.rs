@@ -219,6 +219,21 @@ impl Correlator {
         self.store.prefetch(events)
     }
 
+    /// [`Correlator::prefetch`] read on another thread while the caller applies the
+    /// events before these (see [`Store::start_prefetch`]); ready once
+    /// [`Correlator::finish_prefetch`] returns.
+    pub fn start_prefetch<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a IdentityEvent>,
+    ) -> Result<(), StoreError> {
+        self.store.start_prefetch(events)
+    }
+
+    /// Caches what [`Correlator::start_prefetch`] read.
+    pub fn finish_prefetch(&mut self) -> Result<(), StoreError> {
+        self.store.finish_prefetch()
+    }
+
     /// Commits every change so far in one write batch.
     pub fn commit(&mut self) -> Result<(), StoreError> {
         self.store.commit()

@@ -65,3 +65,11 @@ pub struct LineageRow {
     /// least the open ones). Zero spares a covering-case walk up the ancestors.
     pub tree_cases: u64,
 }
+
+impl LineageRow {
+    /// The entity a walk towards the top of the tree goes to next: the jump, or else
+    /// the parent.
+    pub fn next(&self) -> Option<&str> {
+        self.jump.as_deref().or(self.parent.as_deref())
+    }
+}

@@ -105,6 +105,32 @@ pub struct Ended {
     pub pending: u64,
 }
 
+/// A shard applying events, committing every `commit_every`.
+struct Applying {
+    commit_every: u64,
+    since_commit: u64,
+    scratch: Vec<crate::alert::Alert>,
+}
+
+impl Applying {
+    fn apply(
+        &mut self,
+        correlator: &mut Correlator,
+        events: &[IdentityEvent],
+    ) -> Result<(), StoreError> {
+        for ev in events {
+            correlator.apply(ev, &mut self.scratch)?;
+            self.scratch.clear();
+            self.since_commit += 1;
+            if self.since_commit == self.commit_every {
+                self.since_commit = 0;
+                correlator.commit_in_background()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The shards of a replay, each a correlator on a thread of `scope`.
 pub struct Shards<'scope> {
     trees: Option<Trees>,
@@ -125,27 +151,29 @@ impl<'scope> Shards<'scope> {
             senders.push(tx);
             threads.push(scope.spawn(move || {
                 let commit_every = correlator.store_mut().budget().commit_every();
-                let (mut since_commit, mut scratch) = (0u64, Vec::new());
+                let mut applying = Applying {
+                    commit_every,
+                    since_commit: 0,
+                    scratch: Vec::new(),
+                };
+                // The rows of a batch are read while the batch before it is applied.
+                let mut next: Vec<IdentityEvent> = Vec::new();
                 for batch in rx {
                     match batch {
                         Batch::Events(events) => {
-                            correlator.prefetch(events.iter())?;
-                            for ev in &events {
-                                correlator.apply(ev, &mut scratch)?;
-                                scratch.clear();
-                                since_commit += 1;
-                                if since_commit == commit_every {
-                                    since_commit = 0;
-                                    correlator.commit_in_background()?;
-                                }
-                            }
+                            correlator.start_prefetch(events.iter())?;
+                            applying.apply(correlator, &next)?;
+                            correlator.finish_prefetch()?;
+                            next = events;
                         }
                         Batch::Finish(as_of) => {
+                            applying.apply(correlator, &next)?;
+                            let scratch = &mut applying.scratch;
                             // The deadlines up to `as_of` — months of them for a late
                             // `--as-of` — in steps of `commit_every`, each committed.
                             let step = usize::try_from(commit_every).unwrap_or(usize::MAX);
                             if let Some(t) = as_of {
-                                while correlator.finish(t, step, &mut scratch)? {
+                                while correlator.finish(t, step, scratch)? {
                                     scratch.clear();
                                     correlator.commit_in_background()?;
                                 }

@@ -95,6 +95,8 @@ pub struct Store {
     /// leave it complete; a temporary store only needs to be complete when read.
     durable: bool,
     writing: Option<JoinHandle<Result<(), rocksdb::Error>>>,
+    /// The prefetch being read ([`Store::start_prefetch`]).
+    reading: Option<JoinHandle<Result<Read, StoreError>>>,
     _temp: Option<tempfile::TempDir>,
     entities: Table<EntityRow>,
     lineage: Table<LineageRow>,
@@ -112,6 +114,50 @@ pub struct Store {
     clock_log: ClockLog,
     /// How many rows may be held with their clocks logged ([`MemoryBudget::held_rows`]).
     held_rows: usize,
+}
+
+/// What a prefetch reads: the keys only RocksDB can answer for, each table's with the
+/// count its cache's answers are told apart by ([`table::Fetched`]).
+struct Reads {
+    seen: (Vec<Vec<u8>>, u64),
+    entities: (Vec<Box<[u8]>>, u32),
+    lineage: (Vec<Box<[u8]>>, u32),
+    /// Lineage rows the cached ones lead to.
+    next: Vec<Box<[u8]>>,
+}
+
+/// What a prefetch read, for the caches.
+struct Read {
+    seen: seen::Fetched,
+    entities: table::Fetched<EntityRow>,
+    lineage: table::Fetched<LineageRow>,
+    next: table::Fetched<LineageRow>,
+}
+
+impl Reads {
+    /// Reads them (on any thread), and then the lineage rows those read lead to.
+    fn read(self, db: &DB) -> Result<Read, StoreError> {
+        let seen = seen::fetch(db, self.seen.0, self.seen.1)?;
+        let entities = table::fetch(db, "entities", self.entities.0, self.entities.1)?;
+        let (keys, trims) = self.lineage;
+        let lineage: table::Fetched<LineageRow> = table::fetch(db, "lineage", keys, trims)?;
+        let mut next = self.next;
+        next.extend(
+            lineage
+                .values()
+                .filter_map(LineageRow::next)
+                .map(|key| Box::from(key.as_bytes())),
+        );
+        next.sort_unstable();
+        next.dedup();
+        let next = table::fetch(db, "lineage", next, trims)?;
+        Ok(Read {
+            seen,
+            entities,
+            lineage,
+            next,
+        })
+    }
 }
 
 /// One line of an entity's timeline: an applied event, as the `history` column family
@@ -226,6 +272,7 @@ impl Store {
             budget,
             durable,
             writing: None,
+            reading: None,
             _temp: None,
             entities: Table::new("entities", budget.table("entities")),
             lineage: Table::new("lineage", budget.table("lineage")),
@@ -423,7 +470,7 @@ impl Store {
         let mut current = entity.to_owned();
         let mut tree_cases = 0;
         while let Some(next) = self.lineage.read(&self.db, current.as_bytes(), |row| {
-            let next = row.and_then(|r| r.jump.clone().or_else(|| r.parent.clone()));
+            let next = row.and_then(LineageRow::next).map(str::to_owned);
             tree_cases = row.map_or(0, |r| r.tree_cases);
             next
         })? {
@@ -542,6 +589,20 @@ impl Store {
         &mut self,
         events: impl IntoIterator<Item = &'a IdentityEvent>,
     ) -> Result<(), StoreError> {
+        self.start_prefetch(events)?;
+        self.finish_prefetch()
+    }
+
+    /// Starts [`Store::prefetch`] on another thread, which reads what the caches do not
+    /// hold now while the caller goes on (applying the run before); the next
+    /// [`Store::finish_prefetch`] caches it. A row changed meanwhile is not replaced by
+    /// the older one read: the caches keep what they hold, and throw away everything
+    /// read if they dropped rows meanwhile.
+    pub fn start_prefetch<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a IdentityEvent>,
+    ) -> Result<(), StoreError> {
+        self.finish_prefetch()?;
         let (mut seen, mut entities, mut linked) = (Vec::new(), Vec::new(), Vec::new());
         for e in events {
             seen.push(keys::seen(e.system, &e.event_id));
@@ -549,22 +610,45 @@ impl Store {
             linked.push(e.entity.as_bytes());
             linked.extend(e.parent.as_deref().map(str::as_bytes));
         }
-        self.seen.prefetch(&self.db, seen)?;
-        self.entities.prefetch(&self.db, &entities)?;
-        self.lineage.prefetch(&self.db, &linked)?;
-        let next: Vec<String> = linked
+        // The rows the cached lineage rows lead to; those read lead to more, found by
+        // the reading thread.
+        let next: Vec<Box<[u8]>> = linked
             .iter()
             .filter_map(|key| {
                 self.lineage
                     .cached(key, |row| {
-                        row.and_then(|r| r.jump.as_ref().or(r.parent.as_ref()))
-                            .cloned()
+                        row.and_then(LineageRow::next)
+                            .map(str::as_bytes)
+                            .map(Box::from)
                     })
                     .flatten()
             })
             .collect();
-        let next: Vec<&[u8]> = next.iter().map(String::as_bytes).collect();
-        self.lineage.prefetch(&self.db, &next)
+        let next: Vec<&[u8]> = next.iter().map(|key| &**key).collect();
+        let reads = Reads {
+            seen: (self.seen.missing(seen), self.seen.stages()),
+            entities: (self.entities.missing(&entities), self.entities.trims()),
+            lineage: (self.lineage.missing(&linked), self.lineage.trims()),
+            next: self.lineage.missing(&next),
+        };
+        let db = Arc::clone(&self.db);
+        self.reading = Some(std::thread::spawn(move || reads.read(&db)));
+        Ok(())
+    }
+
+    /// Caches what the last [`Store::start_prefetch`] read (waiting for it).
+    pub fn finish_prefetch(&mut self) -> Result<(), StoreError> {
+        let Some(reading) = self.reading.take() else {
+            return Ok(());
+        };
+        let read = reading
+            .join()
+            .map_err(|_| StoreError::Incompatible("the store reader thread panicked".into()))??;
+        self.seen.install(read.seen);
+        self.entities.install(read.entities);
+        self.lineage.install(read.lineage);
+        self.lineage.install(read.next);
+        Ok(())
     }
 
     /// Schedules a deadline.
@@ -830,6 +914,9 @@ fn outbox_seq(key: &[u8]) -> Result<u64, StoreError> {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        if let Some(reading) = self.reading.take() {
+            let _ = reading.join();
+        }
         if let Err(e) = self.wait() {
             tracing::error!(error = %e, "the last write batch failed");
         }
@@ -1051,6 +1138,15 @@ mod tests {
             );
         }
         assert!(store.mark_seen(System::Iam, "e3").unwrap());
+        // Read on another thread before it was marked and written: that answer is stale.
+        store.start_prefetch(&[ev("e4")]).unwrap();
+        assert!(store.mark_seen(System::Iam, "e4").unwrap());
+        store.commit().unwrap();
+        store.finish_prefetch().unwrap();
+        assert!(
+            !store.mark_seen(System::Iam, "e4").unwrap(),
+            "prefetched before it was written"
+        );
     }
 
     #[test]

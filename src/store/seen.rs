@@ -27,6 +27,27 @@ pub struct Seen {
     prefetched: HashMap<Box<[u8]>, bool, RandomState>,
     /// Every key staged, when it knows them all (a store created by this process).
     written: WrittenKeys,
+    /// How many times marks were staged.
+    stages: u64,
+}
+
+/// Whether RocksDB held each of some keys, read on any thread for [`Seen::install`].
+pub struct Fetched {
+    stages: u64,
+    found: Vec<(Vec<u8>, bool)>,
+}
+
+/// Reads whether RocksDB holds each of `keys` (sorted), for a filter that had staged
+/// marks `stages` times when it named them ([`Seen::stages`]).
+pub fn fetch(db: &DB, keys: Vec<Vec<u8>>, stages: u64) -> Result<Fetched, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    if !keys.is_empty() {
+        let values = db.batched_multi_get_cf(cf(db, CF)?, &keys, true);
+        for (key, value) in keys.into_iter().zip(values) {
+            found.push((key, value?.is_some()));
+        }
+    }
+    Ok(Fetched { stages, found })
 }
 
 impl Seen {
@@ -36,24 +57,33 @@ impl Seen {
         self.written = WrittenKeys::all(bytes);
     }
 
-    /// Looks `keys` up in one batched read, so that marking them needs no read.
-    pub fn prefetch(&mut self, db: &DB, mut keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+    /// The keys of `keys` only RocksDB can answer for, sorted and each once, for
+    /// [`fetch`].
+    pub fn missing(&self, mut keys: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
         keys.retain(|k| {
             !self.pending(k)
                 && !self.prefetched.contains_key(k.as_slice())
                 && self.written.may_hold(k)
         });
-        if keys.is_empty() {
-            return Ok(());
-        }
         keys.sort_unstable();
         keys.dedup();
-        let found = db.batched_multi_get_cf(cf(db, CF)?, &keys, true);
-        for (key, value) in keys.into_iter().zip(found) {
-            self.prefetched
-                .insert(key.into_boxed_slice(), value?.is_some());
+        keys
+    }
+
+    /// How many times marks were staged: answers [`fetch`]ed before the last may be stale.
+    pub fn stages(&self) -> u64 {
+        self.stages
+    }
+
+    /// Keeps the answers [`fetch`] read, unless marks were staged since (RocksDB may
+    /// have changed under them).
+    pub fn install(&mut self, fetched: Fetched) {
+        if fetched.stages != self.stages {
+            return;
         }
-        Ok(())
+        for (key, found) in fetched.found {
+            self.prefetched.insert(key.into_boxed_slice(), found);
+        }
     }
 
     /// Marks `key`; false when it was marked before (a redelivery).
@@ -90,6 +120,7 @@ impl Seen {
         // would only be staged (and written) once more.
         std::mem::swap(&mut self.fresh, &mut self.writing);
         self.prefetched.clear();
+        self.stages += 1;
         Ok(())
     }
 

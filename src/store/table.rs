@@ -53,11 +53,14 @@ pub struct Table<V> {
     written: WrittenKeys,
 }
 
-/// The entries changed since the last stage: their keys, in the order they were first
-/// changed, and their weight.
+/// The entries changed since they were last staged: their keys, how many they are and
+/// their weight. The keys may also name entries a spill staged since, and name one
+/// twice: [`Table::stage`] skips what is clean, and a spill drops those keys once they
+/// are as many as the entries changed.
 #[derive(Default)]
 struct Dirty {
     keys: Vec<Box<[u8]>>,
+    count: usize,
     bytes: usize,
 }
 
@@ -69,6 +72,7 @@ impl Dirty {
         } else {
             slot.dirty = true;
             self.keys.push(key.into());
+            self.count += 1;
             self.bytes += slot.weight;
         }
     }
@@ -160,40 +164,55 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         self.cache.get(key).map(|slot| f(slot.value.as_ref()))
     }
 
-    /// Loads the values of `keys` not cached yet with one batched RocksDB read, so the
-    /// reads that follow hit the cache.
-    pub fn prefetch(&mut self, db: &DB, keys: &[&[u8]]) -> Result<(), StoreError> {
+    /// The keys of `keys` that only RocksDB can answer for (the cache holds nothing for
+    /// them and RocksDB may hold them), sorted and each once, for [`fetch`].
+    pub fn missing(&self, keys: &[&[u8]]) -> Vec<Box<[u8]>> {
         let mut keys: Vec<&[u8]> = keys
             .iter()
             .copied()
             .filter(|k| !self.cache.contains_key(*k) && self.written.may_hold(k))
             .collect();
-        if keys.is_empty() {
-            return Ok(());
-        }
         keys.sort_unstable();
         keys.dedup();
-        self.misses += keys.len() as u64;
-        let cf = cf(db, self.cf)?;
-        let values = db.batched_multi_get_cf(cf, &keys, true);
-        for (key, stored) in keys.into_iter().zip(values) {
-            let slot = self.clean_slot(key, stored?.as_deref())?;
-            self.insert_clean(key, slot);
+        keys.into_iter().map(Box::from).collect()
+    }
+
+    /// How many times the cache has dropped entries: rows [`fetch`]ed since then may
+    /// be stale.
+    pub fn trims(&self) -> u32 {
+        self.round
+    }
+
+    /// Caches the rows [`fetch`] read, those the cache still holds nothing for — none
+    /// if it dropped entries since they were read (one of those may have been written
+    /// to RocksDB meanwhile, and the row read be older). Everything RocksDB is given is
+    /// in the cache until then, so a row the cache has held nothing for since was
+    /// current when read.
+    pub fn install(&mut self, fetched: Fetched<V>) {
+        self.misses += fetched.rows.len() as u64;
+        if fetched.trims != self.round {
+            return;
         }
-        Ok(())
+        for (key, value, encoded) in fetched.rows {
+            if self.cache.contains_key(&key) {
+                continue;
+            }
+            let slot = Slot {
+                value,
+                dirty: false,
+                held: false,
+                touched: self.round,
+                weight: self.mean.weigh::<V>(&key, encoded),
+            };
+            self.bytes += slot.weight;
+            self.cache.insert(key, slot);
+        }
     }
 
     /// The cache entry of a value as RocksDB holds it.
     fn clean_slot(&mut self, key: &[u8], stored: Option<&[u8]>) -> Result<Slot<V>, StoreError> {
-        let value = match stored {
-            Some(bytes) => Some(codec::decode(bytes).map_err(|e| StoreError::Corrupt {
-                cf: self.cf,
-                message: e.to_string(),
-            })?),
-            None => None,
-        };
         Ok(Slot {
-            value,
+            value: stored.map(|bytes| decode(self.cf, bytes)).transpose()?,
             dirty: false,
             held: false,
             touched: self.round,
@@ -310,10 +329,11 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let mut keys = std::mem::take(&mut self.dirty.keys);
         keys.sort_unstable();
         for key in keys {
-            let Some(slot) = self.cache.get_mut(&key) else {
+            let Some(slot) = self.cache.get_mut(&key).filter(|slot| slot.dirty) else {
                 continue;
             };
             slot.dirty = false;
+            self.dirty.count -= 1;
             self.dirty.bytes = self.dirty.bytes.saturating_sub(slot.weight);
             let encoded = match &slot.value {
                 Some(v) => {
@@ -350,16 +370,29 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
         // Eviction leaves the dirty entries: these must weigh no more than its target.
         let excess = self.dirty.bytes.saturating_sub(self.budget / 4 * 3);
-        let cache = &self.cache;
-        let dirty = self.dirty.keys.iter().filter_map(|k| cache.get(k));
+        if excess == 0 {
+            return Ok(());
+        }
+        // Two passes over the cache in memory order, not two look-ups of every dirty key.
+        let dirty = self.cache.values().filter(|slot| slot.dirty);
         let mut oldest = Oldest::find(self.round, dirty, excess);
-        let (spilled, kept) = std::mem::take(&mut self.dirty.keys)
-            .into_iter()
-            .partition(|k| cache.get(k).is_some_and(|slot| oldest.goes(slot)));
-        // Staging them takes their weight off `dirty.bytes`, which is then the others'.
-        self.dirty.keys = spilled;
+        let spilled = self
+            .cache
+            .iter()
+            .filter(|(_, slot)| slot.dirty && oldest.goes(slot))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let all = std::mem::replace(&mut self.dirty.keys, spilled);
         self.stage(db, batch)?;
-        self.dirty.keys = kept;
+        self.dirty.keys = all;
+        if self.dirty.keys.len() > 2 * self.dirty.count {
+            let cache = &self.cache;
+            self.dirty
+                .keys
+                .retain(|key| cache.get(key).is_some_and(|slot| slot.dirty));
+            self.dirty.keys.sort_unstable();
+            self.dirty.keys.dedup();
+        }
         Ok(())
     }
 
@@ -466,6 +499,47 @@ impl<V: Serialize + DeserializeOwned + Clone> Staged for Table<V> {
     }
 }
 
+/// Rows of one table read from RocksDB, on any thread, for [`Table::install`]: each key
+/// with its value, if RocksDB held one, and that value's encoded size.
+pub struct Fetched<V> {
+    trims: u32,
+    rows: Vec<(Box<[u8]>, Option<V>, usize)>,
+}
+
+impl<V> Fetched<V> {
+    /// The values read.
+    pub fn values(&self) -> impl Iterator<Item = &V> {
+        self.rows.iter().filter_map(|(_, value, _)| value.as_ref())
+    }
+}
+
+/// Reads `keys` (sorted) of column family `cf` in one batched read, for a table that had
+/// dropped entries `trims` times when it named them ([`Table::trims`]).
+pub fn fetch<V: DeserializeOwned>(
+    db: &DB,
+    cf_name: &'static str,
+    keys: Vec<Box<[u8]>>,
+    trims: u32,
+) -> Result<Fetched<V>, StoreError> {
+    let mut rows = Vec::with_capacity(keys.len());
+    if !keys.is_empty() {
+        let values = db.batched_multi_get_cf(cf(db, cf_name)?, &keys, true);
+        for (key, stored) in keys.into_iter().zip(values) {
+            let stored = stored?;
+            let value = stored.as_deref().map(|b| decode(cf_name, b)).transpose()?;
+            rows.push((key, value, stored.map_or(0, |b| b.len())));
+        }
+    }
+    Ok(Fetched { trims, rows })
+}
+
+fn decode<V: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Result<V, StoreError> {
+    codec::decode(bytes).map_err(|e| StoreError::Corrupt {
+        cf,
+        message: e.to_string(),
+    })
+}
+
 /// The estimated memory of a cache entry: the hash table's slot with its share of empty
 /// slots (at most 1/8 empty before it grows), the key with its allocation header, and the
 /// heap parts of the value (about its varint encoding).
@@ -560,6 +634,46 @@ mod tests {
     }
 
     #[test]
+    fn rows_read_on_another_thread_never_replace_newer_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut table, _) = small_table(dir.path());
+        let fill = |table: &mut Table<String>, value: &str| {
+            for i in 0..5_000 {
+                table.put(format!("k{i}").as_bytes(), format!("{value} {i}"));
+            }
+        };
+        fill(&mut table, "old");
+        commit(&db, &mut table);
+        let dropped: Vec<Vec<u8>> = (0..5_000)
+            .map(|i| format!("k{i}").into_bytes())
+            .filter(|k| !table.cache.contains_key(k.as_slice()))
+            .collect();
+        assert!(dropped.len() > 1_000, "the trim dropped rows");
+        let keys: Vec<&[u8]> = dropped.iter().map(Vec::as_slice).collect();
+        let read =
+            |table: &Table<String>| fetch::<String>(&db, "t", table.missing(&keys), table.trims());
+
+        // Read before the rows change, installed after they changed and were dropped
+        // again: stale, so not installed.
+        let stale = read(&table).unwrap();
+        fill(&mut table, "new");
+        commit(&db, &mut table);
+        table.install(stale);
+        // Read before one changes in the cache: that one keeps its change.
+        let current = read(&table).unwrap();
+        table.put(&dropped[0], "newest".into());
+        table.install(current);
+        assert_eq!(
+            table.get(&db, &dropped[0]).unwrap().as_deref(),
+            Some("newest")
+        );
+        for key in &dropped[1..] {
+            let value = table.get(&db, key).unwrap().unwrap();
+            assert!(value.starts_with("new "), "{value}");
+        }
+    }
+
+    #[test]
     fn entries_read_since_the_last_trim_outlast_those_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut table, budget) = small_table(dir.path());
@@ -592,7 +706,7 @@ mod tests {
     }
 
     #[test]
-    fn a_spill_writes_only_the_earliest_changes_that_do_not_fit() {
+    fn a_spill_writes_only_the_least_recent_changes_that_do_not_fit() {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut table, budget) = small_table(dir.path());
         let spill = |table: &mut Table<String>| {
@@ -603,13 +717,14 @@ mod tests {
             table.evict_if_over_budget();
             count
         };
-        for i in 0..100 {
-            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
-        }
+        let put = |table: &mut Table<String>, keys: std::ops::Range<usize>| {
+            for i in keys {
+                table.put(format!("k{i}").as_bytes(), format!("value {i}"));
+            }
+        };
+        put(&mut table, 0..100);
         assert_eq!(spill(&mut table), 0, "changes that fit stay in memory");
-        for i in 0..10_000 {
-            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
-        }
+        put(&mut table, 0..10_000);
         let written = spill(&mut table);
         assert!((1..10_000).contains(&written), "{written} written");
         assert!(table.bytes <= budget / 4 * 3, "{} bytes", table.bytes);
@@ -622,13 +737,18 @@ mod tests {
                 .sum::<usize>()
         };
         assert_eq!(dirty(&table), table.dirty.bytes);
+        // Changed after that trim: older changes are written before these.
+        put(&mut table, 10_000..10_300);
+        assert!(spill(&mut table) > 0);
+        assert_eq!(dirty(&table), table.dirty.bytes);
         let stored = |i: usize| {
             db.get_cf(db.cf_handle("t").unwrap(), format!("k{i}"))
                 .unwrap()
         };
-        assert!(stored(0).is_some(), "the earliest change was written");
-        assert!(stored(9_999).is_none(), "the latest is still in memory");
-        for i in 0..10_000 {
+        for i in 10_000..10_300 {
+            assert!(stored(i).is_none(), "k{i}, changed last, was written");
+        }
+        for i in 0..10_300 {
             let value = table.get(&db, format!("k{i}").as_bytes()).unwrap();
             assert_eq!(value, Some(format!("value {i}")));
         }
