@@ -229,6 +229,11 @@ impl Correlator {
         self.store.start_prefetch(events)
     }
 
+    /// Whether [`Correlator::start_prefetch`] pays (see [`Store::prefetch_pays_a_thread`]).
+    pub fn prefetch_pays_a_thread(&self) -> bool {
+        self.store.prefetch_pays_a_thread()
+    }
+
     /// Caches what [`Correlator::start_prefetch`] read.
     pub fn finish_prefetch(&mut self) -> Result<(), StoreError> {
         self.store.finish_prefetch()

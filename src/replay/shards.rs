@@ -156,15 +156,21 @@ impl<'scope> Shards<'scope> {
                     since_commit: 0,
                     scratch: Vec::new(),
                 };
-                // The rows of a batch are read while the batch before it is applied.
+                // The rows of a batch are read while the batch before it is applied, once
+                // there are enough of them to read.
                 let mut next: Vec<IdentityEvent> = Vec::new();
                 for batch in rx {
                     match batch {
-                        Batch::Events(events) => {
+                        Batch::Events(events) if correlator.prefetch_pays_a_thread() => {
                             correlator.start_prefetch(events.iter())?;
                             applying.apply(correlator, &next)?;
                             correlator.finish_prefetch()?;
                             next = events;
+                        }
+                        Batch::Events(events) => {
+                            applying.apply(correlator, &std::mem::take(&mut next))?;
+                            correlator.prefetch(events.iter())?;
+                            applying.apply(correlator, &events)?;
                         }
                         Batch::Finish(as_of) => {
                             applying.apply(correlator, &next)?;

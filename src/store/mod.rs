@@ -73,6 +73,9 @@ const COLUMN_FAMILIES: [&str; 12] = [
 /// Column families written by appending and read only by scans.
 const APPEND_ONLY: [&str; 2] = ["history", "alert_times"];
 const CLOCK_KEY: &[u8] = b"clock";
+/// The keys a prefetch must read for a reader thread to pay (at 1.3M identities a run of
+/// 2,048 events reads ~1,700; while the state fits the caches, a few).
+const READS_WORTH_A_THREAD: usize = 256;
 const FORMAT_KEY: &[u8] = b"format";
 /// The layout of the values; a state directory of another layout is refused at open.
 /// 2: entity rows carry when each system's state changed and the entity's kind; the
@@ -97,6 +100,8 @@ pub struct Store {
     writing: Option<JoinHandle<Result<(), rocksdb::Error>>>,
     /// The prefetch being read ([`Store::start_prefetch`]).
     reading: Option<JoinHandle<Result<Read, StoreError>>>,
+    /// How many keys the last prefetch read.
+    last_reads: usize,
     _temp: Option<tempfile::TempDir>,
     entities: Table<EntityRow>,
     lineage: Table<LineageRow>,
@@ -273,6 +278,7 @@ impl Store {
             durable,
             writing: None,
             reading: None,
+            last_reads: 0,
             _temp: None,
             entities: Table::new("entities", budget.table("entities")),
             lineage: Table::new("lineage", budget.table("lineage")),
@@ -589,8 +595,18 @@ impl Store {
         &mut self,
         events: impl IntoIterator<Item = &'a IdentityEvent>,
     ) -> Result<(), StoreError> {
-        self.start_prefetch(events)?;
-        self.finish_prefetch()
+        self.finish_prefetch()?;
+        let read = self.reads(events).read(&self.db)?;
+        self.install(read);
+        Ok(())
+    }
+
+    /// Whether the last prefetch read enough rows to be worth reading on another thread
+    /// ([`Store::start_prefetch`]): while the state fits the caches it reads next to
+    /// nothing, and looking its keys up just before applying its events keeps their
+    /// rows in the processor's caches.
+    pub fn prefetch_pays_a_thread(&self) -> bool {
+        self.last_reads >= READS_WORTH_A_THREAD
     }
 
     /// Starts [`Store::prefetch`] on another thread, which reads what the caches do not
@@ -603,6 +619,14 @@ impl Store {
         events: impl IntoIterator<Item = &'a IdentityEvent>,
     ) -> Result<(), StoreError> {
         self.finish_prefetch()?;
+        let reads = self.reads(events);
+        let db = Arc::clone(&self.db);
+        self.reading = Some(std::thread::spawn(move || reads.read(&db)));
+        Ok(())
+    }
+
+    /// The keys a prefetch of `events` reads (see [`Store::prefetch`]).
+    fn reads<'a>(&mut self, events: impl IntoIterator<Item = &'a IdentityEvent>) -> Reads {
         let (mut seen, mut entities, mut linked) = (Vec::new(), Vec::new(), Vec::new());
         for e in events {
             seen.push(keys::seen(e.system, &e.event_id));
@@ -631,9 +655,9 @@ impl Store {
             lineage: (self.lineage.missing(&linked), self.lineage.trims()),
             next: self.lineage.missing(&next),
         };
-        let db = Arc::clone(&self.db);
-        self.reading = Some(std::thread::spawn(move || reads.read(&db)));
-        Ok(())
+        self.last_reads =
+            reads.seen.0.len() + reads.entities.0.len() + reads.lineage.0.len() + reads.next.len();
+        reads
     }
 
     /// Caches what the last [`Store::start_prefetch`] read (waiting for it).
@@ -644,11 +668,16 @@ impl Store {
         let read = reading
             .join()
             .map_err(|_| StoreError::Incompatible("the store reader thread panicked".into()))??;
+        self.install(read);
+        Ok(())
+    }
+
+    /// Caches what a prefetch read.
+    fn install(&mut self, read: Read) {
         self.seen.install(read.seen);
         self.entities.install(read.entities);
         self.lineage.install(read.lineage);
         self.lineage.install(read.next);
-        Ok(())
     }
 
     /// Schedules a deadline.
