@@ -149,12 +149,13 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             let cf = cf(db, self.cf)?;
             self.misses += 1;
             let stored = db.get_pinned_cf(cf, key)?;
-            self.clean_slot(key, stored.as_deref())?
+            let (value, encoded) = decode(self.cf, stored.as_deref())?;
+            self.clean_slot(key, value, encoded)
         } else {
-            self.clean_slot(key, None)?
+            self.clean_slot(key, None, 0)
         };
         let result = f(slot.value.as_ref());
-        self.insert_clean(key, slot);
+        self.insert_clean(key.into(), slot);
         Ok(result)
     }
 
@@ -194,35 +195,27 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             return;
         }
         for (key, value, encoded) in fetched.rows {
-            if self.cache.contains_key(&key) {
-                continue;
+            if !self.cache.contains_key(&key) {
+                let slot = self.clean_slot(&key, value, encoded);
+                self.insert_clean(key, slot);
             }
-            let slot = Slot {
-                value,
-                dirty: false,
-                held: false,
-                touched: self.round,
-                weight: self.mean.weigh::<V>(&key, encoded),
-            };
-            self.bytes += slot.weight;
-            self.cache.insert(key, slot);
         }
     }
 
-    /// The cache entry of a value as RocksDB holds it.
-    fn clean_slot(&mut self, key: &[u8], stored: Option<&[u8]>) -> Result<Slot<V>, StoreError> {
-        Ok(Slot {
-            value: stored.map(|bytes| decode(self.cf, bytes)).transpose()?,
+    /// The cache entry of a value as RocksDB holds it, `encoded` bytes there.
+    fn clean_slot(&mut self, key: &[u8], value: Option<V>, encoded: usize) -> Slot<V> {
+        Slot {
+            value,
             dirty: false,
             held: false,
             touched: self.round,
-            weight: self.mean.weigh::<V>(key, stored.map_or(0, <[u8]>::len)),
-        })
+            weight: self.mean.weigh::<V>(key, encoded),
+        }
     }
 
-    fn insert_clean(&mut self, key: &[u8], slot: Slot<V>) {
+    fn insert_clean(&mut self, key: Box<[u8]>, slot: Slot<V>) {
         self.bytes += slot.weight;
-        if let Some(old) = self.cache.insert(key.into(), slot) {
+        if let Some(old) = self.cache.insert(key, slot) {
             self.bytes -= old.weight;
         }
     }
@@ -525,19 +518,26 @@ pub fn fetch<V: DeserializeOwned>(
     if !keys.is_empty() {
         let values = db.batched_multi_get_cf(cf(db, cf_name)?, &keys, true);
         for (key, stored) in keys.into_iter().zip(values) {
-            let stored = stored?;
-            let value = stored.as_deref().map(|b| decode(cf_name, b)).transpose()?;
-            rows.push((key, value, stored.map_or(0, |b| b.len())));
+            let (value, encoded) = decode(cf_name, stored?.as_deref())?;
+            rows.push((key, value, encoded));
         }
     }
     Ok(Fetched { trims, rows })
 }
 
-fn decode<V: DeserializeOwned>(cf: &'static str, bytes: &[u8]) -> Result<V, StoreError> {
-    codec::decode(bytes).map_err(|e| StoreError::Corrupt {
+/// The value RocksDB holds as `stored` in `cf`, if any, and its encoded size.
+fn decode<V: DeserializeOwned>(
+    cf: &'static str,
+    stored: Option<&[u8]>,
+) -> Result<(Option<V>, usize), StoreError> {
+    let Some(bytes) = stored else {
+        return Ok((None, 0));
+    };
+    let value = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
         cf,
         message: e.to_string(),
-    })
+    })?;
+    Ok((Some(value), bytes.len()))
 }
 
 /// The estimated memory of a cache entry: the hash table's slot with its share of empty
