@@ -19,3 +19,11 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> bincode::Result<Vec<u8>> {
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> bincode::Result<T> {
     options().deserialize(bytes)
 }
+
+/// The bytes [`encode`] writes for a value, counted without writing them (0 for one it
+/// cannot encode, which the write reports).
+pub fn size<T: Serialize + ?Sized>(value: &T) -> usize {
+    options()
+        .serialized_size(value)
+        .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+}

@@ -2,10 +2,10 @@
 //! then to RocksDB; writes stay in the cache, marked dirty, until the store commits them
 //! all in one `WriteBatch` — or, for a store nobody reopens, until the cache outgrows its
 //! budget ([`Table::spill`]). The cache is bounded in bytes: each entry is weighed by its
-//! key and encoded value (estimated from the table's mean until staged), and after a
-//! commit a table over its budget drops clean entries until it is a quarter under it, so
-//! memory stays flat however large the state grows and the rest of the working set stays
-//! cached. An entry changed where RocksDB does not hold the change yet, but something
+//! key and encoded value (one changed in place is estimated from the table's mean until
+//! staged), and after a commit a table over its budget drops clean entries until it is a
+//! quarter under it, so memory stays flat however large the state grows and the rest of
+//! the working set stays cached. An entry changed where RocksDB does not hold the change yet, but something
 //! else (the [`super::clock_log`]) does, is *held*: not written, never dropped.
 
 use std::collections::HashMap;
@@ -289,15 +289,17 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         self.set(key, None);
     }
 
+    /// Puts `value` at `key`, weighed as it encodes: a table that has written nothing
+    /// yet (a replay's alerts, kept in memory while they fit) has no mean to go by.
     fn set(&mut self, key: &[u8], value: Option<V>) {
+        let weight = weight::<V>(key, value.as_ref().map_or(0, codec::size));
         match self.cache.get_mut(key) {
             Some(slot) => {
                 slot.touched = self.round;
-                let grown = match value {
-                    Some(_) => self.mean.fill(key, slot, &mut self.bytes),
-                    None => 0,
-                };
                 slot.value = value;
+                let grown = weight.saturating_sub(slot.weight);
+                slot.weight += grown;
+                self.bytes += grown;
                 self.dirty.mark(key, slot, grown);
             }
             None => {
@@ -306,7 +308,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                     dirty: false,
                     held: false,
                     touched: self.round,
-                    weight: self.mean.estimate::<V>(key),
+                    weight,
                 };
                 self.bytes += slot.weight;
                 self.dirty.mark(key, &mut slot, 0);
@@ -319,36 +321,94 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// sorted keys far faster than scattered ones); the entries are clean afterwards.
     pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
         let cf = cf(db, self.cf)?;
-        let mut keys = std::mem::take(&mut self.dirty.keys);
-        keys.sort_unstable();
-        for key in keys {
-            let Some(slot) = self.cache.get_mut(&key).filter(|slot| slot.dirty) else {
-                continue;
-            };
-            slot.dirty = false;
-            self.dirty.count -= 1;
-            self.dirty.bytes = self.dirty.bytes.saturating_sub(slot.weight);
-            let encoded = match &slot.value {
-                Some(v) => {
-                    let bytes = codec::encode(v).map_err(|e| StoreError::Corrupt {
-                        cf: self.cf,
-                        message: e.to_string(),
-                    })?;
-                    let len = bytes.len();
-                    batch.put_cf(cf, &key, bytes);
-                    self.written.insert(&key);
-                    len
-                }
-                None => {
-                    batch.delete_cf(cf, &key);
-                    0
-                }
-            };
-            self.bytes -= slot.weight;
-            slot.weight = self.mean.weigh::<V>(&key, encoded);
-            self.bytes += slot.weight;
+        for key in self.sorted_dirty_keys() {
+            self.stage_entry(cf, &key, batch)?;
         }
         Ok(())
+    }
+
+    /// Writes every dirty entry to RocksDB (without the write-ahead log: for a store
+    /// nobody reopens) in batches of about `chunk` bytes, and drops each batch's entries
+    /// from the cache once it is written: no batch holds a second copy of them all.
+    pub fn write_out(&mut self, db: &DB, chunk: usize) -> Result<(), StoreError> {
+        let cf = cf(db, self.cf)?;
+        let mut batch = WriteBatch::default();
+        let mut staged = Vec::new();
+        for key in self.sorted_dirty_keys() {
+            if self.stage_entry(cf, &key, &mut batch)? {
+                staged.push(key);
+            }
+            if batch.size_in_bytes() >= chunk {
+                self.write_and_drop(db, std::mem::take(&mut batch), &mut staged)?;
+            }
+        }
+        self.write_and_drop(db, batch, &mut staged)
+    }
+
+    /// Writes `batch` and drops the entries at `keys`, staged in it, unless held.
+    fn write_and_drop(
+        &mut self,
+        db: &DB,
+        batch: WriteBatch,
+        keys: &mut Vec<Box<[u8]>>,
+    ) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        db.write_without_wal(batch)?;
+        for key in keys.drain(..) {
+            if self.cache.get(&key).is_some_and(|slot| !slot.held) {
+                if let Some(slot) = self.cache.remove(&key) {
+                    self.bytes -= slot.weight;
+                }
+            }
+        }
+        // Rows fetched before this were read while these were not in RocksDB.
+        self.round = self.round.wrapping_add(1);
+        Ok(())
+    }
+
+    /// The keys of the dirty entries, sorted and each once; the list is empty afterwards.
+    fn sorted_dirty_keys(&mut self) -> Vec<Box<[u8]>> {
+        let mut keys = std::mem::take(&mut self.dirty.keys);
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// Moves the entry at `key` into `batch` if it is dirty (true), and marks it clean.
+    fn stage_entry(
+        &mut self,
+        cf: &rocksdb::ColumnFamily,
+        key: &[u8],
+        batch: &mut WriteBatch,
+    ) -> Result<bool, StoreError> {
+        let Some(slot) = self.cache.get_mut(key).filter(|slot| slot.dirty) else {
+            return Ok(false);
+        };
+        slot.dirty = false;
+        self.dirty.count -= 1;
+        self.dirty.bytes = self.dirty.bytes.saturating_sub(slot.weight);
+        let encoded = match &slot.value {
+            Some(v) => {
+                let bytes = codec::encode(v).map_err(|e| StoreError::Corrupt {
+                    cf: self.cf,
+                    message: e.to_string(),
+                })?;
+                let len = bytes.len();
+                batch.put_cf(cf, key, bytes);
+                self.written.insert(key);
+                len
+            }
+            None => {
+                batch.delete_cf(cf, key);
+                0
+            }
+        };
+        self.bytes -= slot.weight;
+        slot.weight = self.mean.weigh::<V>(key, encoded);
+        self.bytes += slot.weight;
+        Ok(true)
     }
 
     /// Stages dirty entries, as [`Table::stage`], only as far as the cache has outgrown
@@ -476,6 +536,8 @@ pub trait Staged {
     fn spill(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError>;
     /// [`Table::evict_if_over_budget`]
     fn evict_if_over_budget(&mut self);
+    /// [`Table::write_out`]
+    fn write_out(&mut self, db: &DB, chunk: usize) -> Result<(), StoreError>;
 }
 
 impl<V: Serialize + DeserializeOwned + Clone> Staged for Table<V> {
@@ -489,6 +551,10 @@ impl<V: Serialize + DeserializeOwned + Clone> Staged for Table<V> {
 
     fn evict_if_over_budget(&mut self) {
         Table::evict_if_over_budget(self)
+    }
+
+    fn write_out(&mut self, db: &DB, chunk: usize) -> Result<(), StoreError> {
+        Table::write_out(self, db, chunk)
     }
 }
 
@@ -703,6 +769,47 @@ mod tests {
             table.cache.len() < before + 200,
             "entries not read went first"
         );
+    }
+
+    #[test]
+    fn values_put_before_any_is_written_weigh_what_they_encode_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut table, budget) = small_table(dir.path());
+        // 100 values of 1 KiB: past the 64 KiB budget, though the table has no mean yet.
+        for i in 0..100 {
+            table.put(format!("k{i}").as_bytes(), "x".repeat(1024));
+        }
+        assert!(table.bytes > 100 * 1024, "{} bytes", table.bytes);
+        let mut batch = WriteBatch::default();
+        table.spill(&db, &mut batch).unwrap();
+        assert!(!batch.is_empty(), "nothing spilled at {} bytes", table.bytes);
+        assert!(table.bytes > budget);
+        table.evict_if_over_budget();
+        assert!(table.bytes <= budget, "{} bytes", table.bytes);
+    }
+
+    #[test]
+    fn writing_out_leaves_every_change_in_rocksdb_and_none_in_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut table, _) = small_table(dir.path());
+        for i in 0..300 {
+            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
+        }
+        table.delete(b"k7");
+        table.write_out(&db, 1024).unwrap();
+        assert_eq!(table.bytes, 0);
+        assert_eq!(table.dirty.count, 0);
+        for i in 0..300 {
+            let key = format!("k{i}");
+            assert_eq!(table.cached(key.as_bytes(), |_| ()), None, "{key} cached");
+            let expected = (i != 7).then(|| format!("value {i}"));
+            let stored = db.get_cf(db.cf_handle("t").unwrap(), &key).unwrap();
+            assert_eq!(
+                stored.map(|b| codec::decode::<String>(&b).unwrap()),
+                expected
+            );
+            assert_eq!(table.get(&db, key.as_bytes()).unwrap(), expected);
+        }
     }
 
     #[test]
