@@ -641,6 +641,13 @@ mod tests {
         table.evict_if_over_budget();
     }
 
+    /// Puts `value i` at `ki` for every i of `keys`.
+    fn put_values(table: &mut Table<String>, keys: std::ops::Range<usize>) {
+        for i in keys {
+            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
+        }
+    }
+
     /// The weight of every cached entry, added up.
     fn weighed(table: &Table<String>) -> usize {
         table.cache.values().map(|s| s.weight).sum()
@@ -650,9 +657,7 @@ mod tests {
     fn a_cache_over_budget_drops_clean_entries_to_a_quarter_under_it() {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut table, budget) = small_table(dir.path());
-        for i in 0..10_000 {
-            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
-        }
+        put_values(&mut table, 0..10_000);
         let mut batch = WriteBatch::default();
         table.stage(&db, &mut batch).unwrap();
         db.write(batch).unwrap();
@@ -678,9 +683,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut table, _) = small_table(dir.path());
         table.filter_written(16 << 10);
-        for i in 0..10_000 {
-            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
-        }
+        put_values(&mut table, 0..10_000);
         commit(&db, &mut table);
         let before = table.misses();
         for i in 0..10_000 {
@@ -782,7 +785,11 @@ mod tests {
         assert!(table.bytes > 100 * 1024, "{} bytes", table.bytes);
         let mut batch = WriteBatch::default();
         table.spill(&db, &mut batch).unwrap();
-        assert!(!batch.is_empty(), "nothing spilled at {} bytes", table.bytes);
+        assert!(
+            !batch.is_empty(),
+            "nothing spilled at {} bytes",
+            table.bytes
+        );
         assert!(table.bytes > budget);
         table.evict_if_over_budget();
         assert!(table.bytes <= budget, "{} bytes", table.bytes);
@@ -792,9 +799,7 @@ mod tests {
     fn writing_out_leaves_every_change_in_rocksdb_and_none_in_the_cache() {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut table, _) = small_table(dir.path());
-        for i in 0..300 {
-            table.put(format!("k{i}").as_bytes(), format!("value {i}"));
-        }
+        put_values(&mut table, 0..300);
         table.delete(b"k7");
         table.write_out(&db, 1024).unwrap();
         assert_eq!(table.bytes, 0);
@@ -824,14 +829,9 @@ mod tests {
             table.evict_if_over_budget();
             count
         };
-        let put = |table: &mut Table<String>, keys: std::ops::Range<usize>| {
-            for i in keys {
-                table.put(format!("k{i}").as_bytes(), format!("value {i}"));
-            }
-        };
-        put(&mut table, 0..100);
+        put_values(&mut table, 0..100);
         assert_eq!(spill(&mut table), 0, "changes that fit stay in memory");
-        put(&mut table, 0..10_000);
+        put_values(&mut table, 0..10_000);
         let written = spill(&mut table);
         assert!((1..10_000).contains(&written), "{written} written");
         assert!(table.bytes <= budget / 4 * 3, "{} bytes", table.bytes);
@@ -845,7 +845,7 @@ mod tests {
         };
         assert_eq!(dirty(&table), table.dirty.bytes);
         // Changed after that trim: older changes are written before these.
-        put(&mut table, 10_000..10_300);
+        put_values(&mut table, 10_000..10_300);
         assert!(spill(&mut table) > 0);
         assert_eq!(dirty(&table), table.dirty.bytes);
         let stored = |i: usize| {
