@@ -5,8 +5,9 @@
 //! key and encoded value (one changed in place is estimated from the table's mean until
 //! staged), and after a commit a table over its budget drops clean entries until it is a
 //! quarter under it, so memory stays flat however large the state grows and the rest of
-//! the working set stays cached. An entry changed where RocksDB does not hold the change yet, but something
-//! else (the [`super::clock_log`]) does, is *held*: not written, never dropped.
+//! the working set stays cached. An entry changed where RocksDB does not hold the change
+//! yet, but something else (the [`super::clock_log`]) does, is *held*: not written,
+//! never dropped.
 
 use std::collections::HashMap;
 
