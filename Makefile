@@ -67,3 +67,4 @@ fuzz: deps
 lint: deps
 	cargo fmt --check
 	cargo clippy --release --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc --release --locked --no-deps

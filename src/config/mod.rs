@@ -1,6 +1,6 @@
 //! Configuration: the TOML file (`config/lockstep.toml` documents every key), its
 //! defaults (SPEC §4), and validation that fails at start with the key, the value and
-//! what is allowed. String values may take `${VAR}` from the environment ([`env`]);
+//! what is allowed. String values may take `${VAR}` from the environment ([`env`](mod@env));
 //! secret values never appear in an error.
 
 pub mod env;

@@ -9,7 +9,7 @@
 //! lineage root and have the same number of partitions, so every event of a tree reaches
 //! shard p, and the range assignor gives a member the same partition numbers of every
 //! topic (librdkafka's cooperative-sticky assignor does not promise that). Each shard is
-//! a [`Core`] of its own — RocksDB under `STATE/shard-p`, watermark, deadlines, outbox —
+//! a `Core` of its own — RocksDB under `STATE/shard-p`, watermark, deadlines, outbox —
 //! so time and deadlines advance on every instance for what it owns.
 //!
 //! A move is a hand-over through Kafka: on revoke, each shard commits what it applied,

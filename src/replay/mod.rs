@@ -154,7 +154,7 @@ pub struct ReplayInput {
     pub as_of: Option<Micros>,
     /// How far out of order events may arrive.
     pub allowed_lateness: Span,
-    /// Clock skew tolerated ahead of the wall clock (see [`settle_ahead`]).
+    /// Clock skew tolerated ahead of the wall clock (see `settle_ahead`).
     pub max_future_skew: Span,
     /// Past twice this many events held for ordering, the earliest are released early.
     pub max_held_events: usize,

@@ -7,7 +7,7 @@
 //! the SLA targets, who generated it when with which lockstep, the SHA-256 of the
 //! configuration and of every input, a scope statement and a sign-off block.
 //! One [`Report`] is built from the committed state and the replay's alerts, then
-//! written as JSON, CSV, Markdown or a self-contained HTML page ([`html`]) — so the
+//! written as JSON, CSV, Markdown or a self-contained HTML page (`html`) — so the
 //! numbers agree across formats by construction.
 
 mod html;

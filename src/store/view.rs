@@ -143,7 +143,7 @@ pub struct LineageNode {
 }
 
 /// How far a lineage walk goes before it stops (cycles cannot happen; wide trees can).
-const MAX_LINEAGE_NODES: usize = 10_000;
+pub const MAX_LINEAGE_NODES: usize = 10_000;
 /// How many levels of descendants a lineage tree shows; deeper nodes are marked
 /// `truncated` (ask for the lineage of the last one shown to go on). Every client's
 /// JSON parser, and a person reading the tree, stay within reach.
