@@ -17,7 +17,7 @@ export LOCKSTEP_TANSU_DURABLE := $(HOME)/.cache/tansu-durable/bin/tansu
 PYENV := $(HOME)/.cache/lockstep-py
 export LOCKSTEP_PYTHON := $(PYENV)/bin/python
 
-.PHONY: deps chromium build test demo replay-demo bench fuzz lint
+.PHONY: deps chromium build test chaos demo replay-demo bench fuzz lint
 
 # The rocksdb crate generates its bindings with libclang: clang-sys loads `libclang.so`
 # (or `libclang-N.so`), which a fresh image lacks even when `libclang-cpp.so.N` is there.
@@ -46,6 +46,12 @@ build: deps
 
 test: deps chromium $(LOCKSTEP_PYTHON) $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
 	cargo test --release --locked
+
+# The long chaos run: FAULTS random faults (kill -9, SIGSTOP of a member or the broker, a
+# broker restart) across three members of a group; its alerts must equal one replay's.
+FAULTS ?= 50
+chaos: deps $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
+	LOCKSTEP_CHAOS_FAULTS=$(FAULTS) cargo test --release --locked --test chaos -- --nocapture
 
 # The main job on a local default: broker, pipeline, a simulated feed, alerts live.
 demo: build $(LOCKSTEP_TANSU)

@@ -11,9 +11,7 @@ mod support;
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
-use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lockstep::config::Config;
 use lockstep::event::{Action, EntityKind, IdentityEvent, System};
@@ -21,6 +19,7 @@ use lockstep::live::feed::{produce_keyed, Keys};
 use lockstep::repartition::shard_of;
 use lockstep::simulate::{generate, Scenario};
 use lockstep::time::{Micros, Span};
+use support::group::*;
 use support::*;
 
 /// A partition of this small feed (6,348 events at 1,000/s over 24 partitions; mdm has
@@ -31,26 +30,6 @@ const GROUP: &str = r#"
 allowed_lateness = "30s"
 idle_timeout = "20s"
 "#;
-
-/// The repartition topic of the entity-keyed run.
-const ROUTES: &str = "lockstep.repartition";
-
-/// A config of `broker` for a member of the group `lockstep-scale-out` (routing through
-/// [`ROUTES`] when the feed is keyed by entity).
-fn group_config(dir: &Path, broker: &Broker, keys: Keys) -> PathBuf {
-    let path = config(dir, broker, GROUP);
-    let routes = match keys {
-        Keys::Entity => format!("repartition_topic = \"{ROUTES}\"\n"),
-        Keys::Root => String::new(),
-    };
-    let text = std::fs::read_to_string(&path).unwrap().replacen(
-        "[kafka.properties]\n",
-        &format!("assignment = \"group\"\ngroup_id = \"lockstep-scale-out\"\n{routes}[kafka.properties]\n\"session.timeout.ms\" = \"6000\"\n\"heartbeat.interval.ms\" = \"1000\"\n"),
-        1,
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
 
 /// Two trees in the middle of `events`, on shards 5 and 0 — which the range assignor
 /// gives to different members whenever two or more share the six: `acct`'s, with a key
@@ -91,81 +70,6 @@ fn late_parent(events: &[IdentityEvent]) -> Vec<IdentityEvent> {
     ]
 }
 
-/// One member: its process and log (killed if the test fails before it stops it).
-struct Member {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Member {
-    fn start(dir: &Path, config: &Path, name: &str) -> Member {
-        let state = dir.join(format!("state-{name}"));
-        let log = dir.join(format!("{name}.log"));
-        Member {
-            child: Some(run(config, &state, &log)),
-            log,
-        }
-    }
-
-    /// Stops it with SIGTERM; it must exit 0.
-    fn stop(mut self) {
-        if let Some(child) = self.child.take() {
-            terminate(child, &self.log);
-        }
-    }
-
-    /// Kills it with -9.
-    fn kill(mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Whether it runs the group's router now (it owns state shard 0).
-    fn routes(&self) -> bool {
-        let text = self.text();
-        text.rfind("starting the router") > text.rfind("router stopped")
-    }
-
-    /// Whether the group has given this member partitions at some point.
-    fn held_partitions(&self) -> bool {
-        self.text()
-            .lines()
-            .any(|l| l.contains("partitions assigned") && !l.contains("partitions=0"))
-    }
-}
-
-/// Waits until `done`, or fails after `timeout` with the members' logs.
-fn wait_until(what: &str, timeout: Duration, members: &[&Member], done: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(
-            started.elapsed() < timeout,
-            "timed out waiting until {what}; logs:\n{}",
-            members
-                .iter()
-                .map(|m| m.text())
-                .collect::<Vec<_>>()
-                .join("\n---\n")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn members_added_killed_and_stopped_raise_the_alerts_of_one_replay() {
     share_the_work(Keys::Root);
@@ -184,7 +88,7 @@ fn share_the_work(keys: Keys) {
     if keys == Keys::Entity {
         broker.create_topics(&[ROUTES], 6);
     }
-    let cfg_path = group_config(dir.path(), &broker, keys);
+    let cfg_path = group_config(dir.path(), &broker, keys, GROUP);
     let cfg = Config::load(&cfg_path).unwrap();
 
     let mut events = generate(&Scenario::new(11, 240));

@@ -32,6 +32,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::probe::Probe;
 use super::routes::Moves;
 use super::{
     alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Shard, MAX_BATCH,
@@ -48,6 +49,8 @@ use crate::store::{MemoryBudget, Store};
 use crate::telemetry::Metrics;
 use crate::time::{Micros, Span};
 
+/// librdkafka's default `session.timeout.ms`.
+const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 /// A shard is caught up once it has at most this many records left to read.
 const CAUGHT_UP: i64 = MAX_BATCH as i64;
 
@@ -57,6 +60,13 @@ pub struct GroupPipeline {
     metrics: Arc<Metrics>,
     /// `[correlator] max_future_skew`.
     skew: Span,
+    /// The topics it subscribes to.
+    topics: Vec<String>,
+    /// The group's `session.timeout.ms`: not running for longer, the member has likely
+    /// been expelled, and its partitions given to others.
+    session_timeout: Duration,
+    /// When the last step began.
+    last_step: Instant,
 }
 
 /// The shards this instance owns, shared by the poll loop and the rebalance callback
@@ -92,6 +102,8 @@ struct Opener {
     encoding: AlertEncoding,
     /// `[kafka] repartition_topic`: the shards read it, and shard 0's owner routes.
     routes: Option<String>,
+    /// The member's one probe of its partitions' ends, shared by its shards.
+    probe: Probe,
 }
 
 /// The router ([`crate::repartition`]) on a thread of its own, with its own consumer
@@ -151,6 +163,14 @@ impl GroupPipeline {
                 .memory_budget
                 .share(count + usize::from(routes.is_some())),
             routes: routes.clone(),
+            probe: Probe::spawn(
+                &kafka,
+                Vec::new(),
+                Vec::new(),
+                config.correlator.idle_timeout,
+                metrics.clone(),
+                control.shutdown.clone(),
+            ),
             config: config.clone(),
             dir,
             metrics: metrics.clone(),
@@ -175,8 +195,11 @@ impl GroupPipeline {
                 .map(str::to_owned)
                 .collect()
         };
-        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
-        let consumer = group_consumer(&kafka, &topics, membership)?;
+        let consumer = group_consumer(
+            &kafka,
+            &topics.iter().map(String::as_str).collect::<Vec<_>>(),
+            membership,
+        )?;
         match &routes {
             Some(topic) => tracing::info!(
                 group = %kafka.group_id,
@@ -190,10 +213,18 @@ impl GroupPipeline {
                 "joining the consumer group: partition number p of every source topic is state shard p"
             ),
         }
+        let session_timeout = kafka
+            .properties
+            .get("session.timeout.ms")
+            .and_then(|ms| ms.parse().ok())
+            .map_or(DEFAULT_SESSION_TIMEOUT, Duration::from_millis);
         Ok(GroupPipeline {
             consumer,
             metrics,
             skew: config.correlator.max_future_skew,
+            topics,
+            session_timeout,
+            last_step: Instant::now(),
         })
     }
 
@@ -228,10 +259,38 @@ impl GroupPipeline {
         Ok(())
     }
 
+    /// This member did not run for `gap`, longer than the group's session timeout
+    /// (stopped, frozen, starved): the group has likely given its partitions to others.
+    /// Before it applies or sends anything more for them it gives them all up — each
+    /// shard commits what it applied before, and drops what it held — and joins again:
+    /// what it owns is what the next assignment says.
+    fn rejoin(&mut self, gap: Duration) -> Result<(), LiveError> {
+        tracing::warn!(
+            stopped_for = ?gap,
+            session_timeout = ?self.session_timeout,
+            "this member did not run for longer than the group's session timeout (stopped, frozen or starved): giving its partitions up and joining the group again before it reads on"
+        );
+        self.metrics
+            .rebalances
+            .with_label_values(&["rejoined"])
+            .inc();
+        lock(&self.consumer.context().shards).revoke()?;
+        self.consumer.unsubscribe();
+        let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
+        self.consumer.subscribe(&topics)?;
+        self.last_step = Instant::now();
+        Ok(())
+    }
+
     /// One step: poll, hand each record to its shard, then let every shard order,
     /// correlate, commit and produce.
     fn step(&mut self, control: &Control) -> Result<(), LiveError> {
         let started = Instant::now();
+        let gap =
+            started.saturating_duration_since(std::mem::replace(&mut self.last_step, started));
+        if gap > self.session_timeout {
+            return self.rejoin(gap);
+        }
         let future_limit = Micros::now().plus(self.skew);
         let (backlog, busy) = {
             let shards = lock(&self.consumer.context().shards);
@@ -252,7 +311,14 @@ impl GroupPipeline {
                 _ => Duration::ZERO,
             };
             // Rebalances run in here, through `Membership::rebalance`.
-            match self.consumer.poll(wait) {
+            let polled_now = self.consumer.poll(wait);
+            // Stopped in there for longer than the session timeout: nothing more is
+            // applied before the group says what this member owns now.
+            let gap = started.elapsed();
+            if gap > self.session_timeout {
+                return self.rejoin(gap);
+            }
+            match polled_now {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
@@ -348,31 +414,23 @@ fn partition_count(config: &Config, partitions: &[(String, i32)]) -> Result<usiz
 }
 
 impl Owned {
-    /// Sets the consumer lag of its partitions (as the last fetch responses give their
-    /// high watermarks) and, while restoring, returns the records left to read, or None
-    /// once caught up (said, and timed).
+    /// While restoring, returns the records left to read (as the last fetch responses
+    /// give their partitions' high watermarks), or None once caught up (said, and timed).
     fn observe(
         &mut self,
         consumer: &BaseConsumer<Membership>,
         shard: i32,
         metrics: &Metrics,
     ) -> Option<i64> {
+        let (since, from) = self.restoring?;
         let mut left = 0;
         let mut known = true;
         for part in &self.core.partitions {
             match fetched_high_watermark(consumer, &part.topic, part.partition) {
-                Some(high) => {
-                    let lag = (high - part.next_offset).max(0);
-                    metrics
-                        .consumer_lag
-                        .with_label_values(&[&part.topic, &part.partition.to_string()])
-                        .set(lag);
-                    left += lag;
-                }
+                Some(high) => left += (high - part.next_offset).max(0),
                 None => known = false,
             }
         }
-        let (since, from) = self.restoring?;
         if !known || left > CAUGHT_UP {
             return Some(left);
         }
@@ -456,11 +514,12 @@ impl Shards {
         let mut partitions = 0;
         for (shard, mut owned) in std::mem::take(&mut self.owned) {
             partitions += owned.core.partitions.len();
+            // Retired first: its probe stops setting the lag of what moved away.
+            owned.core.retire()?;
             for part in &owned.core.partitions {
                 let labels = [part.topic.as_str(), &part.partition.to_string()];
                 let _ = metrics.consumer_lag.remove_label_values(&labels);
             }
-            owned.core.retire()?;
             self.parked.insert(shard, owned);
         }
         for topic in self.opener.topics() {
@@ -543,7 +602,7 @@ impl Opener {
             self.encoding,
             Shard {
                 partitions,
-                probe: None,
+                probe: self.probe.clone(),
                 judges_silence,
                 role,
             },

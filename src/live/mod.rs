@@ -45,9 +45,7 @@ use crate::repartition::Router;
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::{case_json, AlertEncoding};
 use crate::source::continuity::{self, fingerprint, Continuity};
-use crate::source::kafka::{
-    assigned_consumer, client_config, fetched_high_watermark, source_partitions,
-};
+use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
 use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
@@ -220,7 +218,7 @@ impl Progress {
 struct Shard {
     /// The source partitions it consumes (with their positions in its store).
     partitions: Vec<(String, i32)>,
-    probe: Option<Probe>,
+    probe: Probe,
     judges_silence: bool,
     role: Role,
 }
@@ -268,8 +266,9 @@ struct Core {
     /// How alerts are encoded for the alerts topic.
     alert_encoding: AlertEncoding,
     config: Config,
-    /// Watches the broker for lag and added partitions (with every partition assigned).
-    probe: Option<Probe>,
+    /// Asks the broker for its partitions' ends (lag, and whether they are caught up) and,
+    /// with every partition assigned, for partitions added.
+    probe: Probe,
     /// Whether this core raises `source_silent` (one core of an instance does).
     judges_silence: bool,
     /// Partitions paused for being ahead while too many events are held.
@@ -402,13 +401,14 @@ impl Pipeline {
             &kafka,
             config.sources.iter().map(|s| s.topic.clone()).collect(),
             assigned.clone(),
+            config.correlator.idle_timeout,
             metrics.clone(),
             control.shutdown.clone(),
         );
         let encoding = alert_encoding(&config)?;
         let shard = Shard {
             partitions: assigned,
-            probe: Some(probe),
+            probe,
             judges_silence: true,
             role,
         };
@@ -486,12 +486,7 @@ impl Pipeline {
         // the step's other clocks are.
         let future_limit = Micros::now().plus(self.core.config.correlator.max_future_skew);
         let mut polled = 0;
-        let added = self
-            .core
-            .probe
-            .as_ref()
-            .map(Probe::take_added)
-            .unwrap_or_default();
+        let added = self.core.probe.take_added();
         if !added.is_empty() {
             for (topic, partition) in added {
                 self.core.add_partition(topic, partition, None);
@@ -654,8 +649,9 @@ impl Core {
         Ok(core)
     }
 
-    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions, and those the
-    /// broker holds unread records for, count as active, not idle.
+    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions, and those not
+    /// known to be caught up (SPEC §5: the broker holds unread records, or has not said
+    /// lately what it holds), count as active, not idle.
     fn pace<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let now = Instant::now();
         let held = self.buffer.len();
@@ -691,12 +687,17 @@ impl Core {
         for &p in &self.paused {
             self.watermarks.touch(p, now);
         }
-        // A partition the broker holds unread records for is behind, not quiet: it keeps
-        // holding the watermark back however long the others keep it waiting (idle, its
-        // records would come after the watermark passed them, and be applied late).
-        for (p, part) in self.partitions.iter().enumerate() {
-            let high = fetched_high_watermark(consumer, &part.topic, part.partition);
-            if high.is_some_and(|high| high > part.next_offset) {
+        // A partition that is behind, or that the broker has not answered for lately
+        // (stalled, unreachable, frozen), is not quiet: it keeps holding the watermark
+        // back however long that lasts (idle, its records would come after the watermark
+        // passed them, and be applied late).
+        let parts = self.partitions.iter();
+        let known = self.probe.caught_up(
+            parts.map(|p| (p.topic.as_str(), p.partition, p.next_offset)),
+            now,
+        );
+        for (p, caught_up) in known.into_iter().enumerate() {
+            if !caught_up {
                 self.watermarks.touch(p, now);
             }
         }
@@ -779,6 +780,11 @@ impl Core {
     /// positions, by whoever owns the partitions next.
     fn retire(&mut self) -> Result<(), LiveError> {
         self.shutdown()?;
+        self.probe.forget(
+            self.partitions
+                .iter()
+                .map(|p| (p.topic.as_str(), p.partition)),
+        );
         self.buffer = ReorderBuffer::new(self.config.correlator.allowed_lateness);
         if let Some(moves) = &mut self.moves {
             moves.forget();
@@ -871,9 +877,11 @@ impl Core {
         self.emit(alerts)?;
         self.commit(false)?;
         self.delivered.extend(self.producer.poll(Duration::ZERO));
-        if let Some(probe) = &self.probe {
-            probe.report(self.partitions.iter().map(|p| p.next_offset));
-        }
+        self.probe.report(
+            self.partitions
+                .iter()
+                .map(|p| (p.topic.as_str(), p.partition, p.next_offset)),
+        );
         self.report_gauges();
         let m = &self.metrics;
         m.watermark_lag

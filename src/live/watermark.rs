@@ -2,6 +2,12 @@
 //! `allowed_lateness`; the stream watermark is the minimum over partitions that are not
 //! idle; when every partition is idle it follows the wall clock (now − lateness), so
 //! deadlines fire even when every feed is quiet. It never goes backwards.
+//!
+//! Quiet counts only while somebody listens: a partition is idle only when its records
+//! stop *and* the pipeline knows it has read all the broker holds of it (the pipeline
+//! [`Watermarks::touch`]es a partition it does not know that of), and time this process
+//! did not run — stopped, frozen, starved for longer than half of `idle_timeout` between
+//! two [`Watermarks::advance`]s — is not quiet on any partition.
 
 use std::time::Instant;
 
@@ -18,6 +24,8 @@ pub struct Watermarks {
     idle_timeout: std::time::Duration,
     clocks: Vec<Clock>,
     current: Micros,
+    /// When the watermark was last advanced.
+    advanced: Option<Instant>,
 }
 
 impl Watermarks {
@@ -28,6 +36,7 @@ impl Watermarks {
             idle_timeout: idle_timeout.to_std(),
             clocks: Vec::new(),
             current: Micros::MIN,
+            advanced: None,
         }
     }
 
@@ -80,8 +89,18 @@ impl Watermarks {
         }
     }
 
-    /// The stream watermark at `now` (wall clock `wall`).
+    /// The stream watermark at `now` (wall clock `wall`). When the last advance was more
+    /// than half of `idle_timeout` ago this process was not running (stopped, frozen or
+    /// starved): nothing was heard in that time, so every partition counts as active from
+    /// `now` (and returns its `idle_timeout` to say what it holds).
     pub fn advance(&mut self, now: Instant, wall: Micros) -> Micros {
+        if self
+            .advanced
+            .is_some_and(|t| now.saturating_duration_since(t) > self.idle_timeout / 2)
+        {
+            self.hold(now);
+        }
+        self.advanced = Some(now);
         let active = self
             .clocks
             .iter()
@@ -107,49 +126,52 @@ mod tests {
     #[test]
     fn minimum_over_active_partitions_then_wall_clock() {
         let start = Instant::now();
+        let s = |secs: u64| start + Duration::from_secs(secs);
+        let wall = Micros(1_000_000_000);
         let mut w = Watermarks::new(Span::secs(30), Span::secs(10));
         (0..3).for_each(|_| w.add(start));
         w.observe(0, Micros(100_000_000), start);
         w.observe(1, Micros(50_000_000), start);
         // Partition 2 has had no record yet: it holds the watermark until it is idle.
-        assert_eq!(w.advance(start, Micros(1_000_000_000)), Micros::MIN);
-        assert_eq!(
-            w.advance(start + Duration::from_secs(5), Micros(1_000_000_000)),
-            Micros::MIN
-        );
-        let later = start + Duration::from_secs(10);
-        w.observe(0, Micros(100_000_000), later);
-        w.observe(1, Micros(50_000_000), later);
-        assert_eq!(w.advance(later, Micros(1_000_000_000)), Micros(20_000_000));
-        let start = later;
+        assert_eq!(w.advance(s(0), wall), Micros::MIN);
+        assert_eq!(w.advance(s(5), wall), Micros::MIN);
+        w.observe(0, Micros(100_000_000), s(10));
+        w.observe(1, Micros(50_000_000), s(10));
+        assert_eq!(w.advance(s(10), wall), Micros(20_000_000));
+        w.observe(0, Micros(110_000_000), s(15));
+        assert_eq!(w.advance(s(15), wall), Micros(20_000_000));
         // Partition 1 goes idle: partition 0 alone decides.
-        w.observe(0, Micros(110_000_000), start + Duration::from_secs(8));
-        assert_eq!(
-            w.advance(start + Duration::from_secs(11), Micros(1_000_000_000)),
-            Micros(80_000_000)
-        );
+        assert_eq!(w.advance(s(20), wall), Micros(80_000_000));
+        assert_eq!(w.advance(s(24), wall), Micros(80_000_000));
         // All idle: the wall clock minus the lateness.
-        assert_eq!(
-            w.advance(start + Duration::from_secs(30), Micros(1_000_000_000)),
-            Micros(970_000_000)
-        );
+        assert_eq!(w.advance(s(25), wall), Micros(970_000_000));
         // An unreachable broker is not a quiet feed: held, the partitions are active.
-        w.hold(start + Duration::from_secs(30));
-        assert_eq!(
-            w.advance(start + Duration::from_secs(35), Micros(2_000_000_000)),
-            Micros(970_000_000)
-        );
+        w.hold(s(25));
+        assert_eq!(w.advance(s(29), Micros(2_000_000_000)), Micros(970_000_000));
         // Held active, partition 2 has no record yet: the others are ahead of it; once it
         // is idle, partition 0 (110) is ahead of partition 1 (60).
-        assert_eq!(w.ahead(start + Duration::from_secs(31)), vec![0, 1]);
-        w.observe(0, Micros(110_000_000), start + Duration::from_secs(45));
-        w.observe(1, Micros(60_000_000), start + Duration::from_secs(45));
-        assert_eq!(w.ahead(start + Duration::from_secs(45)), vec![0]);
+        assert_eq!(w.ahead(s(29)), vec![0, 1]);
+        w.observe(0, Micros(110_000_000), s(33));
+        w.observe(1, Micros(60_000_000), s(33));
+        assert_eq!(w.ahead(s(35)), vec![0]);
         // Never backwards, even when a partition wakes up with old events.
-        w.observe(1, Micros(60_000_000), start + Duration::from_secs(31));
-        assert_eq!(
-            w.advance(start + Duration::from_secs(31), Micros(1_000_000_000)),
-            Micros(970_000_000)
-        );
+        w.observe(1, Micros(60_000_000), s(33));
+        assert_eq!(w.advance(s(33), wall), Micros(970_000_000));
+    }
+
+    #[test]
+    fn time_the_process_did_not_run_is_not_quiet() {
+        let start = Instant::now();
+        let s = |secs: u64| start + Duration::from_secs(secs);
+        let wall = Micros(1_000_000_000);
+        let mut w = Watermarks::new(Span::secs(30), Span::secs(10));
+        w.add(start);
+        w.observe(0, Micros(100_000_000), start);
+        assert_eq!(w.advance(s(4), wall), Micros(70_000_000));
+        // Frozen from 4 s to 60 s: on waking, nothing was heard, not silence.
+        assert_eq!(w.advance(s(60), wall), Micros(70_000_000));
+        assert_eq!(w.advance(s(65), wall), Micros(70_000_000));
+        // Running and hearing nothing for `idle_timeout`: idle.
+        assert_eq!(w.advance(s(70), wall), Micros(970_000_000));
     }
 }

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
+pub mod group;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -93,6 +95,16 @@ impl Broker {
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Freezes the broker (SIGSTOP): connections stay open, nothing is answered.
+    pub fn freeze(&self) {
+        signal(self.child.id(), "STOP");
+    }
+
+    /// Lets a frozen broker run on (SIGCONT).
+    pub fn thaw(&self) {
+        signal(self.child.id(), "CONT");
     }
 
     pub fn brokers(&self) -> String {
@@ -248,6 +260,15 @@ pub fn run(config: &Path, state: &Path, log: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("lockstep run starts")
+}
+
+/// Sends `SIG<name>` to process `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
 }
 
 /// Stops a `lockstep run` with SIGTERM and checks it exits 0.

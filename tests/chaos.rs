@@ -1,0 +1,151 @@
+//! Chaos (SPEC §5–§7): three members of one group, and random faults while the events
+//! are produced — a member killed with -9 and started again on its disk, a member frozen
+//! (SIGSTOP) past the session timeout, the broker frozen, the broker restarted (the
+//! durable sqlite build, so it comes back with its logs) — then the alerts topic,
+//! de-duplicated by `alert_id`, must equal one replay of the same events.
+//!
+//! `LOCKSTEP_CHAOS_FAULTS` (default 3: the run `make test` makes) sets how many faults,
+//! `LOCKSTEP_CHAOS_SEED` which; `make chaos FAULTS=50` is the long run.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use lockstep::config::Config;
+use lockstep::live::feed::{produce_keyed, Keys};
+use lockstep::simulate::{generate, Scenario};
+use lockstep::time::{Micros, Span};
+use rand::{Rng, SeedableRng};
+use support::group::*;
+use support::*;
+
+/// Longer than any partition of the feed (200 events/s over three partitions per topic)
+/// is quiet while it runs, shorter than the feed.
+const SETTINGS: &str = r#"
+[correlator]
+allowed_lateness = "30s"
+idle_timeout = "20s"
+"#;
+/// The group's session timeout (`group_config`).
+const SESSION: Duration = Duration::from_secs(6);
+const RATE: u64 = 200;
+
+/// One fault, and how long it lasts.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Member `m` killed with -9, started again on its disk after the pause.
+    Kill(usize, Duration),
+    /// Member `m` frozen, then let run on.
+    Freeze(usize, Duration),
+    /// The broker frozen, then let run on.
+    FreezeBroker(Duration),
+    /// The broker killed and started again on its storage.
+    RestartBroker,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn draw(rng: &mut rand_chacha::ChaCha8Rng, members: usize) -> Fault {
+    let ms = |rng: &mut rand_chacha::ChaCha8Rng, lo: u64, hi: u64| {
+        Duration::from_millis(rng.gen_range(lo..hi))
+    };
+    let session = SESSION.as_millis() as u64;
+    match rng.gen_range(0..4) {
+        0 => Fault::Kill(rng.gen_range(0..members), ms(rng, 500, 3_000)),
+        1 => Fault::Freeze(
+            rng.gen_range(0..members),
+            ms(rng, session + 1_000, session * 2),
+        ),
+        2 => Fault::FreezeBroker(ms(rng, 2_000, 15_000)),
+        _ => Fault::RestartBroker,
+    }
+}
+
+#[test]
+fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
+    let faults: usize = env_or("LOCKSTEP_CHAOS_FAULTS", 3);
+    let seed: u64 = env_or("LOCKSTEP_CHAOS_SEED", 28);
+    eprintln!("chaos: {faults} faults, seed {seed}");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let plan: Vec<Fault> = (0..faults).map(|_| draw(&mut rng, 3)).collect();
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::durable(dir.path());
+    broker.create_topics(&INPUTS, 3);
+    broker.create_topics(&OUTPUTS, 1);
+    let cfg_path = group_config(dir.path(), &broker, Keys::Root, SETTINGS);
+    let cfg = Config::load(&cfg_path).unwrap();
+
+    // About 26 events an account: a feed that outlasts the faults (~12 s each) at RATE.
+    let accounts = (faults as u64 + 3) * 12 * RATE / 26;
+    let events = generate(&Scenario::new(seed, accounts as u32));
+    let as_of = Micros::now().minus(Span::hours(1));
+    let expected = replay_alerts(
+        &write_events(dir.path(), &events),
+        &as_of.to_string(),
+        dir.path(),
+    );
+
+    let names = ["a", "b", "c"];
+    let mut members: Vec<Member> = names
+        .iter()
+        .map(|n| Member::start(dir.path(), &cfg_path, n))
+        .collect();
+    wait_until(
+        "three members hold partitions",
+        Duration::from_secs(60),
+        &members.iter().collect::<Vec<_>>(),
+        || members.iter().all(Member::held_partitions),
+    );
+    let started = Instant::now();
+    let feeder = {
+        let (cfg, events) = (cfg.clone(), events.clone());
+        std::thread::spawn(move || produce_keyed(&cfg, &events, RATE, Keys::Root).unwrap())
+    };
+    for (i, fault) in plan.iter().enumerate() {
+        std::thread::sleep(Duration::from_millis(rng.gen_range(1_000..4_000)));
+        eprintln!(
+            "chaos: fault {} of {faults} at {:?}: {fault:?}",
+            i + 1,
+            started.elapsed()
+        );
+        match *fault {
+            Fault::Kill(m, pause) => members[m].kill_and_restart(pause),
+            Fault::Freeze(m, pause) => {
+                members[m].freeze();
+                std::thread::sleep(pause);
+                members[m].thaw();
+            }
+            Fault::FreezeBroker(pause) => {
+                broker.freeze();
+                std::thread::sleep(pause);
+                broker.thaw();
+            }
+            Fault::RestartBroker => broker.restart(),
+        }
+    }
+    assert_eq!(feeder.join().unwrap(), events.len() as u64);
+    eprintln!("chaos: feed done after {:?}", started.elapsed());
+
+    let records = read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(300),
+        |r| {
+            let got = alerts(r);
+            expected.keys().all(|k| got.contains_key(k))
+        },
+    );
+    let logs = dir.path().join("members.log");
+    let text: Vec<String> = members.iter().map(Member::text).collect();
+    std::fs::write(&logs, text.join("\n---\n")).unwrap();
+    assert_same_alerts(&alerts(&records), &expected, &logs);
+    for member in members {
+        member.stop();
+    }
+}

@@ -1,0 +1,166 @@
+//! Faults that are not crashes (SPEC §5, §7), against a real tansu broker on loopback: a
+//! broker frozen (SIGSTOP) mid-stream for twice `idle_timeout` while the feed is a
+//! backlog of past events — one instance, and a group of two — and a group member frozen
+//! past the session timeout. Silence nobody could hear is not quiet: the alerts equal
+//! one replay's, none extra, none missing.
+//! The scenarios share two cores, so they run one at a time.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use lockstep::config::Config;
+use lockstep::event::IdentityEvent;
+use lockstep::live::feed::{produce_keyed, Keys};
+use lockstep::simulate::{generate, Scenario};
+use lockstep::time::{Micros, Span};
+use support::group::*;
+use support::*;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Short enough that a stall outlasts it many times over; long enough that no partition
+/// of the feed below (1,000 events/s, keyed by root) is quiet that long while it runs.
+const IDLE: Duration = Duration::from_secs(4);
+
+fn settings() -> String {
+    format!(
+        "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"{}s\"\n",
+        IDLE.as_secs()
+    )
+}
+
+/// The feed: a simulated scenario lying in the past, and what one replay of it raises
+/// with every deadline up to an hour ago evaluated (live, deadlines come due up to the
+/// wall clock).
+fn scenario(dir: &Path, seed: u64) -> (Vec<IdentityEvent>, Alerts) {
+    let events = generate(&Scenario::new(seed, 240));
+    let as_of = Micros::now().minus(Span::hours(1));
+    let expected = replay_alerts(&write_events(dir, &events), &as_of.to_string(), dir);
+    assert!(expected.len() > 30, "{}", expected.len());
+    (events, expected)
+}
+
+/// Produces `events` at 1,000/s on a thread, keyed by root.
+fn feed(cfg: &Config, events: &[IdentityEvent]) -> std::thread::JoinHandle<u64> {
+    let (cfg, events) = (cfg.clone(), events.to_vec());
+    std::thread::spawn(move || produce_keyed(&cfg, &events, 1_000, Keys::Root).unwrap())
+}
+
+/// Reads the alerts topic until every expected alert is there, then compares (`log`
+/// gives the log to show when they differ).
+fn same_as_replay(broker: &Broker, expected: &Alerts, log: impl Fn() -> PathBuf) {
+    let records = read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(120),
+        |r| {
+            let got = alerts(r);
+            expected.keys().all(|k| got.contains_key(k))
+        },
+    );
+    assert_same_alerts(&alerts(&records), expected, &log());
+}
+
+#[test]
+fn a_broker_frozen_mid_stream_raises_nothing_a_replay_does_not() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 1);
+    broker.create_topics(&OUTPUTS, 1);
+    let cfg_path = config(dir.path(), &broker, &settings());
+    let cfg = Config::load(&cfg_path).unwrap();
+    let (events, expected) = scenario(dir.path(), 13);
+
+    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
+    let child = run(&cfg_path, &state, &log);
+    let feeder = feed(&cfg, &events);
+    std::thread::sleep(Duration::from_millis(2_500));
+    broker.freeze();
+    std::thread::sleep(IDLE * 2);
+    broker.thaw();
+    assert_eq!(feeder.join().unwrap(), events.len() as u64);
+    same_as_replay(&broker, &expected, || log.clone());
+    terminate(child, &log);
+}
+
+#[test]
+fn a_broker_frozen_under_a_group_raises_nothing_a_replay_does_not() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 2);
+    broker.create_topics(&OUTPUTS, 1);
+    let cfg_path = group_config(dir.path(), &broker, Keys::Root, &settings());
+    let cfg = Config::load(&cfg_path).unwrap();
+    let (events, expected) = scenario(dir.path(), 17);
+
+    let a = Member::start(dir.path(), &cfg_path, "a");
+    let b = Member::start(dir.path(), &cfg_path, "b");
+    wait_until(
+        "both members hold partitions",
+        Duration::from_secs(60),
+        &[&a, &b],
+        || [&a, &b].iter().all(|m| m.held_partitions()),
+    );
+    let feeder = feed(&cfg, &events);
+    std::thread::sleep(Duration::from_millis(2_500));
+    broker.freeze();
+    std::thread::sleep(IDLE * 2);
+    broker.thaw();
+    assert_eq!(feeder.join().unwrap(), events.len() as u64);
+    same_as_replay(&broker, &expected, || logs_of(&[&a, &b], dir.path()));
+    a.stop();
+    b.stop();
+}
+
+#[test]
+fn a_member_frozen_past_the_session_timeout_gives_its_partitions_up() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 2);
+    broker.create_topics(&OUTPUTS, 1);
+    let cfg_path = group_config(dir.path(), &broker, Keys::Root, &settings());
+    let cfg = Config::load(&cfg_path).unwrap();
+    let (events, expected) = scenario(dir.path(), 19);
+
+    let a = Member::start(dir.path(), &cfg_path, "a");
+    let b = Member::start(dir.path(), &cfg_path, "b");
+    wait_until(
+        "both members hold partitions",
+        Duration::from_secs(60),
+        &[&a, &b],
+        || [&a, &b].iter().all(|m| m.held_partitions()),
+    );
+    let feeder = feed(&cfg, &events);
+    std::thread::sleep(Duration::from_millis(2_000));
+    // Three session timeouts (6 s): the group gives a's partitions to b meanwhile.
+    a.freeze();
+    std::thread::sleep(Duration::from_secs(18));
+    a.thaw();
+    assert_eq!(feeder.join().unwrap(), events.len() as u64);
+    same_as_replay(&broker, &expected, || logs_of(&[&a, &b], dir.path()));
+    assert!(
+        a.text().contains("joining the group again"),
+        "a said it gave its partitions up on waking: {}",
+        a.text()
+    );
+    a.stop();
+    b.stop();
+}
+
+/// The members' logs, joined into one file in `dir`.
+fn logs_of(members: &[&Member], dir: &Path) -> PathBuf {
+    let path = dir.join("members.log");
+    let text: Vec<String> = members.iter().map(|m| m.text()).collect();
+    std::fs::write(&path, text.join("\n---\n")).unwrap();
+    path
+}
