@@ -94,7 +94,9 @@ pub fn produce_keyed(
             }
         }
     }
-    producer.flush(Duration::from_secs(30))?;
+    // As long as librdkafka keeps trying a record (`message.timeout.ms`, 5 minutes by
+    // default): a broker that restarts meanwhile still gets the feed.
+    producer.flush(Duration::from_secs(300))?;
     Ok(sent)
 }
 
