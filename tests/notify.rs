@@ -335,3 +335,66 @@ fn pagerduty_ids(pd: &StandIn) -> (Vec<String>, Vec<String>) {
     }
     (triggers, resolves)
 }
+
+/// The alerts waiting for a receiver that is down survive `kill -9`: the next run sends
+/// them from the outbox.
+#[test]
+fn alerts_waiting_for_a_receiver_that_is_down_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 2);
+    broker.create_topics(&OUTPUTS, 1);
+    let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hook = {
+        let up = up.clone();
+        StandIn::start(move |_, _| match up.load(std::sync::atomic::Ordering::SeqCst) {
+            true => (200, vec![], String::new()),
+            false => (503, vec![], String::new()),
+        })
+    };
+    let sinks = format!(
+        "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"1s\"\n[[notify]]\ntype = \"webhook\"\nurl = \"{}\"\nkinds = [\"echo_missing\", \"revoked_entity_used\"]\n",
+        hook.url
+    );
+    let cfg_path = config(dir.path(), &broker, &sinks);
+    let cfg = Config::load(&cfg_path).unwrap();
+    let events = generate(&Scenario::new(8, 40));
+    let as_of = Micros::now().minus(Span::hours(1)).to_string();
+    let expected = replay_alerts(&write_events(dir.path(), &events), &as_of, dir.path());
+    let wanted: BTreeSet<String> = expected
+        .iter()
+        .filter(|(_, a)| a["kind"] == "echo_missing" || a["kind"] == "revoked_entity_used")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(!wanted.is_empty());
+
+    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
+    let mut child = run(&cfg_path, &state, &log);
+    produce(&cfg, &events, 0).unwrap();
+    // Every alert is on Kafka, so committed: those for the webhook wait in the outbox.
+    read_until(&broker.brokers(), "lockstep.alerts", Duration::from_secs(60), |r| alerts(r).len() >= expected.len());
+    assert!(hook.answered(503) > 0, "tried while down");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    up.store(true, std::sync::atomic::Ordering::SeqCst);
+    let child = run(&cfg_path, &state, &log);
+    let started = Instant::now();
+    while webhook_ids_unsigned(&hook).len() < wanted.len() && started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    terminate(child, &log);
+    assert_eq!(once_each("webhook", webhook_ids_unsigned(&hook)), wanted);
+}
+
+/// The alert ids an unsigned webhook received.
+fn webhook_ids_unsigned(hook: &StandIn) -> Vec<String> {
+    let mut ids = Vec::new();
+    for r in hook.accepted() {
+        assert!(!r.headers.contains_key("x-lockstep-signature"), "no secret, no signature");
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        let alerts = body.as_array().cloned().unwrap_or_else(|| vec![body]);
+        ids.extend(alerts.iter().map(|a| a["alert_id"].as_str().unwrap().to_owned()));
+    }
+    ids
+}
