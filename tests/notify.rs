@@ -45,7 +45,11 @@ fn elasticsearch() -> StandIn {
                 json!({ "create": { "status": if fresh { 201 } else { 409 } } })
             })
             .collect();
-        (200, vec![], json!({ "errors": false, "items": items }).to_string())
+        (
+            200,
+            vec![],
+            json!({ "errors": false, "items": items }).to_string(),
+        )
     })
 }
 
@@ -80,14 +84,23 @@ fn webhook_ids(hook: &StandIn) -> Vec<String> {
         let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
         mac.update(format!("{at}.").as_bytes());
         mac.update(&r.body);
-        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(r.headers["x-lockstep-signature"], format!("sha256={hex}"));
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         let alerts = match body {
             Value::Array(many) => many,
             one => vec![one],
         };
-        ids.extend(alerts.iter().map(|a| a["alert_id"].as_str().unwrap().to_owned()));
+        ids.extend(
+            alerts
+                .iter()
+                .map(|a| a["alert_id"].as_str().unwrap().to_owned()),
+        );
     }
     ids
 }
@@ -97,7 +110,10 @@ fn slack_ids(slack: &StandIn) -> Vec<String> {
     let mut ids = Vec::new();
     for r in slack.accepted() {
         let m: Value = serde_json::from_slice(&r.body).unwrap();
-        assert!(m["text"].as_str().is_some_and(|t| !t.is_empty()), "fallback text");
+        assert!(
+            m["text"].as_str().is_some_and(|t| !t.is_empty()),
+            "fallback text"
+        );
         let blocks = m["blocks"].as_array().unwrap();
         assert!(!blocks.is_empty() && blocks.len() <= 50);
         for b in blocks {
@@ -108,7 +124,10 @@ fn slack_ids(slack: &StandIn) -> Vec<String> {
                 }
                 "section" => {
                     let fields = b["fields"].as_array().map_or(0, Vec::len);
-                    assert!(b["text"]["type"] == "mrkdwn" || (1..=10).contains(&fields), "{b}");
+                    assert!(
+                        b["text"]["type"] == "mrkdwn" || (1..=10).contains(&fields),
+                        "{b}"
+                    );
                 }
                 "context" => assert!(!b["elements"].as_array().unwrap().is_empty()),
                 other => panic!("unexpected block type {other}"),
@@ -116,7 +135,9 @@ fn slack_ids(slack: &StandIn) -> Vec<String> {
         }
         let text = m.to_string();
         assert!(text.contains("lockstep lineage "), "{text}");
-        let context = blocks.last().unwrap()["elements"][0]["text"].as_str().unwrap();
+        let context = blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap();
         let id = context.split('`').nth(1).unwrap();
         ids.push(id.to_owned());
     }
@@ -133,7 +154,12 @@ fn each_sink_gets_every_alert_of_a_run_once_after_an_outage_in_its_receivers_for
     let slack = after_an_outage(|_| (200, vec![], "ok".into()));
     let pd = after_an_outage(|r| {
         let dedup = serde_json::from_slice::<Value>(&r.body).unwrap()["dedup_key"].clone();
-        (202, vec![], json!({ "status": "success", "message": "Event processed", "dedup_key": dedup }).to_string())
+        (
+            202,
+            vec![],
+            json!({ "status": "success", "message": "Event processed", "dedup_key": dedup })
+                .to_string(),
+        )
     });
     let hec = after_an_outage(|_| (200, vec![], r#"{"text":"Success","code":0}"#.into()));
     let es = elasticsearch();
@@ -187,10 +213,20 @@ kinds = ["reactivated"]
     let expected = replay_alerts(&write_events(dir.path(), &events), &as_of, dir.path());
     let of_kind = |kinds: &[&str]| -> BTreeSet<String> {
         let kinds: Vec<Value> = kinds.iter().map(|k| json!(k)).collect();
-        expected.iter().filter(|(_, a)| kinds.contains(&a["kind"])).map(|(id, _)| id.clone()).collect()
+        expected
+            .iter()
+            .filter(|(_, a)| kinds.contains(&a["kind"]))
+            .map(|(id, _)| id.clone())
+            .collect()
     };
     let all: BTreeSet<String> = expected.keys().cloned().collect();
-    let severe = of_kind(&["revoked_entity_used", "echo_missing", "reactivated", "revocation_failed", "source_silent"]);
+    let severe = of_kind(&[
+        "revoked_entity_used",
+        "echo_missing",
+        "reactivated",
+        "revocation_failed",
+        "source_silent",
+    ]);
     let paged = of_kind(&["echo_missing", "revoked_entity_used"]);
     // PagerDuty resolves with the dedup_key of the echo_missing a late echo follows.
     let resolved: BTreeSet<String> = expected
@@ -199,13 +235,20 @@ kinds = ["reactivated"]
         .map(|late| {
             let (id, _) = expected
                 .iter()
-                .find(|(_, a)| a["kind"] == "echo_missing" && a["case_id"] == late["case_id"] && a["system"] == late["system"])
+                .find(|(_, a)| {
+                    a["kind"] == "echo_missing"
+                        && a["case_id"] == late["case_id"]
+                        && a["system"] == late["system"]
+                })
                 .expect("an echo_late follows an echo_missing");
             id.clone()
         })
         .collect();
     let reactivated = of_kind(&["reactivated"]);
-    assert!(!resolved.is_empty() && !reactivated.is_empty() && severe.len() < all.len(), "a scenario with every case");
+    assert!(
+        !resolved.is_empty() && !reactivated.is_empty() && severe.len() < all.len(),
+        "a scenario with every case"
+    );
 
     let log = dir.path().join("run.log");
     let child = run(&cfg_path, &dir.path().join("state"), &log);
@@ -221,8 +264,18 @@ kinds = ["reactivated"]
     while !done() && started.elapsed() < Duration::from_secs(120) {
         std::thread::sleep(Duration::from_millis(500));
     }
-    let dead = read_until(&broker.brokers(), "lockstep.dead-letters", Duration::from_secs(30), |r| r.len() >= reactivated.len());
-    let on_kafka = alerts(&read_until(&broker.brokers(), "lockstep.alerts", Duration::from_secs(30), |r| alerts(r).len() >= all.len()));
+    let dead = read_until(
+        &broker.brokers(),
+        "lockstep.dead-letters",
+        Duration::from_secs(30),
+        |r| r.len() >= reactivated.len(),
+    );
+    let on_kafka = alerts(&read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(30),
+        |r| alerts(r).len() >= all.len(),
+    ));
     terminate(child, &log);
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert_same_alerts(&on_kafka, &expected, &log);
@@ -243,13 +296,21 @@ kinds = ["reactivated"]
     let tried = refused.iter().flat_map(|r| {
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         let alerts = body.as_array().cloned().unwrap_or_else(|| vec![body]);
-        alerts.into_iter().map(|a| a["alert_id"].as_str().unwrap().to_owned())
+        alerts
+            .into_iter()
+            .map(|a| a["alert_id"].as_str().unwrap().to_owned())
     });
-    assert_eq!(once_each("refuses", tried.collect()), reactivated, "not tried again");
+    assert_eq!(
+        once_each("refuses", tried.collect()),
+        reactivated,
+        "not tried again"
+    );
     let dead: BTreeSet<String> = dead
         .iter()
         .filter(|(_, _, h)| h.get("notify.sink").map(String::as_str) == Some("refuses"))
-        .inspect(|(_, _, h)| assert!(h["reason"].contains("HTTP 400: {\"error\":\"invalid_payload\"}")))
+        .inspect(|(_, _, h)| {
+            assert!(h["reason"].contains("HTTP 400: {\"error\":\"invalid_payload\"}"))
+        })
         .map(|(_, _, h)| h["alert_id"].clone())
         .collect();
     assert_eq!(dead, reactivated);
@@ -272,7 +333,10 @@ fn hec_ids(hec: &StandIn) -> Vec<String> {
         assert_eq!(r.path, "/services/collector/event");
         assert_eq!(r.headers["authorization"], "Splunk hec-token-1");
         for e in ndjson(&r.body) {
-            assert!(e["time"].is_f64() || e["time"].is_u64(), "epoch seconds: {e}");
+            assert!(
+                e["time"].is_f64() || e["time"].is_u64(),
+                "epoch seconds: {e}"
+            );
             assert_eq!(e["index"], "security");
             assert_eq!(e["sourcetype"], "lockstep:alert");
             ids.push(e["event"]["alert_id"].as_str().unwrap().to_owned());
@@ -324,7 +388,8 @@ fn pagerduty_ids(pd: &StandIn) -> (Vec<String>, Vec<String>) {
                 let summary = p["summary"].as_str().unwrap();
                 assert!(!summary.is_empty() && summary.len() <= 1024);
                 assert!(p["source"].as_str().is_some_and(|s| !s.is_empty()));
-                assert!(["critical", "error", "warning", "info"].contains(&p["severity"].as_str().unwrap()));
+                assert!(["critical", "error", "warning", "info"]
+                    .contains(&p["severity"].as_str().unwrap()));
                 assert!(is_rfc3339(&p["timestamp"]));
                 assert!(p["custom_details"].is_object());
                 triggers.push(key);
@@ -347,10 +412,12 @@ fn alerts_waiting_for_a_receiver_that_is_down_survive_kill_9() {
     let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hook = {
         let up = up.clone();
-        StandIn::start(move |_, _| match up.load(std::sync::atomic::Ordering::SeqCst) {
-            true => (200, vec![], String::new()),
-            false => (503, vec![], String::new()),
-        })
+        StandIn::start(
+            move |_, _| match up.load(std::sync::atomic::Ordering::SeqCst) {
+                true => (200, vec![], String::new()),
+                false => (503, vec![], String::new()),
+            },
+        )
     };
     let sinks = format!(
         "[correlator]\nallowed_lateness = \"30s\"\nidle_timeout = \"1s\"\n[[notify]]\ntype = \"webhook\"\nurl = \"{}\"\nkinds = [\"echo_missing\", \"revoked_entity_used\"]\n",
@@ -372,7 +439,12 @@ fn alerts_waiting_for_a_receiver_that_is_down_survive_kill_9() {
     let mut child = run(&cfg_path, &state, &log);
     produce(&cfg, &events, 0).unwrap();
     // Every alert is on Kafka, so committed: those for the webhook wait in the outbox.
-    read_until(&broker.brokers(), "lockstep.alerts", Duration::from_secs(60), |r| alerts(r).len() >= expected.len());
+    read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(60),
+        |r| alerts(r).len() >= expected.len(),
+    );
     assert!(hook.answered(503) > 0, "tried while down");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -380,7 +452,9 @@ fn alerts_waiting_for_a_receiver_that_is_down_survive_kill_9() {
     up.store(true, std::sync::atomic::Ordering::SeqCst);
     let child = run(&cfg_path, &state, &log);
     let started = Instant::now();
-    while webhook_ids_unsigned(&hook).len() < wanted.len() && started.elapsed() < Duration::from_secs(60) {
+    while webhook_ids_unsigned(&hook).len() < wanted.len()
+        && started.elapsed() < Duration::from_secs(60)
+    {
         std::thread::sleep(Duration::from_millis(200));
     }
     terminate(child, &log);
@@ -391,10 +465,17 @@ fn alerts_waiting_for_a_receiver_that_is_down_survive_kill_9() {
 fn webhook_ids_unsigned(hook: &StandIn) -> Vec<String> {
     let mut ids = Vec::new();
     for r in hook.accepted() {
-        assert!(!r.headers.contains_key("x-lockstep-signature"), "no secret, no signature");
+        assert!(
+            !r.headers.contains_key("x-lockstep-signature"),
+            "no secret, no signature"
+        );
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         let alerts = body.as_array().cloned().unwrap_or_else(|| vec![body]);
-        ids.extend(alerts.iter().map(|a| a["alert_id"].as_str().unwrap().to_owned()));
+        ids.extend(
+            alerts
+                .iter()
+                .map(|a| a["alert_id"].as_str().unwrap().to_owned()),
+        );
     }
     ids
 }

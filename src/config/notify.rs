@@ -103,7 +103,10 @@ impl NotifyConfig {
             (_, kind) => kind,
         };
         self.min_severity.is_none_or(|min| kind.severity() <= min)
-            && self.kinds.as_ref().is_none_or(|kinds| kinds.contains(&kind))
+            && self
+                .kinds
+                .as_ref()
+                .is_none_or(|kinds| kinds.contains(&kind))
     }
 
     /// Checks the entry at `position`, filling in PagerDuty's default URL.
@@ -120,13 +123,19 @@ impl NotifyConfig {
             ));
         }
         if self.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
-            return Err(format!("{at}.name is empty: give the sink a name, or omit the key"));
+            return Err(format!(
+                "{at}.name is empty: give the sink a name, or omit the key"
+            ));
         }
         if self.kinds.as_ref().is_some_and(Vec::is_empty) {
-            return Err(format!("{at}.kinds is empty: list the alert kinds to send, or omit the key for all"));
+            return Err(format!(
+                "{at}.kinds is empty: list the alert kinds to send, or omit the key for all"
+            ));
         }
         if self.max_backlog == 0 {
-            return Err(format!("{at}.max_backlog is 0: give how many alerts may wait for the sink (default 10000)"));
+            return Err(format!(
+                "{at}.max_backlog is 0: give how many alerts may wait for the sink (default 10000)"
+            ));
         }
         let allowed: &[&str] = match self.sink {
             SinkType::Webhook => &["secret"],
@@ -147,7 +156,11 @@ impl NotifyConfig {
         if let Some((key, _)) = given.iter().find(|(k, set)| *set && !allowed.contains(k)) {
             return Err(format!(
                 "{at}.{key} does not apply to type = \"{ty}\" (its keys: {}): remove it",
-                if allowed.is_empty() { "none".to_owned() } else { allowed.join(", ") }
+                if allowed.is_empty() {
+                    "none".to_owned()
+                } else {
+                    allowed.join(", ")
+                }
             ));
         }
         let required: &[(&str, &Option<String>)] = match self.sink {
@@ -162,7 +175,9 @@ impl NotifyConfig {
             }
         }
         if self.secret.as_deref().is_some_and(str::is_empty) {
-            return Err(format!("{at}.secret is empty: give the shared signing secret, or omit the key"));
+            return Err(format!(
+                "{at}.secret is empty: give the shared signing secret, or omit the key"
+            ));
         }
         if self.routing_key.as_ref().is_some_and(|k| k.len() != 32) {
             return Err(format!(
@@ -170,7 +185,9 @@ impl NotifyConfig {
             ));
         }
         if self.api_key.is_some() && self.basic_auth.is_some() {
-            return Err(format!("{at}.api_key and {at}.basic_auth are both set: keep one"));
+            return Err(format!(
+                "{at}.api_key and {at}.basic_auth are both set: keep one"
+            ));
         }
         if self.basic_auth.as_deref().is_some_and(|b| !b.contains(':')) {
             return Err(format!("{at}.basic_auth is not \"user:password\""));
@@ -215,17 +232,25 @@ mod tests {
             .contains("notify[0].token is missing"));
         assert!(error("type = \"elasticsearch\"\nurl = \"http://es:9200\"")
             .contains("notify[0].index is missing"));
-        assert!(error("type = \"slack\"\nurl = \"https://hooks\"\nsecret = \"shh-1\"")
-            .contains("notify[0].secret does not apply to type = \"slack\""));
+        assert!(
+            error("type = \"slack\"\nurl = \"https://hooks\"\nsecret = \"shh-1\"")
+                .contains("notify[0].secret does not apply to type = \"slack\"")
+        );
         assert!(error("type = \"teams\"\nurl = \"https://x\"").contains("unknown variant `teams`"));
-        assert!(error("type = \"webhook\"\nurl = \"https://x\"\nmin_severity = \"urgent\"")
-            .contains("unknown variant `urgent`"));
+        assert!(
+            error("type = \"webhook\"\nurl = \"https://x\"\nmin_severity = \"urgent\"")
+                .contains("unknown variant `urgent`")
+        );
         assert!(error("type = \"webhook\"\nurl = \"https://x\"\ncolour = 1")
             .contains("unknown field `colour`"));
         let twice = Config::parse(
             "[[notify]]\ntype = \"webhook\"\nurl = \"https://a\"\nname = \"soc\"\n[[notify]]\ntype = \"slack\"\nurl = \"https://b\"\nname = \"soc\"\n",
         );
-        assert!(twice.err().unwrap().to_string().contains("notify[1].name \"soc\" is taken"));
+        assert!(twice
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("notify[1].name \"soc\" is taken"));
     }
 
     #[test]
@@ -234,7 +259,9 @@ mod tests {
             "type = \"elasticsearch\"\nurl = \"http://es:9200\"\nindex = \"a\"\napi_key = \"s3cr3t-api\"\nbasic_auth = \"u:hunter2\"",
         );
         assert!(msg.contains("both set"), "{msg}");
-        let msg = error("type = \"webhook\"\nurl = \"https://x\"\nsecret = \"hunter2\"\ntoken = \"tok-123\"");
+        let msg = error(
+            "type = \"webhook\"\nurl = \"https://x\"\nsecret = \"hunter2\"\ntoken = \"tok-123\"",
+        );
         assert!(msg.contains("notify[0].token does not apply"), "{msg}");
         for secret in ["s3cr3t-api", "hunter2", "tok-123"] {
             assert!(!msg.contains(secret), "{msg}");
@@ -252,7 +279,10 @@ mod tests {
         assert_eq!(pd.url, super::PAGERDUTY_EVENTS);
         let mut alert = crate::notify::format::tests::echo_missing();
         alert.kind = crate::alert::AlertKind::EchoLate;
-        assert!(pd.wants(&alert) && !hook.wants(&alert), "echo_late is medium");
+        assert!(
+            pd.wants(&alert) && !hook.wants(&alert),
+            "echo_late is medium"
+        );
         alert.kind = crate::alert::AlertKind::RevokedEntityUsed;
         assert!(!pd.wants(&alert) && hook.wants(&alert));
         alert.kind = crate::alert::AlertKind::CredentialUnused;

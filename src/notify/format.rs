@@ -100,7 +100,13 @@ pub fn pagerduty(a: &Alert, routing_key: &str) -> Value {
             return json!({ "routing_key": routing_key, "event_action": "resolve", "dedup_key": missing });
         }
     }
-    let mut summary = format!("{} {} on {}: {}", a.kind, a.root, a.systems_text(), a.detail);
+    let mut summary = format!(
+        "{} {} on {}: {}",
+        a.kind,
+        a.root,
+        a.systems_text(),
+        a.detail
+    );
     if summary.len() > 1024 {
         let mut end = 1021;
         while !summary.is_char_boundary(end) {
@@ -204,7 +210,13 @@ pub(crate) mod tests {
     pub(crate) fn echo_missing() -> Alert {
         let revoked = Micros::parse("2026-03-02T10:00:00Z").unwrap();
         Alert {
-            alert_id: alert_id(AlertKind::EchoMissing, Some("c-1"), System::Vault, "sa-ci-deployer", None),
+            alert_id: alert_id(
+                AlertKind::EchoMissing,
+                Some("c-1"),
+                System::Vault,
+                "sa-ci-deployer",
+                None,
+            ),
             kind: AlertKind::EchoMissing,
             severity: Severity::High,
             case_id: Some("c-1".into()),
@@ -229,7 +241,8 @@ pub(crate) mod tests {
     fn a_webhook_gets_an_object_or_an_array() {
         let one: Value = serde_json::from_slice(&webhook(&[echo_missing()])).unwrap();
         assert_eq!(one["alert_id"], echo_missing().alert_id);
-        let two: Value = serde_json::from_slice(&webhook(&[echo_missing(), echo_missing()])).unwrap();
+        let two: Value =
+            serde_json::from_slice(&webhook(&[echo_missing(), echo_missing()])).unwrap();
         assert_eq!(two.as_array().map(Vec::len), Some(2));
     }
 
@@ -238,17 +251,37 @@ pub(crate) mod tests {
         let m = slack(&echo_missing());
         let blocks = m["blocks"].as_array().unwrap();
         let types: Vec<&str> = blocks.iter().map(|b| b["type"].as_str().unwrap()).collect();
-        assert_eq!(types, ["header", "section", "section", "section", "context"]);
-        assert_eq!(blocks[0]["text"]["type"], "plain_text", "headers take plain text only");
-        assert!(m["text"].as_str().unwrap().contains("echo_missing"), "notification fallback");
+        assert_eq!(
+            types,
+            ["header", "section", "section", "section", "context"]
+        );
+        assert_eq!(
+            blocks[0]["text"]["type"], "plain_text",
+            "headers take plain text only"
+        );
+        assert!(
+            m["text"].as_str().unwrap().contains("echo_missing"),
+            "notification fallback"
+        );
         let text = m.to_string();
         assert!(text.contains("vault (revoked in iam)"), "{text}");
-        assert!(text.contains("<!date^1772445600^"), "since the revocation: {text}");
+        assert!(
+            text.contains("<!date^1772445600^"),
+            "since the revocation: {text}"
+        );
         assert!(text.contains("lockstep lineage sa-ci-deployer"), "{text}");
-        assert!(text.contains("&lt;of&gt; sa-ci-deployer &amp; its"), "escaped: {text}");
+        assert!(
+            text.contains("&lt;of&gt; sa-ci-deployer &amp; its"),
+            "escaped: {text}"
+        );
         // Slack allows at most 10 fields of at most 2000 characters in a section.
         let fields = blocks[2]["fields"].as_array().unwrap();
-        assert!(fields.len() <= 10 && fields.iter().all(|f| f["text"].as_str().unwrap().len() <= 2000));
+        assert!(
+            fields.len() <= 10
+                && fields
+                    .iter()
+                    .all(|f| f["text"].as_str().unwrap().len() <= 2000)
+        );
     }
 
     #[test]
@@ -263,14 +296,33 @@ pub(crate) mod tests {
         assert_eq!(e["payload"]["custom_details"]["alert"]["case_id"], "c-1");
         let late = Alert {
             kind: AlertKind::EchoLate,
-            alert_id: alert_id(AlertKind::EchoLate, Some("c-1"), System::Vault, "sa-ci-deployer", None),
+            alert_id: alert_id(
+                AlertKind::EchoLate,
+                Some("c-1"),
+                System::Vault,
+                "sa-ci-deployer",
+                None,
+            ),
             ..echo_missing()
         };
         let r = pagerduty(&late, key);
         assert_eq!(r["event_action"], "resolve");
-        assert_eq!(r["dedup_key"], missing.alert_id.as_str(), "the incident echo_missing opened");
-        let long = Alert { detail: "é".repeat(2000), ..echo_missing() };
-        assert!(pagerduty(&long, key)["payload"]["summary"].as_str().unwrap().len() <= 1024);
+        assert_eq!(
+            r["dedup_key"],
+            missing.alert_id.as_str(),
+            "the incident echo_missing opened"
+        );
+        let long = Alert {
+            detail: "é".repeat(2000),
+            ..echo_missing()
+        };
+        assert!(
+            pagerduty(&long, key)["payload"]["summary"]
+                .as_str()
+                .unwrap()
+                .len()
+                <= 1024
+        );
     }
 
     #[test]
@@ -291,7 +343,10 @@ pub(crate) mod tests {
     fn elasticsearch_bulk_pairs_a_create_by_alert_id_with_an_ecs_document() {
         let body = String::from_utf8(elasticsearch(&[echo_missing()], "lockstep-alerts")).unwrap();
         assert!(body.ends_with('\n'), "NDJSON ends with a newline");
-        let lines: Vec<Value> = body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0]["create"]["_id"], echo_missing().alert_id.as_str());
         assert_eq!(lines[1]["@timestamp"], "2026-03-02T10:15:00.000000Z");
         assert_eq!(lines[1]["event"]["kind"], "alert");

@@ -78,13 +78,21 @@ impl Receiver {
             SinkType::Slack => (c.url.clone(), vec![json], one(format::slack(&alerts[0]))),
             SinkType::Pagerduty => {
                 let key = c.routing_key.as_deref().unwrap_or_default();
-                (c.url.clone(), vec![json], one(format::pagerduty(&alerts[0], key)))
+                (
+                    c.url.clone(),
+                    vec![json],
+                    one(format::pagerduty(&alerts[0], key)),
+                )
             }
             SinkType::SplunkHec => {
                 let token = c.token.as_deref().unwrap_or_default();
                 let body = format::splunk_hec(alerts, c.index.as_deref(), c.sourcetype.as_deref());
                 let auth = ("Authorization", format!("Splunk {token}"));
-                (format!("{base}/services/collector/event"), vec![json, auth], body)
+                (
+                    format!("{base}/services/collector/event"),
+                    vec![json, auth],
+                    body,
+                )
             }
             SinkType::Elasticsearch => {
                 let index = c.index.as_deref().unwrap_or_default();
@@ -96,7 +104,11 @@ impl Receiver {
                     }
                     (None, None) => {}
                 }
-                (format!("{base}/_bulk"), headers, format::elasticsearch(alerts, index))
+                (
+                    format!("{base}/_bulk"),
+                    headers,
+                    format::elasticsearch(alerts, index),
+                )
             }
         }
     }
@@ -173,7 +185,9 @@ fn bulk_verdicts(answer: &Value, count: usize) -> Vec<Verdict> {
     let items = answer["items"].as_array();
     (0..count)
         .map(|i| {
-            let item = items.and_then(|items| items.get(i)).map(|item| &item["create"]);
+            let item = items
+                .and_then(|items| items.get(i))
+                .map(|item| &item["create"]);
             match item.and_then(|item| item["status"].as_u64()) {
                 Some(200..=299 | 409) => Verdict::Taken,
                 Some(408 | 429) | Some(500..) | None => Retry(None),

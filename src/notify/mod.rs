@@ -111,7 +111,10 @@ impl Notifier {
                 }
             }
             (None, _) => {
-                tracing::warn!(sink = name, "an alert waited for a [[notify]] sink no longer configured: dropped");
+                tracing::warn!(
+                    sink = name,
+                    "an alert waited for a [[notify]] sink no longer configured: dropped"
+                );
                 self.decided.push(Outcome::Done(seq));
             }
             (Some(_), Err(e)) => {
@@ -170,5 +173,66 @@ impl Notifier {
             );
         }
         dead
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    /// A sink nobody answers (port 1 refuses connections), keeping at most 3 alerts.
+    fn unreachable() -> (Notifier, Arc<Metrics>) {
+        let config = Config::parse(
+            "[[notify]]\ntype = \"webhook\"\nname = \"down\"\nurl = \"http://127.0.0.1:1/\"\nmax_backlog = 3\n",
+        )
+        .unwrap();
+        let metrics = Arc::new(Metrics::new());
+        (Notifier::spawn(&config.notify, "dead", &metrics), metrics)
+    }
+
+    #[test]
+    fn past_its_backlog_a_sink_drops_the_oldest_and_counts_them() {
+        let (mut notifier, metrics) = unreachable();
+        let alert = format::tests::echo_missing();
+        let record = notifier.records(&alert).remove(0);
+        assert_eq!(record.topic, "notify:down");
+        for seq in 0..10 {
+            assert!(
+                notifier.take(seq, record.clone()).is_none(),
+                "taken by the sink"
+            );
+        }
+        let kafka = OutboxRecord {
+            topic: "lockstep.alerts".into(),
+            ..record
+        };
+        assert_eq!(notifier.take(10, kafka.clone()), Some(kafka), "for Kafka");
+        let mut done = Vec::new();
+        let backlog = metrics.notify_backlog.with_label_values(&["down"]);
+        let started = Instant::now();
+        while (done.len() < 7 || backlog.get() != 3) && started.elapsed() < Duration::from_secs(10)
+        {
+            notifier.settle(&mut done);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        done.sort_unstable();
+        assert_eq!(done, (0..7).collect::<Vec<u64>>(), "the oldest dropped");
+        let dropped = metrics.notify_dropped.with_label_values(&["down"]).get();
+        assert_eq!(dropped, 7);
+        assert_eq!(backlog.get(), 3);
+        assert!(metrics.notify_retried.with_label_values(&["down"]).get() >= 1);
+        assert_eq!(notifier.pending, 3, "the newest wait for the receiver");
+    }
+
+    #[test]
+    fn an_alert_for_a_sink_no_longer_configured_leaves_the_outbox() {
+        let (mut notifier, _) = unreachable();
+        let mut record = notifier.records(&format::tests::echo_missing()).remove(0);
+        record.topic = "notify:removed".into();
+        assert!(notifier.take(4, record).is_none());
+        let mut done = Vec::new();
+        assert!(notifier.settle(&mut done).is_empty());
+        assert_eq!(done, vec![4]);
     }
 }
