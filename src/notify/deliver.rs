@@ -37,7 +37,7 @@ pub enum Outcome {
         /// Its outbox sequence.
         seq: u64,
         /// The alert.
-        alert: Alert,
+        alert: Box<Alert>,
         /// The sink.
         sink: String,
         /// The receiver's answer.
@@ -187,7 +187,7 @@ impl Delivery {
                     self.meters.failed.inc();
                     let _ = self.outcomes.send(Outcome::Refused {
                         seq: notice.seq,
-                        alert: notice.alert,
+                        alert: Box::new(notice.alert),
                         sink: self.name.clone(),
                         reason,
                     });
