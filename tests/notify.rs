@@ -250,6 +250,14 @@ kinds = ["reactivated"]
         "a scenario with every case"
     );
 
+    eprintln!(
+        "{} alerts: {} for Slack, {} PagerDuty triggers and {} resolves, {} refused",
+        all.len(),
+        severe.len(),
+        paged.len(),
+        resolved.len(),
+        reactivated.len()
+    );
     let log = dir.path().join("run.log");
     let child = run(&cfg_path, &dir.path().join("state"), &log);
     produce(&cfg, &events, 0).unwrap();
@@ -276,6 +284,7 @@ kinds = ["reactivated"]
         Duration::from_secs(30),
         |r| alerts(r).len() >= all.len(),
     ));
+    eprintln!("every sink done after {:?}", started.elapsed());
     terminate(child, &log);
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert_same_alerts(&on_kafka, &expected, &log);
