@@ -488,3 +488,62 @@ fn webhook_ids_unsigned(hook: &StandIn) -> Vec<String> {
     }
     ids
 }
+
+/// `replay --notify` delivers a replay's alerts to the sinks, after their outage; it
+/// fails when a receiver refuses them.
+#[test]
+fn a_replay_with_notify_delivers_its_alerts_once_each_after_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let hook = after_an_outage(|_| (200, vec![], String::new()));
+    let refuses = StandIn::start(|_, _| (400, vec![], "no".into()));
+    let events = write_events(dir.path(), &generate(&Scenario::new(3, 30)));
+    let as_of = Micros::now().minus(Span::hours(1)).to_string();
+    let replay = |url: &str, out: &str| {
+        let cfg = dir.path().join(format!("{out}.toml"));
+        std::fs::write(
+            &cfg,
+            format!("[[notify]]\ntype = \"webhook\"\nurl = \"{url}\"\n"),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_lockstep"))
+            .args(["replay", "--notify", "--as-of", &as_of, "--input"])
+            .arg(&events)
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--alerts")
+            .arg(dir.path().join(out))
+            .output()
+            .unwrap()
+    };
+    let ok = replay(&hook.url, "alerts.ndjson");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let written: BTreeSet<String> = std::fs::read_to_string(dir.path().join("alerts.ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(!written.is_empty());
+    assert_eq!(once_each("webhook", webhook_ids_unsigned(&hook)), written);
+    assert_eq!(hook.answered(503), 2);
+
+    let refused = replay(&refuses.url, "refused.ndjson");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{} of {} alerts were not delivered",
+            written.len(),
+            written.len()
+        )),
+        "{stderr}"
+    );
+}
