@@ -129,7 +129,7 @@ impl Receiver {
                     .and_then(|s| s.trim().parse::<u64>().ok())
                     .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
                 return all(match status {
-                    408 | 429 | 500.. => Retry(after),
+                    408 | 429 | 500.. => Verdict::Retry(after),
                     _ => {
                         let text = response.into_string().unwrap_or_default();
                         Verdict::Refused(format!("HTTP {status}: {}", excerpt(&text)))
@@ -139,7 +139,7 @@ impl Receiver {
             // Not the URL: a Slack webhook's URL is its credential.
             Err(ureq::Error::Transport(t)) => {
                 tracing::debug!(kind = %t.kind(), message = t.message().unwrap_or(""), "no answer");
-                return all(Retry(None));
+                return all(Verdict::Retry(None));
             }
         };
         if self.config.sink != SinkType::Elasticsearch {
@@ -153,8 +153,6 @@ impl Receiver {
         bulk_verdicts(&answer, alerts.len())
     }
 }
-
-use Verdict::Retry;
 
 /// `sha256=` and the hex HMAC-SHA256, under `secret`, of `timestamp.body`.
 pub fn signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
@@ -190,7 +188,7 @@ fn bulk_verdicts(answer: &Value, count: usize) -> Vec<Verdict> {
                 .map(|item| &item["create"]);
             match item.and_then(|item| item["status"].as_u64()) {
                 Some(200..=299 | 409) => Verdict::Taken,
-                Some(408 | 429) | Some(500..) | None => Retry(None),
+                Some(408 | 429) | Some(500..) | None => Verdict::Retry(None),
                 Some(status) => Verdict::Refused(format!(
                     "HTTP {status}: {}",
                     item.map(|i| i["error"].to_string()).unwrap_or_default()
@@ -223,8 +221,15 @@ mod tests {
             { "create": { "status": 400, "error": { "type": "mapper_parsing_exception" } } },
         ]});
         let v = bulk_verdicts(&answer, 5);
-        assert_eq!(v[..3], [Verdict::Taken, Verdict::Taken, Retry(None)]);
+        assert_eq!(
+            v[..3],
+            [Verdict::Taken, Verdict::Taken, Verdict::Retry(None)]
+        );
         assert!(matches!(&v[3], Verdict::Refused(why) if why.contains("mapper_parsing_exception")));
-        assert_eq!(v[4], Retry(None), "an item the answer does not mention");
+        assert_eq!(
+            v[4],
+            Verdict::Retry(None),
+            "an item the answer does not mention"
+        );
     }
 }
