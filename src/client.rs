@@ -18,7 +18,7 @@ pub enum Auth {
 }
 
 impl Auth {
-    fn header(&self) -> String {
+    pub(crate) fn header(&self) -> String {
         match self {
             Auth::Basic(user_password) => format!("Basic {}", base64(user_password.as_bytes())),
             Auth::Bearer(token) => format!("Bearer {token}"),

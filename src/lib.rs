@@ -20,7 +20,8 @@
 //!      writes only the rows its caches have no room for; store::timers: deadlines in
 //!      RocksDB with a window in memory)
 //!   →  outputs (alert: canonical alerts; sink: Kafka, OCSF; replay: alerts read back
-//!      from the store an instant at a time, in output order; report: evidence reports)
+//!      from the store an instant at a time, in output order; report: evidence reports;
+//!      notify: webhook, Slack, PagerDuty, Splunk HEC, Elasticsearch from the outbox)
 //!
 //! The records correlate changes and store keeps: model (model::case: cases and their
 //! obligations; model::entity: per-entity state, hygiene clocks and lineage rows).
@@ -49,6 +50,7 @@ pub mod event;
 pub mod lineage;
 pub mod live;
 pub mod model;
+pub mod notify;
 pub mod repartition;
 pub mod replay;
 pub mod report;

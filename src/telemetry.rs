@@ -68,6 +68,17 @@ pub struct Metrics {
     pub restore_lag: IntGauge,
     /// Seconds a shard took to catch up after it was assigned.
     pub restore_seconds: Histogram,
+    /// `[[notify]]`: alerts a sink's receiver took, by sink.
+    pub notify_delivered: IntCounterVec,
+    /// `[[notify]]`: requests to try again (5xx, 429, 408, no answer), by sink.
+    pub notify_retried: IntCounterVec,
+    /// `[[notify]]`: alerts a receiver refused for good (other 4xx), sent to the
+    /// dead-letter topic, by sink.
+    pub notify_failed: IntCounterVec,
+    /// `[[notify]]`: alerts dropped, oldest first, past a sink's `max_backlog`, by sink.
+    pub notify_dropped: IntCounterVec,
+    /// `[[notify]]`: alerts waiting for a sink, by sink.
+    pub notify_backlog: prometheus::IntGaugeVec,
 }
 
 impl Metrics {
@@ -233,6 +244,31 @@ impl Metrics {
                 "Records the restoring state shards still have to read",
             ),
             restore_seconds,
+            notify_delivered: counter_vec(
+                "lockstep_notify_delivered_total",
+                "Alerts a [[notify]] receiver took",
+                &["sink"],
+            ),
+            notify_retried: counter_vec(
+                "lockstep_notify_retried_total",
+                "[[notify]] requests to try again (5xx, 429, 408, no answer)",
+                &["sink"],
+            ),
+            notify_failed: counter_vec(
+                "lockstep_notify_failed_total",
+                "Alerts a [[notify]] receiver refused for good, sent to the dead-letter topic",
+                &["sink"],
+            ),
+            notify_dropped: counter_vec(
+                "lockstep_notify_dropped_total",
+                "Alerts dropped, oldest first, past a [[notify]] sink's max_backlog",
+                &["sink"],
+            ),
+            notify_backlog: gauge_vec(
+                "lockstep_notify_backlog",
+                "Alerts waiting for a [[notify]] sink",
+                &["sink"],
+            ),
             registry,
         }
     }

@@ -10,8 +10,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use lockstep::alert::AlertKind;
+use lockstep::config::notify::NotifyConfig;
 use lockstep::config::AlertsFormat;
 use lockstep::correlate::{Correlator, Rules};
+use lockstep::notify::Notifier;
 use lockstep::replay::{replay, AlertLog, ReplayInput, ReplayOutcome};
 use lockstep::report::{FileDigest, Report, ReportFormat};
 use lockstep::sink::AlertContainer;
@@ -68,6 +70,10 @@ pub struct Args {
     /// Also print every alert readably on stdout.
     #[arg(long)]
     print: bool,
+    /// Also deliver the alerts to the configuration's `[[notify]]` sinks (waits up to
+    /// a minute for them; fails when some were not delivered).
+    #[arg(long)]
+    notify: bool,
     /// Write an evidence report; the extension names the format (.json, .csv, .md,
     /// .html). Repeat for several.
     #[arg(long = "report")]
@@ -100,6 +106,7 @@ pub fn run(
         state,
         dead_letters,
         print,
+        notify,
         reports,
         operator,
         shards,
@@ -111,6 +118,9 @@ pub fn run(
         .collect::<Result<Vec<_>, String>>()
         .map_err(anyhow::Error::msg)?;
     let config = load_config(config_path.as_deref())?;
+    if notify && config.notify.is_empty() {
+        anyhow::bail!("--notify needs [[notify]] sinks in the --config file (docs/notify.md)");
+    }
     // An output that cannot be written fails now, not after the replay.
     if alerts != Path::new("-") {
         File::create(&alerts)
@@ -162,6 +172,9 @@ pub fn run(
     let outcome = replay(&mut correlator, &input)?;
     let elapsed = started.elapsed();
     let counts = write_alerts(&alerts, &outcome.alerts, alerts_format, print)?;
+    if notify {
+        deliver(&config.notify, &outcome.alerts)?;
+    }
     if !formats.is_empty() {
         let view = correlator.store_mut().view();
         let provenance = lockstep::report::Provenance {
@@ -200,6 +213,47 @@ pub fn run(
         }
     }
     summarize(&outcome, &counts, elapsed.as_secs_f64());
+    Ok(())
+}
+
+/// How long `--notify` waits for the sinks.
+const NOTIFY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Delivers a replay's alerts to the `[[notify]]` sinks, as `run` does but without an
+/// outbox (a replay is run again instead): fails when some were refused or not
+/// delivered within [`NOTIFY_WAIT`].
+fn deliver(sinks: &[NotifyConfig], log: &AlertLog) -> Result<()> {
+    let metrics = std::sync::Arc::new(lockstep::telemetry::Metrics::new());
+    let mut notifier = Notifier::spawn(sinks, "(none: replay)", &metrics);
+    let mut sent = 0;
+    log.for_each(|a| -> Result<()> {
+        for record in notifier.records(a) {
+            notifier.take(sent, record);
+            sent += 1;
+        }
+        Ok(())
+    })?;
+    let refused = notifier.flush(NOTIFY_WAIT, &mut Vec::new()).len();
+    let delivered: u64 = sinks
+        .iter()
+        .enumerate()
+        .map(|(i, sink)| {
+            let name = sink.name(i);
+            metrics.notify_delivered.with_label_values(&[&name]).get()
+        })
+        .sum();
+    tracing::info!(
+        sent,
+        delivered,
+        refused,
+        "replay: alerts delivered to the [[notify]] sinks"
+    );
+    if delivered != sent {
+        anyhow::bail!(
+            "{} of {sent} alerts were not delivered to the [[notify]] sinks (refused, dropped past max_backlog, or no answer within {NOTIFY_WAIT:?}): see the log",
+            sent - delivered
+        );
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! secret values never appear in an error.
 
 pub mod env;
+pub mod notify;
 pub mod show;
 
 use std::collections::BTreeMap;
@@ -51,6 +52,9 @@ pub struct Config {
     /// Access to a Confluent Schema Registry.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// Alert sinks beside Kafka: webhook, Slack, PagerDuty, Splunk HEC, Elasticsearch.
+    #[serde(default)]
+    pub notify: Vec<notify::NotifyConfig>,
 }
 
 impl Config {
@@ -91,8 +95,9 @@ impl Config {
         } else {
             toml::from_str::<Config>(text)
         };
-        let config = parsed.map_err(|e| invalid(e.to_string(), &secrets))?;
+        let mut config = parsed.map_err(|e| invalid(e.to_string(), &secrets))?;
         config.validate().map_err(|m| invalid(m, &secrets))?;
+        notify::validate(&mut config.notify).map_err(|m| invalid(m, &secrets))?;
         Ok(config)
     }
 

@@ -128,6 +128,19 @@ pub fn effective(c: &Config) -> String {
     line("sinks.alerts_format", &format);
     line("sinks.cases_topic", &c.sinks.cases_topic);
     line("sinks.dead_letter_topic", &c.sinks.dead_letter_topic);
+    for (i, n) in c.notify.iter().enumerate() {
+        let mut text = format!("type {}, name {:?}", n.sink.as_str(), n.name(i));
+        if let Some(min) = n.min_severity {
+            let _ = write!(text, ", min_severity {min}");
+        }
+        if let Some(kinds) = &n.kinds {
+            let kinds: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+            let _ = write!(text, ", kinds {}", kinds.join(" "));
+        }
+        // The URL is not shown: a Slack webhook's URL is its credential.
+        let _ = write!(text, ", max_backlog {}", n.max_backlog);
+        line(&format!("notify[{i}]"), &text);
+    }
     line("api.listen", &c.api.listen);
     line(
         "api.token",
@@ -158,7 +171,7 @@ mod tests {
     #[test]
     fn overrides_stay_overrides_and_secrets_are_redacted() {
         let c = Config::parse(
-            "[sla.service_account]\nmdm = \"off\"\n[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"client.id\" = \"lockstep-1\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"cloudtrail\"\n[api]\ntoken = \"s3cret\"\n",
+            "[sla.service_account]\nmdm = \"off\"\n[kafka]\nbrokers = \"b:9092\"\n[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"client.id\" = \"lockstep-1\"\n[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"cloudtrail\"\n[api]\ntoken = \"s3cret\"\n[[notify]]\ntype = \"slack\"\nurl = \"https://hooks.slack.com/services/T0/B0/XYZ\"\nmin_severity = \"high\"\n",
         )
         .unwrap();
         let text = effective(&c);
@@ -181,6 +194,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("hygiene.max_age.api_key = 90d"), "{text}");
+        assert!(
+            text.contains(
+                "notify[0] = type slack, name \"slack-0\", min_severity high, max_backlog 10000"
+            ) && !text.contains("hooks.slack.com"),
+            "{text}"
+        );
         assert!(
             text.contains("sources[0] = system iam, topic \"t\", format cloudtrail"),
             "{text}"

@@ -41,6 +41,7 @@ use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::{Correlator, Rules, Stats};
 use crate::error::{DecodeError, StoreError};
 use crate::event::IdentityEvent;
+use crate::notify::Notifier;
 use crate::repartition::Router;
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::{case_json, AlertEncoding};
@@ -279,6 +280,8 @@ struct Core {
     normalizers: Vec<Normalizer>,
     correlator: Correlator,
     producer: OutboxProducer,
+    /// The `[[notify]]` sinks' delivery threads.
+    notifier: Notifier,
     partitions: Vec<Partition>,
     index: HashMap<String, Vec<(i32, usize)>>,
     watermarks: Watermarks,
@@ -569,15 +572,15 @@ impl Core {
             .collect();
         let pending = store.outbox()?;
         let mut producer = OutboxProducer::new(client_config(&kafka))?;
+        let mut notifier =
+            Notifier::spawn(&config.notify, &config.sinks.dead_letter_topic, &metrics);
         if !pending.is_empty() {
             tracing::info!(
                 records = pending.len(),
                 "resending the outbox left by the last run"
             );
         }
-        for (seq, record) in pending {
-            producer.send(seq, record);
-        }
+        hand_over(&mut producer, &mut notifier, pending);
         let c = &config.correlator;
         // A shard's time is the router's marks: its partition is never idle, since quiet
         // there may be the router away, not the feeds.
@@ -622,6 +625,7 @@ impl Core {
             normalizers,
             correlator,
             producer,
+            notifier,
             partitions: Vec::new(),
             index: HashMap::new(),
             watermarks,
@@ -826,6 +830,12 @@ impl Core {
     fn shutdown(&mut self) -> Result<(), LiveError> {
         tracing::info!("committing and flushing outputs");
         self.commit(true)?;
+        for record in self
+            .notifier
+            .flush(Duration::from_secs(5), &mut self.delivered)
+        {
+            self.queue(record);
+        }
         self.delivered
             .extend(self.producer.flush(Duration::from_secs(10)));
         self.commit(true)?;
@@ -875,6 +885,9 @@ impl Core {
         }
         self.check_silence(now, wall, &mut alerts)?;
         self.emit(alerts)?;
+        for record in self.notifier.settle(&mut self.delivered) {
+            self.queue(record);
+        }
         self.commit(false)?;
         self.delivered.extend(self.producer.poll(Duration::ZERO));
         self.probe.report(
@@ -1059,6 +1072,9 @@ impl Core {
                 ],
             };
             self.queue(record);
+            for record in self.notifier.records(&alert) {
+                self.queue(record);
+            }
         }
         for record in self.correlator.take_routed() {
             self.producer.send(ROUTED | self.routed, record);
@@ -1096,9 +1112,8 @@ impl Core {
             return Ok(());
         }
         self.correlator.store_mut().wait()?;
-        for (seq, record) in self.writing.drain(..) {
-            self.producer.send(seq, record);
-        }
+        let durable = std::mem::take(&mut self.writing);
+        hand_over(&mut self.producer, &mut self.notifier, durable);
         Ok(())
     }
 
@@ -1135,14 +1150,26 @@ impl Core {
         self.correlator.commit_in_background()?;
         timer.observe_duration();
         let durable = std::mem::replace(&mut self.writing, std::mem::take(&mut self.to_send));
-        for (seq, record) in durable {
-            self.producer.send(seq, record);
-        }
+        hand_over(&mut self.producer, &mut self.notifier, durable);
         if wait {
             self.correlator.store_mut().wait()?;
             self.send_durable()?;
         }
         Ok(())
+    }
+}
+
+/// Sends durable outputs on: alerts bound for a `[[notify]]` sink to its delivery
+/// thread, the others to Kafka.
+fn hand_over(
+    producer: &mut OutboxProducer,
+    notifier: &mut Notifier,
+    outputs: impl IntoIterator<Item = (u64, OutboxRecord)>,
+) {
+    for (seq, record) in outputs {
+        if let Some(record) = notifier.take(seq, record) {
+            producer.send(seq, record);
+        }
     }
 }
 
