@@ -4,7 +4,7 @@
 //! durable sqlite build, so it comes back with its logs) — then the alerts topic,
 //! de-duplicated by `alert_id`, must equal one replay of the same events.
 //!
-//! `LOCKSTEP_CHAOS_FAULTS` (default 3: the run `make test` makes) sets how many faults,
+//! `LOCKSTEP_CHAOS_FAULTS` (default 4, one of each kind: the run `make test` makes) sets how many faults,
 //! `LOCKSTEP_CHAOS_SEED` which; `make chaos FAULTS=50` is the long run.
 
 mod support;
@@ -15,6 +15,7 @@ use lockstep::config::Config;
 use lockstep::live::feed::{produce_keyed, Keys};
 use lockstep::simulate::{generate, Scenario};
 use lockstep::time::{Micros, Span};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use support::group::*;
 use support::*;
@@ -50,29 +51,41 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn draw(rng: &mut rand_chacha::ChaCha8Rng, members: usize) -> Fault {
+/// The faults: their kinds in shuffled blocks of four, so every four faults have one of
+/// each; which member, and how long, at random.
+fn plan(rng: &mut rand_chacha::ChaCha8Rng, faults: usize, members: usize) -> Vec<Fault> {
     let ms = |rng: &mut rand_chacha::ChaCha8Rng, lo: u64, hi: u64| {
         Duration::from_millis(rng.gen_range(lo..hi))
     };
     let session = SESSION.as_millis() as u64;
-    match rng.gen_range(0..4) {
-        0 => Fault::Kill(rng.gen_range(0..members), ms(rng, 500, 3_000)),
-        1 => Fault::Freeze(
-            rng.gen_range(0..members),
-            ms(rng, session + 1_000, session * 2),
-        ),
-        2 => Fault::FreezeBroker(ms(rng, 2_000, 15_000)),
-        _ => Fault::RestartBroker,
+    let mut kinds = Vec::new();
+    while kinds.len() < faults {
+        let mut block = [0, 1, 2, 3];
+        block.shuffle(rng);
+        kinds.extend(block);
     }
+    kinds
+        .into_iter()
+        .take(faults)
+        .map(|kind| match kind {
+            0 => Fault::Kill(rng.gen_range(0..members), ms(rng, 500, 3_000)),
+            1 => Fault::Freeze(
+                rng.gen_range(0..members),
+                ms(rng, session + 1_000, session * 2),
+            ),
+            2 => Fault::FreezeBroker(ms(rng, 2_000, 15_000)),
+            _ => Fault::RestartBroker,
+        })
+        .collect()
 }
 
 #[test]
 fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
-    let faults: usize = env_or("LOCKSTEP_CHAOS_FAULTS", 3);
+    let faults: usize = env_or("LOCKSTEP_CHAOS_FAULTS", 4);
     let seed: u64 = env_or("LOCKSTEP_CHAOS_SEED", 28);
     eprintln!("chaos: {faults} faults, seed {seed}");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-    let plan: Vec<Fault> = (0..faults).map(|_| draw(&mut rng, 3)).collect();
+    let plan = plan(&mut rng, faults, 3);
 
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::durable(dir.path());
@@ -81,8 +94,9 @@ fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
     let cfg_path = group_config(dir.path(), &broker, Keys::Root, SETTINGS);
     let cfg = Config::load(&cfg_path).unwrap();
 
-    // About 26 events an account: a feed that outlasts the faults (~12 s each) at RATE.
-    let accounts = (faults as u64 + 3) * 12 * RATE / 26;
+    // About 26 events an account: a feed that lasts about as long as the faults (~25 s
+    // each on average: a broker restart waits a minute for its port) at RATE.
+    let accounts = (faults as u64 + 3) * 25 * RATE / 26;
     let events = generate(&Scenario::new(seed, accounts as u32));
     let as_of = Micros::now().minus(Span::hours(1));
     let expected = replay_alerts(
