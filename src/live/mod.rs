@@ -21,6 +21,7 @@ pub mod feed;
 pub mod group;
 pub mod probe;
 mod routes;
+mod schema_wait;
 pub mod watermark;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -51,6 +52,7 @@ use crate::telemetry::Metrics;
 use crate::time::Micros;
 use probe::Probe;
 use routes::{Moves, Tag};
+use schema_wait::SchemaWaits;
 use watermark::Watermarks;
 
 /// How often `run` logs its progress.
@@ -273,6 +275,8 @@ struct Core {
     judges_silence: bool,
     /// Partitions paused for being ahead while too many events are held.
     paused: BTreeSet<usize>,
+    /// Partitions paused at a record the schema registry cannot help read now.
+    schema_waits: SchemaWaits,
     /// Deadlines before the watermark left for the next step (a step evaluates at most
     /// [`MAX_BATCH`]): until they are evaluated, no held event is released.
     deadline_backlog: bool,
@@ -294,10 +298,10 @@ struct Core {
     delivered: Vec<u64>,
     /// Records routed so far (a router's): the next one's sequence number.
     routed: u64,
-    /// What it added to the instance's gauges of held events, deadline backlog and
-    /// outputs in flight (the cores of an instance, a group's shards and router, each
-    /// add their own).
-    reported: [i64; 3],
+    /// What it added to the instance's gauges of held events, deadline backlog, outputs
+    /// in flight and partitions waiting for the registry (the cores of an instance, a
+    /// group's shards and router, each add their own).
+    reported: [i64; 4],
     print: bool,
     redeliveries_seen: u64,
 }
@@ -306,8 +310,7 @@ impl Drop for Core {
     /// A closed core (a shard that moved away) holds nothing of the instance's gauges.
     fn drop(&mut self) {
         let m = &self.metrics;
-        let gauges = [&m.held_events, &m.deadline_backlog, &m.outbox_pending];
-        for (gauge, reported) in gauges.into_iter().zip(self.reported) {
+        for (gauge, reported) in Core::gauges(m).into_iter().zip(self.reported) {
             gauge.sub(reported);
         }
     }
@@ -618,6 +621,7 @@ impl Core {
             probe: shard.probe,
             judges_silence: shard.judges_silence,
             paused: BTreeSet::new(),
+            schema_waits: SchemaWaits::default(),
             deadline_backlog: false,
             normalizers,
             correlator,
@@ -633,7 +637,7 @@ impl Core {
             writing: Vec::new(),
             delivered: Vec::new(),
             routed: 0,
-            reported: [0; 3],
+            reported: [0; 4],
             print,
             redeliveries_seen: 0,
         };
@@ -654,14 +658,17 @@ impl Core {
     /// lately what it holds), count as active, not idle.
     fn pace<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let now = Instant::now();
+        self.wait_for_registry(consumer, now);
         let held = self.buffer.len();
         let max = self.config.correlator.max_held_events;
         let ahead = self.watermarks.ahead(now).into_iter().collect();
         let want = to_pause(held, max, &self.paused, ahead);
         if want != self.paused {
+            // A partition waiting for the registry stays paused whatever the pace.
+            let waits = &self.schema_waits;
             let list = |set: &mut dyn Iterator<Item = &usize>| {
                 let mut list = TopicPartitionList::new();
-                for &p in set {
+                for &p in set.filter(|p| !waits.waits(**p)) {
                     let part = &self.partitions[p];
                     list.add_partition(&part.topic, part.partition);
                 }
@@ -770,6 +777,7 @@ impl Core {
             .map(|p| (p.topic.clone(), p.partition, p.resume_at()))
             .collect();
         let consumer = assigned_consumer(kafka, &points)?;
+        self.schema_waits.reconnected();
         // Reading back the last records took time.
         self.watermarks.hold(Instant::now());
         Ok((consumer, lost))
@@ -798,16 +806,26 @@ impl Core {
         Ok(())
     }
 
-    /// Adds what changed of its held events, deadline backlog and outputs in flight to
-    /// the instance's gauges.
+    /// The instance's gauges each core adds its share to.
+    fn gauges(m: &Metrics) -> [&prometheus::IntGauge; 4] {
+        [
+            &m.held_events,
+            &m.deadline_backlog,
+            &m.outbox_pending,
+            &m.registry_waits,
+        ]
+    }
+
+    /// Adds what changed of its held events, deadline backlog, outputs in flight and
+    /// partitions waiting for the registry to the instance's gauges.
     fn report_gauges(&mut self) {
         let now = [
             self.buffer.len() as i64,
             i64::from(self.deadline_backlog),
             self.producer.in_flight() as i64,
+            self.schema_waits.len() as i64,
         ];
-        let m = &self.metrics;
-        let gauges = [&m.held_events, &m.deadline_backlog, &m.outbox_pending];
+        let gauges = Core::gauges(&self.metrics);
         for ((gauge, now), reported) in gauges.into_iter().zip(now).zip(&mut self.reported) {
             gauge.add(now - *reported);
             *reported = now;
@@ -908,6 +926,10 @@ impl Core {
         else {
             return Ok(());
         };
+        if self.schema_waits.waits(p) {
+            // Read again from the record that waits, once the wait is over.
+            return Ok(());
+        }
         let offset = message.offset();
         let part = &mut self.partitions[p];
         if offset < part.next_offset {
@@ -921,6 +943,7 @@ impl Core {
             self.metrics.offset_resets.inc();
             part.start_over();
         }
+        let check = part.check;
         part.next_offset = offset + 1;
         part.check = Some((offset, fingerprint(message)));
         if self.moves.is_some() {
@@ -934,7 +957,24 @@ impl Core {
             None => Err(DecodeError::new("record has no value")),
         }
         .and_then(|n| not_ahead(n, future_limit, self.config.correlator.max_future_skew));
+        if normalized.is_ok() {
+            self.schema_waits.read(p);
+        }
         match normalized {
+            Err(e) if e.transient => {
+                // Not consumed: the partition resumes at this record after the wait.
+                part.next_offset = offset;
+                part.check = check;
+                let wait = self.schema_waits.start(p, offset, now);
+                tracing::warn!(
+                    topic = %part.topic,
+                    partition = part.partition,
+                    offset,
+                    reason = %e,
+                    retry_in = ?wait,
+                    "the schema registry cannot be asked now: partition paused at this record, holding the watermark"
+                );
+            }
             Ok(Normalized::Events(events)) => {
                 for ev in events {
                     part.count(&self.metrics, &ev);
