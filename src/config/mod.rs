@@ -181,6 +181,9 @@ impl Config {
         if let Some(url) = &self.sinks.schema_registry {
             check_registry_url("sinks.schema_registry", url)?;
         }
+        if self.sinks.max_outbox == 0 {
+            return Err("sinks.max_outbox = 0 would never consume: give the outputs awaiting the broker's acknowledgement past which consumption pauses (default 200000)".into());
+        }
         if self.sinks.alerts_format == AlertsFormat::Avro && self.sinks.schema_registry.is_none() {
             return Err("sinks.alerts_format = \"avro\" needs sinks.schema_registry = \"https://registry:8081\": alerts go out Confluent-framed (magic byte, schema id) under the subject <alerts_topic>-value, as Confluent consumers, ksqlDB and Kafka Connect read them".into());
         }
@@ -379,6 +382,18 @@ pub struct SinksConfig {
     /// registered in (subject `<alerts_topic>-value`).
     #[serde(default)]
     pub schema_registry: Option<String>,
+    /// Outputs committed and not yet acknowledged by the broker (alerts, cases, dead
+    /// letters) past which consumption pauses: an output topic that refuses writes
+    /// (deleted, a record over its `max.message.bytes`, the broker refusing produce)
+    /// stops the run at this bound instead of growing the outbox without one. Every
+    /// output stays in the outbox until acknowledged, and is delivered once the topic
+    /// takes writes again.
+    #[serde(default = "default_max_outbox")]
+    pub max_outbox: usize,
+}
+
+const fn default_max_outbox() -> usize {
+    200_000
 }
 
 fn default_alerts_topic() -> String {
@@ -399,6 +414,7 @@ impl Default for SinksConfig {
             cases_topic: default_cases_topic(),
             dead_letter_topic: default_dead_letter_topic(),
             schema_registry: None,
+            max_outbox: default_max_outbox(),
         }
     }
 }

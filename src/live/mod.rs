@@ -17,6 +17,7 @@
 //! record consumed from each partition is read back ([`continuity`]), so a broker that
 //! came back without its log is noticed and its partitions read again from the start.
 
+mod disk;
 pub mod feed;
 pub mod group;
 pub mod probe;
@@ -68,8 +69,6 @@ const SEND_WAIT: Duration = Duration::from_millis(5);
 const REBUILD_AFTER: Duration = Duration::from_secs(5);
 /// How often a broker that went away is tried again.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
-/// Outputs in flight to the broker before consumption pauses (backpressure).
-const MAX_IN_FLIGHT: usize = 200_000;
 /// The bit that marks the sequence numbers of a router's records, produced at once and
 /// not kept in the outbox.
 const ROUTED: u64 = 1 << 63;
@@ -92,6 +91,10 @@ pub enum LiveError {
     /// The source partitions cannot be checked now.
     #[error(transparent)]
     Unavailable(#[from] continuity::Unavailable),
+    /// The state directory refused a write and has room again: RocksDB takes writes
+    /// only once reopened, so the run starts over from its last commit ([`disk`]).
+    #[error("the state directory must be reopened after a failed write")]
+    Reopen,
 }
 
 struct Partition {
@@ -261,6 +264,8 @@ pub struct Pipeline {
     reconnect_tried: Option<Instant>,
     /// Why it failed last (said once, not every attempt).
     unavailable: Option<String>,
+    /// Whether consumption is paused for `[sinks] max_outbox` outputs unacknowledged.
+    outbox_full: bool,
 }
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
@@ -423,15 +428,22 @@ impl Pipeline {
             failing_since: None,
             reconnect_tried: None,
             unavailable: None,
+            outbox_full: false,
         })
     }
 
-    /// Runs steps until `control.shutdown` is set, then commits and flushes.
+    /// Runs steps until `control.shutdown` is set, then commits and flushes. A store
+    /// that refuses a write pauses the run until it takes writes again ([`disk`]).
     pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
         control.ready.store(true, Ordering::SeqCst);
         let mut progress = Progress::new(self.core.correlator.stats());
         while !control.shutdown.load(Ordering::SeqCst) {
-            self.step()?;
+            if let Err(e) = self.step() {
+                let Some(why) = disk::unwritable(&e) else {
+                    return Err(e);
+                };
+                return self.wait_for_disk(e, &why, control);
+            }
             progress.log(self.core.correlator.stats(), self.consumer.is_some());
         }
         self.core.shutdown()
@@ -502,7 +514,18 @@ impl Pipeline {
             self.core.watermarks.hold(Instant::now());
             self.reconnect();
         }
-        let paused = self.core.producer.in_flight() >= MAX_IN_FLIGHT || self.consumer.is_none();
+        let outbox_full = self.core.outbox_full();
+        if outbox_full != self.outbox_full {
+            self.outbox_full = outbox_full;
+            match outbox_full {
+                true => tracing::warn!(
+                    max_outbox = self.core.config.sinks.max_outbox,
+                    "the broker has not acknowledged max_outbox outputs (an output topic refusing writes?): consumption paused until it does"
+                ),
+                false => tracing::info!("outputs acknowledged again: consuming"),
+            }
+        }
+        let paused = outbox_full || self.consumer.is_none();
         while let Some(consumer) = self.consumer.as_ref() {
             // The clock is read every 64 records: a record takes a few microseconds.
             if paused || polled >= MAX_BATCH || (polled % 64 == 0 && started.elapsed() >= STEP_TIME)
@@ -806,6 +829,12 @@ impl Core {
         Ok(())
     }
 
+    /// Whether `[sinks] max_outbox` outputs await the broker's acknowledgement: then no
+    /// record is consumed and no deadline evaluated until fewer do.
+    fn outbox_full(&self) -> bool {
+        self.producer.in_flight() >= self.config.sinks.max_outbox
+    }
+
     /// The instance's gauges each core adds its share to.
     fn gauges(m: &Metrics) -> [&prometheus::IntGauge; 4] {
         [
@@ -887,7 +916,7 @@ impl Core {
         }
         // Alerts the producer has not taken yet wait in memory: none are added while
         // too many are in flight.
-        if self.producer.in_flight() < MAX_IN_FLIGHT {
+        if !self.outbox_full() {
             let limit = blocked.map_or(watermark, |t| t.min(watermark));
             self.deadline_backlog = self.correlator.advance(limit, MAX_BATCH, &mut alerts)?;
         }
