@@ -380,3 +380,47 @@ fn a_full_disk_pauses_the_run_until_space_is_freed_and_loses_nothing() {
     );
     assert_same_alerts(&alerts(&again), &expected, &log);
 }
+
+/// The alerts topic takes no writes (it does not exist, and the broker does not create
+/// it): the outputs wait in the outbox, consumption pauses at `[sinks] max_outbox`, and
+/// once the topic exists every alert is delivered: those of one replay.
+#[test]
+fn an_alerts_topic_that_refuses_writes_pauses_the_run_at_the_outbox_bound() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 2);
+    broker.create_topics(&["lockstep.cases", "lockstep.dead-letters"], 1);
+    let extra = format!("{FAST}[sinks]\nmax_outbox = 10\n");
+    let cfg_path = config(dir.path(), &broker, &extra);
+    let cfg = lockstep::config::Config::load(&cfg_path).unwrap();
+    let events = generate(&Scenario::new(11, 60));
+    let expected = replay_alerts(&write_events(dir.path(), &events), &as_of_now(), dir.path());
+    assert!(expected.len() > 10);
+    lockstep::live::feed::produce(&cfg, &events, 0).unwrap();
+
+    let log = dir.path().join("run.log");
+    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(60), || log_text()
+            .contains("consumption paused until it does")),
+        "paused at the bound: {}",
+        log_text()
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    broker.create_topics(&["lockstep.alerts"], 1);
+    let records = read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(90),
+        |r| has_all(r, &expected),
+    );
+    terminate(child, &log);
+    assert!(
+        log_text().contains("outputs acknowledged again"),
+        "{}",
+        log_text()
+    );
+    assert_same_alerts(&alerts(&records), &expected, &log);
+}

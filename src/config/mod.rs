@@ -200,6 +200,7 @@ impl Config {
         {
             return Err("registry.basic_auth is not \"user:password\"".into());
         }
+        self.registry.tls()?;
         if self.kafka.is_some() && self.sources.is_empty() {
             return Err("[kafka] is configured but no [[sources]]: add one [[sources]] entry per input topic (system, topic, format)".into());
         }
@@ -309,6 +310,13 @@ pub struct RegistryConfig {
     /// Each request's timeout.
     #[serde(default = "default_registry_timeout", deserialize_with = "span")]
     pub timeout: Span,
+    /// PEM certificates of a private CA the registry's certificate is signed by (trusted
+    /// besides the public roots).
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate (chain) for registries that ask for one (mutual TLS).
+    pub cert_file: Option<PathBuf>,
+    /// The PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
 }
 
 const fn default_registry_timeout() -> Span {
@@ -321,6 +329,9 @@ impl Default for RegistryConfig {
             basic_auth: None,
             bearer_token: None,
             timeout: default_registry_timeout(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -333,7 +344,30 @@ impl RegistryConfig {
             (None, Some(token)) => Some(crate::client::Auth::Bearer(token.clone())),
             (None, None) => None,
         };
-        Registry::new(url, self.timeout.to_std(), auth)
+        // Checked when the configuration loaded: a failure now is a file changed since.
+        let tls = self.tls().unwrap_or_else(|why| {
+            tracing::error!(error = %why, "registry TLS files unreadable: using the public roots only");
+            None
+        });
+        Registry::over(
+            url,
+            crate::client::Http::with_tls(self.timeout.to_std(), auth, tls),
+        )
+    }
+
+    /// The TLS client configuration of `ca_file`, `cert_file` and `key_file` (none: the
+    /// defaults).
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+        let named = |key: &str, path: &Option<PathBuf>| {
+            path.as_ref()
+                .map(|p| (format!("registry.{key}"), p.clone()))
+        };
+        crate::tls::TlsFiles {
+            ca_file: named("ca_file", &self.ca_file),
+            cert_file: named("cert_file", &self.cert_file),
+            key_file: named("key_file", &self.key_file),
+        }
+        .client_config()
     }
 }
 
