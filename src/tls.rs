@@ -52,9 +52,11 @@ impl TlsFiles {
                     )
                 })?
             }
-            (Some((cert_key, _)), None) | (None, Some((cert_key, _))) => return Err(format!(
+            (Some((cert_key, _)), None) | (None, Some((cert_key, _))) => {
+                return Err(format!(
                 "{cert_key} is set alone: a client certificate needs both cert_file and key_file"
-            )),
+            ))
+            }
         };
         Ok(Some(Arc::new(config)))
     }

@@ -92,7 +92,7 @@ pub enum LiveError {
     #[error(transparent)]
     Unavailable(#[from] continuity::Unavailable),
     /// The state directory refused a write and has room again: RocksDB takes writes
-    /// only once reopened, so the run starts over from its last commit ([`disk`]).
+    /// only once reopened, so the run starts over from its last commit (`live::disk`).
     #[error("the state directory must be reopened after a failed write")]
     Reopen,
 }
@@ -433,7 +433,8 @@ impl Pipeline {
     }
 
     /// Runs steps until `control.shutdown` is set, then commits and flushes. A store
-    /// that refuses a write pauses the run until it takes writes again ([`disk`]).
+    /// that refuses a write pauses the run until the state directory has room again,
+    /// then returns [`LiveError::Reopen`] (`live::disk`).
     pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
         control.ready.store(true, Ordering::SeqCst);
         let mut progress = Progress::new(self.core.correlator.stats());

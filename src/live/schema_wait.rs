@@ -81,7 +81,7 @@ impl SchemaWaits {
     }
 
     /// The waiting partitions the consumer has not paused yet (marked paused now).
-    pub fn to_pause(&mut self) -> Vec<usize> {
+    pub fn pause_new(&mut self) -> Vec<usize> {
         self.waiting
             .iter_mut()
             .filter(|(_, w)| !w.paused)
@@ -133,7 +133,7 @@ impl Core {
             list.add_partition(&part.topic, part.partition);
             list
         };
-        for p in self.schema_waits.to_pause() {
+        for p in self.schema_waits.pause_new() {
             if let Err(e) = consumer.pause(&list(self, p)) {
                 tracing::warn!(error = %e, "cannot pause a partition waiting for the registry");
             }
@@ -171,8 +171,8 @@ mod tests {
         let mut waits = SchemaWaits::default();
         assert_eq!(waits.start(3, 100, now), FIRST_BACKOFF);
         assert!(waits.waits(3) && !waits.waits(2));
-        assert_eq!(waits.to_pause(), vec![3]);
-        assert!(waits.to_pause().is_empty(), "paused once");
+        assert_eq!(waits.pause_new(), vec![3]);
+        assert!(waits.pause_new().is_empty(), "paused once");
         assert!(waits.due(now).is_empty(), "not yet");
         assert_eq!(waits.due(now + FIRST_BACKOFF), vec![(3, 100)]);
         assert!(!waits.waits(3));
@@ -182,7 +182,7 @@ mod tests {
         }
         assert_eq!(waits.start(3, 100, now), MAX_BACKOFF);
         waits.reconnected();
-        assert_eq!(waits.to_pause(), vec![3], "a new consumer pauses it again");
+        assert_eq!(waits.pause_new(), vec![3], "a new consumer pauses it again");
         waits.due(now + MAX_BACKOFF);
         waits.read(3);
         assert_eq!(waits.start(3, 120, now), FIRST_BACKOFF);
