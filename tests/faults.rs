@@ -37,6 +37,31 @@ fn as_of_now() -> String {
     Micros::now().minus(Span::hours(1)).to_string()
 }
 
+/// A `lockstep run` that is killed if the test fails before it stops it.
+struct Running(Option<std::process::Child>);
+
+impl Running {
+    fn start(config: &Path, state: &Path, log: &Path) -> Running {
+        Running(Some(run(config, state, log)))
+    }
+
+    /// Stops it with SIGTERM and checks it exits 0.
+    fn stop(mut self, log: &Path) {
+        if let Some(child) = self.0.take() {
+            terminate(child, log);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A schema registry stand-in on loopback: `GET /schemas/ids/1` answers 503 until
 /// `outage` has passed since the first request, then the canonical event schema.
 struct Registry {
@@ -177,7 +202,7 @@ fn a_registry_outage_pauses_its_partitions_and_loses_nothing() {
     produce_framed(&broker, &events);
 
     let log = dir.path().join("run.log");
-    let child = run(&cfg_path, &dir.path().join("state"), &log);
+    let child = Running::start(&cfg_path, &dir.path().join("state"), &log);
     let records = read_until(
         &broker.brokers(),
         "lockstep.alerts",
@@ -190,7 +215,7 @@ fn a_registry_outage_pauses_its_partitions_and_loses_nothing() {
         Duration::from_secs(3),
         |r| !r.is_empty(),
     );
-    terminate(child, &log);
+    child.stop(&log);
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
         dead.is_empty(),
@@ -311,7 +336,7 @@ fn a_full_disk_pauses_the_run_until_space_is_freed_and_loses_nothing() {
     let disk = Tmpfs::mount(&dir.path().join("disk"), 160);
     let state = dir.path().join("disk/state");
     let log = dir.path().join("run.log");
-    let child = run(&cfg_path, &state, &log);
+    let child = Running::start(&cfg_path, &state, &log);
     // A steady stream (as a live feed is), into which the disk fills up.
     let feeder = {
         let events = events.clone();
@@ -361,17 +386,17 @@ fn a_full_disk_pauses_the_run_until_space_is_freed_and_loses_nothing() {
         Duration::from_secs(60),
         |r| has_all(r, &expected),
     );
-    terminate(child, &log);
+    child.stop(&log);
     assert_same_alerts(&alerts(&records), &expected, &log);
 
     // The store is whole: it opens, and a run over it adds nothing.
-    let child = run(&cfg_path, &state, &log);
+    let child = Running::start(&cfg_path, &state, &log);
     assert!(eventually(Duration::from_secs(30), || get(
         &addr, "/readyz"
     )
     .0 == 200));
     std::thread::sleep(Duration::from_secs(3));
-    terminate(child, &log);
+    child.stop(&log);
     let again = read_until(
         &broker.brokers(),
         "lockstep.alerts",
