@@ -36,11 +36,25 @@ pub struct Http {
 impl Http {
     /// A client whose requests time out after `timeout` (connecting: at most 5 s).
     pub fn new(timeout: Duration, auth: Option<Auth>) -> Http {
-        let agent = ureq::AgentBuilder::new()
+        Http::with_tls(timeout, auth, None)
+    }
+
+    /// [`Http::new`], with `tls` for `https://` (default: the public roots).
+    pub fn with_tls(
+        timeout: Duration,
+        auth: Option<Auth>,
+        tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    ) -> Http {
+        let mut agent = ureq::AgentBuilder::new()
             .timeout_connect(timeout.min(Duration::from_secs(5)))
-            .timeout(timeout)
-            .build();
-        Http { agent, auth }
+            .timeout(timeout);
+        if let Some(tls) = tls {
+            agent = agent.tls_config(tls);
+        }
+        Http {
+            agent: agent.build(),
+            auth,
+        }
     }
 
     /// GETs `url`: the status and the body, whatever the status.

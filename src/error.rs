@@ -46,6 +46,9 @@ impl ConfigError {
 pub struct DecodeError {
     /// Why the record was rejected.
     pub reason: String,
+    /// Whether the record could not be read for now only (the schema registry down or
+    /// slow): read again later, it is no dead letter.
+    pub transient: bool,
 }
 
 impl DecodeError {
@@ -53,6 +56,15 @@ impl DecodeError {
     pub fn new(reason: impl Into<String>) -> Self {
         DecodeError {
             reason: reason.into(),
+            transient: false,
+        }
+    }
+
+    /// A record that cannot be read now, for `reason`, and may be later.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        DecodeError {
+            reason: reason.into(),
+            transient: true,
         }
     }
 }

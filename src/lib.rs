@@ -60,3 +60,4 @@ pub mod source;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod tls;

@@ -50,6 +50,11 @@ pub struct Metrics {
     pub paused_partitions: IntGauge,
     /// Records committed to the outbox and not yet delivered.
     pub outbox_pending: IntGauge,
+    /// Partitions paused until the schema registry can be asked again.
+    pub registry_waits: IntGauge,
+    /// 1 while the state directory takes writes; 0 while it does not (a full disk):
+    /// consumption is paused until it does again.
+    pub store_writable: IntGauge,
     /// Partitions whose offsets went backwards (the broker lost its log).
     pub offset_resets: IntCounter,
     /// HTTP requests refused for a missing or wrong bearer token.
@@ -142,7 +147,7 @@ impl Metrics {
         let _ = registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ));
-        Metrics {
+        let metrics = Metrics {
             events: counter_vec(
                 "lockstep_events_total",
                 "Events decoded",
@@ -211,6 +216,14 @@ impl Metrics {
                 "lockstep_outbox_pending",
                 "Outputs committed, not yet delivered",
             ),
+            registry_waits: gauge(
+                "lockstep_registry_waiting_partitions",
+                "Partitions paused at a record whose schema the registry cannot give now (down, slow, 5xx)",
+            ),
+            store_writable: gauge(
+                "lockstep_store_writable",
+                "1 while the state directory takes writes, 0 while consumption is paused because it does not (a full disk)",
+            ),
             offset_resets: counter(
                 "lockstep_offset_resets_total",
                 "Partitions whose offsets went backwards",
@@ -270,7 +283,9 @@ impl Metrics {
                 &["sink"],
             ),
             registry,
-        }
+        };
+        metrics.store_writable.set(1);
+        metrics
     }
 
     /// The Prometheus text exposition.

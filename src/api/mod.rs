@@ -311,10 +311,15 @@ async fn authorize(State(s): State<Shared>, request: Request, next: Next) -> Res
 }
 
 async fn readyz(State(s): State<Shared>) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
-        Json(serde_json::json!({"status": "ready"})).into_response()
-    } else {
+    if !s.ready.load(Ordering::SeqCst) {
         error(StatusCode::SERVICE_UNAVAILABLE, "starting")
+    } else if s.metrics.store_writable.get() == 0 {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the state directory takes no writes (disk full?): consumption paused until it does",
+        )
+    } else {
+        Json(serde_json::json!({"status": "ready"})).into_response()
     }
 }
 

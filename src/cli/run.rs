@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use lockstep::config::Assignment;
 use lockstep::live::group::GroupPipeline;
-use lockstep::live::{Control, Pipeline};
+use lockstep::live::{Control, LiveError, Pipeline};
 use lockstep::store::Store;
 use lockstep::telemetry::Metrics;
 
@@ -92,7 +92,10 @@ pub fn run(
         Some(store) => {
             let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
             tracing::info!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
-            pipeline.run(&control)?;
+            match pipeline.run(&control) {
+                Err(LiveError::Reopen) => return Err(start_over()),
+                other => other?,
+            }
         }
         None => {
             let pipeline = GroupPipeline::start(config, dir, metrics, print, &control)?;
@@ -104,4 +107,20 @@ pub fn run(
     }
     tracing::info!("lockstep: stopped cleanly");
     Ok(())
+}
+
+/// Starts `lockstep run` over in place, with the same arguments: after the state
+/// directory refused a write, RocksDB takes writes again only once reopened, and a
+/// restart resumes from the last commit as after `kill -9`. Returns only if it could
+/// not.
+fn start_over() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    tracing::info!("lockstep: starting over in place to reopen the state directory");
+    let error = match std::env::current_exe() {
+        Ok(exe) => std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .exec(),
+        Err(e) => e,
+    };
+    anyhow::Error::new(error).context("starting lockstep run over to reopen the state directory")
 }

@@ -186,6 +186,9 @@ impl Config {
         if let Some(url) = &self.sinks.schema_registry {
             check_registry_url("sinks.schema_registry", url)?;
         }
+        if self.sinks.max_outbox == 0 {
+            return Err("sinks.max_outbox = 0 would never consume: give the outputs awaiting the broker's acknowledgement past which consumption pauses (default 200000)".into());
+        }
         if self.sinks.alerts_format == AlertsFormat::Avro && self.sinks.schema_registry.is_none() {
             return Err("sinks.alerts_format = \"avro\" needs sinks.schema_registry = \"https://registry:8081\": alerts go out Confluent-framed (magic byte, schema id) under the subject <alerts_topic>-value, as Confluent consumers, ksqlDB and Kafka Connect read them".into());
         }
@@ -202,6 +205,7 @@ impl Config {
         {
             return Err("registry.basic_auth is not \"user:password\"".into());
         }
+        self.registry.tls()?;
         if self.kafka.is_some() && self.sources.is_empty() {
             return Err("[kafka] is configured but no [[sources]]: add one [[sources]] entry per input topic (system, topic, format)".into());
         }
@@ -311,6 +315,13 @@ pub struct RegistryConfig {
     /// Each request's timeout.
     #[serde(default = "default_registry_timeout", deserialize_with = "span")]
     pub timeout: Span,
+    /// PEM certificates of a private CA the registry's certificate is signed by (trusted
+    /// besides the public roots).
+    pub ca_file: Option<PathBuf>,
+    /// A PEM client certificate (chain) for registries that ask for one (mutual TLS).
+    pub cert_file: Option<PathBuf>,
+    /// The PEM private key of `cert_file`.
+    pub key_file: Option<PathBuf>,
 }
 
 const fn default_registry_timeout() -> Span {
@@ -323,6 +334,9 @@ impl Default for RegistryConfig {
             basic_auth: None,
             bearer_token: None,
             timeout: default_registry_timeout(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
     }
 }
@@ -335,7 +349,30 @@ impl RegistryConfig {
             (None, Some(token)) => Some(crate::client::Auth::Bearer(token.clone())),
             (None, None) => None,
         };
-        Registry::new(url, self.timeout.to_std(), auth)
+        // Checked when the configuration loaded: a failure now is a file changed since.
+        let tls = self.tls().unwrap_or_else(|why| {
+            tracing::error!(error = %why, "registry TLS files unreadable: using the public roots only");
+            None
+        });
+        Registry::over(
+            url,
+            crate::client::Http::with_tls(self.timeout.to_std(), auth, tls),
+        )
+    }
+
+    /// The TLS client configuration of `ca_file`, `cert_file` and `key_file` (none: the
+    /// defaults).
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, String> {
+        let named = |key: &str, path: &Option<PathBuf>| {
+            path.as_ref()
+                .map(|p| (format!("registry.{key}"), p.clone()))
+        };
+        crate::tls::TlsFiles {
+            ca_file: named("ca_file", &self.ca_file),
+            cert_file: named("cert_file", &self.cert_file),
+            key_file: named("key_file", &self.key_file),
+        }
+        .client_config()
     }
 }
 
@@ -384,6 +421,18 @@ pub struct SinksConfig {
     /// registered in (subject `<alerts_topic>-value`).
     #[serde(default)]
     pub schema_registry: Option<String>,
+    /// Outputs committed and not yet acknowledged by the broker (alerts, cases, dead
+    /// letters) past which consumption pauses: an output topic that refuses writes
+    /// (deleted, a record over its `max.message.bytes`, the broker refusing produce)
+    /// stops the run at this bound instead of growing the outbox without one. Every
+    /// output stays in the outbox until acknowledged, and is delivered once the topic
+    /// takes writes again.
+    #[serde(default = "default_max_outbox")]
+    pub max_outbox: usize,
+}
+
+const fn default_max_outbox() -> usize {
+    200_000
 }
 
 fn default_alerts_topic() -> String {
@@ -404,6 +453,7 @@ impl Default for SinksConfig {
             cases_topic: default_cases_topic(),
             dead_letter_topic: default_dead_letter_topic(),
             schema_registry: None,
+            max_outbox: default_max_outbox(),
         }
     }
 }

@@ -7,10 +7,14 @@
 //! versions`) so alerts go out framed (magic byte, schema id, datum), as ksqlDB, Kafka
 //! Connect's AvroConverter and Confluent consumers read them.
 //!
-//! `http://` or `https://`, basic or bearer authentication (`[registry]`), request
-//! timeouts, and [`ATTEMPTS`] tries with a doubling backoff on transport errors and 5xx
-//! answers. The cache is not locked while a request is under way. A failed lookup is
-//! remembered for [`RETRY_AFTER`], its records dead-lettered with the reason meanwhile.
+//! `http://` or `https://` (a private CA, a client certificate: `[registry]`), basic or
+//! bearer authentication, request timeouts. A lookup that fails for now — a transport
+//! error, a timeout, any answer but 200 or "not found" — is a transient
+//! [`DecodeError`]: the live pipeline reads the record again later, with a backoff (it is
+//! no dead letter), and the registry is asked again then. Only "this schema does not
+//! exist" (404, error code 40403) or a schema that is no usable Avro makes the record a
+//! dead letter; that answer is remembered for [`RETRY_AFTER`]. Registering the alert
+//! schema at start is tried [`ATTEMPTS`] times with a doubling backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,11 +25,55 @@ use apache_avro::Schema;
 use crate::client::{Auth, Http};
 use crate::error::DecodeError;
 
-/// How long a failed lookup is remembered before the registry is asked again.
+/// How long a schema the registry says does not exist is remembered before it is asked
+/// again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(10);
-/// Tries of one request (transport errors and 5xx answers are tried again).
+/// Tries of a registration (transport errors and 5xx answers are tried again).
 pub const ATTEMPTS: u32 = 3;
 const BACKOFF: Duration = Duration::from_millis(200);
+
+/// Why a request got no usable answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    why: String,
+    /// The registry answered that the schema or subject does not exist: asking again
+    /// will not help. Anything else may.
+    missing: bool,
+}
+
+impl Failure {
+    fn missing(why: String) -> Failure {
+        Failure { why, missing: true }
+    }
+
+    fn for_now(why: String) -> Failure {
+        Failure {
+            why,
+            missing: false,
+        }
+    }
+}
+
+/// How an answer of `status` with `body` counts: a 200's JSON, or why not. Only 404 (or
+/// Confluent's error code 40403, "schema not found", whatever the status) says the
+/// schema does not exist; any other answer — 5xx, 401/403 of a credential being
+/// rotated, 429, a proxy's error page — may change.
+fn classify(url: &str, status: u16, body: &[u8]) -> Result<serde_json::Value, Failure> {
+    if status == 200 {
+        return serde_json::from_slice(body)
+            .map_err(|e| Failure::for_now(format!("{url} answered 200 without JSON: {e}")));
+    }
+    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let why = format!(
+        "{url} answered {status}: {}",
+        answer["message"].as_str().unwrap_or("")
+    );
+    if status == 404 || answer["error_code"].as_u64() == Some(40403) {
+        Err(Failure::missing(why))
+    } else {
+        Err(Failure::for_now(why))
+    }
+}
 
 type Lookup = Result<Arc<Schema>, (Instant, String)>;
 
@@ -38,16 +86,23 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// A client of the registry at `url` (`http://host:port` or `https://…`).
-    pub fn new(url: &str, timeout: Duration, auth: Option<Auth>) -> Registry {
+    /// A client of the registry at `url` (`http://host:port` or `https://…`) through
+    /// `http` (its timeouts, authentication and TLS).
+    pub fn over(url: &str, http: Http) -> Registry {
         Registry {
             url: url.trim_end_matches('/').to_owned(),
-            http: Http::new(timeout, auth),
+            http,
             schemas: Mutex::default(),
         }
     }
 
-    /// The writer schema registered under `id`.
+    /// A client of the registry at `url` with the public TLS roots.
+    pub fn new(url: &str, timeout: Duration, auth: Option<Auth>) -> Registry {
+        Registry::over(url, Http::new(timeout, auth))
+    }
+
+    /// The writer schema registered under `id`; a transient [`DecodeError`] when the
+    /// registry cannot say now.
     pub fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, DecodeError> {
         let cached = |schemas: &HashMap<u32, Lookup>| match schemas.get(&id) {
             Some(Ok(schema)) => Some(Ok(schema.clone())),
@@ -59,7 +114,14 @@ impl Registry {
         if let Some(answer) = cached(&self.schemas.lock().unwrap_or_else(|e| e.into_inner())) {
             return answer;
         }
-        let looked_up = self.fetch(id);
+        let looked_up = match self.fetch(id) {
+            Ok(schema) => Ok(schema),
+            Err(Failure {
+                why,
+                missing: false,
+            }) => return Err(DecodeError::unavailable(why)),
+            Err(Failure { why, .. }) => Err(why),
+        };
         self.schemas
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -71,70 +133,73 @@ impl Registry {
     pub fn register(&self, subject: &str, schema: &str) -> Result<u32, String> {
         let path = format!("/subjects/{subject}/versions");
         let body = serde_json::json!({ "schema": schema });
-        let answer = self.request(&path, |url| {
-            self.http
-                .post_json(url, "application/vnd.schemaregistry.v1+json", &body)
-        })?;
+        let answer = self
+            .request(&path, ATTEMPTS, |url| {
+                self.http
+                    .post_json(url, "application/vnd.schemaregistry.v1+json", &body)
+            })
+            .map_err(|f| f.why)?;
         answer["id"]
             .as_u64()
             .and_then(|id| u32::try_from(id).ok())
             .ok_or_else(|| format!("{}{path}: the answer has no schema \"id\"", self.url))
     }
 
-    fn fetch(&self, id: u32) -> Result<Arc<Schema>, String> {
+    /// The schema `id`, asked once (the pipeline asks again later, not this call): an
+    /// answer that is no Avro schema is a missing schema.
+    fn fetch(&self, id: u32) -> Result<Arc<Schema>, Failure> {
         let path = format!("/schemas/ids/{id}");
         let failed = |why: String| format!("schema id {id}: {why}");
         let answer = self
-            .request(&path, |url| self.http.get(url))
-            .map_err(failed)?;
+            .request(&path, 1, |url| self.http.get(url))
+            .map_err(|f| Failure {
+                why: failed(f.why),
+                ..f
+            })?;
         if answer["schemaType"].as_str().is_some_and(|t| t != "AVRO") {
-            return Err(failed(format!(
+            return Err(Failure::missing(failed(format!(
                 "{}{path} is a {} schema, not Avro",
                 self.url, answer["schemaType"]
-            )));
+            ))));
         }
-        let text = answer["schema"]
-            .as_str()
-            .ok_or_else(|| failed(format!("{}{path}: the answer has no \"schema\"", self.url)))?;
+        let text = answer["schema"].as_str().ok_or_else(|| {
+            Failure::missing(failed(format!(
+                "{}{path}: the answer has no \"schema\"",
+                self.url
+            )))
+        })?;
         Schema::parse_str(text).map(Arc::new).map_err(|e| {
-            failed(format!(
+            Failure::missing(failed(format!(
                 "{}{path} is not a valid Avro schema: {e}",
                 self.url
-            ))
+            )))
         })
     }
 
-    /// Sends a request to `path` up to [`ATTEMPTS`] times: the JSON of a 200 answer.
+    /// Sends a request to `path` up to `attempts` times while it fails for now: the JSON
+    /// of a 200 answer.
     fn request(
         &self,
         path: &str,
+        attempts: u32,
         send: impl Fn(&str) -> anyhow::Result<(u16, Vec<u8>)>,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, Failure> {
         let url = format!("{}{path}", self.url);
         let mut wait = BACKOFF;
         let mut attempt = 1;
         loop {
-            let why = match send(&url) {
-                Ok((200, body)) => {
-                    return serde_json::from_slice(&body)
-                        .map_err(|e| format!("{url} answered 200 without JSON: {e}"))
-                }
-                Ok((status, body)) => {
-                    let answer: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or_default();
-                    let why = format!(
-                        "{url} answered {status}: {}",
-                        answer["message"].as_str().unwrap_or("")
-                    );
-                    if status < 500 {
-                        return Err(why);
-                    }
-                    why
-                }
-                Err(e) => format!("{e:#}"),
+            let failure = match send(&url) {
+                Ok((status, body)) => match classify(&url, status, &body) {
+                    Err(failure) if !failure.missing => failure,
+                    answer => return answer,
+                },
+                Err(e) => Failure::for_now(format!("{e:#}")),
             };
-            if attempt == ATTEMPTS {
-                return Err(format!("{why} (after {ATTEMPTS} tries)"));
+            if attempt >= attempts {
+                return Err(match attempts {
+                    1 => failure,
+                    n => Failure::for_now(format!("{} (after {n} tries)", failure.why)),
+                });
             }
             std::thread::sleep(wait);
             wait *= 2;
@@ -223,7 +288,9 @@ pub(crate) mod tests {
             registry.writer_schema(3).is_ok(),
             "cached: no second request"
         );
-        let err = registry.writer_schema(9).unwrap_err().reason;
+        let err = registry.writer_schema(9).unwrap_err();
+        assert!(!err.transient, "a dead letter: {err:?}");
+        let err = err.reason;
         assert!(
             err.contains("schema id 9")
                 && err.contains("404")
@@ -276,26 +343,81 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn an_unreachable_registry_is_a_reason_not_a_panic() {
+    fn an_unreachable_registry_is_a_transient_failure_not_a_panic() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         let err = Registry::new(&url, Duration::from_secs(5), None)
             .writer_schema(1)
-            .unwrap_err()
-            .reason;
+            .unwrap_err();
+        assert!(err.transient, "{err:?}");
         assert!(
-            err.contains("schema id 1") && err.contains(&url) && err.contains("after 3 tries"),
-            "{err}"
+            err.reason.contains("schema id 1") && err.reason.contains(&url),
+            "{err:?}"
         );
     }
 
     #[test]
-    fn server_errors_are_tried_again_and_authentication_is_sent() {
+    fn only_a_missing_schema_is_final_every_other_answer_may_change() {
+        let url = "http://sr/schemas/ids/3";
+        let missing = |status, body: &str| classify(url, status, body.as_bytes()).unwrap_err();
+        assert!(
+            missing(
+                404,
+                r#"{"error_code":40403,"message":"Schema 3 not found"}"#
+            )
+            .missing
+        );
+        assert!(missing(404, "<html>no such page</html>").missing);
+        assert!(missing(422, r#"{"error_code":40403,"message":"not found"}"#).missing);
+        for (status, body) in [
+            (500, r#"{"error_code":50001,"message":"store error"}"#),
+            (502, "<html>bad gateway</html>"),
+            (503, ""),
+            (401, r#"{"error_code":40101,"message":"unauthorized"}"#),
+            (429, ""),
+        ] {
+            let failure = missing(status, body);
+            assert!(!failure.missing, "{status}: {failure:?}");
+            assert!(failure.why.contains(&status.to_string()), "{failure:?}");
+        }
+        assert!(
+            !classify(url, 200, b"<html>proxy</html>")
+                .unwrap_err()
+                .missing
+        );
+        assert_eq!(classify(url, 200, br#"{"id":1}"#).unwrap()["id"], 1);
+    }
+
+    /// A 503 is not remembered: the next lookup asks again, and the schema it then gets is
+    /// kept. An answer that is no Avro schema is final, like a 404.
+    #[test]
+    fn an_outage_is_asked_about_again_and_a_bad_schema_is_final() {
         let schema = serde_json::json!({"schema": r#""long""#});
+        let protobuf =
+            serde_json::json!({"schemaType": "PROTOBUF", "schema": "syntax = \"proto3\";"});
         let (url, server) = registry(vec![
             (503, r#"{"message":"busy"}"#.into()),
             (200, schema.to_string()),
+            (200, protobuf.to_string()),
+        ]);
+        let registry = Registry::new(&url, Duration::from_secs(5), None);
+        let outage = registry.writer_schema(5).unwrap_err();
+        assert!(
+            outage.transient && outage.reason.contains("503"),
+            "{outage:?}"
+        );
+        assert!(registry.writer_schema(5).is_ok(), "asked again");
+        assert!(registry.writer_schema(5).is_ok(), "kept");
+        let bad = registry.writer_schema(6).unwrap_err();
+        assert!(!bad.transient && bad.reason.contains("not Avro"), "{bad:?}");
+        assert_eq!(server.join().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_registration_is_tried_again_and_authentication_is_sent() {
+        let (url, server) = registry(vec![
+            (503, r#"{"message":"busy"}"#.into()),
             (200, r#"{"id":42}"#.into()),
         ]);
         let registry = Registry::new(
@@ -303,23 +425,20 @@ pub(crate) mod tests {
             Duration::from_secs(5),
             Some(Auth::Basic("sr-user:p&ss".into())),
         );
-        assert!(registry.writer_schema(5).is_ok(), "the 503 was tried again");
         assert_eq!(
             registry.register("lockstep.alerts-value", "\"long\""),
-            Ok(42)
+            Ok(42),
+            "the 503 was tried again"
         );
         let requests = server.join().unwrap();
         assert!(
-            requests[0]
-                .starts_with("GET /schemas/ids/5 HTTP/1.1 | Authorization: Basic c3ItdXNlcjpwJnNz"),
+            requests[0].starts_with(
+                "POST /subjects/lockstep.alerts-value/versions HTTP/1.1 | Authorization: Basic c3ItdXNlcjpwJnNz"
+            ),
             "{requests:?}"
         );
         assert!(
-            requests[2].starts_with("POST /subjects/lockstep.alerts-value/versions"),
-            "{requests:?}"
-        );
-        assert!(
-            requests[2].ends_with(r#"{"schema":"\"long\""}"#),
+            requests[1].ends_with(r#"{"schema":"\"long\""}"#),
             "{requests:?}"
         );
     }

@@ -36,7 +36,7 @@ use super::probe::Probe;
 use super::routes::Moves;
 use super::{
     alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Shard, MAX_BATCH,
-    MAX_IN_FLIGHT, POLL_WAIT, SEND_WAIT, STEP_TIME,
+    POLL_WAIT, SEND_WAIT, STEP_TIME,
 };
 use crate::config::Config;
 use crate::correlate::Stats;
@@ -296,7 +296,7 @@ impl GroupPipeline {
             let shards = lock(&self.consumer.context().shards);
             let cores = || shards.owned.values().map(|o| &o.core);
             (
-                cores().any(|c| c.producer.in_flight() >= MAX_IN_FLIGHT),
+                cores().any(|c| c.outbox_full()),
                 cores().any(|c| !c.writing.is_empty() || c.deadline_backlog),
             )
         };

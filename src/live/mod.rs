@@ -17,10 +17,12 @@
 //! record consumed from each partition is read back ([`continuity`]), so a broker that
 //! came back without its log is noticed and its partitions read again from the start.
 
+mod disk;
 pub mod feed;
 pub mod group;
 pub mod probe;
 mod routes;
+mod schema_wait;
 pub mod watermark;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -52,6 +54,7 @@ use crate::telemetry::Metrics;
 use crate::time::Micros;
 use probe::Probe;
 use routes::{Moves, Tag};
+use schema_wait::SchemaWaits;
 use watermark::Watermarks;
 
 /// How often `run` logs its progress.
@@ -67,8 +70,6 @@ const SEND_WAIT: Duration = Duration::from_millis(5);
 const REBUILD_AFTER: Duration = Duration::from_secs(5);
 /// How often a broker that went away is tried again.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
-/// Outputs in flight to the broker before consumption pauses (backpressure).
-const MAX_IN_FLIGHT: usize = 200_000;
 /// The bit that marks the sequence numbers of a router's records, produced at once and
 /// not kept in the outbox.
 const ROUTED: u64 = 1 << 63;
@@ -91,6 +92,10 @@ pub enum LiveError {
     /// The source partitions cannot be checked now.
     #[error(transparent)]
     Unavailable(#[from] continuity::Unavailable),
+    /// The state directory refused a write and has room again: RocksDB takes writes
+    /// only once reopened, so the run starts over from its last commit (`live::disk`).
+    #[error("the state directory must be reopened after a failed write")]
+    Reopen,
 }
 
 struct Partition {
@@ -260,6 +265,8 @@ pub struct Pipeline {
     reconnect_tried: Option<Instant>,
     /// Why it failed last (said once, not every attempt).
     unavailable: Option<String>,
+    /// Whether consumption is paused for `[sinks] max_outbox` outputs unacknowledged.
+    outbox_full: bool,
 }
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
@@ -274,6 +281,8 @@ struct Core {
     judges_silence: bool,
     /// Partitions paused for being ahead while too many events are held.
     paused: BTreeSet<usize>,
+    /// Partitions paused at a record the schema registry cannot help read now.
+    schema_waits: SchemaWaits,
     /// Deadlines before the watermark left for the next step (a step evaluates at most
     /// [`MAX_BATCH`]): until they are evaluated, no held event is released.
     deadline_backlog: bool,
@@ -297,10 +306,10 @@ struct Core {
     delivered: Vec<u64>,
     /// Records routed so far (a router's): the next one's sequence number.
     routed: u64,
-    /// What it added to the instance's gauges of held events, deadline backlog and
-    /// outputs in flight (the cores of an instance, a group's shards and router, each
-    /// add their own).
-    reported: [i64; 3],
+    /// What it added to the instance's gauges of held events, deadline backlog, outputs
+    /// in flight and partitions waiting for the registry (the cores of an instance, a
+    /// group's shards and router, each add their own).
+    reported: [i64; 4],
     print: bool,
     redeliveries_seen: u64,
 }
@@ -309,8 +318,7 @@ impl Drop for Core {
     /// A closed core (a shard that moved away) holds nothing of the instance's gauges.
     fn drop(&mut self) {
         let m = &self.metrics;
-        let gauges = [&m.held_events, &m.deadline_backlog, &m.outbox_pending];
-        for (gauge, reported) in gauges.into_iter().zip(self.reported) {
+        for (gauge, reported) in Core::gauges(m).into_iter().zip(self.reported) {
             gauge.sub(reported);
         }
     }
@@ -423,15 +431,23 @@ impl Pipeline {
             failing_since: None,
             reconnect_tried: None,
             unavailable: None,
+            outbox_full: false,
         })
     }
 
-    /// Runs steps until `control.shutdown` is set, then commits and flushes.
+    /// Runs steps until `control.shutdown` is set, then commits and flushes. A store
+    /// that refuses a write pauses the run until the state directory has room again,
+    /// then returns [`LiveError::Reopen`] (`live::disk`).
     pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
         control.ready.store(true, Ordering::SeqCst);
         let mut progress = Progress::new(self.core.correlator.stats());
         while !control.shutdown.load(Ordering::SeqCst) {
-            self.step()?;
+            if let Err(e) = self.step() {
+                let Some(why) = disk::unwritable(&e) else {
+                    return Err(e);
+                };
+                return self.wait_for_disk(e, &why, control);
+            }
             progress.log(self.core.correlator.stats(), self.consumer.is_some());
         }
         self.core.shutdown()
@@ -502,7 +518,18 @@ impl Pipeline {
             self.core.watermarks.hold(Instant::now());
             self.reconnect();
         }
-        let paused = self.core.producer.in_flight() >= MAX_IN_FLIGHT || self.consumer.is_none();
+        let outbox_full = self.core.outbox_full();
+        if outbox_full != self.outbox_full {
+            self.outbox_full = outbox_full;
+            match outbox_full {
+                true => tracing::warn!(
+                    max_outbox = self.core.config.sinks.max_outbox,
+                    "the broker has not acknowledged max_outbox outputs (an output topic refusing writes?): consumption paused until it does"
+                ),
+                false => tracing::info!("outputs acknowledged again: consuming"),
+            }
+        }
+        let paused = outbox_full || self.consumer.is_none();
         while let Some(consumer) = self.consumer.as_ref() {
             // The clock is read every 64 records: a record takes a few microseconds.
             if paused || polled >= MAX_BATCH || (polled % 64 == 0 && started.elapsed() >= STEP_TIME)
@@ -621,6 +648,7 @@ impl Core {
             probe: shard.probe,
             judges_silence: shard.judges_silence,
             paused: BTreeSet::new(),
+            schema_waits: SchemaWaits::default(),
             deadline_backlog: false,
             normalizers,
             correlator,
@@ -637,7 +665,7 @@ impl Core {
             writing: Vec::new(),
             delivered: Vec::new(),
             routed: 0,
-            reported: [0; 3],
+            reported: [0; 4],
             print,
             redeliveries_seen: 0,
         };
@@ -658,14 +686,17 @@ impl Core {
     /// lately what it holds), count as active, not idle.
     fn pace<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         let now = Instant::now();
+        self.wait_for_registry(consumer, now);
         let held = self.buffer.len();
         let max = self.config.correlator.max_held_events;
         let ahead = self.watermarks.ahead(now).into_iter().collect();
         let want = to_pause(held, max, &self.paused, ahead);
         if want != self.paused {
+            // A partition waiting for the registry stays paused whatever the pace.
+            let waits = &self.schema_waits;
             let list = |set: &mut dyn Iterator<Item = &usize>| {
                 let mut list = TopicPartitionList::new();
-                for &p in set {
+                for &p in set.filter(|p| !waits.waits(**p)) {
                     let part = &self.partitions[p];
                     list.add_partition(&part.topic, part.partition);
                 }
@@ -774,6 +805,7 @@ impl Core {
             .map(|p| (p.topic.clone(), p.partition, p.resume_at()))
             .collect();
         let consumer = assigned_consumer(kafka, &points)?;
+        self.schema_waits.reconnected();
         // Reading back the last records took time.
         self.watermarks.hold(Instant::now());
         Ok((consumer, lost))
@@ -802,16 +834,32 @@ impl Core {
         Ok(())
     }
 
-    /// Adds what changed of its held events, deadline backlog and outputs in flight to
-    /// the instance's gauges.
+    /// Whether `[sinks] max_outbox` outputs await the broker's acknowledgement: then no
+    /// record is consumed and no deadline evaluated until fewer do.
+    fn outbox_full(&self) -> bool {
+        self.producer.in_flight() >= self.config.sinks.max_outbox
+    }
+
+    /// The instance's gauges each core adds its share to.
+    fn gauges(m: &Metrics) -> [&prometheus::IntGauge; 4] {
+        [
+            &m.held_events,
+            &m.deadline_backlog,
+            &m.outbox_pending,
+            &m.registry_waits,
+        ]
+    }
+
+    /// Adds what changed of its held events, deadline backlog, outputs in flight and
+    /// partitions waiting for the registry to the instance's gauges.
     fn report_gauges(&mut self) {
         let now = [
             self.buffer.len() as i64,
             i64::from(self.deadline_backlog),
             self.producer.in_flight() as i64,
+            self.schema_waits.len() as i64,
         ];
-        let m = &self.metrics;
-        let gauges = [&m.held_events, &m.deadline_backlog, &m.outbox_pending];
+        let gauges = Core::gauges(&self.metrics);
         for ((gauge, now), reported) in gauges.into_iter().zip(now).zip(&mut self.reported) {
             gauge.add(now - *reported);
             *reported = now;
@@ -879,7 +927,7 @@ impl Core {
         }
         // Alerts the producer has not taken yet wait in memory: none are added while
         // too many are in flight.
-        if self.producer.in_flight() < MAX_IN_FLIGHT {
+        if !self.outbox_full() {
             let limit = blocked.map_or(watermark, |t| t.min(watermark));
             self.deadline_backlog = self.correlator.advance(limit, MAX_BATCH, &mut alerts)?;
         }
@@ -921,6 +969,10 @@ impl Core {
         else {
             return Ok(());
         };
+        if self.schema_waits.waits(p) {
+            // Read again from the record that waits, once the wait is over.
+            return Ok(());
+        }
         let offset = message.offset();
         let part = &mut self.partitions[p];
         if offset < part.next_offset {
@@ -934,6 +986,7 @@ impl Core {
             self.metrics.offset_resets.inc();
             part.start_over();
         }
+        let check = part.check;
         part.next_offset = offset + 1;
         part.check = Some((offset, fingerprint(message)));
         if self.moves.is_some() {
@@ -947,7 +1000,24 @@ impl Core {
             None => Err(DecodeError::new("record has no value")),
         }
         .and_then(|n| not_ahead(n, future_limit, self.config.correlator.max_future_skew));
+        if normalized.is_ok() {
+            self.schema_waits.read(p);
+        }
         match normalized {
+            Err(e) if e.transient => {
+                // Not consumed: the partition resumes at this record after the wait.
+                part.next_offset = offset;
+                part.check = check;
+                let wait = self.schema_waits.start(p, offset, now);
+                tracing::warn!(
+                    topic = %part.topic,
+                    partition = part.partition,
+                    offset,
+                    reason = %e,
+                    retry_in = ?wait,
+                    "the schema registry cannot be asked now: partition paused at this record, holding the watermark"
+                );
+            }
             Ok(Normalized::Events(events)) => {
                 for ev in events {
                     part.count(&self.metrics, &ev);

@@ -312,6 +312,25 @@ impl Store {
         Ok(store)
     }
 
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        self.db.path()
+    }
+}
+
+/// Whether directory `dir` takes `bytes` more now: a file of that size written, synced
+/// and removed. (RocksDB itself, once a write failed for want of space, refuses every
+/// write until it is reopened: this build cannot `Resume` it.)
+pub fn has_room(dir: &Path, bytes: usize) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join("room-probe");
+    let written = std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(&vec![0; bytes]).and_then(|()| f.sync_all()));
+    let _ = std::fs::remove_file(&path);
+    written
+}
+
+impl Store {
     /// Opens a store in a fresh temporary directory, removed when the store is dropped,
     /// with the default memory budget.
     pub fn temporary() -> Result<Store, StoreError> {
