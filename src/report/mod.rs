@@ -224,7 +224,7 @@ pub struct Mapping {
     pub owasp_nhi: Vec<&'static str>,
     /// NIST Cybersecurity Framework 2.0 outcomes.
     pub nist_csf: Vec<&'static str>,
-    /// CIS AWS Foundations Benchmark controls.
+    /// CIS AWS Foundations Benchmark (and CIS Controls) controls.
     pub cis_aws: Vec<&'static str>,
     /// SOC 2 Trust Services Criteria.
     pub soc2: Vec<&'static str>,
@@ -251,6 +251,8 @@ fn audit_frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>) {
         AlertKind::SourceSilent => (vec![], vec![]),
         AlertKind::RotationOverdue => (vec![CC61], vec![A517]),
         AlertKind::CredentialUnused => (vec![CC62, CC63], vec![A516, A518]),
+        AlertKind::RotationMissed => (vec![CC61], vec![A517]),
+        AlertKind::UnregisteredIdentity => (vec![CC62], vec![A516]),
     }
 }
 
@@ -363,6 +365,7 @@ fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'s
     const AE03: &str = "DE.AE-03 Information is correlated from multiple sources";
     const CIS112: &str = "CIS AWS 1.12 Credentials unused for 45 days or more are disabled";
     const CIS114: &str = "CIS AWS 1.14 Access keys are rotated every 90 days or less";
+    const CIS51: &str = "CIS Controls v8 5.1 Establish and maintain an inventory of accounts";
     match kind {
         AlertKind::EchoMissing => (vec![NHI1, NHI7], vec![AA01, AE03], vec![]),
         AlertKind::EchoLate => (vec![NHI1], vec![AA01, AE03], vec![]),
@@ -372,6 +375,8 @@ fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'s
         AlertKind::SourceSilent => (vec![], vec![AE03], vec![]),
         AlertKind::RotationOverdue => (vec![NHI7], vec![AA01], vec![CIS114]),
         AlertKind::CredentialUnused => (vec![NHI1], vec![AA01], vec![CIS112]),
+        AlertKind::RotationMissed => (vec![NHI7], vec![AA01, AE03], vec![CIS114]),
+        AlertKind::UnregisteredIdentity => (vec![NHI1], vec![AA01, AE03], vec![CIS51]),
     }
 }
 

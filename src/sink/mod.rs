@@ -267,6 +267,9 @@ mod tests {
             revoked_at: Some(Micros(1)),
             issued_at: None,
             last_active_at: None,
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             deadline: Some(Micros(2)),
             at: Micros(2_000),
             latency_ms: None,
@@ -349,6 +352,9 @@ mod tests {
             system: None,
             systems: Some(vec![System::Iam, System::Vault]),
             last_active_at: Some(Micros(5)),
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             ..alert()
         };
         let bytes = encode_alert(&alert, AlertsFormat::Avro);

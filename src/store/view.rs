@@ -170,7 +170,7 @@ impl StateView {
     pub fn open_read_only(dir: &Path) -> Result<StateView, StoreError> {
         let db = DB::open_cf_for_read_only(&Options::default(), dir, COLUMN_FAMILIES, false)?;
         match super::stored_layout(&db)? {
-            Some(super::FORMAT | super::UPGRADES_FROM) | None => Ok(StateView::new(Arc::new(db))),
+            Some(super::FORMAT) | None => Ok(StateView::new(Arc::new(db))),
             other => Err(super::other_layout(dir, other)),
         }
     }
