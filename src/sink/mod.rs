@@ -139,6 +139,12 @@ fn alert_value(a: &Alert) -> Avro {
         ),
         ("issued_at".into(), union(a.issued_at, time)),
         ("last_active_at".into(), union(a.last_active_at, time)),
+        (
+            "rotated_entity".into(),
+            union(a.rotated_entity.clone(), Avro::String),
+        ),
+        ("rotated_at".into(), union(a.rotated_at, time)),
+        ("first_seen".into(), union(a.first_seen, time)),
     ])
 }
 
@@ -191,6 +197,9 @@ pub fn ocsf_finding(a: &Alert) -> Value {
                 "origin_system": a.origin_system,
                 "issued_at": a.issued_at,
                 "last_active_at": a.last_active_at,
+                "rotated_entity": a.rotated_entity,
+                "rotated_at": a.rotated_at,
+                "first_seen": a.first_seen,
                 "revoked_at": a.revoked_at,
                 "deadline": a.deadline,
                 "missing_entities": a.entities,
@@ -201,6 +210,7 @@ pub fn ocsf_finding(a: &Alert) -> Value {
         }],
         "resources": std::iter::once(&a.root)
             .chain(a.entity.iter())
+            .chain(a.rotated_entity.iter())
             .chain(a.entities.iter().flatten())
             .map(|e| json!({ "name": e, "type": "Non-human identity" }))
             .collect::<Vec<_>>(),
@@ -246,6 +256,8 @@ pub fn case_json(case: &Case) -> Value {
     })
 }
 
+#[cfg(test)]
+mod compat_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,7 +350,8 @@ mod tests {
         };
         fields[1].1 = Avro::Enum(0, "key_leaked".into());
         let fields = read_as_current(&future, fields);
-        assert_eq!(fields[1].1, Avro::Enum(8, "unknown".into()));
+        let unknown = AlertKind::ALL.len() as u32;
+        assert_eq!(fields[1].1, Avro::Enum(unknown, "unknown".into()));
     }
 
     #[test]
