@@ -258,7 +258,12 @@ pub fn hygiene_alert_id(kind: AlertKind, entity: &str, at: Micros) -> String {
 
 /// The deterministic id of a `rotation_missed` (SPEC §4c): (kind, rotated entity,
 /// rotated_at, holder, system) — one obligation of one round.
-pub fn rotation_alert_id(rotated: &str, rotated_at: Micros, holder: &str, system: System) -> String {
+pub fn rotation_alert_id(
+    rotated: &str,
+    rotated_at: Micros,
+    holder: &str,
+    system: System,
+) -> String {
     digest(&[
         AlertKind::RotationMissed.as_str(),
         rotated,

@@ -76,9 +76,8 @@ impl<'de> Deserialize<'de> for RotationSla {
         use serde::de::Error;
         let mut out = RotationSla::default();
         for (key, value) in &toml::Table::deserialize(d)? {
-            let system = System::parse(key).map_err(|e| {
-                D::Error::custom(format!("consistency.rotation_sla.{key}: {e}"))
-            })?;
+            let system = System::parse(key)
+                .map_err(|e| D::Error::custom(format!("consistency.rotation_sla.{key}: {e}")))?;
             out.0[system.index()] = Some(
                 parse_limit(&format!("consistency.rotation_sla.{key}"), value)
                     .map_err(D::Error::custom)?,
@@ -92,7 +91,11 @@ impl KindLimits {
     /// SPEC §4c's `register_within` defaults: service_account, api_key, agent 24h.
     pub fn register_within() -> Self {
         let mut limits = KindLimits([None; EntityKind::ALL.len()]);
-        for kind in [EntityKind::ServiceAccount, EntityKind::ApiKey, EntityKind::Agent] {
+        for kind in [
+            EntityKind::ServiceAccount,
+            EntityKind::ApiKey,
+            EntityKind::Agent,
+        ] {
             limits.set(kind, Some(Span::hours(24)));
         }
         limits
@@ -146,7 +149,10 @@ mod tests {
             "mdm follows [sla] without the per-kind overrides"
         );
         let within = &c.consistency.register_within;
-        assert_eq!(within.get(EntityKind::ServiceAccount), Some(Span::hours(12)));
+        assert_eq!(
+            within.get(EntityKind::ServiceAccount),
+            Some(Span::hours(12))
+        );
         assert_eq!(within.get(EntityKind::Agent), None);
         assert_eq!(within.get(EntityKind::Secret), Some(Span::days(2)));
         assert_eq!(within.get(EntityKind::ApiKey), Some(Span::hours(24)));
@@ -155,11 +161,26 @@ mod tests {
     #[test]
     fn bad_consistency_settings_name_the_key_and_the_fix() {
         for (text, expected) in [
-            ("[consistency.rotation_sla]\nldap = \"1h\"\n", "consistency.rotation_sla.ldap"),
-            ("[consistency.rotation_sla]\nvault = \"soon\"\n", "consistency.rotation_sla.vault"),
-            ("[consistency.rotation_sla]\nsiem = \"1h\"\n", "reporting system"),
-            ("[consistency.register_within]\nrobot = \"1h\"\n", "consistency.register_within.robot"),
-            ("[consistency.register_within]\nagent = 5\n", "consistency.register_within.agent"),
+            (
+                "[consistency.rotation_sla]\nldap = \"1h\"\n",
+                "consistency.rotation_sla.ldap",
+            ),
+            (
+                "[consistency.rotation_sla]\nvault = \"soon\"\n",
+                "consistency.rotation_sla.vault",
+            ),
+            (
+                "[consistency.rotation_sla]\nsiem = \"1h\"\n",
+                "reporting system",
+            ),
+            (
+                "[consistency.register_within]\nrobot = \"1h\"\n",
+                "consistency.register_within.robot",
+            ),
+            (
+                "[consistency.register_within]\nagent = 5\n",
+                "consistency.register_within.agent",
+            ),
             ("[consistency]\nsystem_of_record = \"ldap\"\n", "ldap"),
             ("[consistency]\nregister = \"1h\"\n", "unknown field"),
         ] {

@@ -633,8 +633,8 @@ impl KindLimits {
         for (key, value) in &toml::Table::deserialize(d)? {
             let kind = EntityKind::parse(key)
                 .map_err(|e| D::Error::custom(format!("{section}.{key}: {e}")))?;
-            let limit = parse_limit(&format!("{section}.{key}"), value)
-                .map_err(D::Error::custom)?;
+            let limit =
+                parse_limit(&format!("{section}.{key}"), value).map_err(D::Error::custom)?;
             self.set(kind, limit);
         }
         Ok(self)

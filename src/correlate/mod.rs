@@ -14,7 +14,6 @@ pub mod reorder;
 use std::collections::BTreeSet;
 
 use crate::alert::{alert_id, Alert, AlertKind};
-use consistency::ConsistencyRules;
 use crate::config::{Config, HygieneConfig, SlaPolicy};
 use crate::error::StoreError;
 use crate::event::{Action, ActionClass, IdentityEvent, System};
@@ -25,6 +24,7 @@ use crate::store::keys::{Due, TimerKey};
 use crate::store::tree::TreeState;
 use crate::store::{OutboxRecord, Store};
 use crate::time::{Micros, Span};
+use consistency::ConsistencyRules;
 
 /// The parts of the configuration that decide alerts.
 #[derive(Debug, Clone)]
@@ -502,11 +502,7 @@ impl Correlator {
         let armed = self.arm_hygiene(ev, &mut row);
         // Usage by an active entity changes nothing but its hygiene clock, if it has one:
         // no row write for most events.
-        if new != old
-            || row.cases.len() != cases_before
-            || first_seen
-            || consistency
-            || relabelled
+        if new != old || row.cases.len() != cases_before || first_seen || consistency || relabelled
         {
             self.store.put_entity(&ev.entity, row);
         } else if armed {

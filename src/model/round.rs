@@ -46,7 +46,59 @@ pub enum Followed {
     Released,
 }
 
+/// A round as `lineage` shows it: which holders followed the rotation and which did not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoundView {
+    /// When the entity was rotated.
+    pub rotated_at: Micros,
+    /// Where.
+    pub origin: System,
+    /// Each holder's obligation.
+    pub holders: Vec<HolderView>,
+}
+
+/// One holder of a round in [`RoundView`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HolderView {
+    /// The holder.
+    pub entity: String,
+    /// Where it owes the rotation.
+    pub system: System,
+    /// By when.
+    pub deadline: Micros,
+    /// `followed`, `missed`, `released` (no longer active there, or covered) or
+    /// `pending` (its deadline is not past; `echoed_at` says if it followed already).
+    pub status: &'static str,
+    /// When it was rotated there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echoed_at: Option<Micros>,
+}
+
 impl Round {
+    /// The round as `lineage` shows it.
+    pub fn view(&self) -> RoundView {
+        RoundView {
+            rotated_at: self.rotated_at,
+            origin: self.origin,
+            holders: self
+                .obligations
+                .iter()
+                .map(|o| HolderView {
+                    entity: o.holder.clone(),
+                    system: o.system,
+                    deadline: o.deadline,
+                    status: match o.outcome {
+                        None => "pending",
+                        Some(Followed::Echoed) => "followed",
+                        Some(Followed::Missed) => "missed",
+                        Some(Followed::Released) => "released",
+                    },
+                    echoed_at: o.echoed,
+                })
+                .collect(),
+        }
+    }
+
     /// Whether a deadline of the round has not been evaluated yet.
     pub fn is_open(&self) -> bool {
         self.obligations.iter().any(|o| o.outcome.is_none())

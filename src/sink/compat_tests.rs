@@ -87,16 +87,16 @@ fn alerts_written_with_this_schema_read_with_the_previous_one() {
     let fields = decode(alert_schema(), &bytes, &old);
     // The previous reader knows neither the kind nor its fields: the kind reads as
     // its enum's default, the fields are skipped, the rest reads as written.
-    assert_eq!(field(&fields, "kind"), Some(Avro::Enum(8, "unknown".into())));
+    assert_eq!(
+        field(&fields, "kind"),
+        Some(Avro::Enum(8, "unknown".into()))
+    );
     assert_eq!(field(&fields, "rotated_entity"), None);
     assert_eq!(
         field(&fields, "system"),
         Some(Avro::Union(1, Box::new(Avro::Enum(1, "vault".into()))))
     );
-    assert_eq!(
-        field(&fields, "at"),
-        Some(Avro::TimestampMicros(20))
-    );
+    assert_eq!(field(&fields, "at"), Some(Avro::TimestampMicros(20)));
     // An unregistered identity: its systems, which the previous schema has, survive.
     let unregistered = Alert {
         kind: AlertKind::UnregisteredIdentity,

@@ -198,10 +198,16 @@ mod tests {
             ("[a-z0-9-]{0,12}", system())
                 .prop_map(|(case_id, system)| Due::Echo { case_id, system }),
             (prop_oneof![any::<i64>(), -2i64..2], "[a-z0-9\\x00é-]{0,12}").prop_map(
-                |(t, entity)| Due::Rotation { rotated_at: Micros(t), entity }
+                |(t, entity)| Due::Rotation {
+                    rotated_at: Micros(t),
+                    entity
+                }
             ),
             (prop_oneof![any::<i64>(), -2i64..2], "[a-z0-9\\x00é-]{0,12}").prop_map(
-                |(t, entity)| Due::Registration { first_seen: Micros(t), entity }
+                |(t, entity)| Due::Registration {
+                    first_seen: Micros(t),
+                    entity
+                }
             ),
             (0usize..2, "[a-z0-9\\x00é-]{0,12}").prop_map(|(r, entity)| Due::Hygiene {
                 rule: HygieneRule::ALL[r],

@@ -1050,8 +1050,9 @@ mod tests {
             }
             let err = Store::open(dir.path()).err().unwrap().to_string();
             assert!(
-                err.contains(&format!("has layout {layout} and this lockstep reads and writes layout {FORMAT}"))
-                    && err.contains("replay into a new directory"),
+                err.contains(&format!(
+                    "has layout {layout} and this lockstep reads and writes layout {FORMAT}"
+                )) && err.contains("replay into a new directory"),
                 "{err}"
             );
             let err = view::StateView::open_read_only(dir.path())

@@ -179,7 +179,13 @@ fn an_identity_never_registered_is_reported_once_at_its_deadline() {
     let alerts = run_with("", shadow(vec![]), Some("2026-03-05T09:00"));
     assert_eq!(
         only(&alerts, &["unregistered_identity"]),
-        vec![row("unregistered_identity", "ghost", "mdm", "ghost", "09:00")]
+        vec![row(
+            "unregistered_identity",
+            "ghost",
+            "mdm",
+            "ghost",
+            "09:00"
+        )]
     );
     let a = &alerts[0];
     assert_eq!(a.at, at("2026-03-03T09:00"));
@@ -247,8 +253,20 @@ fn registered_through_an_ancestor_now_or_later_raises_nothing() {
     assert_eq!(
         only(&alerts, &["unregistered_identity"]),
         vec![
-            row("unregistered_identity", "shadow-sa", "mdm", "ghost", "09:00"),
-            row("unregistered_identity", "shadow-sa", "siem", "shadow-sa", "09:00"),
+            row(
+                "unregistered_identity",
+                "shadow-sa",
+                "mdm",
+                "ghost",
+                "09:00"
+            ),
+            row(
+                "unregistered_identity",
+                "shadow-sa",
+                "siem",
+                "shadow-sa",
+                "09:00"
+            ),
         ]
     );
 }
@@ -385,7 +403,10 @@ fn open_rounds_and_registration_marks_survive_restarts_and_crashes() {
     let n = events.len();
     for cut in 1..n {
         let restarted = with_restarts(&config, &events, as_of, (&[cut], &[n], 2));
-        assert_eq!(restarted, alone, "committed after {cut}, crashed at the end");
+        assert_eq!(
+            restarted, alone,
+            "committed after {cut}, crashed at the end"
+        );
     }
 }
 
@@ -418,8 +439,10 @@ fn a_tree_that_moves_takes_its_open_round_and_registration_with_it() {
         b.apply(&link, &mut out).unwrap();
     }
     assert_eq!(a.pending().unwrap(), 0, "no timer left behind on A");
-    a.finish(at("2026-03-04T00:00"), usize::MAX, &mut out).unwrap();
-    b.finish(at("2026-03-04T00:00"), usize::MAX, &mut out).unwrap();
+    a.finish(at("2026-03-04T00:00"), usize::MAX, &mut out)
+        .unwrap();
+    b.finish(at("2026-03-04T00:00"), usize::MAX, &mut out)
+        .unwrap();
     crate::alert::sort_alerts(&mut out);
     assert_eq!(
         only(&out, &["rotation_missed", "unregistered_identity"]),
