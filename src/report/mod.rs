@@ -1,7 +1,8 @@
 //! Evidence reports of a replay (`lockstep replay … --report FILE`): SLA compliance per
 //! system, the echo latency distribution per system, the slowest and never-echoed cases,
 //! every alert, credential hygiene (SPEC §4b: overdue rotations and unused credentials
-//! per system and kind, oldest first, with their age distribution), and what the findings
+//! per system and kind, oldest first, with their age distribution), consistency (SPEC
+//! §4c: rotations a holder did not follow, identities never registered), and what the findings
 //! mean in OWASP NHI Top 10, NIST CSF 2.0, CIS AWS Foundations, SOC 2 and ISO/IEC
 //! 27001:2022 terms — with what an auditor needs to hand it over: the period covered,
 //! the SLA targets, who generated it when with which lockstep, the SHA-256 of the
@@ -10,6 +11,7 @@
 //! written as JSON, CSV, Markdown or a self-contained HTML page (`html`) — so the
 //! numbers agree across formats by construction.
 
+mod consistency;
 mod html;
 
 use std::collections::BTreeMap;
@@ -411,6 +413,8 @@ pub struct Report {
     pub never_echoed: Vec<CaseLine>,
     /// Overdue rotations and unused credentials (SPEC §4b).
     pub hygiene: Hygiene,
+    /// Rotations not followed and unregistered identities (SPEC §4c).
+    pub consistency: consistency::Consistency,
     /// Findings in OWASP NHI Top 10, NIST CSF 2.0 and CIS AWS Foundations terms.
     pub frameworks: Vec<Mapping>,
     /// Every alert of the replay.
@@ -561,7 +565,7 @@ impl Report {
             })
             .collect();
         let scope = format!(
-            "Revocations of non-human identities (service accounts, keys, tokens, secrets, agents, devices) recorded in the inputs listed, from {} to {}, and whether IAM, the vault, MDM and the SIEM echoed each within its SLA; credential rotation and use (hygiene). Deadlines up to {} were evaluated; later ones are pending, not breached. Systems and events absent from the inputs are out of scope.",
+            "Revocations of non-human identities (service accounts, keys, tokens, secrets, agents, devices) recorded in the inputs listed, from {} to {}, and whether IAM, the vault, MDM and the SIEM echoed each within its SLA; credential rotation and use (hygiene); rotations every holder must follow and identities the system of record must know (consistency). Deadlines up to {} were evaluated; later ones are pending, not breached. Systems and events absent from the inputs are out of scope.",
             provenance.first_event.as_deref().unwrap_or("-"),
             provenance.last_event.as_deref().unwrap_or("-"),
             as_of.map_or("-".to_owned(), |t| t.to_string()),
@@ -581,6 +585,7 @@ impl Report {
             slowest,
             never_echoed,
             hygiene: Hygiene::of(view, alerts, as_of)?,
+            consistency: consistency::Consistency::of(alerts),
             frameworks,
             alerts: alerts.to_vec(),
         })
@@ -707,6 +712,7 @@ impl Report {
                 c.age_days.to_string(),
             );
         }
+        self.consistency.csv_rows(&mut row);
         // A byte-order mark, so spreadsheets read the UTF-8 (`≤`, `÷`) as such.
         "\u{feff}".to_owned() + &rows.join("\n") + "\n"
     }
@@ -784,6 +790,7 @@ impl Report {
             );
         }
         out += &self.hygiene_markdown();
+        out += &self.consistency.markdown();
         out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 | CIS AWS Foundations | SOC 2 | ISO/IEC 27001:2022 |\n|---|---:|---|---|---|---|---|\n";
         for m in &self.frameworks {
             out += &format!(
