@@ -39,7 +39,13 @@ fn inputs(dir: &Path) -> Vec<String> {
         "--out",
         &simulated,
     ]);
-    let line = |id: &str, system: &str, t: &str, entity: &str, kind: &str, action: &str, parent: Option<&str>| {
+    let line = |id: &str,
+                system: &str,
+                t: &str,
+                entity: &str,
+                kind: &str,
+                action: &str,
+                parent: Option<&str>| {
         let parent = parent.map_or(String::new(), |p| format!(r#","parent":"{p}""#));
         format!(
             r#"{{"event_id":"{id}","system":"{system}","time":"2026-03-01T{t}Z","entity":"{entity}","entity_kind":"{kind}","action":"{action}"{parent}}}"#
@@ -47,16 +53,60 @@ fn inputs(dir: &Path) -> Vec<String> {
     };
     let joined = path(dir, "joined.jsonl");
     let events = [
-        line("j1", "siem", "00:00:00", "acct-z", "service_account", "observed", None),
+        line(
+            "j1",
+            "siem",
+            "00:00:00",
+            "acct-z",
+            "service_account",
+            "observed",
+            None,
+        ),
         line("j2", "iam", "00:01:00", "key-y", "api_key", "created", None),
-        line("j3", "vault", "00:02:00", "secret-y", "secret", "created", Some("key-y")),
-        line("j4", "mdm", "00:03:00", "agent-x", "agent", "enrolled", None),
+        line(
+            "j3",
+            "vault",
+            "00:02:00",
+            "secret-y",
+            "secret",
+            "created",
+            Some("key-y"),
+        ),
+        line(
+            "j4", "mdm", "00:03:00", "agent-x", "agent", "enrolled", None,
+        ),
         line("j5", "iam", "01:00:00", "key-y", "api_key", "rotated", None),
-        line("j6", "iam", "01:05:00", "key-y", "api_key", "used", Some("acct-z")),
-        line("j7", "mdm", "01:06:00", "agent-x", "agent", "observed", Some("acct-z")),
-        line("j8", "iam", "2026-03-03T00:00:00", "other", "role", "created", None),
+        line(
+            "j6",
+            "iam",
+            "01:05:00",
+            "key-y",
+            "api_key",
+            "used",
+            Some("acct-z"),
+        ),
+        line(
+            "j7",
+            "mdm",
+            "01:06:00",
+            "agent-x",
+            "agent",
+            "observed",
+            Some("acct-z"),
+        ),
+        line(
+            "j8",
+            "iam",
+            "2026-03-03T00:00:00",
+            "other",
+            "role",
+            "created",
+            None,
+        ),
     ];
-    let text = events.join("\n").replace("2026-03-01T2026-03-03T", "2026-03-03T");
+    let text = events
+        .join("\n")
+        .replace("2026-03-01T2026-03-03T", "2026-03-03T");
     std::fs::write(&joined, text + "\n").unwrap();
     vec![simulated, joined]
 }
@@ -96,20 +146,29 @@ fn rotations_and_shadow_identities_replay_the_same_over_every_shard_count_and_re
         let mut times: Vec<String> = text.lines().map(time).collect();
         times.sort();
         let middle = times[times.len() / 2].clone();
-        let (first, second): (Vec<&str>, Vec<&str>) =
-            text.lines().partition(|l| time(l) < middle);
+        let (first, second): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| time(l) < middle);
         let state = path(dir.path(), &format!("state-{}", outputs[0].len()));
         for (i, part) in [first, second].iter().enumerate() {
             let file = path(dir.path(), &format!("part-{i}.jsonl"));
             std::fs::write(&file, part.join("\n") + "\n").unwrap();
             let alerts = path(dir.path(), &format!("resumed-{i}.nd"));
             lockstep(&[
-                "replay", "--config", "config/lockstep.toml", "--input", &file, "--alerts",
-                &alerts, "--state", &state,
+                "replay",
+                "--config",
+                "config/lockstep.toml",
+                "--input",
+                &file,
+                "--alerts",
+                &alerts,
+                "--state",
+                &state,
             ]);
         }
         let resumed = std::fs::read_to_string(path(dir.path(), "resumed-1.nd")).unwrap();
-        assert!(resumed == outputs[0], "{input}: resumed from its state differs");
+        assert!(
+            resumed == outputs[0],
+            "{input}: resumed from its state differs"
+        );
     }
 }
 
@@ -121,8 +180,17 @@ fn the_joined_tree_keeps_its_round_and_registration_and_lineage_shows_the_round(
     let report = path(dir.path(), "report.md");
     let alerts = path(dir.path(), "alerts.nd");
     lockstep(&[
-        "replay", "--config", "config/lockstep.toml", "--input", &joined, "--alerts", &alerts,
-        "--state", &state, "--report", &report,
+        "replay",
+        "--config",
+        "config/lockstep.toml",
+        "--input",
+        &joined,
+        "--alerts",
+        &alerts,
+        "--state",
+        &state,
+        "--report",
+        &report,
     ]);
     let text = std::fs::read_to_string(&alerts).unwrap();
     let found: Vec<(String, String, String, String)> = text
@@ -138,9 +206,24 @@ fn the_joined_tree_keeps_its_round_and_registration_and_lineage_shows_the_round(
     assert_eq!(
         found,
         vec![
-            ("rotation_missed".into(), "secret-y".into(), "acct-z".into(), t("01T01:15:00")),
-            ("unregistered_identity".into(), "acct-z".into(), "acct-z".into(), t("02T00:00:00")),
-            ("unregistered_identity".into(), "agent-x".into(), "acct-z".into(), t("02T00:03:00")),
+            (
+                "rotation_missed".into(),
+                "secret-y".into(),
+                "acct-z".into(),
+                t("01T01:15:00")
+            ),
+            (
+                "unregistered_identity".into(),
+                "acct-z".into(),
+                "acct-z".into(),
+                t("02T00:00:00")
+            ),
+            (
+                "unregistered_identity".into(),
+                "agent-x".into(),
+                "acct-z".into(),
+                t("02T00:03:00")
+            ),
         ]
     );
     let out = lockstep(&["lineage", "key-y", "--state", &state]);

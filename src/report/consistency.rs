@@ -83,10 +83,20 @@ impl Consistency {
     /// CSV rows: (section, key, metric, value).
     pub fn csv_rows(&self, mut row: impl FnMut(&str, &str, &str, String)) {
         for m in &self.missed_rotations {
-            row("rotation_missed", &m.holder, &m.system, m.rotated_entity.clone());
+            row(
+                "rotation_missed",
+                &m.holder,
+                &m.system,
+                m.rotated_entity.clone(),
+            );
         }
         for u in &self.unregistered {
-            row("unregistered_identity", &u.entity, "first_seen", u.first_seen.clone());
+            row(
+                "unregistered_identity",
+                &u.entity,
+                "first_seen",
+                u.first_seen.clone(),
+            );
         }
     }
 
@@ -104,7 +114,9 @@ impl Consistency {
                 m.deadline
             );
         }
-        out += &format!("\n{UNREGISTERED}\n\n| identity | root | active in | first seen |\n|---|---|---|---|\n");
+        out += &format!(
+            "\n{UNREGISTERED}\n\n| identity | root | active in | first seen |\n|---|---|---|---|\n"
+        );
         for u in &self.unregistered {
             out += &format!(
                 "| {} | {} | {} | {} |\n",

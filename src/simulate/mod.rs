@@ -498,11 +498,23 @@ mod tests {
         assert!(events.len() > plain.len());
         assert!(!plain.iter().any(|e| e.entity.contains("shadow")));
         let has = |f: &dyn Fn(&IdentityEvent) -> bool| events.iter().any(f);
-        assert!(has(&|e| e.action == Action::Rotated && e.system == System::Iam));
-        assert!(has(&|e| e.action == Action::Rotated && e.system == System::Vault));
-        assert!(has(&|e| e.entity.ends_with("shadow-agent") && e.system == System::Mdm));
-        assert!(has(&|e| e.entity.starts_with("shadow-") && e.system == System::Siem));
-        assert!(has(&|e| e.entity.contains("shadow") && e.system == System::Iam));
-        assert!(has(&|e| e.entity.contains("shadow") && e.action == Action::Unenrolled));
+        assert!(has(
+            &|e| e.action == Action::Rotated && e.system == System::Iam
+        ));
+        assert!(has(
+            &|e| e.action == Action::Rotated && e.system == System::Vault
+        ));
+        assert!(has(
+            &|e| e.entity.ends_with("shadow-agent") && e.system == System::Mdm
+        ));
+        assert!(has(
+            &|e| e.entity.starts_with("shadow-") && e.system == System::Siem
+        ));
+        assert!(has(
+            &|e| e.entity.contains("shadow") && e.system == System::Iam
+        ));
+        assert!(has(
+            &|e| e.entity.contains("shadow") && e.action == Action::Unenrolled
+        ));
     }
 }
