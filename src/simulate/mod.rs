@@ -4,7 +4,7 @@
 //! out of order and with redeliveries, as real feeds are. With `months`, the keys of the
 //! accounts that stay live on: rotated with the secrets that hold them (on time, late or
 //! never) and used or left dormant, for the hygiene alerts of SPEC §4b. With
-//! `consistency`, the stories of §4c too ([`consistency`]): keys rotated with and
+//! `consistency`, the stories of §4c too (module `consistency`): keys rotated with and
 //! without their vault secrets, shadow identities. It feeds the demo, the tests and the
 //! benchmarks; the same seed always gives the same events.
 
