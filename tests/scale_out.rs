@@ -113,6 +113,9 @@ fn share_the_work(keys: Keys) {
         dir.path(),
     );
     assert!(expected.len() > 30, "{}", expected.len());
+    for kind in ["rotation_missed", "unregistered_identity"] {
+        assert!(expected.values().any(|a| a["kind"] == kind), "no {kind}");
+    }
 
     let a = Member::start(dir.path(), &cfg_path, "a");
     let b = Member::start(dir.path(), &cfg_path, "b");
