@@ -202,7 +202,7 @@ impl Alert {
     /// One readable line: time, severity, kind, system, detail.
     pub fn display_line(&self) -> String {
         format!(
-            "{}  {:<8}  {:<19}  {:<5}  {}",
+            "{}  {:<8}  {:<21}  {:<5}  {}",
             self.at,
             format!("{:?}", self.severity).to_uppercase(),
             self.kind,
