@@ -60,7 +60,7 @@ demo: build $(LOCKSTEP_TANSU)
 # The same scenario replayed from a file (no broker).
 replay-demo: build
 	@mkdir -p $(DEMO)
-	$(BIN) simulate --seed 7 --accounts 40 --months 4 --out $(DEMO)/events.jsonl
+	$(BIN) simulate --seed 7 --accounts 40 --months 4 --consistency --out $(DEMO)/events.jsonl
 	$(BIN) replay --config config/lockstep.toml --input $(DEMO)/events.jsonl --alerts $(DEMO)/alerts.ndjson --print
 
 bench: deps $(LOCKSTEP_TANSU)

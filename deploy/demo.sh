@@ -45,11 +45,14 @@ echo "--------------------------------------------------------------------------
 pids+=($!)
 sleep 1
 
-"$bin" simulate --live --config "$config" --seed 7 --accounts 120 --months 4 --rate 1500 2>"$work/feed.log"
+"$bin" simulate --live --config "$config" --seed 7 --accounts 120 --months 4 --consistency --rate 1500 2>"$work/feed.log"
 echo "------------------------------------------------------------------------------"
 echo "demo: $(cat "$work/feed.log")"
 echo "demo: lockstep keeps running: alerts on topic lockstep.alerts, cases on lockstep.cases;"
 echo "demo: the API at http://127.0.0.1:9464/v1/cases?state=breached (and /metrics);"
 echo "demo: try: $bin lineage svc-000002@corp.example --api http://127.0.0.1:9464"
+echo "demo: rotations a vault secret did not follow and identities IAM never registered (SPEC §4c):"
+echo "demo:   the rotation_missed and unregistered_identity lines above; for one of them,"
+echo "demo:   $bin lineage <its rotated_entity> --api http://127.0.0.1:9464 shows which holders followed the rotation"
 echo "demo: Ctrl-C stops everything."
 if [ -n "${DEMO_SECONDS:-}" ]; then sleep "$DEMO_SECONDS"; else wait; fi

@@ -29,11 +29,15 @@ pub enum AlertKind {
     RotationOverdue,
     /// A credential went `unused_after` without activity (SPEC §4b).
     CredentialUnused,
+    /// A holder of a rotated credential was not rotated by its deadline (SPEC §4c).
+    RotationMissed,
+    /// An identity the system of record never registered (SPEC §4c).
+    UnregisteredIdentity,
 }
 
 impl AlertKind {
     /// Every kind.
-    pub const ALL: [AlertKind; 8] = [
+    pub const ALL: [AlertKind; 10] = [
         AlertKind::EchoMissing,
         AlertKind::EchoLate,
         AlertKind::RevokedEntityUsed,
@@ -42,6 +46,8 @@ impl AlertKind {
         AlertKind::SourceSilent,
         AlertKind::RotationOverdue,
         AlertKind::CredentialUnused,
+        AlertKind::RotationMissed,
+        AlertKind::UnregisteredIdentity,
     ];
 
     /// The wire name.
@@ -55,6 +61,8 @@ impl AlertKind {
             AlertKind::SourceSilent => "source_silent",
             AlertKind::RotationOverdue => "rotation_overdue",
             AlertKind::CredentialUnused => "credential_unused",
+            AlertKind::RotationMissed => "rotation_missed",
+            AlertKind::UnregisteredIdentity => "unregistered_identity",
         }
     }
 
@@ -62,7 +70,10 @@ impl AlertKind {
     pub const fn severity(self) -> Severity {
         match self {
             AlertKind::RevokedEntityUsed => Severity::Critical,
-            AlertKind::EchoLate | AlertKind::RotationOverdue => Severity::Medium,
+            AlertKind::EchoLate
+            | AlertKind::RotationOverdue
+            | AlertKind::RotationMissed
+            | AlertKind::UnregisteredIdentity => Severity::Medium,
             AlertKind::CredentialUnused => Severity::Low,
             AlertKind::EchoMissing
             | AlertKind::Reactivated
@@ -141,7 +152,16 @@ pub struct Alert {
     /// (`credential_unused`) The credential's last activity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_active_at: Option<Micros>,
-    /// The echo deadline (echo kinds).
+    /// (`rotation_missed`) The credential whose rotation the holder did not follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_entity: Option<String>,
+    /// (`rotation_missed`) When that credential was rotated (in `origin_system`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<Micros>,
+    /// (`unregistered_identity`) When it was first seen outside the system of record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Micros>,
+    /// The echo deadline (echo kinds) or the rotation deadline (`rotation_missed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<Micros>,
     /// The event time or deadline that triggered the alert.
@@ -182,7 +202,7 @@ impl Alert {
     /// One readable line: time, severity, kind, system, detail.
     pub fn display_line(&self) -> String {
         format!(
-            "{}  {:<8}  {:<19}  {:<5}  {}",
+            "{}  {:<8}  {:<21}  {:<5}  {}",
             self.at,
             format!("{:?}", self.severity).to_uppercase(),
             self.kind,
@@ -234,6 +254,29 @@ pub fn alert_id(
 /// arming of a clock raises at most once, and a clock's deadline names its arming.
 pub fn hygiene_alert_id(kind: AlertKind, entity: &str, at: Micros) -> String {
     digest(&[kind.as_str(), entity, &at.0.to_string()])
+}
+
+/// The deterministic id of a `rotation_missed` (SPEC §4c): (kind, rotated entity,
+/// rotated_at, holder, system) — one obligation of one round.
+pub fn rotation_alert_id(
+    rotated: &str,
+    rotated_at: Micros,
+    holder: &str,
+    system: System,
+) -> String {
+    digest(&[
+        AlertKind::RotationMissed.as_str(),
+        rotated,
+        &rotated_at.0.to_string(),
+        holder,
+        system.as_str(),
+    ])
+}
+
+/// The deterministic id of an `unregistered_identity` (SPEC §4c): (kind, entity), raised
+/// once per entity.
+pub fn registration_alert_id(entity: &str) -> String {
+    digest(&[AlertKind::UnregisteredIdentity.as_str(), entity])
 }
 
 /// The first 128 bits of SHA-256 over length-prefixed parts, hex-encoded.
@@ -318,6 +361,9 @@ mod tests {
             revoked_at: None,
             issued_at: None,
             last_active_at: None,
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             deadline: None,
             at: Micros(1_000_000),
             latency_ms: None,

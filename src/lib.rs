@@ -4,8 +4,9 @@
 //! lifecycle (IAM, the secrets vault, MDM, the SIEM), keeps their joint state in RocksDB,
 //! and alerts when a revocation in one system is not echoed by the others within their
 //! SLA, or when a revoked credential is used, re-activated, or its revocation fails; and
-//! when credentials outlive their rotation or go unused (hygiene). The exact semantics are
-//! SPEC.md §4 and §4b.
+//! when credentials outlive their rotation or go unused (hygiene), when a rotation is not
+//! followed by every holder or an identity is unknown to the system of record
+//! (consistency). The exact semantics are SPEC.md §4, §4b and §4c.
 //!
 //! The flow, and where each stage lives:
 //!
@@ -15,7 +16,8 @@
 //!      Confluent-framed Avro) or adapt (adapter::*: native formats)
 //!   →  order (correlate::reorder: reorder buffer bounded by allowed_lateness)
 //!   →  correlate (correlate: lineage, per-(entity, system) state, cases, timers;
-//!      correlate::hygiene: rotation and dormancy clocks)
+//!      correlate::hygiene: rotation and dormancy clocks; correlate::consistency:
+//!      rotation rounds and registration deadlines)
 //!   →  commit (store: one RocksDB WriteBatch per step — a replay's temporary store
 //!      writes only the rows its caches have no room for; store::timers: deadlines in
 //!      RocksDB with a window in memory)
@@ -24,7 +26,8 @@
 //!      notify: webhook, Slack, PagerDuty, Splunk HEC, Elasticsearch from the outbox)
 //!
 //! The records correlate changes and store keeps: model (model::case: cases and their
-//! obligations; model::entity: per-entity state, hygiene clocks and lineage rows).
+//! obligations; model::entity: per-entity state, hygiene clocks and lineage rows;
+//! model::round: rotation rounds and registration marks).
 //!
 //! Reading the state: store::view (committed state) → api (HTTP /v1, OpenAPI) and the
 //! CLI's `lineage` / `cases` (lineage: tree, dot, mermaid; client: `--api` mode and the

@@ -2,7 +2,8 @@
 //! indented tree with each entity's kind and state per system, JSON, Graphviz dot, or a
 //! Mermaid flowchart. Where a credential came from is above the tree; what it spawned,
 //! where each one is still alive, and (SPEC §4b) how old each credential is since its
-//! issue or last rotation and how long since it was last active, in it.
+//! issue or last rotation and how long since it was last active, in it; for a rotated
+//! credential (SPEC §4c), which holders followed its latest rotation and which did not.
 
 use std::fmt::Write;
 
@@ -63,6 +64,33 @@ fn ages(node: &Value, as_of: Option<Micros>) -> String {
     }
 }
 
+/// The latest rotation round: `⟳ rotated in iam at T: secret in vault followed, …`.
+fn round(node: &Value) -> String {
+    let Some(round) = node.get("rotation").filter(|r| r.is_object()) else {
+        return String::new();
+    };
+    let holders: Vec<String> = round["holders"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            format!(
+                "{} in {} {}",
+                h["entity"].as_str().unwrap_or("?"),
+                h["system"].as_str().unwrap_or("?"),
+                h["status"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    format!(
+        " · ⟳ rotated in {} at {}: {}",
+        round["origin"].as_str().unwrap_or("?"),
+        round["rotated_at"].as_str().unwrap_or("?"),
+        holders.join(", ")
+    )
+}
+
 fn states(node: &Value) -> String {
     let parts: Vec<String> = node["states"]
         .as_array()
@@ -109,10 +137,11 @@ fn tree(lineage: &Value) -> String {
     };
     let _ = writeln!(
         out,
-        "{}  [{}]{}{open}",
+        "{}  [{}]{}{}{open}",
         label(root),
         states(root),
-        ages(root, as_of)
+        ages(root, as_of),
+        round(root)
     );
     branch(root, "", as_of, &mut out);
     out
@@ -127,11 +156,12 @@ fn branch(node: &Value, prefix: &str, as_of: Option<Micros>, out: &mut String) {
         let last = i + 1 == children.len();
         let _ = writeln!(
             out,
-            "{prefix}{}{}  [{}]{}",
+            "{prefix}{}{}  [{}]{}{}",
             if last { "└── " } else { "├── " },
             label(child),
             states(child),
-            ages(child, as_of)
+            ages(child, as_of),
+            round(child)
         );
         branch(
             child,

@@ -2,7 +2,8 @@
 //! alerts equal a replay of the same events; kill -9 mid-stream loses and duplicates
 //! nothing beyond `alert_id`; malformed records are dead-lettered; a quiet feed still
 //! fires its deadline; broker restarts (memory and sqlite) are ridden out; native formats
-//! live equal a native replay.
+//! live equal a native replay; the rotations and shadow identities of SPEC §4c live
+//! equal their replay.
 //! The scenarios share two cores, so they run one at a time.
 
 mod support;
@@ -141,6 +142,36 @@ fn live_alerts_equal_replay_and_survive_kill_9() {
             .is_some_and(|o| !o.is_empty()),
         "{case}"
     );
+}
+
+/// SPEC §4c live: rotations followed or not and shadow identities give the alerts of a
+/// replay, across a kill -9 that leaves rounds open and registrations armed.
+#[test]
+fn live_rotations_and_shadow_identities_equal_replay_across_kill_9() {
+    let _one = serial();
+    let fx = Fixture::new(false, FAST);
+    let events = generate(&Scenario {
+        consistency: true,
+        ..Scenario::new(6, 150)
+    });
+    let expected = fx.expected(&events);
+    for kind in ["rotation_missed", "unregistered_identity"] {
+        assert!(expected.values().any(|a| a["kind"] == kind), "no {kind}");
+    }
+    let mut child = fx.run();
+    let feeder = {
+        let cfg = fx.cfg.clone();
+        let events = events.clone();
+        std::thread::spawn(move || produce(&cfg, &events, 1_500).unwrap())
+    };
+    std::thread::sleep(Duration::from_millis(1_200));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    child = fx.run();
+    assert_eq!(feeder.join().unwrap(), events.len() as u64);
+    let got = wait_for_alerts(&fx.broker, expected.len());
+    terminate(child, &fx.log);
+    assert_same_alerts(&got, &expected, &fx.log);
 }
 
 #[test]

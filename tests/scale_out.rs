@@ -91,7 +91,12 @@ fn share_the_work(keys: Keys) {
     let cfg_path = group_config(dir.path(), &broker, keys, GROUP);
     let cfg = Config::load(&cfg_path).unwrap();
 
-    let mut events = generate(&Scenario::new(11, 240));
+    // With the stories of SPEC §4c: open rotation rounds and registration marks move
+    // with their trees, and live with the shards of members killed or added.
+    let mut events = generate(&Scenario {
+        consistency: true,
+        ..Scenario::new(11, 240)
+    });
     assert!(
         events.iter().any(|e| e.parent.is_some()),
         "the scenario has lineage"
@@ -108,6 +113,9 @@ fn share_the_work(keys: Keys) {
         dir.path(),
     );
     assert!(expected.len() > 30, "{}", expected.len());
+    for kind in ["rotation_missed", "unregistered_identity"] {
+        assert!(expected.values().any(|a| a["kind"] == kind), "no {kind}");
+    }
 
     let a = Member::start(dir.path(), &cfg_path, "a");
     let b = Member::start(dir.path(), &cfg_path, "b");

@@ -68,6 +68,37 @@ pub fn document() -> Value {
         .map(|a| a.as_str())
         .collect();
     let closed = |required: Vec<&str>, properties: Value| json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties});
+    let rotation_round = closed(
+        vec!["rotated_at", "origin", "holders"],
+        json!({
+            "rotated_at": time,
+            "origin": system,
+            "holders": {"type": "array", "items": closed(vec!["entity", "system", "deadline", "status"], json!({
+                "entity": string,
+                "system": system,
+                "deadline": time,
+                "status": {"type": "string", "enum": ["pending", "followed", "missed", "released"]},
+                "echoed_at": time,
+            }))},
+        }),
+    );
+    let alert = closed(
+        vec!["alert_id", "kind", "severity", "root", "at", "detail"],
+        json!({
+            "alert_id": string,
+            "kind": {"type": "string", "enum": kinds},
+            "severity": {"type": "string", "enum": ["critical", "high", "medium", "low"]},
+            "case_id": string, "root": string, "entity": string, "entities": strings,
+            "system": system,
+            "systems": {"type": "array", "items": system},
+            "origin_system": system,
+            "revoked_at": time, "issued_at": time, "last_active_at": time,
+            "rotated_entity": string, "rotated_at": time, "first_seen": time,
+            "deadline": time, "at": time,
+            "latency_ms": {"type": "integer"},
+            "event_id": string, "detail": string,
+        }),
+    );
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -170,28 +201,18 @@ pub fn document() -> Value {
                     "cases": strings,
                     "issued_at": time,
                     "last_active_at": time,
+                    "rotation": {"$ref": "#/components/schemas/RotationRound"},
                     "children": {"type": "array", "items": {"$ref": "#/components/schemas/LineageNode"}},
                     "truncated": {"type": "boolean"},
                 })),
+                "RotationRound": rotation_round,
                 "Lineage": closed(vec!["entity", "ancestors", "tree"], json!({
                     "entity": string,
                     "as_of": nullable_time,
                     "ancestors": {"type": "array", "items": {"$ref": "#/components/schemas/Ancestor"}},
                     "tree": {"$ref": "#/components/schemas/LineageNode"},
                 })),
-                "Alert": closed(vec!["alert_id", "kind", "severity", "root", "at", "detail"], json!({
-                    "alert_id": string,
-                    "kind": {"type": "string", "enum": kinds},
-                    "severity": {"type": "string", "enum": ["critical", "high", "medium", "low"]},
-                    "case_id": string, "root": string, "entity": string, "entities": strings,
-                    "system": system,
-                    "systems": {"type": "array", "items": system},
-                    "origin_system": system,
-                    "revoked_at": time, "issued_at": time, "last_active_at": time,
-                    "deadline": time, "at": time,
-                    "latency_ms": {"type": "integer"},
-                    "event_id": string, "detail": string,
-                })),
+                "Alert": alert,
                 "AlertPage": closed(vec!["alerts", "next_cursor"], json!({
                     "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
                     "next_cursor": {"type": "string", "nullable": true},

@@ -41,6 +41,12 @@ pub struct Args {
     /// hygiene alerts `rotation_overdue` and `credential_unused`. 0: one week only.
     #[arg(long, default_value_t = 0)]
     months: u32,
+    /// Also the stories of SPEC §4c: keys rotated with and without their vault secrets
+    /// (`rotation_missed`), and shadow identities only MDM, the SIEM or the vault know,
+    /// registered in IAM in time, late or never, or decommissioned
+    /// (`unregistered_identity`).
+    #[arg(long)]
+    consistency: bool,
     /// Produce to the configured source topics instead of writing a file, with event
     /// times shifted so that the scenario ends now.
     #[arg(long)]
@@ -72,6 +78,7 @@ pub fn run(
         redelivery,
         uses_per_key,
         months,
+        consistency,
         live,
         config,
         brokers,
@@ -84,6 +91,7 @@ pub fn run(
         redelivery,
         uses_per_key,
         months,
+        consistency,
         ..Scenario::new(seed, accounts)
     };
     tracing::info!(accounts, seed, months, "simulate: generating");

@@ -3,6 +3,7 @@
 //! what is allowed. String values may take `${VAR}` from the environment ([`env`](mod@env));
 //! secret values never appear in an error.
 
+pub mod consistency;
 pub mod env;
 pub mod notify;
 pub mod show;
@@ -11,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
+
+pub use consistency::ConsistencyConfig;
 
 use crate::adapter::{Format, Mapping, Normalizer};
 use crate::decode::registry::Registry;
@@ -32,6 +35,9 @@ pub struct Config {
     /// Credential hygiene (SPEC §4b): rotation and dormancy limits per entity kind.
     #[serde(default)]
     pub hygiene: HygieneConfig,
+    /// Consistency (SPEC §4c): rotation rounds and registration in the system of record.
+    #[serde(default)]
+    pub consistency: ConsistencyConfig,
     /// Where the RocksDB state lives.
     #[serde(default)]
     pub state: StateConfig,
@@ -103,6 +109,8 @@ impl Config {
 
     /// Checks what the live pipeline needs, when it is configured.
     fn validate(&self) -> Result<(), String> {
+        self.consistency
+            .validate(self.correlator.reporting_system)?;
         let mut topics = std::collections::HashSet::new();
         for (i, s) in self.sources.iter().enumerate() {
             if s.topic.is_empty() {
@@ -591,6 +599,11 @@ impl SlaPolicy {
             .unwrap_or(self.base[system.index()])
     }
 
+    /// The SLA of `system` without the per-kind overrides; `None` when off.
+    pub fn base(&self, system: System) -> Sla {
+        self.base[system.index()]
+    }
+
     /// Sets the SLA of a system (all kinds without an override).
     pub fn set(&mut self, system: System, sla: Sla) {
         self.base[system.index()] = sla;
@@ -674,9 +687,9 @@ impl KindLimits {
         use serde::de::Error;
         for (key, value) in &toml::Table::deserialize(d)? {
             let kind = EntityKind::parse(key)
-                .map_err(|e| D::Error::custom(format!("hygiene.{section}.{key}: {e}")))?;
-            let limit = parse_limit(&format!("hygiene.{section}.{key}"), value)
-                .map_err(D::Error::custom)?;
+                .map_err(|e| D::Error::custom(format!("{section}.{key}: {e}")))?;
+            let limit =
+                parse_limit(&format!("{section}.{key}"), value).map_err(D::Error::custom)?;
             self.set(kind, limit);
         }
         Ok(self)
@@ -684,11 +697,11 @@ impl KindLimits {
 }
 
 fn max_age<'de, D: Deserializer<'de>>(d: D) -> Result<KindLimits, D::Error> {
-    KindLimits::max_age().merge("max_age", d)
+    KindLimits::max_age().merge("hygiene.max_age", d)
 }
 
 fn unused_after<'de, D: Deserializer<'de>>(d: D) -> Result<KindLimits, D::Error> {
-    KindLimits::unused_after().merge("unused_after", d)
+    KindLimits::unused_after().merge("hygiene.unused_after", d)
 }
 
 fn parse_limit(key: &str, value: &toml::Value) -> Result<Sla, String> {

@@ -38,6 +38,11 @@ pub fn notes(c: &Config) -> Vec<String> {
             }
         }
     }
+    for kind in EntityKind::ALL {
+        if c.consistency.register_within.get(*kind) == zero {
+            out.push(format!("consistency.register_within.{kind} = 0s: every such identity first seen outside {} is flagged the moment it appears; \"off\" disables the check", c.consistency.system_of_record));
+        }
+    }
     out
 }
 
@@ -65,6 +70,26 @@ pub fn effective(c: &Config) -> String {
         }
         if let Some(limit) = c.hygiene.unused_after.get(*kind) {
             line(&format!("hygiene.unused_after.{kind}"), &limit);
+        }
+    }
+    line(
+        "consistency.system_of_record",
+        &c.consistency.system_of_record,
+    );
+    let rotation = c
+        .consistency
+        .rotation_slas(&c.sla, c.correlator.reporting_system);
+    for system in System::ALL {
+        let value = if *system == c.correlator.reporting_system {
+            "off (the reporting system)".to_owned()
+        } else {
+            shown(rotation[system.index()])
+        };
+        line(&format!("consistency.rotation_sla.{system}"), &value);
+    }
+    for kind in EntityKind::ALL {
+        if let Some(limit) = c.consistency.register_within.get(*kind) {
+            line(&format!("consistency.register_within.{kind}"), &limit);
         }
     }
     let k = &c.correlator;

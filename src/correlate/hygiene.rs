@@ -14,8 +14,8 @@ use super::Correlator;
 use crate::alert::{hygiene_alert_id, Alert, AlertKind};
 use crate::config::HygieneConfig;
 use crate::error::StoreError;
-use crate::event::{Action, EntityKind, IdentityEvent, System};
-use crate::model::entity::{EchoState, EntityRow, HygieneClock};
+use crate::event::{Action, EntityKind, IdentityEvent};
+use crate::model::entity::{EntityRow, HygieneClock};
 use crate::store::keys::{Due, HygieneRule, TimerKey};
 use crate::time::{Micros, Span};
 
@@ -139,15 +139,10 @@ impl Correlator {
         row: &EntityRow,
         out: &mut Vec<Alert>,
     ) -> Result<(), StoreError> {
-        let mut systems: Vec<System> = System::ALL
-            .iter()
-            .copied()
-            .filter(|s| row.states[s.index()] == EchoState::Active)
-            .collect();
+        let systems = super::consistency::active_systems(row);
         if systems.is_empty() || self.covering_case(entity, &row.cases, at)?.is_some() {
             return Ok(());
         }
-        systems.sort_by_key(|s| s.as_str());
         let kind = rule.alert_kind();
         let alert_id = hygiene_alert_id(kind, entity, at);
         if self.store.alert_raised(&alert_id)? {
@@ -184,6 +179,9 @@ impl Correlator {
             revoked_at: None,
             issued_at: stamp.filter(|_| rule == HygieneRule::MaxAge),
             last_active_at: stamp.filter(|_| rule == HygieneRule::UnusedAfter),
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             deadline: None,
             at,
             latency_ms: None,

@@ -3,9 +3,10 @@
 //! event's three steps — (1) lineage edge, (2) coverage checks and their alerts,
 //! (3) state, cases, `echo_late` — and `finish(as_of)` evaluates the deadlines up to the
 //! end of a replay. Live mode and replay drive this same code; only the clock differs.
-//! The hygiene clocks of SPEC §4b are armed in step (3) and share the deadline timers
-//! ([`hygiene`]).
+//! The hygiene clocks of SPEC §4b ([`hygiene`]) and the rotation rounds and registration
+//! deadlines of §4c ([`consistency`]) are armed in step (3) and share the deadline timers.
 
+pub mod consistency;
 pub mod hygiene;
 pub mod lineage;
 pub mod reorder;
@@ -23,6 +24,7 @@ use crate::store::keys::{Due, TimerKey};
 use crate::store::tree::TreeState;
 use crate::store::{OutboxRecord, Store};
 use crate::time::{Micros, Span};
+use consistency::ConsistencyRules;
 
 /// The parts of the configuration that decide alerts.
 #[derive(Debug, Clone)]
@@ -35,6 +37,8 @@ pub struct Rules {
     pub reporting_system: System,
     /// Rotation and dormancy limits per entity kind (SPEC §4b).
     pub hygiene: HygieneConfig,
+    /// Rotation deadlines and registration in the system of record (SPEC §4c).
+    pub consistency: ConsistencyRules,
 }
 
 impl From<&Config> for Rules {
@@ -44,6 +48,7 @@ impl From<&Config> for Rules {
             use_grace: c.correlator.use_grace,
             reporting_system: c.correlator.reporting_system,
             hygiene: c.hygiene.clone(),
+            consistency: ConsistencyRules::from(c),
         }
     }
 }
@@ -431,6 +436,9 @@ impl Correlator {
             revoked_at: cover.map(|c| c.revoked_at),
             issued_at: None,
             last_active_at: None,
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             deadline: None,
             at: ev.time,
             latency_ms: None,
@@ -448,6 +456,9 @@ impl Correlator {
         covered: bool,
         out: &mut Vec<Alert>,
     ) -> Result<bool, StoreError> {
+        let consistency = self.apply_consistency(ev, &mut row, covered)?;
+        let relabelled = row.latest_kind != Some(ev.entity_kind);
+        row.latest_kind = Some(ev.entity_kind);
         let slot = ev.system.index();
         let old = row.states[slot];
         let new = match ev.action.class() {
@@ -491,7 +502,8 @@ impl Correlator {
         let armed = self.arm_hygiene(ev, &mut row);
         // Usage by an active entity changes nothing but its hygiene clock, if it has one:
         // no row write for most events.
-        if new != old || row.cases.len() != cases_before || first_seen {
+        if new != old || row.cases.len() != cases_before || first_seen || consistency || relabelled
+        {
             self.store.put_entity(&ev.entity, row);
         } else if armed {
             self.store.put_clocks(&ev.entity, row.clocks)?;
@@ -557,6 +569,12 @@ impl Correlator {
             self.stats.deadlines += 1;
             match timer.due {
                 Due::Echo { case_id, system } => self.echo_due(&case_id, system, out)?,
+                Due::Rotation { rotated_at, entity } => {
+                    self.rotation_due(timer.deadline, rotated_at, &entity, out)?
+                }
+                Due::Registration { entity, .. } => {
+                    self.registration_due(timer.deadline, &entity, out)?
+                }
                 Due::Hygiene { rule, entity } => {
                     self.hygiene_due(timer.deadline, rule, &entity, out)?
                 }
@@ -764,6 +782,9 @@ impl Correlator {
             revoked_at: Some(case.revoked_at),
             issued_at: None,
             last_active_at: None,
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             deadline: Some(deadline),
             at: deadline,
             latency_ms: None,

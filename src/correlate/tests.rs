@@ -1,5 +1,6 @@
 //! Unit tests of SPEC §4: every alert row, the order rules, lineage, superseding and
-//! replay end, each on a small story with hand-computed expectations.
+//! replay end, each on a small story with hand-computed expectations; SPEC §4c in
+//! [`consistency`].
 
 use super::*;
 use crate::config::Config;
@@ -1059,3 +1060,5 @@ proptest::proptest! {
         proptest::prop_assert_eq!(restarted, alone);
     }
 }
+
+mod consistency;

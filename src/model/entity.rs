@@ -1,8 +1,9 @@
 //! The rows the correlator keeps per entity: its state in each system with its open
-//! cases and hygiene clocks, and its place in the lineage graph.
+//! cases, hygiene clocks and consistency records, and its place in the lineage graph.
 
 use serde::{Deserialize, Serialize};
 
+use super::round::{Registration, Round};
 use crate::time::Micros;
 
 /// The state of one entity in one system (SPEC §4).
@@ -31,6 +32,12 @@ pub struct EntityRow {
     /// Its hygiene clocks (SPEC §4b), indexed by [`crate::store::keys::HygieneRule::index`]: set
     /// only for kinds with a limit.
     pub clocks: Clocks,
+    /// The kind of its latest success event (SPEC §4c: which children are secrets).
+    pub latest_kind: Option<crate::event::EntityKind>,
+    /// Whether a registration deadline was ever armed for it (SPEC §4c).
+    pub registration: Registration,
+    /// Its latest rotation round with obligations (SPEC §4c), open or closed.
+    pub round: Option<Box<Round>>,
 }
 
 /// An entity's hygiene clocks, indexed by [`crate::store::keys::HygieneRule::index`].

@@ -313,6 +313,7 @@ pub fn page(r: &Report) -> String {
     }
     body += "</table>";
     body += &hygiene(r);
+    body += &r.consistency.html(esc);
     body += "<h2>Findings and frameworks</h2><table><tr><th>finding</th><th>count</th><th>OWASP NHI Top 10</th><th>NIST CSF 2.0</th><th>CIS AWS Foundations</th><th>SOC 2</th><th>ISO/IEC 27001:2022</th></tr>";
     for m in &r.frameworks {
         let _ = write!(

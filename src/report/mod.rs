@@ -1,7 +1,8 @@
 //! Evidence reports of a replay (`lockstep replay … --report FILE`): SLA compliance per
 //! system, the echo latency distribution per system, the slowest and never-echoed cases,
 //! every alert, credential hygiene (SPEC §4b: overdue rotations and unused credentials
-//! per system and kind, oldest first, with their age distribution), and what the findings
+//! per system and kind, oldest first, with their age distribution), consistency (SPEC
+//! §4c: rotations a holder did not follow, identities never registered), and what the findings
 //! mean in OWASP NHI Top 10, NIST CSF 2.0, CIS AWS Foundations, SOC 2 and ISO/IEC
 //! 27001:2022 terms — with what an auditor needs to hand it over: the period covered,
 //! the SLA targets, who generated it when with which lockstep, the SHA-256 of the
@@ -10,6 +11,7 @@
 //! written as JSON, CSV, Markdown or a self-contained HTML page (`html`) — so the
 //! numbers agree across formats by construction.
 
+mod consistency;
 mod html;
 
 use std::collections::BTreeMap;
@@ -224,7 +226,7 @@ pub struct Mapping {
     pub owasp_nhi: Vec<&'static str>,
     /// NIST Cybersecurity Framework 2.0 outcomes.
     pub nist_csf: Vec<&'static str>,
-    /// CIS AWS Foundations Benchmark controls.
+    /// CIS AWS Foundations Benchmark (and CIS Controls) controls.
     pub cis_aws: Vec<&'static str>,
     /// SOC 2 Trust Services Criteria.
     pub soc2: Vec<&'static str>,
@@ -251,6 +253,8 @@ fn audit_frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>) {
         AlertKind::SourceSilent => (vec![], vec![]),
         AlertKind::RotationOverdue => (vec![CC61], vec![A517]),
         AlertKind::CredentialUnused => (vec![CC62, CC63], vec![A516, A518]),
+        AlertKind::RotationMissed => (vec![CC61], vec![A517]),
+        AlertKind::UnregisteredIdentity => (vec![CC62], vec![A516]),
     }
 }
 
@@ -363,6 +367,7 @@ fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'s
     const AE03: &str = "DE.AE-03 Information is correlated from multiple sources";
     const CIS112: &str = "CIS AWS 1.12 Credentials unused for 45 days or more are disabled";
     const CIS114: &str = "CIS AWS 1.14 Access keys are rotated every 90 days or less";
+    const CIS51: &str = "CIS Controls v8 5.1 Establish and maintain an inventory of accounts";
     match kind {
         AlertKind::EchoMissing => (vec![NHI1, NHI7], vec![AA01, AE03], vec![]),
         AlertKind::EchoLate => (vec![NHI1], vec![AA01, AE03], vec![]),
@@ -372,6 +377,8 @@ fn frameworks(kind: AlertKind) -> (Vec<&'static str>, Vec<&'static str>, Vec<&'s
         AlertKind::SourceSilent => (vec![], vec![AE03], vec![]),
         AlertKind::RotationOverdue => (vec![NHI7], vec![AA01], vec![CIS114]),
         AlertKind::CredentialUnused => (vec![NHI1], vec![AA01], vec![CIS112]),
+        AlertKind::RotationMissed => (vec![NHI7], vec![AA01, AE03], vec![CIS114]),
+        AlertKind::UnregisteredIdentity => (vec![NHI1], vec![AA01, AE03], vec![CIS51]),
     }
 }
 
@@ -406,6 +413,8 @@ pub struct Report {
     pub never_echoed: Vec<CaseLine>,
     /// Overdue rotations and unused credentials (SPEC §4b).
     pub hygiene: Hygiene,
+    /// Rotations not followed and unregistered identities (SPEC §4c).
+    pub consistency: consistency::Consistency,
     /// Findings in OWASP NHI Top 10, NIST CSF 2.0 and CIS AWS Foundations terms.
     pub frameworks: Vec<Mapping>,
     /// Every alert of the replay.
@@ -556,7 +565,7 @@ impl Report {
             })
             .collect();
         let scope = format!(
-            "Revocations of non-human identities (service accounts, keys, tokens, secrets, agents, devices) recorded in the inputs listed, from {} to {}, and whether IAM, the vault, MDM and the SIEM echoed each within its SLA; credential rotation and use (hygiene). Deadlines up to {} were evaluated; later ones are pending, not breached. Systems and events absent from the inputs are out of scope.",
+            "Revocations of non-human identities (service accounts, keys, tokens, secrets, agents, devices) recorded in the inputs listed, from {} to {}, and whether IAM, the vault, MDM and the SIEM echoed each within its SLA; credential rotation and use (hygiene); rotations every holder must follow and identities the system of record must know (consistency). Deadlines up to {} were evaluated; later ones are pending, not breached. Systems and events absent from the inputs are out of scope.",
             provenance.first_event.as_deref().unwrap_or("-"),
             provenance.last_event.as_deref().unwrap_or("-"),
             as_of.map_or("-".to_owned(), |t| t.to_string()),
@@ -576,6 +585,7 @@ impl Report {
             slowest,
             never_echoed,
             hygiene: Hygiene::of(view, alerts, as_of)?,
+            consistency: consistency::Consistency::of(alerts),
             frameworks,
             alerts: alerts.to_vec(),
         })
@@ -702,6 +712,7 @@ impl Report {
                 c.age_days.to_string(),
             );
         }
+        self.consistency.csv_rows(&mut row);
         // A byte-order mark, so spreadsheets read the UTF-8 (`≤`, `÷`) as such.
         "\u{feff}".to_owned() + &rows.join("\n") + "\n"
     }
@@ -779,6 +790,7 @@ impl Report {
             );
         }
         out += &self.hygiene_markdown();
+        out += &self.consistency.markdown();
         out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 | CIS AWS Foundations | SOC 2 | ISO/IEC 27001:2022 |\n|---|---:|---|---|---|---|---|\n";
         for m in &self.frameworks {
             out += &format!(

@@ -139,6 +139,12 @@ fn alert_value(a: &Alert) -> Avro {
         ),
         ("issued_at".into(), union(a.issued_at, time)),
         ("last_active_at".into(), union(a.last_active_at, time)),
+        (
+            "rotated_entity".into(),
+            union(a.rotated_entity.clone(), Avro::String),
+        ),
+        ("rotated_at".into(), union(a.rotated_at, time)),
+        ("first_seen".into(), union(a.first_seen, time)),
     ])
 }
 
@@ -191,6 +197,9 @@ pub fn ocsf_finding(a: &Alert) -> Value {
                 "origin_system": a.origin_system,
                 "issued_at": a.issued_at,
                 "last_active_at": a.last_active_at,
+                "rotated_entity": a.rotated_entity,
+                "rotated_at": a.rotated_at,
+                "first_seen": a.first_seen,
                 "revoked_at": a.revoked_at,
                 "deadline": a.deadline,
                 "missing_entities": a.entities,
@@ -201,6 +210,7 @@ pub fn ocsf_finding(a: &Alert) -> Value {
         }],
         "resources": std::iter::once(&a.root)
             .chain(a.entity.iter())
+            .chain(a.rotated_entity.iter())
             .chain(a.entities.iter().flatten())
             .map(|e| json!({ "name": e, "type": "Non-human identity" }))
             .collect::<Vec<_>>(),
@@ -247,6 +257,8 @@ pub fn case_json(case: &Case) -> Value {
 }
 
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::alert::AlertKind;
@@ -267,6 +279,9 @@ mod tests {
             revoked_at: Some(Micros(1)),
             issued_at: None,
             last_active_at: None,
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             deadline: Some(Micros(2)),
             at: Micros(2_000),
             latency_ms: None,
@@ -335,7 +350,8 @@ mod tests {
         };
         fields[1].1 = Avro::Enum(0, "key_leaked".into());
         let fields = read_as_current(&future, fields);
-        assert_eq!(fields[1].1, Avro::Enum(8, "unknown".into()));
+        let unknown = AlertKind::ALL.len() as u32;
+        assert_eq!(fields[1].1, Avro::Enum(unknown, "unknown".into()));
     }
 
     #[test]
@@ -349,6 +365,9 @@ mod tests {
             system: None,
             systems: Some(vec![System::Iam, System::Vault]),
             last_active_at: Some(Micros(5)),
+            rotated_entity: None,
+            rotated_at: None,
+            first_seen: None,
             ..alert()
         };
         let bytes = encode_alert(&alert, AlertsFormat::Avro);

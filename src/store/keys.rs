@@ -59,7 +59,9 @@ pub fn alert_time(at: Micros, alert_id: &str) -> Vec<u8> {
 }
 
 /// A deadline timer, scanned in deadline order; at one instant the echo deadlines of
-/// SPEC §4 come before the hygiene deadlines of §4b.
+/// SPEC §4 come first, then the rotation and the registration deadlines of §4c, then the
+/// hygiene deadlines of §4b; within one kind, in the order they were armed (by the time
+/// of the arming event, then by entity).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerKey {
     /// When it falls due.
@@ -77,6 +79,21 @@ pub enum Due {
         case_id: String,
         /// The system that owes the echo.
         system: System,
+    },
+    /// Deadlines of the rotation round of an entity (SPEC §4c): every obligation of the
+    /// round with this deadline.
+    Rotation {
+        /// When the entity was rotated (the round).
+        rotated_at: Micros,
+        /// The rotated entity.
+        entity: String,
+    },
+    /// The registration deadline of an entity (SPEC §4c).
+    Registration {
+        /// When it was first seen outside the system of record.
+        first_seen: Micros,
+        /// The entity.
+        entity: String,
     },
     /// One of an entity's hygiene clocks (SPEC §4b).
     Hygiene {
@@ -107,8 +124,9 @@ impl HygieneRule {
 }
 
 impl TimerKey {
-    /// `deadline(8, order-preserving)` then `0 case_id \0 system` (echo) or
-    /// `1 rule entity` (hygiene).
+    /// `deadline(8, order-preserving)` then `0 case_id \0 system` (echo),
+    /// `1 rotated_at(8) entity` (rotation), `2 first_seen(8) entity` (registration) or
+    /// `3 rule entity` (hygiene).
     pub fn encode(&self) -> Vec<u8> {
         let mut k = Vec::with_capacity(32);
         k.extend_from_slice(&instant(self.deadline));
@@ -119,8 +137,18 @@ impl TimerKey {
                 k.push(0);
                 k.push(system.index() as u8);
             }
-            Due::Hygiene { rule, entity } => {
+            Due::Rotation { rotated_at, entity } => {
                 k.push(1);
+                k.extend_from_slice(&instant(*rotated_at));
+                k.extend_from_slice(entity.as_bytes());
+            }
+            Due::Registration { first_seen, entity } => {
+                k.push(2);
+                k.extend_from_slice(&instant(*first_seen));
+                k.extend_from_slice(entity.as_bytes());
+            }
+            Due::Hygiene { rule, entity } => {
+                k.push(3);
                 k.push(rule.index() as u8);
                 k.extend_from_slice(entity.as_bytes());
             }
@@ -138,7 +166,15 @@ impl TimerKey {
                     .to_owned(),
                 system: *System::ALL.get(rest[rest.len() - 1] as usize)?,
             },
-            (1, [rule, entity @ ..]) => Due::Hygiene {
+            (1, rest) if rest.len() >= 8 => Due::Rotation {
+                rotated_at: decode_instant(rest[..8].try_into().ok()?),
+                entity: std::str::from_utf8(&rest[8..]).ok()?.to_owned(),
+            },
+            (2, rest) if rest.len() >= 8 => Due::Registration {
+                first_seen: decode_instant(rest[..8].try_into().ok()?),
+                entity: std::str::from_utf8(&rest[8..]).ok()?.to_owned(),
+            },
+            (3, [rule, entity @ ..]) => Due::Hygiene {
                 rule: *HygieneRule::ALL.get(*rule as usize)?,
                 entity: std::str::from_utf8(entity).ok()?.to_owned(),
             },
@@ -161,6 +197,18 @@ mod tests {
         prop_oneof![
             ("[a-z0-9-]{0,12}", system())
                 .prop_map(|(case_id, system)| Due::Echo { case_id, system }),
+            (prop_oneof![any::<i64>(), -2i64..2], "[a-z0-9\\x00é-]{0,12}").prop_map(
+                |(t, entity)| Due::Rotation {
+                    rotated_at: Micros(t),
+                    entity
+                }
+            ),
+            (prop_oneof![any::<i64>(), -2i64..2], "[a-z0-9\\x00é-]{0,12}").prop_map(
+                |(t, entity)| Due::Registration {
+                    first_seen: Micros(t),
+                    entity
+                }
+            ),
             (0usize..2, "[a-z0-9\\x00é-]{0,12}").prop_map(|(r, entity)| Due::Hygiene {
                 rule: HygieneRule::ALL[r],
                 entity

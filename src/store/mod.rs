@@ -3,10 +3,10 @@
 //!
 //! | column family | key | value |
 //! |---|---|---|
-//! | `entities` | entity | per-system state and the cases rooted there |
+//! | `entities` | entity | per-system state, the cases rooted there, hygiene clocks, rotation round and registration mark |
 //! | `lineage`  | entity | parent, children, a jump towards the tree's top; at a top, the tree's case count |
 //! | `cases`    | case id | the case and its per-system obligations |
-//! | `timers`   | (deadline, case id, system) or (deadline, hygiene rule, entity) | — scanned in deadline order |
+//! | `timers`   | (deadline, case id, system), (deadline, rotated_at, entity), (deadline, first_seen, entity) or (deadline, hygiene rule, entity) | — scanned in deadline order |
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
@@ -85,12 +85,12 @@ const FORMAT_KEY: &[u8] = b"format";
 /// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]). 4: lineage rows
 /// carry a jump towards the top of their tree and, at the top, the tree's case count.
 /// 5: outbox records may name their partition (the repartition topic, SPEC §7). 6: the
-/// log of held hygiene clocks in `meta` (`clock_log`); a layout 5 directory, which has
-/// none, is taken as it is.
-const FORMAT: u32 = 6;
-/// The layout a directory of this one's may also have: read as it is, then recorded as
-/// this one's (an older lockstep would miss the clock log).
-const UPGRADES_FROM: u32 = 5;
+/// log of held hygiene clocks in `meta` (`clock_log`). 7: entity rows carry the kind of
+/// the latest success event, the registration mark and the rotation round of SPEC §4c;
+/// rotation and registration timers sort between echo and hygiene timers. A layout 6
+/// directory cannot be read (its rows lack those fields): it is refused with the
+/// message to replay into a new directory.
+const FORMAT: u32 = 7;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -262,7 +262,6 @@ impl Store {
         let created = layout.is_none() && clock == Micros::MIN;
         match layout {
             Some(FORMAT) => {}
-            Some(UPGRADES_FROM) => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
             None if clock == Micros::MIN => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
             other => return Err(other_layout(dir, other)),
         }
@@ -1052,48 +1051,35 @@ mod tests {
         Position { next, check }
     }
 
+    /// Layout 3 and layout 6 (before the rows of SPEC §4c) alike: refused with the way to
+    /// rebuild, never misread.
     #[test]
     fn a_state_directory_of_another_layout_is_refused_read_write_and_read_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        store.set_clock(Micros(1));
-        store.commit().unwrap();
-        drop(store);
-        {
-            let db = DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).unwrap();
-            let meta = db.cf_handle("meta").unwrap();
-            db.put_cf(meta, FORMAT_KEY, 3u32.to_be_bytes()).unwrap();
+        for layout in [3u32, 6] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut store = Store::open(dir.path()).unwrap();
+            store.put_entity("k", EntityRow::default());
+            store.set_clock(Micros(1));
+            store.commit().unwrap();
+            drop(store);
+            {
+                let db = DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).unwrap();
+                let meta = db.cf_handle("meta").unwrap();
+                db.put_cf(meta, FORMAT_KEY, layout.to_be_bytes()).unwrap();
+            }
+            let err = Store::open(dir.path()).err().unwrap().to_string();
+            assert!(
+                err.contains(&format!(
+                    "has layout {layout} and this lockstep reads and writes layout {FORMAT}"
+                )) && err.contains("replay into a new directory"),
+                "{err}"
+            );
+            let err = view::StateView::open_read_only(dir.path())
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(err.contains(&format!("has layout {layout}")), "{err}");
         }
-        let err = Store::open(dir.path()).err().unwrap().to_string();
-        assert!(
-            err.contains("has layout 3") && err.contains("new directory"),
-            "{err}"
-        );
-        let err = view::StateView::open_read_only(dir.path())
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("has layout 3"), "{err}");
-    }
-
-    #[test]
-    fn a_layout_5_directory_is_read_as_it_is_and_recorded_as_this_layout() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(dir.path()).unwrap();
-        store.put_entity("k", EntityRow::default());
-        store.set_clock(Micros(1));
-        store.commit().unwrap();
-        drop(store);
-        {
-            let db = DB::open_cf(&Options::default(), dir.path(), COLUMN_FAMILIES).unwrap();
-            let meta = db.cf_handle("meta").unwrap();
-            db.put_cf(meta, FORMAT_KEY, UPGRADES_FROM.to_be_bytes())
-                .unwrap();
-        }
-        assert!(view::StateView::open_read_only(dir.path()).is_ok());
-        let mut store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.entity("k").unwrap(), EntityRow::default());
-        assert_eq!(stored_layout(&store.db).unwrap(), Some(FORMAT));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A lineage tree's state as one value, to move it between state shards (SPEC §7): when
 //! the top of a tree gains a parent whose tree another shard holds, the whole tree —
 //! entity rows, lineage rows, its open cases with their pending deadlines, the watches
-//! waiting for its echoes, its hygiene clocks and the once-per alerts already raised for
-//! it — leaves one store ([`Store::take_tree`]) and joins the other
+//! waiting for its echoes, its hygiene clocks, its rotation rounds and registration marks
+//! (SPEC §4c, in the entity rows) and the once-per alerts already raised for it — leaves one store ([`Store::take_tree`]) and joins the other
 //! ([`Store::put_tree`]) before the event that links them is applied there.
 //!
 //! What a tree's results depend on is only its own events (coverage walks up, missing
@@ -20,6 +20,7 @@ use crate::error::StoreError;
 use crate::event::System;
 use crate::model::case::{Case, Echo};
 use crate::model::entity::{EntityRow, LineageRow};
+use crate::model::round::Registration;
 
 /// Everything a store holds of one lineage tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,7 +47,8 @@ impl TreeState {
     }
 
     /// The timers the tree's state schedules: the pending echo deadlines of its cases,
-    /// and the next timer of each hygiene clock.
+    /// the deadlines of its open rotation rounds and armed registrations, and the next
+    /// timer of each hygiene clock.
     fn timers(&self) -> Vec<TimerKey> {
         let echoes = self.cases.iter().flat_map(|case| {
             case.obligations
@@ -72,8 +74,42 @@ impl TreeState {
                 })
             })
         });
-        echoes.chain(clocks).collect()
+        let consistency = self
+            .entities
+            .iter()
+            .flat_map(|(entity, row)| consistency_timers(entity, row));
+        echoes.chain(consistency).chain(clocks).collect()
     }
+}
+
+/// The timers of an entity's open rotation round and armed registration (SPEC §4c).
+pub fn consistency_timers(entity: &str, row: &EntityRow) -> Vec<TimerKey> {
+    let mut timers = Vec::new();
+    if let Some(round) = &row.round {
+        for deadline in round.pending_deadlines() {
+            timers.push(TimerKey {
+                deadline,
+                due: Due::Rotation {
+                    rotated_at: round.rotated_at,
+                    entity: entity.to_owned(),
+                },
+            });
+        }
+    }
+    if let Registration::Armed {
+        first_seen,
+        deadline,
+    } = row.registration
+    {
+        timers.push(TimerKey {
+            deadline,
+            due: Due::Registration {
+                first_seen,
+                entity: entity.to_owned(),
+            },
+        });
+    }
+    timers
 }
 
 impl Store {

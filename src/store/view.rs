@@ -134,6 +134,9 @@ pub struct LineageNode {
     /// Its last activity (kinds with an `unused_after`, SPEC §4b).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_active_at: Option<Micros>,
+    /// Its latest rotation round (SPEC §4c): which holders followed and which did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<crate::model::round::RoundView>,
     /// Entities issued from it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<LineageNode>,
@@ -170,7 +173,7 @@ impl StateView {
     pub fn open_read_only(dir: &Path) -> Result<StateView, StoreError> {
         let db = DB::open_cf_for_read_only(&Options::default(), dir, COLUMN_FAMILIES, false)?;
         match super::stored_layout(&db)? {
-            Some(super::FORMAT | super::UPGRADES_FROM) | None => Ok(StateView::new(Arc::new(db))),
+            Some(super::FORMAT) | None => Ok(StateView::new(Arc::new(db))),
             other => Err(super::other_layout(dir, other)),
         }
     }
@@ -351,6 +354,7 @@ impl StateView {
             cases: row.cases,
             issued_at: issued,
             last_active_at: active,
+            rotation: row.round.as_deref().map(crate::model::round::Round::view),
             truncated,
             children,
         })

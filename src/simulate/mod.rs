@@ -3,8 +3,12 @@
 //! failed attempt, followed by use of a revoked key or re-activation — delivered slightly
 //! out of order and with redeliveries, as real feeds are. With `months`, the keys of the
 //! accounts that stay live on: rotated with the secrets that hold them (on time, late or
-//! never) and used or left dormant, for the hygiene alerts of SPEC §4b. It feeds the demo,
-//! the tests and the benchmarks; the same seed always gives the same events.
+//! never) and used or left dormant, for the hygiene alerts of SPEC §4b. With
+//! `consistency`, the stories of §4c too (module `consistency`): keys rotated with and
+//! without their vault secrets, shadow identities. It feeds the demo, the tests and the
+//! benchmarks; the same seed always gives the same events.
+
+mod consistency;
 
 use std::collections::BTreeMap;
 
@@ -33,6 +37,9 @@ pub struct Scenario {
     /// How long (in 30-day months) the keys of accounts that are not offboarded live on
     /// after their first week: rotations and use, or neglect. 0: no such tail.
     pub months: u32,
+    /// Also the stories of SPEC §4c: rotations a vault secret follows or not, shadow
+    /// identities registered in time, late, never, or decommissioned.
+    pub consistency: bool,
 }
 
 impl Scenario {
@@ -46,6 +53,7 @@ impl Scenario {
             redelivery: 0.01,
             uses_per_key: 7,
             months: 0,
+            consistency: false,
         }
     }
 }
@@ -225,7 +233,15 @@ fn account(b: &mut Builder, s: &Scenario, i: u32) {
         let enrolled = b.within(t0, Span::mins(5), Span::hours(3));
         b.ok(Mdm, enrolled, agent, K::Agent, Enrolled, Some(&sa));
     }
+    if s.consistency {
+        consistency::shadows(b, i, t0);
+    }
     if !offboarded {
+        if s.consistency {
+            if let Some((key, secret)) = keys.first() {
+                consistency::rotation(b, t0, key, secret);
+            }
+        }
         if s.months > 0 {
             let horizon = s.start.plus(Span::days(30 * i64::from(s.months)));
             for (key, secret, stored) in tails {
@@ -469,5 +485,36 @@ mod tests {
         assert!(events
             .iter()
             .any(|e| e.time > scenario.start.plus(Span::days(100))));
+    }
+
+    #[test]
+    fn consistency_adds_rotations_and_shadow_identities_and_nothing_without_it() {
+        let plain = generate(&Scenario::new(7, 300));
+        let scenario = Scenario {
+            consistency: true,
+            ..Scenario::new(7, 300)
+        };
+        let events = generate(&scenario);
+        assert!(events.len() > plain.len());
+        assert!(!plain.iter().any(|e| e.entity.contains("shadow")));
+        let has = |f: &dyn Fn(&IdentityEvent) -> bool| events.iter().any(f);
+        assert!(has(
+            &|e| e.action == Action::Rotated && e.system == System::Iam
+        ));
+        assert!(has(
+            &|e| e.action == Action::Rotated && e.system == System::Vault
+        ));
+        assert!(has(
+            &|e| e.entity.ends_with("shadow-agent") && e.system == System::Mdm
+        ));
+        assert!(has(
+            &|e| e.entity.starts_with("shadow-") && e.system == System::Siem
+        ));
+        assert!(has(
+            &|e| e.entity.contains("shadow") && e.system == System::Iam
+        ));
+        assert!(has(
+            &|e| e.entity.contains("shadow") && e.action == Action::Unenrolled
+        ));
     }
 }
