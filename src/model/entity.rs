@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::round::{Registration, Round};
+use crate::event::{ActionClass, IdentityEvent};
 use crate::time::Micros;
 
 /// The state of one entity in one system (SPEC §4).
@@ -16,6 +17,17 @@ pub enum EchoState {
     Active,
     /// Revoked there.
     Revoked,
+}
+
+impl EchoState {
+    /// `none`, `active` or `revoked`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EchoState::None => "none",
+            EchoState::Active => "active",
+            EchoState::Revoked => "revoked",
+        }
+    }
 }
 
 /// An entity's row: its state in each system and the non-superseded cases rooted at it.
@@ -38,6 +50,29 @@ pub struct EntityRow {
     pub registration: Registration,
     /// Its latest rotation round with obligations (SPEC §4c), open or closed.
     pub round: Option<Box<Round>>,
+    /// The time of its earliest applied success event (the inventory's `first_seen`).
+    pub first_seen: Option<Micros>,
+    /// The actor of its first presence event (the inventory's `created_by`): `None`
+    /// before one, `Some(None)` when that event named no actor.
+    pub created_by: Option<Option<String>>,
+}
+
+impl EntityRow {
+    /// Notes what the inventory reports of a success event: the earliest time it was
+    /// seen, and the actor of its first presence event. True when the row changed, which
+    /// is on its first event, its first presence event and a late event older than
+    /// every other: the rest cost a comparison.
+    pub fn note_sighting(&mut self, ev: &IdentityEvent) -> bool {
+        let earlier = self.first_seen.is_none_or(|t| ev.time < t);
+        if earlier {
+            self.first_seen = Some(ev.time);
+        }
+        let created = self.created_by.is_none() && ev.action.class() == ActionClass::Presence;
+        if created {
+            self.created_by = Some(ev.actor.clone());
+        }
+        earlier || created
+    }
 }
 
 /// An entity's hygiene clocks, indexed by [`crate::store::keys::HygieneRule::index`].

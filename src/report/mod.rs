@@ -935,7 +935,7 @@ fn md(text: &str) -> String {
 
 /// A CSV field: quoted when it must be, and never read as a formula by a spreadsheet
 /// (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'` in front).
-fn csv_field(text: &str) -> String {
+pub fn csv_field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

@@ -89,8 +89,10 @@ const FORMAT_KEY: &[u8] = b"format";
 /// the latest success event, the registration mark and the rotation round of SPEC §4c;
 /// rotation and registration timers sort between echo and hygiene timers. A layout 6
 /// directory cannot be read (its rows lack those fields): it is refused with the
-/// message to replay into a new directory.
-const FORMAT: u32 = 7;
+/// message to replay into a new directory. 8: entity rows carry when the entity was
+/// first seen and who created it (the inventory); layout 7 rows lack them and are
+/// refused the same way.
+const FORMAT: u32 = 8;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -1051,11 +1053,11 @@ mod tests {
         Position { next, check }
     }
 
-    /// Layout 3 and layout 6 (before the rows of SPEC §4c) alike: refused with the way to
+    /// Layout 3, layout 6 (before the rows of SPEC §4c) and 7 (before the inventory's) alike: refused with the way to
     /// rebuild, never misread.
     #[test]
     fn a_state_directory_of_another_layout_is_refused_read_write_and_read_only() {
-        for layout in [3u32, 6] {
+        for layout in [3u32, 6, 7] {
             let dir = tempfile::tempdir().unwrap();
             let mut store = Store::open(dir.path()).unwrap();
             store.put_entity("k", EntityRow::default());

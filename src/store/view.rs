@@ -3,6 +3,8 @@
 //! beside a running correlator (RocksDB serves concurrent readers) and by the CLI on a
 //! state directory opened read-only. It sees what the last commit wrote.
 
+mod inventory;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,7 @@ use crate::error::StoreError;
 use crate::event::{EntityKind, System};
 use crate::model::case::{Case, Echo};
 use crate::time::Micros;
+pub use inventory::{Inventory, InventoryEntry, InventoryFilter};
 
 /// Where a case stands, for filtering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -302,11 +305,7 @@ impl StateView {
             .filter(|s| row.states[s.index()] != EchoState::None)
             .map(|s| SystemState {
                 system: *s,
-                state: match row.states[s.index()] {
-                    EchoState::None => "none",
-                    EchoState::Active => "active",
-                    EchoState::Revoked => "revoked",
-                },
+                state: row.states[s.index()].as_str(),
                 since: Some(row.since[s.index()]).filter(|t| *t != Micros::MIN),
             })
             .collect())
