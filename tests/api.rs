@@ -294,6 +294,7 @@ fn the_openapi_document_lists_every_route_and_validates() {
         "/v1/entities/{id}",
         "/v1/lineage/{id}",
         "/v1/alerts",
+        "/v1/inventory",
         "/v1/openapi.json",
     ]
     .into();
@@ -356,6 +357,12 @@ fn the_openapi_document_lists_every_route_and_validates() {
             ),
         ),
         ("AlertPage", get(&s, "/v1/alerts?limit=1000")),
+        ("InventoryPage", get(&s, "/v1/inventory?limit=1000")),
+        ("InventoryPage", get(&s, "/v1/inventory?drift=true&limit=5")),
+        (
+            "InventoryPage",
+            get(&s, "/v1/inventory?unregistered=true&kind=agent"),
+        ),
     ];
     let (code, body) = status(&s, "/v1/cases/nope", Some(TOKEN));
     assert_eq!(code, 404);

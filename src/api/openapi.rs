@@ -219,10 +219,12 @@ pub fn document() -> Value {
                     "truncated": {"type": "boolean"},
                 })),
                 "RotationRound": rotation_round,
-                "Lineage": closed(vec!["entity", "ancestors", "tree"], json!({
+                "Lineage": closed(vec!["entity", "ancestors", "ancestors_truncated", "tree", "tree_truncated"], json!({
                     "entity": string,
                     "as_of": nullable_time,
                     "ancestors": {"type": "array", "items": {"$ref": "#/components/schemas/Ancestor"}},
+                    "ancestors_truncated": {"type": "boolean", "description": "the chain goes on above the last ancestor given (10,000 at most)"},
+                    "tree_truncated": {"type": "boolean", "description": "some node of the tree has children not shown (depth 40, 10,000 nodes); those nodes are marked truncated"},
                     "tree": {"$ref": "#/components/schemas/LineageNode"},
                 })),
                 "Alert": alert,

@@ -172,21 +172,26 @@ async fn lineage(State(s): State<Shared>, Path(id): Path<String>) -> Response {
 }
 
 /// An entity's lineage: its ancestors (nearest first) with their state per system, and
-/// the tree of its descendants.
+/// the tree of its descendants; `ancestors_truncated` and `tree_truncated` say whether
+/// either was cut at its limit ([`crate::store::view::MAX_LINEAGE_NODES`] ancestors; the
+/// tree's depth and size, its cut nodes marked `truncated`).
 pub fn lineage_json(v: &StateView, id: &str) -> Result<Value, crate::error::StoreError> {
-    let ancestors = v
-        .ancestors(id)?
+    let (ancestors, ancestors_truncated) = v.ancestors(id)?;
+    let ancestors = ancestors
         .into_iter()
         .map(|a| {
             let kind = v.entity(&a)?.and_then(|r| r.kind);
             Ok(json!({"entity": a, "kind": kind, "states": v.states(&a)?}))
         })
         .collect::<Result<Vec<_>, crate::error::StoreError>>()?;
+    let tree = v.descendants(id)?;
     Ok(json!({
         "entity": id,
         "as_of": v.clock()?,
         "ancestors": ancestors,
-        "tree": v.descendants(id)?,
+        "ancestors_truncated": ancestors_truncated,
+        "tree_truncated": tree.cut(),
+        "tree": tree,
     }))
 }
 

@@ -148,6 +148,13 @@ pub struct LineageNode {
     pub truncated: bool,
 }
 
+impl LineageNode {
+    /// Whether it or a node below it has children not shown.
+    pub fn cut(&self) -> bool {
+        self.truncated || self.children.iter().any(LineageNode::cut)
+    }
+}
+
 /// How far a lineage walk goes before it stops (cycles cannot happen; wide trees can).
 pub const MAX_LINEAGE_NODES: usize = 10_000;
 /// How many levels of descendants a lineage tree shows; deeper nodes are marked
@@ -311,18 +318,19 @@ impl StateView {
             .collect())
     }
 
-    /// The chain of parents of `id`, nearest first.
-    pub fn ancestors(&self, id: &str) -> Result<Vec<String>, StoreError> {
+    /// The chain of parents of `id`, nearest first, at most [`MAX_LINEAGE_NODES`] of
+    /// them; and whether the chain goes on above the last one given (it was cut).
+    pub fn ancestors(&self, id: &str) -> Result<(Vec<String>, bool), StoreError> {
         let mut out: Vec<String> = Vec::new();
         let mut at = id.to_owned();
         while let Some(parent) = self.lineage_row(&at)?.parent {
-            if out.len() >= MAX_LINEAGE_NODES || out.contains(&parent) {
-                break;
+            if out.len() >= MAX_LINEAGE_NODES {
+                return Ok((out, true));
             }
             out.push(parent.clone());
             at = parent;
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     /// `id` and everything issued from it, as a tree.
