@@ -115,3 +115,45 @@ impl LineageRow {
         self.jump.as_deref().or(self.parent.as_deref())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, EntityKind, Outcome, System};
+
+    fn event(time: i64, action: Action, actor: Option<&str>) -> IdentityEvent {
+        IdentityEvent {
+            event_id: format!("e{time}"),
+            system: System::Vault,
+            source: "test".into(),
+            time: Micros(time),
+            entity: "key".into(),
+            entity_kind: EntityKind::ApiKey,
+            action,
+            outcome: Outcome::Success,
+            parent: None,
+            actor: actor.map(str::to_owned),
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_sighting_changes_the_row_only_on_the_first_event_the_first_presence_or_an_older_one() {
+        let mut row = EntityRow::default();
+        assert!(row.note_sighting(&event(10, Action::Used, Some("app"))));
+        assert_eq!((row.first_seen, &row.created_by), (Some(Micros(10)), &None));
+        assert!(!row.note_sighting(&event(11, Action::Used, Some("app"))));
+        assert!(row.note_sighting(&event(12, Action::Created, Some("ops"))));
+        assert_eq!(row.created_by, Some(Some("ops".into())));
+        assert!(!row.note_sighting(&event(13, Action::Rotated, Some("bot"))));
+        // A late event older than every other moves first_seen, not the creator.
+        assert!(row.note_sighting(&event(5, Action::Issued, Some("late"))));
+        assert_eq!(row.first_seen, Some(Micros(5)));
+        assert_eq!(row.created_by, Some(Some("ops".into())));
+        // A presence without an actor is still the first presence.
+        let mut row = EntityRow::default();
+        assert!(row.note_sighting(&event(1, Action::Enrolled, None)));
+        assert!(!row.note_sighting(&event(2, Action::Enrolled, Some("later"))));
+        assert_eq!(row.created_by, Some(None));
+    }
+}

@@ -849,8 +849,24 @@ impl Store {
         ]
     }
 
+    /// Writes the entity and lineage rows a temporary store keeps only in its caches, a
+    /// few MiB at a time, so that a view reads every entity (a report's inventory); a
+    /// store that outlives the process has them written already.
+    pub fn write_out_rows(&mut self) -> Result<(), StoreError> {
+        if self.durable {
+            return Ok(());
+        }
+        self.wait()?;
+        let db = Arc::clone(&self.db);
+        for table in [&mut self.entities as &mut dyn Staged, &mut self.lineage] {
+            table.write_out(&db, WRITE_OUT_BATCH)?;
+        }
+        Ok(())
+    }
+
     /// A read-only view of the committed state, for the API beside a running pipeline
-    /// (of a temporary store: its cases and alerts).
+    /// (of a temporary store: its cases and alerts, and its rows after
+    /// [`Store::write_out_rows`]).
     pub fn view(&self) -> view::StateView {
         view::StateView::new(Arc::clone(&self.db))
     }
