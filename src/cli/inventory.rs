@@ -4,6 +4,7 @@
 
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -63,6 +64,7 @@ pub fn inventory(args: InventoryArgs) -> Result<()> {
     let mut printer = Printer {
         out,
         format: args.format,
+        flushed: Instant::now(),
     };
     match printer.all(&args) {
         Err(e)
@@ -75,14 +77,21 @@ pub fn inventory(args: InventoryArgs) -> Result<()> {
     }
 }
 
+/// How long printed lines may wait in the buffer: a sparse filter's lines, and the
+/// first of any, come out at once; a dense stream in a few writes a second.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
 struct Printer<W: Write> {
     out: W,
     format: InventoryFormat,
+    /// When the buffer was last written out.
+    flushed: Instant,
 }
 
 impl<W: Write> Printer<W> {
     fn all(&mut self, args: &InventoryArgs) -> Result<()> {
         self.header()?;
+        self.out.flush()?;
         match (&args.from.state, &args.from.api) {
             (Some(dir), _) => {
                 let config = load_config(args.config.as_deref())?;
@@ -181,7 +190,7 @@ impl<W: Write> Printer<W> {
     fn line(&mut self, e: &Value) -> Result<()> {
         let text = |field: &str| e[field].as_str().unwrap_or("").to_owned();
         match self.format {
-            InventoryFormat::Json => writeln!(self.out, "{e}")?,
+            InventoryFormat::Json => write!(self.out, "{e}")?,
             InventoryFormat::Csv => {
                 let mut fields: Vec<String> = ["entity", "entity_kind", "root", "parent"]
                     .iter()
@@ -205,7 +214,7 @@ impl<W: Write> Printer<W> {
                 );
                 fields.push(e["registered"].to_string());
                 let fields: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                writeln!(self.out, "{}", fields.join(","))?;
+                write!(self.out, "{}", fields.join(","))?;
             }
             InventoryFormat::Table => {
                 let states: Vec<String> = System::ALL
@@ -228,7 +237,7 @@ impl<W: Write> Printer<W> {
                     Some(c) => format!("  case {c}"),
                     None => String::new(),
                 };
-                writeln!(
+                write!(
                     self.out,
                     "{:<40}  {:<15}  {:<34}  {:<27}  {:<16}  {}{case}",
                     text("entity"),
@@ -239,6 +248,11 @@ impl<W: Write> Printer<W> {
                     text("root"),
                 )?;
             }
+        }
+        writeln!(self.out)?;
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.out.flush()?;
+            self.flushed = Instant::now();
         }
         Ok(())
     }
