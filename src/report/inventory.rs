@@ -39,7 +39,7 @@ pub struct InventoryLine {
 pub struct Listed {
     /// How many entities there are.
     pub count: u64,
-    /// The first [`LISTED`] of them, in entity order.
+    /// The first 50 of them (`LISTED`), in entity order.
     pub entities: Vec<InventoryLine>,
 }
 
