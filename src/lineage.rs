@@ -4,6 +4,9 @@
 //! where each one is still alive, and (SPEC §4b) how old each credential is since its
 //! issue or last rotation and how long since it was last active, in it; for a rotated
 //! credential (SPEC §4c), which holders followed its latest rotation and which did not.
+//! Cuts are said: a chain longer than the API gives starts with a line saying so, a node
+//! with children not shown says so, and below `MAX_INDENT` levels lines stop moving
+//! right (they say their depth instead), so no line grows with the depth of a chain.
 
 use std::fmt::Write;
 
@@ -116,14 +119,40 @@ fn states(node: &Value) -> String {
     }
 }
 
+/// The deepest level the text tree indents: lines below it keep that indentation and say
+/// their depth, so that no line grows with the length of a chain.
+const MAX_INDENT: usize = 12;
+
+/// The indentation of an ancestor `depth` levels below the topmost one shown.
+fn ancestor_indent(depth: usize) -> String {
+    if depth <= MAX_INDENT {
+        "  ".repeat(depth)
+    } else {
+        format!("{}[depth {depth}] ", "  ".repeat(MAX_INDENT))
+    }
+}
+
 fn tree(lineage: &Value) -> String {
     let mut out = String::new();
     let ancestors = lineage["ancestors"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
+    if lineage["ancestors_truncated"] == true {
+        let _ = writeln!(
+            out,
+            "↑ … more ancestors above these {}: ask for the lineage of the topmost one",
+            ancestors.len()
+        );
+    }
     for (depth, a) in ancestors.iter().rev().enumerate() {
-        let _ = writeln!(out, "{}↑ {}  [{}]", "  ".repeat(depth), label(a), states(a));
+        let _ = writeln!(
+            out,
+            "{}↑ {}  [{}]",
+            ancestor_indent(depth),
+            label(a),
+            states(a)
+        );
     }
     let root = &lineage["tree"];
     let as_of = lineage["as_of"]
@@ -143,32 +172,38 @@ fn tree(lineage: &Value) -> String {
         ages(root, as_of),
         round(root)
     );
-    branch(root, "", as_of, &mut out);
+    branch(root, "", 1, as_of, &mut out);
     out
 }
 
-fn branch(node: &Value, prefix: &str, as_of: Option<Micros>, out: &mut String) {
+/// The children of `node`, which are `depth` levels below the tree's entity.
+fn branch(node: &Value, prefix: &str, depth: usize, as_of: Option<Micros>, out: &mut String) {
     let children = node["children"]
         .as_array()
         .map(Vec::as_slice)
         .unwrap_or_default();
+    let deep = if depth > MAX_INDENT {
+        format!("[depth {depth}] ")
+    } else {
+        String::new()
+    };
     for (i, child) in children.iter().enumerate() {
         let last = i + 1 == children.len();
         let _ = writeln!(
             out,
-            "{prefix}{}{}  [{}]{}{}",
+            "{prefix}{}{deep}{}  [{}]{}{}",
             if last { "└── " } else { "├── " },
             label(child),
             states(child),
             ages(child, as_of),
             round(child)
         );
-        branch(
-            child,
-            &format!("{prefix}{}", if last { "    " } else { "│   " }),
-            as_of,
-            out,
-        );
+        let below = if depth >= MAX_INDENT {
+            prefix.to_owned()
+        } else {
+            format!("{prefix}{}", if last { "    " } else { "│   " })
+        };
+        branch(child, &below, depth + 1, as_of, out);
     }
 }
 

@@ -294,6 +294,7 @@ fn the_openapi_document_lists_every_route_and_validates() {
         "/v1/entities/{id}",
         "/v1/lineage/{id}",
         "/v1/alerts",
+        "/v1/inventory",
         "/v1/openapi.json",
     ]
     .into();
@@ -356,6 +357,12 @@ fn the_openapi_document_lists_every_route_and_validates() {
             ),
         ),
         ("AlertPage", get(&s, "/v1/alerts?limit=1000")),
+        ("InventoryPage", get(&s, "/v1/inventory?limit=1000")),
+        ("InventoryPage", get(&s, "/v1/inventory?drift=true&limit=5")),
+        (
+            "InventoryPage",
+            get(&s, "/v1/inventory?unregistered=true&kind=agent"),
+        ),
     ];
     let (code, body) = status(&s, "/v1/cases/nope", Some(TOKEN));
     assert_eq!(code, 404);
@@ -393,6 +400,73 @@ print("ok")
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn the_inventory_pages_through_the_api_as_the_command_streams_it() {
+    let s = served();
+    let state = s.dir.path().join("state");
+    let command = |from: &[&str], filter: &[&str]| -> Vec<Value> {
+        let out = lockstep()
+            .arg("inventory")
+            .args(from)
+            .args(["--format", "json"])
+            .args(filter)
+            .env("LOCKSTEP_API_TOKEN", TOKEN)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let streamed = command(&["--state", state.to_str().unwrap()], &[]);
+    assert!(streamed.len() > 500, "{}", streamed.len());
+    // Pages of 7 by cursor: every entity once, in the same order.
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!(
+                "/v1/inventory?limit=7&cursor={}",
+                lockstep::api::encode_path(c)
+            ),
+            None => "/v1/inventory?limit=7".to_owned(),
+        };
+        let page = get(&s, &path);
+        let entities = page["entities"].as_array().unwrap();
+        assert!(entities.len() <= 7);
+        paged.extend(entities.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, streamed);
+    // `--api` pages the same, filters included.
+    assert_eq!(command(&["--api", &s.base], &[]), streamed);
+    for filter in [
+        &["--drift"][..],
+        &["--active", "--kind", "api_key"],
+        &["--system", "mdm"],
+    ] {
+        assert_eq!(
+            command(&["--api", &s.base], filter),
+            command(&["--state", state.to_str().unwrap()], filter),
+            "{filter:?}"
+        );
+    }
+    let (code, body) = status(&s, "/v1/inventory?drift=yes", Some(TOKEN));
+    assert_eq!(code, 400);
+    assert!(body["error"].as_str().unwrap().contains("drift"), "{body}");
+    let (code, _) = status(&s, "/v1/inventory?kind=robot", Some(TOKEN));
+    assert_eq!(code, 400);
 }
 
 #[test]

@@ -297,3 +297,64 @@ fn the_html_report_opens_in_chromium_without_console_errors() {
         "a console error is detected:\n{log}"
     );
 }
+
+#[test]
+fn the_inventory_section_counts_every_entity_and_lists_drift_bounded_in_every_format() {
+    let (_dir, base) = reports();
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(base.with_extension("json")).unwrap())
+            .unwrap();
+    let csv = csv(&base.with_extension("csv"));
+    let html = std::fs::read_to_string(base.with_extension("html")).unwrap();
+    let cells = html_metrics(&html);
+    let md = std::fs::read_to_string(base.with_extension("md")).unwrap();
+    let inv = &json["inventory"];
+    assert_eq!(inv["system_of_record"], "iam");
+    let at = |s: &str, k: &str, m: &str| csv[&(s.to_owned(), k.to_owned(), m.to_owned())].clone();
+    assert_eq!(
+        at("inventory", "all", "entities"),
+        inv["entities"].to_string()
+    );
+    let mut total = 0;
+    for (kind, counts) in inv["by_kind"].as_object().unwrap() {
+        for (metric, n) in counts.as_object().unwrap() {
+            assert_eq!(at("inventory_kind", kind, metric), n.to_string());
+            assert_eq!(cells[&format!("{kind}.{metric}")], n.to_string());
+        }
+        let entities = counts["entities"].as_u64().unwrap();
+        total += entities;
+        // Each entity stands in at most one state per system.
+        for system in ["iam", "vault", "mdm", "siem"] {
+            let n = |state: &str| counts[format!("{system}.{state}")].as_u64().unwrap_or(0);
+            assert!(n("active") + n("revoked") <= entities, "{kind} {system}");
+        }
+        assert!(md.contains(&format!("| {kind} | {entities} |")), "{kind}");
+    }
+    assert_eq!(total, inv["entities"].as_u64().unwrap());
+    assert!(total > 1000, "{total}");
+    for (list, title) in [("drift", "Drift"), ("unregistered", "Unregistered")] {
+        let count = inv[list]["count"].as_u64().unwrap();
+        let shown = inv[list]["entities"].as_array().unwrap();
+        assert_eq!(shown.len() as u64, count.min(50), "{list}");
+        assert_eq!(at("inventory", "all", list), count.to_string());
+        assert!(md.contains(&format!("### {title}: {count}")), "{list}");
+        assert!(
+            html.contains(&format!("<h3>{title}: {count}</h3>")),
+            "{list}"
+        );
+        let more = format!("… and {} more", count.saturating_sub(50));
+        assert_eq!(md.contains(&more), count > 50, "{list}");
+        for e in shown {
+            let states = e["states"].as_str().unwrap();
+            if list == "drift" {
+                assert!(states.contains("active") && states.contains("revoked"));
+            } else {
+                assert!(!states.contains("iam:"), "{states}");
+            }
+        }
+    }
+    assert!(
+        inv["drift"]["count"].as_u64().unwrap() > 0,
+        "the simulation drifts"
+    );
+}

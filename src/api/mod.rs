@@ -49,6 +49,8 @@ struct Shared {
     ready: Arc<AtomicBool>,
     access: Arc<Access>,
     view: Option<StateView>,
+    /// What registered means for `/v1/inventory` (`[consistency] system_of_record`).
+    system_of_record: crate::event::System,
     /// When the case counts were last refreshed (or are being refreshed).
     counted: Arc<Mutex<Option<Instant>>>,
 }
@@ -119,13 +121,15 @@ pub fn bind_address(listen: &str, token: Option<&str>) -> Result<SocketAddr, Str
 }
 
 /// Serves the API on its own thread until the process exits: health, metrics, and the
-/// `/v1` routes over `view` (503 without one).
+/// `/v1` routes over `view` (503 without one), registration in the inventory judged
+/// against `system_of_record`.
 pub fn spawn(
     addr: SocketAddr,
     access: Access,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
     view: Option<StateView>,
+    system_of_record: crate::event::System,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
@@ -134,6 +138,7 @@ pub fn spawn(
         ready,
         access: Arc::new(access),
         view,
+        system_of_record,
         counted: Arc::default(),
     };
     std::thread::Builder::new()
@@ -192,13 +197,14 @@ async fn serve(listener: tokio::net::TcpListener, router: Router) {
 }
 
 /// Answers a GET of `path` (with its query) from `view` without a listener, exactly as
-/// the API would: the CLI's `--state` mode.
+/// the API would with the default configuration: the CLI's `--state` mode.
 pub fn answer(view: &StateView, path: &str) -> anyhow::Result<serde_json::Value> {
     let shared = Shared {
         metrics: Arc::new(Metrics::new()),
         ready: Arc::new(AtomicBool::new(true)),
         access: Arc::default(),
         view: Some(view.clone()),
+        system_of_record: crate::config::ConsistencyConfig::default().system_of_record,
         counted: Arc::default(),
     };
     let request = Request::builder()

@@ -55,6 +55,7 @@ pub fn document() -> Value {
     let string = json!({"type": "string"});
     let strings = json!({"type": "array", "items": {"type": "string"}});
     let system = json!({"type": "string", "enum": ["iam", "vault", "mdm", "siem"]});
+    let state = json!({"type": "string", "enum": ["active", "revoked"]});
     let kinds: Vec<&str> = crate::alert::AlertKind::ALL
         .iter()
         .map(|k| k.as_str())
@@ -104,7 +105,7 @@ pub fn document() -> Value {
         "info": {
             "title": "lockstep",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Cases, entities, lineage and alerts of the lockstep correlator (SPEC §3). A bearer token is required unless the listener is loopback.",
+            "description": "Cases, entities, lineage, alerts and the inventory of the lockstep correlator (SPEC §3). A bearer token is required unless the listener is loopback.",
         },
         "security": [{"bearer": []}],
         "paths": {
@@ -139,6 +140,18 @@ pub fn document() -> Value {
                 "summary": "Alerts in time order",
                 "parameters": [since("alerts raised"), limit, cursor],
                 "responses": ok("a page of alerts", "AlertPage"),
+            }},
+            "/v1/inventory": {"get": {
+                "summary": "Every entity in key order: kind, root, parent, state per system, first seen, creator, ages, the case in force",
+                "parameters": [
+                    param("drift", "query", "only entities active in one system and revoked in another", json!({"type": "boolean"})),
+                    param("unregistered", "query", "only entities that neither they nor an ancestor have a state in the system of record (SPEC §4c)", json!({"type": "boolean"})),
+                    param("active", "query", "only entities active in some system", json!({"type": "boolean"})),
+                    param("kind", "query", "only entities of this kind", json!({"type": "string", "enum": entity_kinds})),
+                    param("system", "query", "only entities with a state in this system", system.clone()),
+                    limit.clone(), cursor.clone(),
+                ],
+                "responses": ok("a page of the inventory", "InventoryPage"),
             }},
             "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3.0"}}}},
         },
@@ -206,13 +219,32 @@ pub fn document() -> Value {
                     "truncated": {"type": "boolean"},
                 })),
                 "RotationRound": rotation_round,
-                "Lineage": closed(vec!["entity", "ancestors", "tree"], json!({
+                "Lineage": closed(vec!["entity", "ancestors", "ancestors_truncated", "tree", "tree_truncated"], json!({
                     "entity": string,
                     "as_of": nullable_time,
                     "ancestors": {"type": "array", "items": {"$ref": "#/components/schemas/Ancestor"}},
+                    "ancestors_truncated": {"type": "boolean", "description": "the chain goes on above the last ancestor given (10,000 at most)"},
+                    "tree_truncated": {"type": "boolean", "description": "some node of the tree has children not shown (depth 40, 10,000 nodes); those nodes are marked truncated"},
                     "tree": {"$ref": "#/components/schemas/LineageNode"},
                 })),
                 "Alert": alert,
+                "InventoryEntry": closed(vec!["entity", "entity_kind", "root", "parent", "states", "first_seen", "issued_at", "last_active_at", "created_by", "open_case", "registered"], json!({
+                    "entity": string,
+                    "entity_kind": {"type": "string", "enum": entity_kinds, "nullable": true},
+                    "root": string,
+                    "parent": {"type": "string", "nullable": true},
+                    "states": {"type": "object", "additionalProperties": false, "properties": {
+                        "iam": state, "vault": state, "mdm": state, "siem": state,
+                    }},
+                    "first_seen": nullable_time, "issued_at": nullable_time, "last_active_at": nullable_time,
+                    "created_by": {"type": "string", "nullable": true},
+                    "open_case": {"type": "string", "nullable": true},
+                    "registered": {"type": "boolean"},
+                })),
+                "InventoryPage": closed(vec!["entities", "next_cursor"], json!({
+                    "entities": {"type": "array", "items": {"$ref": "#/components/schemas/InventoryEntry"}},
+                    "next_cursor": {"type": "string", "nullable": true},
+                })),
                 "AlertPage": closed(vec!["alerts", "next_cursor"], json!({
                     "alerts": {"type": "array", "items": {"$ref": "#/components/schemas/Alert"}},
                     "next_cursor": {"type": "string", "nullable": true},

@@ -1,6 +1,6 @@
 //! `/v1`: the SOC's view of the state — cases with their obligations and evidence,
 //! entities with their state per system and timeline, lineage up and down, alerts in
-//! time order — read from the committed state ([`StateView`]). Errors are JSON
+//! time order, the inventory of every entity — read from the committed state ([`StateView`]). Errors are JSON
 //! `{"error": …}` with 400 (a bad parameter, naming it) or 404 (nothing by that id).
 //! Store reads run on the blocking pool.
 
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::{error, Shared};
 use crate::sink::case_json;
-use crate::store::view::{CaseFilter, CaseState, StateView};
+use crate::store::view::{CaseFilter, CaseState, InventoryFilter, StateView};
 use crate::time::Micros;
 
 /// The largest page a request may ask for.
@@ -30,6 +30,7 @@ pub(super) fn routes() -> Router<Shared> {
         .route("/v1/entities/{id}", get(entity))
         .route("/v1/lineage/{id}", get(lineage))
         .route("/v1/alerts", get(alerts))
+        .route("/v1/inventory", get(inventory))
         .route(
             "/v1/openapi.json",
             get(|| async { Json(super::openapi::document()) }),
@@ -171,22 +172,82 @@ async fn lineage(State(s): State<Shared>, Path(id): Path<String>) -> Response {
 }
 
 /// An entity's lineage: its ancestors (nearest first) with their state per system, and
-/// the tree of its descendants.
+/// the tree of its descendants; `ancestors_truncated` and `tree_truncated` say whether
+/// either was cut at its limit ([`crate::store::view::MAX_LINEAGE_NODES`] ancestors; the
+/// tree's depth and size, its cut nodes marked `truncated`).
 pub fn lineage_json(v: &StateView, id: &str) -> Result<Value, crate::error::StoreError> {
-    let ancestors = v
-        .ancestors(id)?
+    let (ancestors, ancestors_truncated) = v.ancestors(id)?;
+    let ancestors = ancestors
         .into_iter()
         .map(|a| {
             let kind = v.entity(&a)?.and_then(|r| r.kind);
             Ok(json!({"entity": a, "kind": kind, "states": v.states(&a)?}))
         })
         .collect::<Result<Vec<_>, crate::error::StoreError>>()?;
+    let tree = v.descendants(id)?;
     Ok(json!({
         "entity": id,
         "as_of": v.clock()?,
         "ancestors": ancestors,
-        "tree": v.descendants(id)?,
+        "ancestors_truncated": ancestors_truncated,
+        "tree_truncated": tree.cut(),
+        "tree": tree,
     }))
+}
+
+/// `true` or `false` (absent: false).
+fn flag(q: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+    match q.get(key).map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(bad(format!("{key} {other:?}: expected true or false"))),
+    }
+}
+
+async fn inventory(State(s): State<Shared>, Query(q): Params) -> Response {
+    let run = move || -> Result<Value, ApiError> {
+        only(
+            &q,
+            &[
+                "drift",
+                "unregistered",
+                "active",
+                "kind",
+                "system",
+                "limit",
+                "cursor",
+            ],
+        )?;
+        let filter = InventoryFilter {
+            drift: flag(&q, "drift")?,
+            unregistered: flag(&q, "unregistered")?,
+            active: flag(&q, "active")?,
+            kind: q
+                .get("kind")
+                .map(|v| crate::event::EntityKind::parse(v))
+                .transpose()
+                .map_err(bad)?,
+            system: q
+                .get("system")
+                .map(|v| crate::event::System::parse(v))
+                .transpose()
+                .map_err(bad)?,
+            system_of_record: s.system_of_record,
+        };
+        let limit = limit(&q)?;
+        let mut entries = view(&s)?
+            .inventory(filter, q.get("cursor").map(String::as_str))
+            .map_err(internal)?;
+        let page = entries
+            .by_ref()
+            .take(limit)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(internal)?;
+        let more = page.len() == limit && entries.next().transpose().map_err(internal)?.is_some();
+        let next = page.last().filter(|_| more).map(|e| e.entity.clone());
+        Ok(json!({"entities": page, "next_cursor": next}))
+    };
+    respond(run).await
 }
 
 async fn alerts(State(s): State<Shared>, Query(q): Params) -> Response {

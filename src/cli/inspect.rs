@@ -21,21 +21,21 @@ pub(super) enum CasesFormat {
     Json,
 }
 
-/// Where `lineage` and `cases` read from: a state directory or a running instance.
+/// Where `lineage`, `cases` and `inventory` read from: a state directory or a running instance.
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]
 pub struct StateSource {
     /// A state directory, opened read-only.
     #[arg(long)]
-    state: Option<PathBuf>,
+    pub(super) state: Option<PathBuf>,
     /// A running instance's API, e.g. http://127.0.0.1:9464.
     #[arg(long)]
-    api: Option<String>,
+    pub(super) api: Option<String>,
 }
 
 impl StateSource {
     /// GETs `path` from the API, or answers it from the state directory the same way.
-    fn get(&self, path: &str) -> Result<serde_json::Value> {
+    pub(super) fn get(&self, path: &str) -> Result<serde_json::Value> {
         if let Some(api) = &self.api {
             let token = std::env::var("LOCKSTEP_API_TOKEN").ok();
             return lockstep::client::get_json(api, path, token.as_deref());

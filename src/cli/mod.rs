@@ -1,10 +1,11 @@
 //! The command line: parses it, sets up logging and hands each command to its file
-//! (`replay`, `run`, `simulate`, `normalize`, `check-config`; `serve`, `lineage` and
-//! `cases` in `inspect`). Errors are reported with their cause chain and a non-zero exit
+//! (`replay`, `run`, `simulate`, `normalize`, `check-config`, `inventory`; `serve`,
+//! `lineage` and `cases` in `inspect`). Errors are reported with their cause chain and a non-zero exit
 //! code; configuration errors name the key and the fix.
 
 mod check;
 mod inspect;
+mod inventory;
 mod normalize;
 mod replay;
 mod run;
@@ -91,6 +92,9 @@ enum Command {
     Lineage(inspect::LineageArgs),
     /// List cases: where each revocation's echoes stand.
     Cases(inspect::CasesArgs),
+    /// List every entity: its kind, tree, state per system, first sight and creator;
+    /// drift between systems and identities the system of record does not know.
+    Inventory(inventory::InventoryArgs),
     /// Validate a configuration file and print the effective settings.
     CheckConfig(check::Args),
 }
@@ -182,8 +186,15 @@ fn serve_api(
         token,
         metrics_need_token: config.api.metrics_auth,
     };
-    let api = lockstep::api::spawn(addr, access, metrics, ready, view)
-        .with_context(|| format!("listening on {addr}"))?;
+    let api = lockstep::api::spawn(
+        addr,
+        access,
+        metrics,
+        ready,
+        view,
+        config.consistency.system_of_record,
+    )
+    .with_context(|| format!("listening on {addr}"))?;
     Ok((addr, api))
 }
 
@@ -212,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Serve(args) => inspect::serve(args),
         Command::Lineage(args) => inspect::lineage(args),
         Command::Cases(args) => inspect::cases(args),
+        Command::Inventory(args) => inventory::inventory(args),
         Command::CheckConfig(args) => check::run(args),
     }
 }

@@ -176,6 +176,7 @@ pub fn run(
         deliver(&config.notify, &outcome.alerts)?;
     }
     if !formats.is_empty() {
+        correlator.store_mut().write_out_rows()?;
         let view = correlator.store_mut().view();
         let provenance = lockstep::report::Provenance {
             generated_at: Micros::now().to_string(),
@@ -204,7 +205,7 @@ pub fn run(
             outcome.events_read,
             outcome.as_of,
             provenance,
-            &config.sla,
+            &config,
         )?;
         for (path, format) in formats {
             std::fs::write(&path, report.render(format))

@@ -476,6 +476,7 @@ impl Correlator {
         if first_seen {
             row.kind = Some(ev.entity_kind);
         }
+        let sighted = row.note_sighting(ev);
 
         if ev.action.reactivates() && !row.cases.is_empty() {
             let mut kept = Vec::with_capacity(row.cases.len());
@@ -502,7 +503,12 @@ impl Correlator {
         let armed = self.arm_hygiene(ev, &mut row);
         // Usage by an active entity changes nothing but its hygiene clock, if it has one:
         // no row write for most events.
-        if new != old || row.cases.len() != cases_before || first_seen || consistency || relabelled
+        if new != old
+            || row.cases.len() != cases_before
+            || first_seen
+            || consistency
+            || relabelled
+            || sighted
         {
             self.store.put_entity(&ev.entity, row);
         } else if armed {

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::round::{Registration, Round};
+use crate::event::{ActionClass, IdentityEvent};
 use crate::time::Micros;
 
 /// The state of one entity in one system (SPEC §4).
@@ -16,6 +17,17 @@ pub enum EchoState {
     Active,
     /// Revoked there.
     Revoked,
+}
+
+impl EchoState {
+    /// `none`, `active` or `revoked`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            EchoState::None => "none",
+            EchoState::Active => "active",
+            EchoState::Revoked => "revoked",
+        }
+    }
 }
 
 /// An entity's row: its state in each system and the non-superseded cases rooted at it.
@@ -38,6 +50,29 @@ pub struct EntityRow {
     pub registration: Registration,
     /// Its latest rotation round with obligations (SPEC §4c), open or closed.
     pub round: Option<Box<Round>>,
+    /// The time of its earliest applied success event (the inventory's `first_seen`).
+    pub first_seen: Option<Micros>,
+    /// The actor of its first presence event (the inventory's `created_by`): `None`
+    /// before one, `Some(None)` when that event named no actor.
+    pub created_by: Option<Option<String>>,
+}
+
+impl EntityRow {
+    /// Notes what the inventory reports of a success event: the earliest time it was
+    /// seen, and the actor of its first presence event. True when the row changed, which
+    /// is on its first event, its first presence event and a late event older than
+    /// every other: the rest cost a comparison.
+    pub fn note_sighting(&mut self, ev: &IdentityEvent) -> bool {
+        let earlier = self.first_seen.is_none_or(|t| ev.time < t);
+        if earlier {
+            self.first_seen = Some(ev.time);
+        }
+        let created = self.created_by.is_none() && ev.action.class() == ActionClass::Presence;
+        if created {
+            self.created_by = Some(ev.actor.clone());
+        }
+        earlier || created
+    }
 }
 
 /// An entity's hygiene clocks, indexed by [`crate::store::keys::HygieneRule::index`].
@@ -78,5 +113,47 @@ impl LineageRow {
     /// the parent.
     pub fn next(&self) -> Option<&str> {
         self.jump.as_deref().or(self.parent.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Action, EntityKind, Outcome, System};
+
+    fn event(time: i64, action: Action, actor: Option<&str>) -> IdentityEvent {
+        IdentityEvent {
+            event_id: format!("e{time}"),
+            system: System::Vault,
+            source: "test".into(),
+            time: Micros(time),
+            entity: "key".into(),
+            entity_kind: EntityKind::ApiKey,
+            action,
+            outcome: Outcome::Success,
+            parent: None,
+            actor: actor.map(str::to_owned),
+            attributes: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_sighting_changes_the_row_only_on_the_first_event_the_first_presence_or_an_older_one() {
+        let mut row = EntityRow::default();
+        assert!(row.note_sighting(&event(10, Action::Used, Some("app"))));
+        assert_eq!((row.first_seen, &row.created_by), (Some(Micros(10)), &None));
+        assert!(!row.note_sighting(&event(11, Action::Used, Some("app"))));
+        assert!(row.note_sighting(&event(12, Action::Created, Some("ops"))));
+        assert_eq!(row.created_by, Some(Some("ops".into())));
+        assert!(!row.note_sighting(&event(13, Action::Rotated, Some("bot"))));
+        // A late event older than every other moves first_seen, not the creator.
+        assert!(row.note_sighting(&event(5, Action::Issued, Some("late"))));
+        assert_eq!(row.first_seen, Some(Micros(5)));
+        assert_eq!(row.created_by, Some(Some("ops".into())));
+        // A presence without an actor is still the first presence.
+        let mut row = EntityRow::default();
+        assert!(row.note_sighting(&event(1, Action::Enrolled, None)));
+        assert!(!row.note_sighting(&event(2, Action::Enrolled, Some("later"))));
+        assert_eq!(row.created_by, Some(None));
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use super::{duration, Report, AGE_BUCKETS, BUCKETS, SIGN_OFF};
 use crate::alert::AlertKind;
 
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -120,7 +120,7 @@ fn latency_charts(r: &Report) -> String {
     out
 }
 
-fn cell(metric: String, value: impl std::fmt::Display) -> String {
+pub(super) fn cell(metric: String, value: impl std::fmt::Display) -> String {
     format!(
         r#"<td class="num" data-metric="{}">{value}</td>"#,
         esc(&metric)
@@ -314,6 +314,7 @@ pub fn page(r: &Report) -> String {
     body += "</table>";
     body += &hygiene(r);
     body += &r.consistency.html(esc);
+    body += &r.inventory.html();
     body += "<h2>Findings and frameworks</h2><table><tr><th>finding</th><th>count</th><th>OWASP NHI Top 10</th><th>NIST CSF 2.0</th><th>CIS AWS Foundations</th><th>SOC 2</th><th>ISO/IEC 27001:2022</th></tr>";
     for m in &r.frameworks {
         let _ = write!(

@@ -2,17 +2,20 @@
 //! system, the echo latency distribution per system, the slowest and never-echoed cases,
 //! every alert, credential hygiene (SPEC §4b: overdue rotations and unused credentials
 //! per system and kind, oldest first, with their age distribution), consistency (SPEC
-//! §4c: rotations a holder did not follow, identities never registered), and what the findings
-//! mean in OWASP NHI Top 10, NIST CSF 2.0, CIS AWS Foundations, SOC 2 and ISO/IEC
-//! 27001:2022 terms — with what an auditor needs to hand it over: the period covered,
-//! the SLA targets, who generated it when with which lockstep, the SHA-256 of the
-//! configuration and of every input, a scope statement and a sign-off block.
+//! §4c: rotations a holder did not follow, identities never registered), the inventory
+//! (what exists in which system, drift between systems, identities the system of record
+//! does not know), and what the findings mean in OWASP NHI Top 10, NIST CSF 2.0, CIS AWS
+//! Foundations, SOC 2 and ISO/IEC 27001:2022 terms — with what an auditor needs to hand
+//! it over: the period covered, the SLA targets, who generated it when with which
+//! lockstep, the SHA-256 of the configuration and of every input, a scope statement and
+//! a sign-off block.
 //! One [`Report`] is built from the committed state and the replay's alerts, then
 //! written as JSON, CSV, Markdown or a self-contained HTML page (`html`) — so the
 //! numbers agree across formats by construction.
 
 mod consistency;
 mod html;
+mod inventory;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +28,7 @@ use crate::event::System;
 use crate::model::case::{Case, Echo};
 use crate::store::view::{CaseFilter, StateView};
 use crate::time::{Micros, Span};
+pub use inventory::{InventoryLine, InventorySummary, Listed};
 
 /// Upper bounds (ms) of the latency histogram buckets; the last bucket is open.
 pub const BUCKETS: [(i64, &str); 7] = [
@@ -415,6 +419,8 @@ pub struct Report {
     pub hygiene: Hygiene,
     /// Rotations not followed and unregistered identities (SPEC §4c).
     pub consistency: consistency::Consistency,
+    /// What exists where: counts by kind and system state, drift, unregistered entities.
+    pub inventory: InventorySummary,
     /// Findings in OWASP NHI Top 10, NIST CSF 2.0 and CIS AWS Foundations terms.
     pub frameworks: Vec<Mapping>,
     /// Every alert of the replay.
@@ -467,8 +473,9 @@ impl Report {
         events: u64,
         as_of: Option<Micros>,
         provenance: Provenance,
-        sla: &crate::config::SlaPolicy,
+        config: &crate::config::Config,
     ) -> Result<Report, StoreError> {
+        let sla = &config.sla;
         let mut systems: Vec<SystemCompliance> = System::ALL
             .iter()
             .map(|s| SystemCompliance {
@@ -586,6 +593,7 @@ impl Report {
             never_echoed,
             hygiene: Hygiene::of(view, alerts, as_of)?,
             consistency: consistency::Consistency::of(alerts),
+            inventory: InventorySummary::of(view, config.consistency.system_of_record)?,
             frameworks,
             alerts: alerts.to_vec(),
         })
@@ -713,6 +721,7 @@ impl Report {
             );
         }
         self.consistency.csv_rows(&mut row);
+        self.inventory.csv_rows(&mut row);
         // A byte-order mark, so spreadsheets read the UTF-8 (`≤`, `÷`) as such.
         "\u{feff}".to_owned() + &rows.join("\n") + "\n"
     }
@@ -791,6 +800,7 @@ impl Report {
         }
         out += &self.hygiene_markdown();
         out += &self.consistency.markdown();
+        out += &self.inventory.markdown();
         out += "\n## Findings and frameworks\n\n| finding | count | OWASP NHI Top 10 | NIST CSF 2.0 | CIS AWS Foundations | SOC 2 | ISO/IEC 27001:2022 |\n|---|---:|---|---|---|---|---|\n";
         for m in &self.frameworks {
             out += &format!(
@@ -935,7 +945,7 @@ fn md(text: &str) -> String {
 
 /// A CSV field: quoted when it must be, and never read as a formula by a spreadsheet
 /// (a leading `=`, `+`, `-`, `@`, tab or CR gets a `'` in front).
-fn csv_field(text: &str) -> String {
+pub fn csv_field(text: &str) -> String {
     let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {

@@ -89,8 +89,10 @@ const FORMAT_KEY: &[u8] = b"format";
 /// the latest success event, the registration mark and the rotation round of SPEC §4c;
 /// rotation and registration timers sort between echo and hygiene timers. A layout 6
 /// directory cannot be read (its rows lack those fields): it is refused with the
-/// message to replay into a new directory.
-const FORMAT: u32 = 7;
+/// message to replay into a new directory. 8: entity rows carry when the entity was
+/// first seen and who created it (the inventory); layout 7 rows lack them and are
+/// refused the same way.
+const FORMAT: u32 = 8;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -847,8 +849,24 @@ impl Store {
         ]
     }
 
+    /// Writes the entity and lineage rows a temporary store keeps only in its caches, a
+    /// few MiB at a time, so that a view reads every entity (a report's inventory); a
+    /// store that outlives the process has them written already.
+    pub fn write_out_rows(&mut self) -> Result<(), StoreError> {
+        if self.durable {
+            return Ok(());
+        }
+        self.wait()?;
+        let db = Arc::clone(&self.db);
+        for table in [&mut self.entities as &mut dyn Staged, &mut self.lineage] {
+            table.write_out(&db, WRITE_OUT_BATCH)?;
+        }
+        Ok(())
+    }
+
     /// A read-only view of the committed state, for the API beside a running pipeline
-    /// (of a temporary store: its cases and alerts).
+    /// (of a temporary store: its cases and alerts, and its rows after
+    /// [`Store::write_out_rows`]).
     pub fn view(&self) -> view::StateView {
         view::StateView::new(Arc::clone(&self.db))
     }
@@ -1051,11 +1069,11 @@ mod tests {
         Position { next, check }
     }
 
-    /// Layout 3 and layout 6 (before the rows of SPEC §4c) alike: refused with the way to
+    /// Layout 3, layout 6 (before the rows of SPEC §4c) and 7 (before the inventory's) alike: refused with the way to
     /// rebuild, never misread.
     #[test]
     fn a_state_directory_of_another_layout_is_refused_read_write_and_read_only() {
-        for layout in [3u32, 6] {
+        for layout in [3u32, 6, 7] {
             let dir = tempfile::tempdir().unwrap();
             let mut store = Store::open(dir.path()).unwrap();
             store.put_entity("k", EntityRow::default());

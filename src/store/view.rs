@@ -3,6 +3,8 @@
 //! beside a running correlator (RocksDB serves concurrent readers) and by the CLI on a
 //! state directory opened read-only. It sees what the last commit wrote.
 
+mod inventory;
+
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +18,7 @@ use crate::error::StoreError;
 use crate::event::{EntityKind, System};
 use crate::model::case::{Case, Echo};
 use crate::time::Micros;
+pub use inventory::{Inventory, InventoryEntry, InventoryFilter};
 
 /// Where a case stands, for filtering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -143,6 +146,13 @@ pub struct LineageNode {
     /// It has children not shown ([`MAX_LINEAGE_DEPTH`] or [`MAX_LINEAGE_NODES`] reached).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+}
+
+impl LineageNode {
+    /// Whether it or a node below it has children not shown.
+    pub fn cut(&self) -> bool {
+        self.truncated || self.children.iter().any(LineageNode::cut)
+    }
 }
 
 /// How far a lineage walk goes before it stops (cycles cannot happen; wide trees can).
@@ -302,28 +312,25 @@ impl StateView {
             .filter(|s| row.states[s.index()] != EchoState::None)
             .map(|s| SystemState {
                 system: *s,
-                state: match row.states[s.index()] {
-                    EchoState::None => "none",
-                    EchoState::Active => "active",
-                    EchoState::Revoked => "revoked",
-                },
+                state: row.states[s.index()].as_str(),
                 since: Some(row.since[s.index()]).filter(|t| *t != Micros::MIN),
             })
             .collect())
     }
 
-    /// The chain of parents of `id`, nearest first.
-    pub fn ancestors(&self, id: &str) -> Result<Vec<String>, StoreError> {
+    /// The chain of parents of `id`, nearest first, at most [`MAX_LINEAGE_NODES`] of
+    /// them; and whether the chain goes on above the last one given (it was cut).
+    pub fn ancestors(&self, id: &str) -> Result<(Vec<String>, bool), StoreError> {
         let mut out: Vec<String> = Vec::new();
         let mut at = id.to_owned();
         while let Some(parent) = self.lineage_row(&at)?.parent {
-            if out.len() >= MAX_LINEAGE_NODES || out.contains(&parent) {
-                break;
+            if out.len() >= MAX_LINEAGE_NODES {
+                return Ok((out, true));
             }
             out.push(parent.clone());
             at = parent;
         }
-        Ok(out)
+        Ok((out, false))
     }
 
     /// `id` and everything issued from it, as a tree.
