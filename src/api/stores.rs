@@ -56,7 +56,7 @@ impl Stores {
 
     /// Sets the store gauges of `metrics` (size, RocksDB's health) over every store, and
     /// recounts the cases in the background when the last count is older than
-    /// [`CASE_COUNTS_EVERY`]: a scrape never waits for a scan of every case.
+    /// `CASE_COUNTS_EVERY` (15 s): a scrape never waits for a scan of every case.
     pub fn report(&self, metrics: &Arc<Metrics>) {
         let views = self.views();
         if views.is_empty() {
