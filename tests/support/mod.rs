@@ -5,8 +5,8 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod group;
-pub mod stand_in;
 pub mod http;
+pub mod stand_in;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
