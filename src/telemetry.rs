@@ -34,6 +34,11 @@ pub struct Metrics {
     pub echo_latency: prometheus::HistogramVec,
     /// Wall clock minus the stream watermark, in seconds.
     pub watermark_lag: prometheus::Gauge,
+    /// 1 while `/readyz` says ready (set at each scrape).
+    pub ready: IntGauge,
+    /// Unix time the pipeline last made progress: records consumed, events applied,
+    /// deadlines evaluated or outputs acknowledged (0: none yet). `/healthz` judges it.
+    pub last_progress: prometheus::Gauge,
     /// RocksDB: bytes compaction still has to rewrite (all column families).
     pub pending_compaction_bytes: IntGauge,
     /// RocksDB: the rate writes are slowed to (bytes/s; 0 when not stalled).
@@ -185,6 +190,17 @@ impl Metrics {
                 prometheus::Gauge::new(
                     "lockstep_watermark_lag_seconds",
                     "Wall clock minus the stream watermark",
+                ),
+            ),
+            ready: gauge(
+                "lockstep_ready",
+                "1 while /readyz says ready: assigned, outbox resent, every shard caught up",
+            ),
+            last_progress: register(
+                &registry,
+                prometheus::Gauge::new(
+                    "lockstep_last_progress_timestamp_seconds",
+                    "Unix time the pipeline last consumed, applied, evaluated a deadline or had an output acknowledged",
                 ),
             ),
             pending_compaction_bytes: gauge(

@@ -1,5 +1,6 @@
-//! deploy/: the compose and Kubernetes configurations pass `lockstep check-config`, and
-//! every metric the Grafana dashboard queries is one lockstep exports.
+//! deploy/: the compose and Kubernetes configurations pass `lockstep check-config`,
+//! every metric the Grafana dashboard queries is one lockstep exports, and the image's
+//! toolchain, Cargo.toml's `rust-version` and what Cargo.lock needs agree.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -99,5 +100,68 @@ fn the_dashboard_queries_only_exported_metrics() {
     assert!(
         queried.len() >= 12,
         "the dashboard covers the operators' questions: {queried:?}"
+    );
+}
+
+/// A Rust version as (major, minor): patch releases do not change what builds.
+fn minor(version: &str) -> (u32, u32) {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().ok());
+    match (parts.next().flatten(), parts.next().flatten()) {
+        (Some(major), Some(minor)) => (major, minor),
+        _ => panic!("{version:?} is not a Rust version"),
+    }
+}
+
+/// The oldest Rust every package of Cargo.lock builds with (its highest `rust-version`),
+/// and the package that sets it, as `cargo metadata` reads the lock.
+fn lock_floor() -> ((u32, u32), String) {
+    let out = Command::new(env!("CARGO"))
+        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    metadata["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] != "lockstep")
+        .filter_map(|p| {
+            let needs = minor(p["rust_version"].as_str()?);
+            Some((
+                needs,
+                format!("{} {}", p["name"].as_str()?, p["version"].as_str()?),
+            ))
+        })
+        .max()
+        .expect("packages with a rust-version")
+}
+
+#[test]
+fn the_image_toolchain_and_rust_version_are_what_the_lock_file_needs() {
+    let (floor, package) = lock_floor();
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml")).unwrap()).unwrap();
+    let declared = minor(manifest["package"]["rust-version"].as_str().unwrap());
+    assert_eq!(
+        declared, floor,
+        "Cargo.toml rust-version is {declared:?}; Cargo.lock needs {floor:?} ({package})"
+    );
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let image = dockerfile
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("FROM "))
+        .find_map(|from| from.trim().strip_prefix("rust:"))
+        .expect("a build stage FROM rust:<version>-…");
+    let tag = image.split_whitespace().next().unwrap();
+    let toolchain = minor(tag.split('-').next().unwrap());
+    assert_eq!(
+        toolchain, floor,
+        "deploy/Dockerfile builds with rust:{tag}; Cargo.lock needs {floor:?} ({package}) and Cargo.toml says {declared:?}"
     );
 }

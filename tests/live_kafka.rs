@@ -175,6 +175,26 @@ fn live_rotations_and_shadow_identities_equal_replay_across_kill_9() {
 }
 
 #[test]
+fn a_zstd_compressed_source_topic_is_consumed_with_the_alerts_of_a_replay() {
+    let _one = serial();
+    let fx = Fixture::new(false, FAST);
+    let events = generate(&Scenario::new(7, 60));
+    let expected = fx.expected(&events);
+    assert!(expected.len() > 5);
+    // The feed compresses its record batches with zstd, the default of many producers;
+    // the broker keeps them as they came and lockstep's consumer decompresses them.
+    let mut feed = fx.cfg.clone();
+    let properties = &mut feed.kafka.as_mut().unwrap().properties;
+    properties.insert("compression.type".into(), "zstd".into());
+    properties.insert("linger.ms".into(), "50".into());
+    assert_eq!(produce(&feed, &events, 0).unwrap(), events.len() as u64);
+    let child = fx.run();
+    let got = wait_for_alerts(&fx.broker, expected.len());
+    terminate(child, &fx.log);
+    assert_same_alerts(&got, &expected, &fx.log);
+}
+
+#[test]
 fn malformed_records_are_dead_lettered_and_the_rest_processed() {
     let _one = serial();
     let fx = Fixture::new(false, FAST);

@@ -10,7 +10,7 @@ use std::process::Command;
 /// What a replay holds beyond the budget and the events held for ordering: the binary,
 /// thread stacks, the allocator's slack, one step of changes and its write batch, the
 /// input read ahead, RocksDB's index and filter blocks and the alerts of one instant
-/// while they are written (README, Reliability).
+/// while they are written (docs/operating.md, Reliability).
 const OVERHEAD_MIB: u64 = 320;
 /// The most an event held for ordering costs, with its strings and the heap's slot.
 const HELD_EVENT_BYTES: u64 = 1 << 10;

@@ -12,13 +12,18 @@
 //! loopback listener without a token the `Host` header must name the loopback, so a web
 //! page cannot reach the API through DNS rebinding.
 
+mod health;
 pub mod openapi;
+mod stores;
 pub mod v1;
+
+pub use health::Health;
+pub use stores::{Registration, Stores};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -36,8 +41,6 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection may stay open, idle keep-alive included.
 pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(60);
-/// How old the case counts of `/metrics` may be.
-const CASE_COUNTS_EVERY: Duration = Duration::from_secs(15);
 /// The longest request target (path and query) served.
 const MAX_TARGET: usize = 8 << 10;
 /// The most header bytes (names and values) served.
@@ -51,8 +54,9 @@ struct Shared {
     view: Option<StateView>,
     /// What registered means for `/v1/inventory` (`[consistency] system_of_record`).
     system_of_record: crate::event::System,
-    /// When the case counts were last refreshed (or are being refreshed).
-    counted: Arc<Mutex<Option<Instant>>>,
+    /// The stores `/metrics` reports on.
+    stores: Stores,
+    health: Arc<Health>,
 }
 
 /// Who may ask what.
@@ -120,26 +124,38 @@ pub fn bind_address(listen: &str, token: Option<&str>) -> Result<SocketAddr, Str
     Ok(addr)
 }
 
+/// What the API serves besides its access rules.
+pub struct Served {
+    pub metrics: Arc<Metrics>,
+    /// Whether `/readyz` says ready.
+    pub ready: Arc<AtomicBool>,
+    /// The state the `/v1` routes read (none: 503).
+    pub view: Option<StateView>,
+    /// The stores whose size, health and cases `/metrics` reports.
+    pub stores: Stores,
+    /// How `/healthz` judges the pipeline.
+    pub health: Health,
+    /// What registered means for `/v1/inventory` (`[consistency] system_of_record`).
+    pub system_of_record: crate::event::System,
+}
+
 /// Serves the API on its own thread until the process exits: health, metrics, and the
-/// `/v1` routes over `view` (503 without one), registration in the inventory judged
-/// against `system_of_record`.
+/// `/v1` routes over the view `served` has (503 without one).
 pub fn spawn(
     addr: SocketAddr,
     access: Access,
-    metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
-    view: Option<StateView>,
-    system_of_record: crate::event::System,
+    served: Served,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let shared = Shared {
-        metrics,
-        ready,
+        metrics: served.metrics,
+        ready: served.ready,
         access: Arc::new(access),
-        view,
-        system_of_record,
-        counted: Arc::default(),
+        view: served.view,
+        system_of_record: served.system_of_record,
+        stores: served.stores,
+        health: Arc::new(served.health),
     };
     std::thread::Builder::new()
         .name("api".into())
@@ -205,7 +221,8 @@ pub fn answer(view: &StateView, path: &str) -> anyhow::Result<serde_json::Value>
         access: Arc::default(),
         view: Some(view.clone()),
         system_of_record: crate::config::ConsistencyConfig::default().system_of_record,
-        counted: Arc::default(),
+        stores: Stores::default(),
+        health: Arc::new(Health::new(None)),
     };
     let request = Request::builder()
         .uri(path)
@@ -241,10 +258,7 @@ pub fn encode_path(text: &str) -> String {
 
 fn router(shared: Shared) -> Router {
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(v1::routes())
@@ -329,45 +343,19 @@ async fn readyz(State(s): State<Shared>) -> Response {
     }
 }
 
-/// Recounts the cases in the background when the last count is older than
-/// [`CASE_COUNTS_EVERY`]: a scrape never waits for a scan of every case.
-fn refresh_case_counts(s: &Shared, view: &StateView) {
-    {
-        let mut counted = s.counted.lock().unwrap_or_else(|e| e.into_inner());
-        if counted.is_some_and(|t| t.elapsed() < CASE_COUNTS_EVERY) {
-            return;
-        }
-        *counted = Some(Instant::now());
+async fn healthz(State(s): State<Shared>) -> Response {
+    let now = crate::time::Micros::now().0 as f64 / 1e6;
+    match s.health.stalled(&s.metrics, now) {
+        None => Json(serde_json::json!({"status": "ok"})).into_response(),
+        Some(why) => error(StatusCode::SERVICE_UNAVAILABLE, &why),
     }
-    let (view, metrics) = (view.clone(), Arc::clone(&s.metrics));
-    tokio::task::spawn_blocking(move || match view.case_counts() {
-        Ok(counts) => {
-            for (state, n) in counts {
-                let label = serde_json::to_value(state).unwrap_or_default();
-                metrics
-                    .cases
-                    .with_label_values(&[label.as_str().unwrap_or("?")])
-                    .set(n);
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "counting cases for /metrics failed"),
-    });
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
-    if let Some(view) = &s.view {
-        refresh_case_counts(&s, view);
-        if let Ok(bytes) = view.size_bytes() {
-            s.metrics.store_bytes.set(bytes as i64);
-        }
-        if let Ok([pending, delayed, stopped, cache]) = view.engine_health() {
-            let m = &s.metrics;
-            m.pending_compaction_bytes.set(pending as i64);
-            m.delayed_write_rate.set(delayed as i64);
-            m.write_stopped.set(stopped as i64);
-            m.block_cache_bytes.set(cache as i64);
-        }
-    }
+    s.stores.report(&s.metrics);
+    s.metrics
+        .ready
+        .set(i64::from(s.ready.load(Ordering::SeqCst)));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

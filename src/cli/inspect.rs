@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use lockstep::api::{Health, Served, Stores};
 use lockstep::store::view::StateView;
 use lockstep::telemetry::Metrics;
 
@@ -77,14 +78,17 @@ pub fn serve(
     let config = load_config(config.as_deref())?;
     let view = StateView::open_read_only(&state)
         .with_context(|| format!("opening state {} read-only", state.display()))?;
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let (addr, api) = serve_api(
-        &config,
-        &listen,
-        Arc::new(Metrics::new()),
-        ready,
-        Some(view),
-    )?;
+    let stores = Stores::default();
+    let _counted = stores.register(view.clone());
+    let served = Served {
+        metrics: Arc::new(Metrics::new()),
+        ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        view: Some(view),
+        stores,
+        health: Health::new(None),
+        system_of_record: config.consistency.system_of_record,
+    };
+    let (addr, api) = serve_api(&config, &listen, served)?;
     tracing::info!("lockstep: serving {} on http://{addr}", state.display());
     api.join()
         .map_err(|_| anyhow::anyhow!("the API thread panicked"))?;

@@ -23,8 +23,6 @@ use clap::{Parser, Subcommand};
 use lockstep::adapter::{Format, Normalizer};
 use lockstep::config::Config;
 use lockstep::event::System;
-use lockstep::store::view::StateView;
-use lockstep::telemetry::Metrics;
 use lockstep::time::{Micros, Span};
 
 #[derive(Parser)]
@@ -171,9 +169,7 @@ pub fn main() -> ExitCode {
 fn serve_api(
     config: &Config,
     listen: &str,
-    metrics: Arc<Metrics>,
-    ready: Arc<std::sync::atomic::AtomicBool>,
-    view: Option<StateView>,
+    served: lockstep::api::Served,
 ) -> Result<(std::net::SocketAddr, std::thread::JoinHandle<()>)> {
     let token = api_token(config);
     let addr = lockstep::api::bind_address(listen, token.as_deref()).map_err(|message| {
@@ -186,15 +182,8 @@ fn serve_api(
         token,
         metrics_need_token: config.api.metrics_auth,
     };
-    let api = lockstep::api::spawn(
-        addr,
-        access,
-        metrics,
-        ready,
-        view,
-        config.consistency.system_of_record,
-    )
-    .with_context(|| format!("listening on {addr}"))?;
+    let api = lockstep::api::spawn(addr, access, served)
+        .with_context(|| format!("listening on {addr}"))?;
     Ok((addr, api))
 }
 

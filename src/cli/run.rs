@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use lockstep::api::{Health, Served};
 use lockstep::config::Assignment;
 use lockstep::live::group::GroupPipeline;
 use lockstep::live::{Control, LiveError, Pipeline};
@@ -63,14 +64,18 @@ pub fn run(
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(signal, control.shutdown.clone())?;
     }
+    // A group member's shards register themselves as they open.
+    let _counted = store.as_ref().map(|s| control.stores.register(s.view()));
     let api = if config.api.listen != "off" {
-        let (addr, _) = serve_api(
-            &config,
-            &config.api.listen,
-            metrics.clone(),
-            control.ready.clone(),
-            store.as_ref().map(Store::view),
-        )?;
+        let served = Served {
+            metrics: metrics.clone(),
+            ready: control.ready.clone(),
+            view: store.as_ref().map(Store::view),
+            stores: control.stores.clone(),
+            health: Health::new(config.api.stall_after.map(|s| s.to_std())),
+            system_of_record: config.consistency.system_of_record,
+        };
+        let (addr, _) = serve_api(&config, &config.api.listen, served)?;
         format!("http://{addr}")
     } else {
         "off".to_owned()

@@ -153,6 +153,12 @@ impl Config {
                 ));
             }
         }
+        let ordering = Span(self.correlator.allowed_lateness.0 + self.correlator.idle_timeout.0);
+        if let Some(stall) = self.api.stall_after.filter(|s| *s <= ordering) {
+            return Err(format!(
+                "api.stall_after ({stall}) is not longer than correlator.allowed_lateness + idle_timeout ({ordering}), which events may legitimately wait: give more, such as \"10m\", or \"off\""
+            ));
+        }
         if self.correlator.idle_timeout == Span(0) {
             return Err("correlator.idle_timeout is 0: every partition would always be idle; give a positive duration such as \"60s\"".into());
         }
@@ -479,10 +485,19 @@ pub struct ApiConfig {
     /// `/readyz`, so Prometheus can scrape by annotation).
     #[serde(default)]
     pub metrics_auth: bool,
+    /// `/healthz` fails once the pipeline has made no progress for this long while work
+    /// waits (records unread, deadlines due, outputs unacknowledged, events held);
+    /// `"off"`: never.
+    #[serde(default = "default_stall_after", deserialize_with = "span_or_off")]
+    pub stall_after: Option<Span>,
 }
 
 fn default_listen() -> String {
     "127.0.0.1:9464".into()
+}
+
+fn default_stall_after() -> Option<Span> {
+    Span::parse("10m").ok()
 }
 
 impl Default for ApiConfig {
@@ -491,6 +506,7 @@ impl Default for ApiConfig {
             listen: default_listen(),
             token: None,
             metrics_auth: false,
+            stall_after: default_stall_after(),
         }
     }
 }
@@ -777,6 +793,16 @@ fn span<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
     Span::parse(&text).map_err(serde::de::Error::custom)
 }
 
+fn span_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    Span::parse(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{e}, or \"off\"")))
+}
+
 fn optional_span<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Span>, D::Error> {
     span(d).map(Some)
 }
@@ -860,6 +886,31 @@ mod tests {
             .to_string();
         assert!(
             err.contains("api.token") && err.contains("API_TOKEN is not set"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn stall_after_is_a_duration_or_off_and_outlasts_the_ordering_wait() {
+        let stall = |text: &str| Config::parse(text).map(|c| c.api.stall_after);
+        assert_eq!(stall("").unwrap(), Some(Span::mins(10)));
+        assert_eq!(stall("[api]\nstall_after = \"off\"\n").unwrap(), None);
+        assert_eq!(
+            stall("[api]\nstall_after = \"2m\"\n").unwrap(),
+            Some(Span::mins(2))
+        );
+        let err = stall("[api]\nstall_after = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("stall_after") && err.contains("\"off\""),
+            "{err}"
+        );
+        let err = stall("[api]\nstall_after = \"60s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("api.stall_after (1m)") && err.contains("allowed_lateness + idle_timeout"),
             "{err}"
         );
     }

@@ -176,6 +176,7 @@ pub fn effective(c: &Config) -> String {
         },
     );
     line("api.metrics_auth", &c.api.metrics_auth);
+    line("api.stall_after", &shown(c.api.stall_after));
     let m = &c.mapping;
     line(
         "mapping",

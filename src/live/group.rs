@@ -38,6 +38,7 @@ use super::{
     alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Shard, MAX_BATCH,
     POLL_WAIT, SEND_WAIT, STEP_TIME,
 };
+use crate::api::{Registration, Stores};
 use crate::config::Config;
 use crate::correlate::Stats;
 use crate::repartition::Router;
@@ -98,6 +99,8 @@ struct Opener {
     dir: PathBuf,
     budget: MemoryBudget,
     metrics: Arc<Metrics>,
+    /// Where a shard registers its store for `/metrics`.
+    stores: Stores,
     print: bool,
     encoding: AlertEncoding,
     /// `[kafka] repartition_topic`: the shards read it, and shard 0's owner routes.
@@ -117,6 +120,8 @@ struct Owned {
     core: Core,
     /// Since when, and from how many events applied, it catches up (None: caught up).
     restoring: Option<(Instant, u64)>,
+    /// Counts its store in `/metrics` while it is here (dropped after `core`).
+    _counted: Registration,
 }
 
 fn lock(shards: &Mutex<Shards>) -> MutexGuard<'_, Shards> {
@@ -174,6 +179,7 @@ impl GroupPipeline {
             config: config.clone(),
             dir,
             metrics: metrics.clone(),
+            stores: control.stores.clone(),
             print,
         };
         let membership = Membership {
@@ -569,6 +575,7 @@ impl Opener {
         }
         let dir = self.dir.join(format!("shard-{shard}"));
         let store = Store::open_with(&dir, self.budget)?;
+        let counted = self.stores.register(store.view());
         let sources = &self.config.sources;
         let (partitions, role, judges_silence) = match &self.routes {
             Some(topic) => (
@@ -611,6 +618,7 @@ impl Opener {
         Ok(Owned {
             core,
             restoring: Some((Instant::now(), applied)),
+            _counted: counted,
         })
     }
 }

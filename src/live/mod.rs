@@ -252,6 +252,8 @@ pub struct Control {
     pub shutdown: Arc<AtomicBool>,
     /// Set once the consumer is assigned and the outbox resent.
     pub ready: Arc<AtomicBool>,
+    /// The open state stores, whose size, health and cases `/metrics` reports.
+    pub stores: crate::api::Stores,
 }
 
 /// The running pipeline: the consumer, and everything a record goes through after it.
@@ -312,6 +314,9 @@ struct Core {
     reported: [i64; 4],
     print: bool,
     redeliveries_seen: u64,
+    /// The work done as of the last step ([`Core::work_done`]): when it changes, the
+    /// pipeline made progress.
+    work_seen: [i64; 3],
 }
 
 impl Drop for Core {
@@ -668,6 +673,7 @@ impl Core {
             reported: [0; 4],
             print,
             redeliveries_seen: 0,
+            work_seen: [-1; 3],
         };
         for (topic, partition) in shard.partitions {
             let at = stored.get(&(topic.clone(), partition)).copied();
@@ -950,7 +956,24 @@ impl Core {
         let redeliveries = self.correlator.stats().redeliveries;
         m.redeliveries.inc_by(redeliveries - self.redeliveries_seen);
         self.redeliveries_seen = redeliveries;
+        let work = self.work_done();
+        if work != self.work_seen {
+            self.work_seen = work;
+            m.last_progress.set(wall.0 as f64 / 1e6);
+        }
         Ok(())
+    }
+
+    /// What this core has done, for `/healthz` to tell a stalled pipeline from a quiet
+    /// one: events applied or dropped and deadlines evaluated, outputs in flight (they
+    /// change when one is acknowledged), and the next offsets (records consumed).
+    fn work_done(&self) -> [i64; 3] {
+        let stats = self.correlator.stats();
+        [
+            (stats.applied + stats.redeliveries + stats.deadlines) as i64,
+            self.producer.in_flight() as i64,
+            self.partitions.iter().map(|p| p.next_offset).sum(),
+        ]
     }
 
     /// Takes a consumed record in; `now` is when its poll began (close enough for

@@ -205,7 +205,7 @@ impl Delivery {
         self.meters.retried.inc();
         self.failures += 1;
         let wait = after.unwrap_or_default().max(backoff(self.failures));
-        if self.failures == 1 || self.failures % 10 == 0 {
+        if self.failures == 1 || self.failures.is_multiple_of(10) {
             tracing::warn!(sink = %self.name, alerts = retry.len(), failures = self.failures, retry_in = ?wait, "the receiver did not take the alerts: trying again");
         }
         self.not_before = Some(Instant::now() + wait);

@@ -148,7 +148,7 @@ fn lines(
         }
         number += 1;
         bytes += n as u64;
-        if number % 8192 == 0 {
+        if number.is_multiple_of(8192) {
             progress(bytes);
         }
         let text = trim(&line);

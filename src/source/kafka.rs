@@ -158,3 +158,41 @@ pub(crate) fn partitions_of(
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::producer::BaseProducer;
+
+    fn kafka(properties: &[(&str, &str)]) -> KafkaConfig {
+        let text = format!(
+            "[[sources]]\nsystem = \"iam\"\ntopic = \"t\"\nformat = \"cloudtrail\"\n[kafka]\nbrokers = \"127.0.0.1:1\"\n[kafka.properties]\n{}",
+            properties
+                .iter()
+                .map(|(k, v)| format!("\"{k}\" = \"{v}\"\n"))
+                .collect::<String>()
+        );
+        crate::config::Config::parse(&text).unwrap().kafka.unwrap()
+    }
+
+    #[test]
+    fn the_kafka_client_is_built_with_zstd_and_oauthbearer_oidc() {
+        // librdkafka refuses these properties at creation when built without them.
+        let zstd: Result<BaseProducer, _> =
+            client_config(&kafka(&[("compression.type", "zstd")])).create();
+        assert!(zstd.is_ok(), "{:?}", zstd.err());
+        let oidc = kafka(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "OAUTHBEARER"),
+            ("sasl.oauthbearer.method", "oidc"),
+            ("sasl.oauthbearer.client.id", "lockstep"),
+            ("sasl.oauthbearer.client.secret", "s3cret"),
+            (
+                "sasl.oauthbearer.token.endpoint.url",
+                "https://idp.example/oauth2/token",
+            ),
+        ]);
+        let consumer: Result<BaseConsumer, _> = client_config(&oidc).create();
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
+    }
+}

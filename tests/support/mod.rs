@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 pub mod group;
+pub mod http;
 pub mod stand_in;
 
 use std::collections::BTreeMap;
@@ -449,4 +450,33 @@ pub fn peak_rss_mib(pid: u32) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         .unwrap_or(0)
         / 1024
+}
+
+/// The Python of the test tools (`make test` creates it with its packages pinned).
+pub fn python() -> PathBuf {
+    std::env::var_os("LOCKSTEP_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/lockstep-py/bin/python")
+        })
+}
+
+/// Every document of the YAML file `path` (relative to the repository), as JSON, read by
+/// PyYAML's safe loader.
+pub fn yaml_documents(path: &str) -> Vec<serde_json::Value> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    let out = Command::new(python())
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps([d for d in yaml.safe_load_all(open(sys.argv[1])) if d is not None]))",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
