@@ -91,70 +91,86 @@ fn a_broker_frozen_mid_stream_raises_nothing_a_replay_does_not() {
     terminate(child, &log);
 }
 
+/// A group of two members (keyed by root, two partitions a topic) holding partitions,
+/// and the feed of scenario `seed` on its way to them.
+struct Group {
+    dir: tempfile::TempDir,
+    broker: Broker,
+    expected: Alerts,
+    a: Member,
+    b: Member,
+    feeder: std::thread::JoinHandle<u64>,
+    events: usize,
+}
+
+impl Group {
+    fn start(seed: u64) -> Group {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = Broker::memory(dir.path());
+        broker.create_topics(&INPUTS, 2);
+        broker.create_topics(&OUTPUTS, 1);
+        let cfg_path = group_config(dir.path(), &broker, Keys::Root, &settings());
+        let cfg = Config::load(&cfg_path).unwrap();
+        let (events, expected) = scenario(dir.path(), seed);
+        let a = Member::start(dir.path(), &cfg_path, "a");
+        let b = Member::start(dir.path(), &cfg_path, "b");
+        wait_until(
+            "both members hold partitions",
+            Duration::from_secs(60),
+            &[&a, &b],
+            || [&a, &b].iter().all(|m| m.held_partitions()),
+        );
+        let feeder = feed(&cfg, &events);
+        Group {
+            dir,
+            broker,
+            expected,
+            a,
+            b,
+            feeder,
+            events: events.len(),
+        }
+    }
+
+    /// Once the feed is through, the alerts equal one replay's; the members stop.
+    fn same_as_replay(self) -> Member {
+        assert_eq!(self.feeder.join().unwrap(), self.events as u64);
+        let (a, b) = (&self.a, &self.b);
+        same_as_replay(&self.broker, &self.expected, || {
+            logs_of(&[a, b], self.dir.path())
+        });
+        self.b.stop();
+        self.a
+    }
+}
+
 #[test]
 fn a_broker_frozen_under_a_group_raises_nothing_a_replay_does_not() {
     let _one = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::memory(dir.path());
-    broker.create_topics(&INPUTS, 2);
-    broker.create_topics(&OUTPUTS, 1);
-    let cfg_path = group_config(dir.path(), &broker, Keys::Root, &settings());
-    let cfg = Config::load(&cfg_path).unwrap();
-    let (events, expected) = scenario(dir.path(), 17);
-
-    let a = Member::start(dir.path(), &cfg_path, "a");
-    let b = Member::start(dir.path(), &cfg_path, "b");
-    wait_until(
-        "both members hold partitions",
-        Duration::from_secs(60),
-        &[&a, &b],
-        || [&a, &b].iter().all(|m| m.held_partitions()),
-    );
-    let feeder = feed(&cfg, &events);
+    let group = Group::start(17);
     std::thread::sleep(Duration::from_millis(2_500));
-    broker.freeze();
+    group.broker.freeze();
     std::thread::sleep(IDLE * 2);
-    broker.thaw();
-    assert_eq!(feeder.join().unwrap(), events.len() as u64);
-    same_as_replay(&broker, &expected, || logs_of(&[&a, &b], dir.path()));
-    a.stop();
-    b.stop();
+    group.broker.thaw();
+    group.same_as_replay().stop();
 }
 
 #[test]
 fn a_member_frozen_past_the_session_timeout_gives_its_partitions_up() {
     let _one = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::memory(dir.path());
-    broker.create_topics(&INPUTS, 2);
-    broker.create_topics(&OUTPUTS, 1);
-    let cfg_path = group_config(dir.path(), &broker, Keys::Root, &settings());
-    let cfg = Config::load(&cfg_path).unwrap();
-    let (events, expected) = scenario(dir.path(), 19);
-
-    let a = Member::start(dir.path(), &cfg_path, "a");
-    let b = Member::start(dir.path(), &cfg_path, "b");
-    wait_until(
-        "both members hold partitions",
-        Duration::from_secs(60),
-        &[&a, &b],
-        || [&a, &b].iter().all(|m| m.held_partitions()),
-    );
-    let feeder = feed(&cfg, &events);
+    let group = Group::start(19);
     std::thread::sleep(Duration::from_millis(2_000));
     // Three session timeouts (6 s): the group gives a's partitions to b meanwhile.
-    a.freeze();
+    group.a.freeze();
     std::thread::sleep(Duration::from_secs(18));
-    a.thaw();
-    assert_eq!(feeder.join().unwrap(), events.len() as u64);
-    same_as_replay(&broker, &expected, || logs_of(&[&a, &b], dir.path()));
+    group.a.thaw();
+    let a = group.same_as_replay();
     assert!(
         a.text().contains("joining the group again"),
         "a said it gave its partitions up on waking: {}",
         a.text()
     );
     a.stop();
-    b.stop();
 }
 
 /// The members' logs, joined into one file in `dir`.
