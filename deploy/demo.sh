@@ -54,5 +54,9 @@ echo "demo: try: $bin lineage svc-000002@corp.example --api http://127.0.0.1:946
 echo "demo: rotations a vault secret did not follow and identities IAM never registered (SPEC §4c):"
 echo "demo:   the rotation_missed and unregistered_identity lines above; for one of them,"
 echo "demo:   $bin lineage <its rotated_entity> --api http://127.0.0.1:9464 shows which holders followed the rotation"
+echo "demo: the inventory — what exists, where, since when, created by whom; here the entities"
+echo "demo: active in one system and revoked in another (drift):"
+"$bin" inventory --api http://127.0.0.1:9464 --drift --format table 2>&1 | head -12 || true
+echo "demo: try: $bin inventory --api http://127.0.0.1:9464 --unregistered"
 echo "demo: Ctrl-C stops everything."
 if [ -n "${DEMO_SECONDS:-}" ]; then sleep "$DEMO_SECONDS"; else wait; fi
