@@ -85,7 +85,7 @@ impl Correlator {
             let mut above = self.store.entity(&parent)?;
             if let Some(round) = above.round.as_deref_mut().filter(|r| r.is_open()) {
                 if echo(round, &ev.entity, ev.system, ev.time) {
-                    self.store.put_entity(&parent, above);
+                    self.store.put_entity(&parent, above)?;
                 }
             }
         }
@@ -192,7 +192,7 @@ impl Correlator {
             o.outcome = Some(followed);
         }
         row.round = Some(round);
-        self.store.put_entity(entity, row);
+        self.store.put_entity(entity, row)?;
         Ok(())
     }
 
@@ -321,7 +321,7 @@ impl Correlator {
             "{kind_name} {entity} is active in {} since {first_seen} and {record} has never known it or an ancestor",
             systems.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
         );
-        self.store.put_entity(entity, row);
+        self.store.put_entity(entity, row)?;
         let alert_id = registration_alert_id(entity);
         if !raise || self.store.alert_raised(&alert_id)? {
             return Ok(());

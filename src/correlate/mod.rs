@@ -147,7 +147,7 @@ impl Correlator {
         if self.joined(&tree.top)? {
             return Ok(false);
         }
-        self.store.put_tree(tree);
+        self.store.put_tree(tree)?;
         Ok(true)
     }
 
@@ -510,7 +510,7 @@ impl Correlator {
             || relabelled
             || sighted
         {
-            self.store.put_entity(&ev.entity, row);
+            self.store.put_entity(&ev.entity, row)?;
         } else if armed {
             self.store.put_clocks(&ev.entity, row.clocks)?;
         }

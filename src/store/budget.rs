@@ -22,18 +22,11 @@ pub struct MemoryBudget(u64);
 
 /// The tables with a filter of the keys they wrote, and their shares of the filters'
 /// 1/32, in tenths.
-const FILTER_SHARES: [(&str, u64); 4] =
-    [("entities", 3), ("lineage", 3), ("watches", 1), ("seen", 3)];
+const FILTER_SHARES: [(&str, u64); 2] = [("watches", 2), ("seen", 8)];
 
 /// The write-back tables and their shares of the tables' half (less the filters'), in
 /// tenths.
-const TABLE_SHARES: [(&str, u64); 5] = [
-    ("entities", 3),
-    ("lineage", 2),
-    ("cases", 2),
-    ("watches", 1),
-    ("alerts", 2),
-];
+const TABLE_SHARES: [(&str, u64); 3] = [("cases", 4), ("watches", 2), ("alerts", 4)];
 
 impl MemoryBudget {
     /// What `[state] memory_budget` is when unset.
@@ -120,13 +113,6 @@ impl MemoryBudget {
     /// (50,000 from 200 MiB up, 8,192 at the least).
     pub fn commit_every(self) -> u64 {
         (self.0 / (4 << 10)).clamp(8_192, 50_000)
-    }
-
-    /// How many entity rows changed only in their hygiene clocks may be held in memory,
-    /// their clocks logged, before a commit writes them as rows (see
-    /// `store::clock_log`): a quarter of the entity rows' share, at ~320 bytes a row.
-    pub fn held_rows(self) -> usize {
-        self.table("entities") / 4 / 320
     }
 
     fn quarter(self) -> usize {

@@ -10,20 +10,24 @@
 //! | `watches`  | entity \0 system | cases waiting for that echo (`echo_late`) |
 //! | `seen`     | system event_id | — (redelivery filter) |
 //! | `alerts`   | alert id | the alert as canonical JSON |
-//! | `meta`     | name | the processing clock; the log of held hygiene clocks (`clock_log`) |
+//! | `meta`     | name | the layout and the processing clock |
 //! | `positions`| topic \0 partition | the next offset to consume, and the last record consumed |
 //! | `outbox`   | sequence | a record to produce, removed once delivered |
 //! | `history`  | entity \0 time system event_id | what the event did (the entity's timeline) |
 //! | `alert_times` | at alert_id | — (alerts in time order) |
 //!
+//! The entity and lineage rows are read from the in-memory [`index`], loaded at open;
+//! RocksDB holds their durable copy, written in the same batch as everything else.
 //! [`view::StateView`] reads the committed state for the API and the CLI, beside a
 //! running correlator or from a state directory opened read-only.
 
 pub mod budget;
-mod clock_log;
 mod codec;
+mod ids;
+mod index;
 mod key_filter;
 pub mod keys;
+mod packed;
 mod seen;
 mod table;
 mod timers;
@@ -43,10 +47,10 @@ use crate::alert::Alert;
 use crate::error::StoreError;
 use crate::event::{IdentityEvent, System};
 use crate::model::case::Case;
-use crate::model::entity::{Clocks, EchoState, EntityRow, LineageRow};
+use crate::model::entity::{Clocks, EchoState, EntityRow};
 use crate::time::Micros;
 pub use budget::MemoryBudget;
-use clock_log::ClockLog;
+use index::Index;
 use keys::TimerKey;
 use seen::Seen;
 use table::Staged;
@@ -75,8 +79,8 @@ const APPEND_ONLY: [&str; 2] = ["history", "alert_times"];
 const CLOCK_KEY: &[u8] = b"clock";
 /// The batches a temporary store's last commit writes its cases and alerts in.
 const WRITE_OUT_BATCH: usize = 4 << 20;
-/// The keys a prefetch must read for a reader thread to pay (at 1.3M identities a run of
-/// 2,048 events reads ~1,700; while the state fits the caches, a few).
+/// The keys a prefetch must read for a reader thread to pay (while the state fits the
+/// caches, a few).
 const READS_WORTH_A_THREAD: usize = 256;
 const FORMAT_KEY: &[u8] = b"format";
 /// The layout of the values; a state directory of another layout is refused at open.
@@ -91,8 +95,9 @@ const FORMAT_KEY: &[u8] = b"format";
 /// directory cannot be read (its rows lack those fields): it is refused with the
 /// message to replay into a new directory. 8: entity rows carry when the entity was
 /// first seen and who created it (the inventory); layout 7 rows lack them and are
-/// refused the same way.
-const FORMAT: u32 = 8;
+/// refused the same way. 9: no log of held hygiene clocks in `meta` (the in-memory
+/// index holds every row; a changed row is written at the next commit).
+const FORMAT: u32 = 9;
 
 /// The correlator's durable state.
 pub struct Store {
@@ -103,12 +108,11 @@ pub struct Store {
     durable: bool,
     writing: Option<JoinHandle<Result<(), rocksdb::Error>>>,
     /// The prefetch being read ([`Store::start_prefetch`]).
-    reading: Option<JoinHandle<Result<Read, StoreError>>>,
+    reading: Option<JoinHandle<Result<seen::Fetched, StoreError>>>,
     /// How many keys the last prefetch read.
     last_reads: usize,
     _temp: Option<tempfile::TempDir>,
-    entities: Table<EntityRow>,
-    lineage: Table<LineageRow>,
+    index: Index,
     cases: Table<Case>,
     watches: Table<Vec<String>>,
     seen: Seen,
@@ -120,52 +124,18 @@ pub struct Store {
     outbox_next: u64,
     timers: timers::Timers,
     appended: Vec<(&'static str, Vec<u8>, Vec<u8>)>,
-    clock_log: ClockLog,
-    /// How many rows may be held with their clocks logged ([`MemoryBudget::held_rows`]).
-    held_rows: usize,
 }
 
-/// What a prefetch reads: the keys only RocksDB can answer for, each table's with the
-/// count its cache's answers are told apart by ([`table::Fetched`]).
+/// What a prefetch reads: the redelivery marks only RocksDB can answer for, with the
+/// count the cache's answers are told apart by ([`seen::Fetched`]).
 struct Reads {
     seen: (Vec<Vec<u8>>, u64),
-    entities: (Vec<Box<[u8]>>, u32),
-    lineage: (Vec<Box<[u8]>>, u32),
-    /// Lineage rows the cached ones lead to.
-    next: Vec<Box<[u8]>>,
-}
-
-/// What a prefetch read, for the caches.
-struct Read {
-    seen: seen::Fetched,
-    entities: table::Fetched<EntityRow>,
-    lineage: table::Fetched<LineageRow>,
-    next: table::Fetched<LineageRow>,
 }
 
 impl Reads {
-    /// Reads them (on any thread), and then the lineage rows those read lead to.
-    fn read(self, db: &DB) -> Result<Read, StoreError> {
-        let seen = seen::fetch(db, self.seen.0, self.seen.1)?;
-        let entities = table::fetch(db, "entities", self.entities.0, self.entities.1)?;
-        let (keys, trims) = self.lineage;
-        let lineage: table::Fetched<LineageRow> = table::fetch(db, "lineage", keys, trims)?;
-        let mut next = self.next;
-        next.extend(
-            lineage
-                .values()
-                .filter_map(LineageRow::next)
-                .map(|key| Box::from(key.as_bytes())),
-        );
-        next.sort_unstable();
-        next.dedup();
-        let next = table::fetch(db, "lineage", next, trims)?;
-        Ok(Read {
-            seen,
-            entities,
-            lineage,
-            next,
-        })
+    /// Reads them (on any thread).
+    fn read(self, db: &DB) -> Result<seen::Fetched, StoreError> {
+        seen::fetch(db, self.seen.0, self.seen.1)
     }
 }
 
@@ -267,7 +237,7 @@ impl Store {
             None if clock == Micros::MIN => db.put_cf(meta, FORMAT_KEY, FORMAT.to_be_bytes())?,
             other => return Err(other_layout(dir, other)),
         }
-        let (clock_log, held) = ClockLog::load(&db)?;
+        let index = Index::load(&db, durable)?;
         let outbox_next = match db
             .iterator_cf(table::cf(&db, "outbox")?, IteratorMode::End)
             .next()
@@ -283,8 +253,7 @@ impl Store {
             reading: None,
             last_reads: 0,
             _temp: None,
-            entities: Table::new("entities", budget.table("entities")),
-            lineage: Table::new("lineage", budget.table("lineage")),
+            index,
             cases: Table::new("cases", budget.table("cases")),
             watches: Table::new("watches", budget.table("watches")),
             seen: Seen::default(),
@@ -296,19 +265,10 @@ impl Store {
             outbox_next,
             timers: timers::Timers::new(),
             appended: Vec::new(),
-            clock_log,
-            held_rows: budget.held_rows(),
         };
         if created {
-            store.entities.filter_written(budget.key_filter("entities"));
-            store.lineage.filter_written(budget.key_filter("lineage"));
             store.watches.filter_written(budget.key_filter("watches"));
             store.seen.filter_written(budget.key_filter("seen"));
-        }
-        for (key, clocks) in held {
-            let Some(clocks) = clocks else { continue };
-            store.entities.read(&store.db, &key, |_| ())?;
-            store.entities.hold(&key, |row| row.clocks = clocks);
         }
         Ok(store)
     }
@@ -351,18 +311,11 @@ impl Store {
         Ok(store)
     }
 
-    /// Holds at most `rows` rows with their clocks logged (tests: to write them often).
-    #[cfg(test)]
-    pub fn hold_at_most(&mut self, rows: usize) {
-        self.held_rows = rows;
-    }
-
     /// How many rows were read from RocksDB because the caches held nothing for them
-    /// (entity, lineage, case, watch and alert rows; a row not there counts too).
+    /// (case, watch and alert rows; a row not there counts too: entity and lineage rows
+    /// are all in the index).
     pub fn row_reads(&self) -> u64 {
-        self.entities.misses()
-            + self.lineage.misses()
-            + self.cases.misses()
+        self.cases.misses()
             + self.watches.misses()
             + self.alerts.misses()
     }
@@ -374,10 +327,14 @@ impl Store {
 
     /// The row of `entity` (default: never seen).
     pub fn entity(&mut self, entity: &str) -> Result<EntityRow, StoreError> {
-        Ok(self
-            .entities
-            .get(&self.db, entity.as_bytes())?
-            .unwrap_or_default())
+        Ok(self.row(entity)?.unwrap_or_default())
+    }
+
+    fn row(&self, entity: &str) -> Result<Option<EntityRow>, StoreError> {
+        match self.index.id(entity) {
+            Some(id) => self.index.row(id),
+            None => Ok(None),
+        }
     }
 
     /// The state of `entity` in `system`.
@@ -391,23 +348,19 @@ impl Store {
         entity: &str,
         system: System,
     ) -> Result<(EchoState, Micros), StoreError> {
-        self.entities.read(&self.db, entity.as_bytes(), |row| {
-            row.map_or((EchoState::None, Micros::MIN), |r| {
-                (r.states[system.index()], r.since[system.index()])
-            })
-        })
+        Ok(self.row(entity)?.map_or((EchoState::None, Micros::MIN), |r| {
+            (r.states[system.index()], r.since[system.index()])
+        }))
     }
 
     /// The open cases rooted at `entity`, oldest first.
     pub fn open_cases(&mut self, entity: &str) -> Result<Vec<String>, StoreError> {
-        self.entities.read(&self.db, entity.as_bytes(), |row| {
-            row.map(|r| r.cases.clone()).unwrap_or_default()
-        })
+        Ok(self.row(entity)?.map(|r| r.cases).unwrap_or_default())
     }
 
     /// Whether `entity` has a row (the router's directory: it had an event).
     pub fn entity_known(&mut self, entity: &str) -> Result<bool, StoreError> {
-        self.entities.contains(&self.db, entity.as_bytes())
+        Ok(self.index.id(entity).is_some_and(|id| self.index.has_row(id)))
     }
 
     /// Gives `entity` a row, if it has none (the router's directory).
@@ -421,117 +374,113 @@ impl Store {
                 kind: Some(kind),
                 ..EntityRow::default()
             };
-            self.put_entity(entity, row);
+            self.put_entity(entity, row)?;
         }
         Ok(())
     }
 
     /// Replaces the row of `entity`.
-    pub fn put_entity(&mut self, entity: &str, row: EntityRow) {
-        self.clock_log.follow(entity.as_bytes());
-        self.entities.put(entity.as_bytes(), row);
+    pub fn put_entity(&mut self, entity: &str, row: EntityRow) -> Result<(), StoreError> {
+        let id = self.index.intern(entity)?;
+        self.index.put_row(id, &row);
+        Ok(())
     }
 
-    /// Sets the hygiene clocks of `entity`, whose row changes in nothing else: a store
-    /// that outlives the process logs them at the next commit instead of rewriting the
-    /// row (`clock_log`).
+    /// Sets the hygiene clocks of `entity`, whose row changes in nothing else.
     pub fn put_clocks(&mut self, entity: &str, clocks: Clocks) -> Result<(), StoreError> {
-        let key = entity.as_bytes();
-        if self.durable && self.entities.hold(key, |row| row.clocks = clocks) {
-            self.clock_log.hold(key);
-            return Ok(());
-        }
-        self.clock_log.follow(key);
-        self.entities
-            .update(&self.db, key, |row| row.clocks = clocks)
+        let mut row = self.entity(entity)?;
+        row.clocks = clocks;
+        self.put_entity(entity, row)
     }
 
     /// The parent of `entity`, if it has one.
     pub fn parent(&mut self, entity: &str) -> Result<Option<String>, StoreError> {
-        self.lineage.read(&self.db, entity.as_bytes(), |row| {
-            row.and_then(|r| r.parent.clone())
-        })
+        Ok(self
+            .index
+            .id(entity)
+            .and_then(|id| self.index.parent(id))
+            .map(|p| self.index.name(p).to_owned()))
     }
 
     /// Whether `entity` has children.
     pub fn has_children(&mut self, entity: &str) -> Result<bool, StoreError> {
-        self.lineage.read(&self.db, entity.as_bytes(), |row| {
-            row.is_some_and(|r| !r.children.is_empty())
-        })
+        Ok(self
+            .index
+            .id(entity)
+            .is_some_and(|id| self.index.has_children(id)))
     }
 
-    /// Records the edge `child → parent` in both rows, in place. `child` is the top of
-    /// its tree (it has no parent): its tree's case count moves to the new top.
+    /// Records the edge `child → parent`. `child` is the top of its tree (it has no
+    /// parent): its tree's case count moves to the new top.
     pub fn link(&mut self, child: &str, parent: &str) -> Result<(), StoreError> {
-        let top = self.top(parent)?;
-        let mut moved = 0;
-        self.lineage.update(&self.db, child.as_bytes(), |row| {
-            row.parent = Some(parent.to_owned());
-            row.jump = (top != parent).then(|| top.clone());
-            moved = std::mem::take(&mut row.tree_cases);
-        })?;
-        self.lineage.update(&self.db, parent.as_bytes(), |row| {
-            row.children.push(child.to_owned())
-        })?;
+        let parent = self.index.intern(parent)?;
+        let child = self.index.intern(child)?;
+        let (top, top_cases) = self.climb(parent);
+        let moved = self.index.tree_cases(child);
+        let jump = if top == parent { packed::NONE } else { top };
+        self.index.add_edge(child, parent, jump);
         if moved > 0 {
-            self.lineage
-                .update(&self.db, top.as_bytes(), |row| row.tree_cases += moved)?;
+            self.index.set_tree_cases(child, 0);
+            self.index.set_tree_cases(top, top_cases + moved);
         }
         Ok(())
     }
 
-    /// The top ancestor of `entity` (itself when it has no parent). The jumps of the
-    /// entities passed on the way are pointed at it.
+    /// The top ancestor of `entity` (itself when it has no parent).
     pub fn top(&mut self, entity: &str) -> Result<String, StoreError> {
-        Ok(self.climb(entity)?.0)
+        Ok(match self.index.id(entity) {
+            Some(id) => {
+                let top = self.climb(id).0;
+                self.index.name(top).to_owned()
+            }
+            None => entity.to_owned(),
+        })
     }
 
     /// Whether a case was ever opened in the tree of `entity`.
     pub fn tree_had_cases(&mut self, entity: &str) -> Result<bool, StoreError> {
-        Ok(self.climb(entity)?.1 > 0)
+        Ok(self
+            .index
+            .id(entity)
+            .is_some_and(|id| self.climb(id).1 > 0))
     }
 
-    /// The top ancestor of `entity` and the case count of its tree, read from the top's
-    /// row on the way (see [`Store::top`]).
-    fn climb(&mut self, entity: &str) -> Result<(String, u64), StoreError> {
+    /// The top ancestor of `id` and the case count of its tree. The jumps of the
+    /// entities passed on the way are pointed at the top.
+    fn climb(&mut self, id: ids::Id) -> (ids::Id, u64) {
         let mut path = Vec::new();
-        let mut current = entity.to_owned();
-        let mut tree_cases = 0;
-        while let Some(next) = self.lineage.read(&self.db, current.as_bytes(), |row| {
-            let next = row.and_then(LineageRow::next).map(str::to_owned);
-            tree_cases = row.map_or(0, |r| r.tree_cases);
-            next
-        })? {
+        let mut current = id;
+        while let Some(next) = self.index.next(current) {
             path.push(std::mem::replace(&mut current, next));
         }
         // The last one passed already leads straight to the top.
         path.pop();
         for passed in path {
-            self.lineage.update(&self.db, passed.as_bytes(), |row| {
-                row.jump = Some(current.clone())
-            })?;
+            self.index.set_jump(passed, current);
         }
-        Ok((current, tree_cases))
+        (current, self.index.tree_cases(current))
     }
 
     /// Counts a case opened at `entity` in its tree.
     pub fn count_tree_case(&mut self, entity: &str) -> Result<(), StoreError> {
-        let top = self.top(entity)?;
-        self.lineage
-            .update(&self.db, top.as_bytes(), |row| row.tree_cases += 1)
+        let id = self.index.intern(entity)?;
+        let (top, cases) = self.climb(id);
+        self.index.set_tree_cases(top, cases + 1);
+        Ok(())
     }
 
-    /// Calls `f` with the children of `entity`, without copying them.
+    /// Calls `f` with the children of `entity`.
     pub fn for_children(
         &mut self,
         entity: &str,
         mut f: impl FnMut(&str),
     ) -> Result<(), StoreError> {
-        self.lineage.read(&self.db, entity.as_bytes(), |row| {
-            for child in row.iter().flat_map(|r| &r.children) {
-                f(child);
+        if let Some(id) = self.index.id(entity) {
+            for child in self.index.children(id) {
+                f(self.index.name(child));
             }
-        })
+        }
+        Ok(())
     }
 
     /// The case with id `id`.
@@ -609,33 +558,27 @@ impl Store {
         Ok(())
     }
 
-    /// Warms the caches for a run of events about to be applied: their redelivery
-    /// markers, entity rows, the lineage rows of their entities and parents, and then
-    /// those of the entities these lead to (the tops, after path compression), each in
-    /// one batched read.
+    /// Warms the cache of redelivery marks for a run of events about to be applied, in
+    /// one batched read (entity and lineage rows are all in the index).
     pub fn prefetch<'a>(
         &mut self,
         events: impl IntoIterator<Item = &'a IdentityEvent>,
     ) -> Result<(), StoreError> {
         self.finish_prefetch()?;
         let read = self.reads(events).read(&self.db)?;
-        self.install(read);
+        self.seen.install(read);
         Ok(())
     }
 
-    /// Whether the last prefetch read enough rows to be worth reading on another thread
-    /// ([`Store::start_prefetch`]): while the state fits the caches it reads next to
-    /// nothing, and looking its keys up just before applying its events keeps their
-    /// rows in the processor's caches.
+    /// Whether the last prefetch read enough marks to be worth reading on another
+    /// thread ([`Store::start_prefetch`]).
     pub fn prefetch_pays_a_thread(&self) -> bool {
         self.last_reads >= READS_WORTH_A_THREAD
     }
 
-    /// Starts [`Store::prefetch`] on another thread, which reads what the caches do not
+    /// Starts [`Store::prefetch`] on another thread, which reads what the cache does not
     /// hold now while the caller goes on (applying the run before); the next
-    /// [`Store::finish_prefetch`] caches it. A row changed meanwhile is not replaced by
-    /// the older one read: the caches keep what they hold, and throw away everything
-    /// read if they dropped rows meanwhile.
+    /// [`Store::finish_prefetch`] caches it (none of it if marks were written meanwhile).
     pub fn start_prefetch<'a>(
         &mut self,
         events: impl IntoIterator<Item = &'a IdentityEvent>,
@@ -649,36 +592,14 @@ impl Store {
 
     /// The keys a prefetch of `events` reads (see [`Store::prefetch`]).
     fn reads<'a>(&mut self, events: impl IntoIterator<Item = &'a IdentityEvent>) -> Reads {
-        let (mut seen, mut entities, mut linked) = (Vec::new(), Vec::new(), Vec::new());
-        for e in events {
-            seen.push(keys::seen(e.system, &e.event_id));
-            entities.push(e.entity.as_bytes());
-            linked.push(e.entity.as_bytes());
-            linked.extend(e.parent.as_deref().map(str::as_bytes));
-        }
-        // The rows the cached lineage rows lead to; those read lead to more, found by
-        // the reading thread.
-        let next: Vec<Box<[u8]>> = linked
-            .iter()
-            .filter_map(|key| {
-                self.lineage
-                    .cached(key, |row| {
-                        row.and_then(LineageRow::next)
-                            .map(str::as_bytes)
-                            .map(Box::from)
-                    })
-                    .flatten()
-            })
+        let seen = events
+            .into_iter()
+            .map(|e| keys::seen(e.system, &e.event_id))
             .collect();
-        let next: Vec<&[u8]> = next.iter().map(|key| &**key).collect();
         let reads = Reads {
             seen: (self.seen.missing(seen), self.seen.stages()),
-            entities: (self.entities.missing(&entities), self.entities.trims()),
-            lineage: (self.lineage.missing(&linked), self.lineage.trims()),
-            next: self.lineage.missing(&next),
         };
-        self.last_reads =
-            reads.seen.0.len() + reads.entities.0.len() + reads.lineage.0.len() + reads.next.len();
+        self.last_reads = reads.seen.0.len();
         reads
     }
 
@@ -690,16 +611,8 @@ impl Store {
         let read = reading
             .join()
             .map_err(|_| StoreError::Incompatible("the store reader thread panicked".into()))??;
-        self.install(read);
+        self.seen.install(read);
         Ok(())
-    }
-
-    /// Caches what a prefetch read.
-    fn install(&mut self, read: Read) {
-        self.seen.install(read.seen);
-        self.entities.install(read.entities);
-        self.lineage.install(read.lineage);
-        self.lineage.install(read.next);
     }
 
     /// Schedules a deadline.
@@ -747,8 +660,8 @@ impl Store {
             // a view reads (cases, alerts) kept back in memory are written a few MiB at
             // a time and leave the caches as they go: no batch holds a second copy of
             // them all (at 1.3M identities, 63 MiB) while the caches still hold the first.
-            // Entity, lineage and watch rows are read only through the caches: they
-            // stay there while they fit.
+            // Entity and lineage rows are in the index, watch rows are read only
+            // through their cache: they stay there while they fit.
             self.wait()?;
             let db = Arc::clone(&self.db);
             for table in [&mut self.cases as &mut dyn Staged, &mut self.alerts] {
@@ -806,9 +719,7 @@ impl Store {
     fn stage(&mut self, batch: &mut WriteBatch, everything: bool) -> Result<(), StoreError> {
         let db = Arc::clone(&self.db);
         if everything {
-            // First: rows it releases are staged with the tables'.
-            self.clock_log
-                .stage(&db, batch, &mut self.entities, self.held_rows)?;
+            self.index.stage(&db, batch)?;
         }
         for table in self.tables() {
             if everything {
@@ -839,17 +750,15 @@ impl Store {
     }
 
     /// The tables of the correlator's rows, whose caches share the memory budget.
-    fn tables(&mut self) -> [&mut dyn Staged; 5] {
+    fn tables(&mut self) -> [&mut dyn Staged; 3] {
         [
-            &mut self.entities,
-            &mut self.lineage,
             &mut self.cases,
             &mut self.watches,
             &mut self.alerts,
         ]
     }
 
-    /// Writes the entity and lineage rows a temporary store keeps only in its caches, a
+    /// Writes the entity and lineage rows a temporary store keeps only in its index, a
     /// few MiB at a time, so that a view reads every entity (a report's inventory); a
     /// store that outlives the process has them written already.
     pub fn write_out_rows(&mut self) -> Result<(), StoreError> {
@@ -857,11 +766,7 @@ impl Store {
             return Ok(());
         }
         self.wait()?;
-        let db = Arc::clone(&self.db);
-        for table in [&mut self.entities as &mut dyn Staged, &mut self.lineage] {
-            table.write_out(&db, WRITE_OUT_BATCH)?;
-        }
-        Ok(())
+        self.index.write_out(&self.db, WRITE_OUT_BATCH)
     }
 
     /// A read-only view of the committed state, for the API beside a running pipeline

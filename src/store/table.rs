@@ -2,12 +2,9 @@
 //! then to RocksDB; writes stay in the cache, marked dirty, until the store commits them
 //! all in one `WriteBatch` — or, for a store nobody reopens, until the cache outgrows its
 //! budget ([`Table::spill`]). The cache is bounded in bytes: each entry is weighed by its
-//! key and encoded value (one changed in place is estimated from the table's mean until
-//! staged), and after a commit a table over its budget drops clean entries until it is a
-//! quarter under it, so memory stays flat however large the state grows and the rest of
-//! the working set stays cached. An entry changed where RocksDB does not hold the change
-//! yet, but something else (the [`super::clock_log`]) does, is *held*: not written,
-//! never dropped.
+//! key and encoded value, and after a commit a table over its budget drops clean entries
+//! until it is a quarter under it, so memory stays flat however large the state grows
+//! and the rest of the working set stays cached.
 
 use std::collections::HashMap;
 
@@ -24,8 +21,6 @@ use crate::error::StoreError;
 struct Slot<V> {
     value: Option<V>,
     dirty: bool,
-    /// Changed without being marked dirty: kept in memory until [`Table::release`].
-    held: bool,
     /// The trim ([`Table::evict_if_over_budget`]) after which it was last read or changed.
     touched: u32,
     /// The estimated bytes the entry holds.
@@ -94,22 +89,6 @@ impl Mean {
         weight::<V>(key, encoded)
     }
 
-    /// The weight of an entry not encoded yet: its key and the mean value.
-    fn estimate<V>(&self, key: &[u8]) -> usize {
-        weight::<V>(key, self.bytes.checked_div(self.count).unwrap_or(0))
-    }
-
-    /// An empty `slot` about to get a value is weighed as a mean one: how much heavier
-    /// it got (added to `total`).
-    fn fill<V>(&self, key: &[u8], slot: &mut Slot<V>, total: &mut usize) -> usize {
-        if slot.value.is_some() {
-            return 0;
-        }
-        let grown = self.estimate::<V>(key).saturating_sub(slot.weight);
-        slot.weight += grown;
-        *total += grown;
-        grown
-    }
 }
 
 impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
@@ -160,55 +139,11 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         Ok(result)
     }
 
-    /// `f` of the value at `key` if the cache holds it (a value or its absence); None
-    /// when only RocksDB could tell.
-    pub fn cached<R>(&self, key: &[u8], f: impl FnOnce(Option<&V>) -> R) -> Option<R> {
-        self.cache.get(key).map(|slot| f(slot.value.as_ref()))
-    }
-
-    /// The keys of `keys` that only RocksDB can answer for (the cache holds nothing for
-    /// them and RocksDB may hold them), sorted and each once, for [`fetch`].
-    pub fn missing(&self, keys: &[&[u8]]) -> Vec<Box<[u8]>> {
-        let mut keys: Vec<&[u8]> = keys
-            .iter()
-            .copied()
-            .filter(|k| !self.cache.contains_key(*k) && self.written.may_hold(k))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        keys.into_iter().map(Box::from).collect()
-    }
-
-    /// How many times the cache has dropped entries: rows [`fetch`]ed since then may
-    /// be stale.
-    pub fn trims(&self) -> u32 {
-        self.round
-    }
-
-    /// Caches the rows [`fetch`] read, those the cache still holds nothing for — none
-    /// if it dropped entries since they were read (one of those may have been written
-    /// to RocksDB meanwhile, and the row read be older). Everything RocksDB is given is
-    /// in the cache until then, so a row the cache has held nothing for since was
-    /// current when read.
-    pub fn install(&mut self, fetched: Fetched<V>) {
-        self.misses += fetched.rows.len() as u64;
-        if fetched.trims != self.round {
-            return;
-        }
-        for (key, value, encoded) in fetched.rows {
-            if !self.cache.contains_key(&key) {
-                let slot = self.clean_slot(&key, value, encoded);
-                self.insert_clean(key, slot);
-            }
-        }
-    }
-
     /// The cache entry of a value as RocksDB holds it, `encoded` bytes there.
     fn clean_slot(&mut self, key: &[u8], value: Option<V>, encoded: usize) -> Slot<V> {
         Slot {
             value,
             dirty: false,
-            held: false,
             touched: self.round,
             weight: self.mean.weigh::<V>(key, encoded),
         }
@@ -234,50 +169,6 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// Whether a value exists at `key`.
     pub fn contains(&mut self, db: &DB, key: &[u8]) -> Result<bool, StoreError> {
         self.read(db, key, |v| v.is_some())
-    }
-
-    /// Changes the value at `key` in place (the default value when there is none), marking
-    /// it for the next commit: no copy of the value, however large it is.
-    pub fn update(&mut self, db: &DB, key: &[u8], f: impl FnOnce(&mut V)) -> Result<(), StoreError>
-    where
-        V: Default,
-    {
-        self.read(db, key, |_| ())?;
-        let Some(slot) = self.cache.get_mut(key) else {
-            return Ok(());
-        };
-        slot.touched = self.round;
-        let grown = self.mean.fill(key, slot, &mut self.bytes);
-        f(slot.value.get_or_insert_with(V::default));
-        self.dirty.mark(key, slot, grown);
-        Ok(())
-    }
-
-    /// Changes the cached value at `key` in place without marking it for the next
-    /// commit, and holds it in memory: for a change that is made durable elsewhere. False
-    /// (nothing changed) when the cache holds no value there.
-    pub fn hold(&mut self, key: &[u8], f: impl FnOnce(&mut V)) -> bool {
-        match self.cache.get_mut(key) {
-            Some(Slot {
-                value: Some(value),
-                held,
-                ..
-            }) => {
-                f(value);
-                *held = true;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Marks the held entry at `key` for the next commit; it may be dropped once written.
-    pub fn release(&mut self, key: &[u8]) {
-        if let Some(slot) = self.cache.get_mut(key) {
-            if std::mem::take(&mut slot.held) {
-                self.dirty.mark(key, slot, 0);
-            }
-        }
     }
 
     /// Sets `key` to `value` (written at the next commit).
@@ -307,8 +198,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 let mut slot = Slot {
                     value,
                     dirty: false,
-                    held: false,
-                    touched: self.round,
+                            touched: self.round,
                     weight,
                 };
                 self.bytes += slot.weight;
@@ -346,7 +236,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         self.write_and_drop(db, batch, &mut staged)
     }
 
-    /// Writes `batch` and drops the entries at `keys`, staged in it, unless held.
+    /// Writes `batch` and drops the entries at `keys`, staged in it.
     fn write_and_drop(
         &mut self,
         db: &DB,
@@ -358,10 +248,8 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
         db.write_without_wal(batch)?;
         for key in keys.drain(..) {
-            if self.cache.get(&key).is_some_and(|slot| !slot.held) {
-                if let Some(slot) = self.cache.remove(&key) {
-                    self.bytes -= slot.weight;
-                }
+            if let Some(slot) = self.cache.remove(&key) {
+                self.bytes -= slot.weight;
             }
         }
         // Rows fetched before this were read while these were not in RocksDB.
@@ -453,12 +341,12 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// Drops clean entries, least recently used first, until the cache is a quarter
     /// under its budget, if it is over it. Only once the staged batch is in RocksDB:
     /// until then the cache is where its values are read from. Dirty entries (not yet
-    /// staged) and held ones always stay.
+    /// staged) always stay.
     pub fn evict_if_over_budget(&mut self) {
         if self.bytes <= self.budget {
             return;
         }
-        let droppable = |slot: &Slot<V>| !slot.dirty && !slot.held;
+        let droppable = |slot: &Slot<V>| !slot.dirty;
         let excess = self.bytes - self.budget / 4 * 3;
         let slots = self.cache.values().filter(|slot| droppable(slot));
         let mut oldest = Oldest::find(self.round, slots, excess);
@@ -557,39 +445,6 @@ impl<V: Serialize + DeserializeOwned + Clone> Staged for Table<V> {
     fn write_out(&mut self, db: &DB, chunk: usize) -> Result<(), StoreError> {
         Table::write_out(self, db, chunk)
     }
-}
-
-/// Rows of one table read from RocksDB, on any thread, for [`Table::install`]: each key
-/// with its value, if RocksDB held one, and that value's encoded size.
-pub struct Fetched<V> {
-    trims: u32,
-    rows: Vec<(Box<[u8]>, Option<V>, usize)>,
-}
-
-impl<V> Fetched<V> {
-    /// The values read.
-    pub fn values(&self) -> impl Iterator<Item = &V> {
-        self.rows.iter().filter_map(|(_, value, _)| value.as_ref())
-    }
-}
-
-/// Reads `keys` (sorted) of column family `cf` in one batched read, for a table that had
-/// dropped entries `trims` times when it named them ([`Table::trims`]).
-pub fn fetch<V: DeserializeOwned>(
-    db: &DB,
-    cf_name: &'static str,
-    keys: Vec<Box<[u8]>>,
-    trims: u32,
-) -> Result<Fetched<V>, StoreError> {
-    let mut rows = Vec::with_capacity(keys.len());
-    if !keys.is_empty() {
-        let values = db.batched_multi_get_cf(cf(db, cf_name)?, &keys, true);
-        for (key, stored) in keys.into_iter().zip(values) {
-            let (value, encoded) = decode(cf_name, stored?.as_deref())?;
-            rows.push((key, value, encoded));
-        }
-    }
-    Ok(Fetched { trims, rows })
 }
 
 /// The value RocksDB holds as `stored` in `cf`, if any, and its encoded size.
@@ -701,46 +556,6 @@ mod tests {
         }
         let asked = table.misses() - before - evicted;
         assert!(asked < 500, "{asked} of 10,000 never written were read");
-    }
-
-    #[test]
-    fn rows_read_on_another_thread_never_replace_newer_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let (db, mut table, _) = small_table(dir.path());
-        let fill = |table: &mut Table<String>, value: &str| {
-            for i in 0..5_000 {
-                table.put(format!("k{i}").as_bytes(), format!("{value} {i}"));
-            }
-        };
-        fill(&mut table, "old");
-        commit(&db, &mut table);
-        let dropped: Vec<Vec<u8>> = (0..5_000)
-            .map(|i| format!("k{i}").into_bytes())
-            .filter(|k| !table.cache.contains_key(k.as_slice()))
-            .collect();
-        assert!(dropped.len() > 1_000, "the trim dropped rows");
-        let keys: Vec<&[u8]> = dropped.iter().map(Vec::as_slice).collect();
-        let read =
-            |table: &Table<String>| fetch::<String>(&db, "t", table.missing(&keys), table.trims());
-
-        // Read before the rows change, installed after they changed and were dropped
-        // again: stale, so not installed.
-        let stale = read(&table).unwrap();
-        fill(&mut table, "new");
-        commit(&db, &mut table);
-        table.install(stale);
-        // Read before one changes in the cache: that one keeps its change.
-        let current = read(&table).unwrap();
-        table.put(&dropped[0], "newest".into());
-        table.install(current);
-        assert_eq!(
-            table.get(&db, &dropped[0]).unwrap().as_deref(),
-            Some("newest")
-        );
-        for key in &dropped[1..] {
-            let value = table.get(&db, key).unwrap().unwrap();
-            assert!(value.starts_with("new "), "{value}");
-        }
     }
 
     #[test]

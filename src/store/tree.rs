@@ -125,21 +125,21 @@ impl Store {
         while next < members.len() {
             let entity = members[next].clone();
             next += 1;
-            if let Some(row) = self.lineage.get(&self.db, entity.as_bytes())? {
-                members.extend(row.children.iter().cloned());
-                tree.lineage.push((entity.clone(), row));
-                self.lineage.delete(entity.as_bytes());
-            }
-            if let Some(row) = self.entities.get(&self.db, entity.as_bytes())? {
-                for id in &row.cases {
-                    if let Some(case) = self.cases.get(&self.db, id.as_bytes())? {
-                        self.cases.delete(id.as_bytes());
-                        tree.cases.push(case);
-                    }
+            if let Some(id) = self.index.id(&entity) {
+                if let Some(row) = self.index.take_lineage_row(id) {
+                    members.extend(row.children.iter().cloned());
+                    tree.lineage.push((entity.clone(), row));
                 }
-                tree.entities.push((entity.clone(), row));
-                self.entities.delete(entity.as_bytes());
-                self.clock_log.follow(entity.as_bytes());
+                if let Some(row) = self.index.row(id)? {
+                    for id in &row.cases {
+                        if let Some(case) = self.cases.get(&self.db, id.as_bytes())? {
+                            self.cases.delete(id.as_bytes());
+                            tree.cases.push(case);
+                        }
+                    }
+                    tree.entities.push((entity.clone(), row));
+                    self.index.remove_row(id);
+                }
             }
             for &system in System::ALL {
                 let cases = self.watches(&entity, system)?;
@@ -167,16 +167,17 @@ impl Store {
         Ok(tree)
     }
 
-    /// Adds a tree taken from another store, with its timers.
-    pub fn put_tree(&mut self, tree: TreeState) {
+    /// Adds a tree taken from another store, with its timers; its entities are
+    /// interned here.
+    pub fn put_tree(&mut self, tree: TreeState) -> Result<(), StoreError> {
         for timer in tree.timers() {
             self.timers.add(timer);
         }
         for (entity, row) in tree.entities {
-            self.put_entity(&entity, row);
+            self.put_entity(&entity, row)?;
         }
-        for (entity, row) in tree.lineage {
-            self.lineage.put(entity.as_bytes(), row);
+        for (entity, row) in &tree.lineage {
+            self.index.put_lineage_row(entity, row)?;
         }
         for case in tree.cases {
             self.put_case(case);
@@ -187,5 +188,6 @@ impl Store {
         for (id, json) in tree.alerts {
             self.alerts.put(id.as_bytes(), json);
         }
+        Ok(())
     }
 }

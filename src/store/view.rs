@@ -6,14 +6,14 @@
 mod inventory;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rocksdb::{Direction, IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::clock_log::{LogReader, LoggedClocks};
-use super::{codec, keys, table, EchoState, EntityRow, HistoryEntry, LineageRow, COLUMN_FAMILIES};
+use super::{codec, keys, table, EchoState, EntityRow, HistoryEntry, COLUMN_FAMILIES};
+use crate::model::entity::LineageRow;
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
 use crate::model::case::{Case, Echo};
@@ -166,16 +166,11 @@ pub const MAX_LINEAGE_DEPTH: usize = 40;
 #[derive(Clone)]
 pub struct StateView {
     db: Arc<DB>,
-    /// The clock log ([`LogReader`]) as far as it was read.
-    logged: Arc<Mutex<LogReader>>,
 }
 
 impl StateView {
     pub(super) fn new(db: Arc<DB>) -> StateView {
-        StateView {
-            db,
-            logged: Arc::default(),
-        }
+        StateView { db }
     }
 
     /// Opens a state directory read-only (a running instance may keep writing it; the
@@ -246,23 +241,7 @@ impl StateView {
 
     /// The row of an entity, if any event named it.
     pub fn entity(&self, id: &str) -> Result<Option<EntityRow>, StoreError> {
-        let row: Option<EntityRow> = self.get("entities", id.as_bytes())?;
-        Ok(match self.logged_clocks()?.get(id.as_bytes()) {
-            Some(Some(clocks)) => row.map(|row| EntityRow {
-                clocks: *clocks,
-                ..row
-            }),
-            Some(None) => None,
-            None => row,
-        })
-    }
-
-    /// The clocks logged over the entity rows, up to the log's latest record.
-    fn logged_clocks(&self) -> Result<Arc<LoggedClocks>, StoreError> {
-        self.logged
-            .lock()
-            .map_err(|_| StoreError::Incompatible("a state view's lock was poisoned".into()))?
-            .refresh(&self.db)
+        self.get("entities", id.as_bytes())
     }
 
     /// The latest event time applied (the correlator's clock); `None` before any event.

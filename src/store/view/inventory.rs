@@ -10,13 +10,12 @@
 //! makes the siblings and descendants that follow in key order cost a look-up.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use rocksdb::{DBRawIteratorWithThreadMode, DB};
 use serde::Serialize;
 
-use super::super::clock_log::LoggedClocks;
-use super::{codec, table, EchoState, EntityRow, LineageRow, StateView};
+use super::{codec, table, EchoState, EntityRow, StateView};
+use crate::model::entity::LineageRow;
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
 use crate::time::Micros;
@@ -107,7 +106,6 @@ pub struct Inventory<'a> {
     filter: InventoryFilter,
     rows: DBRawIteratorWithThreadMode<'a, DB>,
     lineage: DBRawIteratorWithThreadMode<'a, DB>,
-    logged: Arc<LoggedClocks>,
     memo: HashMap<String, Place>,
     /// Skip this key first (the cursor, exclusive).
     after: Option<Vec<u8>>,
@@ -139,7 +137,6 @@ impl StateView {
             filter,
             rows,
             lineage,
-            logged: self.logged_clocks()?,
             memo: HashMap::new(),
             after: after.map(|a| a.as_bytes().to_vec()),
             failed: false,
@@ -163,15 +160,10 @@ impl Inventory<'_> {
                 return Ok(None);
             };
             let key = key.to_vec();
-            let mut row: EntityRow = codec::decode(value).map_err(corrupt("entities"))?;
+            let row: EntityRow = codec::decode(value).map_err(corrupt("entities"))?;
             self.rows.next();
             if self.after.take().is_some_and(|a| a == key) {
                 continue;
-            }
-            match self.logged.get(key.as_slice()) {
-                Some(Some(clocks)) => row.clocks = *clocks,
-                Some(None) => continue,
-                None => {}
             }
             if !self.filter.accepts_row(&row) {
                 continue;
