@@ -1127,10 +1127,7 @@ mod tests {
         assert_eq!(store.top("elsewhere").unwrap(), "elsewhere");
         // After one walk every entity passed jumps straight to the top.
         for i in 0..199 {
-            let row = store
-                .lineage
-                .get(&store.db, format!("m{i}").as_bytes())
-                .unwrap();
+            let row = store.index.id(&format!("m{i}")).and_then(|id| store.index.lineage_row(id));
             let next = row.and_then(|r| r.jump.or(r.parent));
             assert!(i == 0 || next.as_deref() == Some("m0"), "m{i}: {next:?}");
         }
@@ -1150,7 +1147,7 @@ mod tests {
             store.tree_had_cases("n77").unwrap(),
             "the count moved to n0"
         );
-        let m0 = store.lineage.get(&store.db, b"m0").unwrap().unwrap();
+        let m0 = store.index.lineage_row(store.index.id("m0").unwrap()).unwrap();
         assert_eq!(m0.tree_cases, 0, "m0 is no longer a top");
         assert_eq!(store.top("m7").unwrap(), "n0");
     }

@@ -395,14 +395,14 @@ fn open_rounds_and_registration_marks_survive_restarts_and_crashes() {
     events.push(ev("v8", "10:10", Vault, "other-secret", Created).kind(EntityKind::Secret));
     events.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
     let as_of = at("2026-03-04T00:00");
-    let alone = with_restarts(&config, &events, as_of, (&[], &[], usize::MAX));
+    let alone = with_restarts(&config, &events, as_of, (&[], &[]));
     assert_eq!(
         only(&alone, &["rotation_missed", "unregistered_identity"]).len(),
         2
     );
     let n = events.len();
     for cut in 1..n {
-        let restarted = with_restarts(&config, &events, as_of, (&[cut], &[n], 2));
+        let restarted = with_restarts(&config, &events, as_of, (&[cut], &[n]));
         assert_eq!(
             restarted, alone,
             "committed after {cut}, crashed at the end"
