@@ -316,13 +316,16 @@ fn write_alerts(
 fn summarize(o: &ReplayOutcome, counts: &KindCounts, secs: f64) {
     let s = &o.stats;
     tracing::info!(
-        "replay: {} events read, {} applied, {} redeliveries, {} late, {} dead letters; {} rows read from RocksDB (not in the caches)",
+        "replay: {} events read, {} applied, {} redeliveries, {} late, {} dead letters; {} rows read from RocksDB (not in the caches); index: {} entities in {:.1} MiB ({} bytes each)",
         o.events_read,
         s.applied,
         s.redeliveries,
         s.late,
         o.dead_letter_count,
-        s.row_reads
+        s.row_reads,
+        s.indexed,
+        s.index_bytes as f64 / f64::from(1 << 20),
+        s.index_bytes.checked_div(s.indexed).unwrap_or(0)
     );
     if !o.skipped.is_empty() {
         let total: u64 = o.skipped.values().sum();

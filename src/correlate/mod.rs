@@ -70,6 +70,10 @@ pub struct Stats {
     pub deadlines: u64,
     /// Rows read from RocksDB because the store's caches held nothing for them.
     pub row_reads: u64,
+    /// Entities in the store's in-memory index.
+    pub indexed: u64,
+    /// The bytes the index holds.
+    pub index_bytes: u64,
 }
 
 impl Stats {
@@ -82,6 +86,8 @@ impl Stats {
         self.cases_superseded += other.cases_superseded;
         self.deadlines += other.deadlines;
         self.row_reads += other.row_reads;
+        self.indexed += other.indexed;
+        self.index_bytes += other.index_bytes;
     }
 }
 
@@ -206,6 +212,8 @@ impl Correlator {
     pub fn stats(&self) -> Stats {
         Stats {
             row_reads: self.store.row_reads(),
+            indexed: self.store.indexed() as u64,
+            index_bytes: self.store.index_bytes() as u64,
             ..self.stats
         }
     }

@@ -1,57 +1,89 @@
 //! Compact ids for entity names: every name is interned on first sight into a dense
 //! `u32`, so that the in-memory index ([`super::index`]) holds fixed-width records in
-//! arrays and links entities by id instead of by string. The names live in one arena
-//! (no allocation per name) and a hash table holds only the ids, hashing a name once
-//! per look-up.
+//! arrays and links entities by id instead of by string. The names live in pages of
+//! 1 MiB (no allocation per name) and a hash table holds only the ids; the name looked
+//! up last is remembered, since an event asks for its entity several times.
 
+use std::cell::Cell;
 use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
+use super::paged::Paged;
+
 /// An interned name.
 pub type Id = u32;
+
+/// The bytes of a page of names; a name is never split between two.
+const PAGE: usize = 1 << 20;
+/// The longest name: its length and its offset in its page take 20 bits each.
+const LONGEST: usize = PAGE - 1;
 
 /// Names and their ids, both directions.
 #[derive(Default)]
 pub struct Ids {
-    /// Every name, one after another, in id order.
-    arena: Vec<u8>,
-    /// Where the name of each id ends in `arena` (it starts where the one before ends).
-    ends: Vec<u64>,
+    /// The names, one after another.
+    pages: Vec<Vec<u8>>,
+    /// Where the name of each id is: page << 40 | offset << 20 | length.
+    at: Paged<u64>,
     /// The ids, found by the hash of their name.
     table: HashTable<Id>,
     hasher: FixedState,
+    /// The id found last, if any.
+    last: Cell<Option<Id>>,
 }
 
 impl Ids {
     /// How many names are interned.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.at.len()
     }
 
     /// The id of `name`, if it was interned.
     pub fn get(&self, name: &str) -> Option<Id> {
-        let hash = self.hasher.hash_one(name.as_bytes());
-        self.table
-            .find(hash, |&id| self.bytes(id) == name.as_bytes())
-            .copied()
-    }
-
-    /// The id of `name`, interning it first if needed; None when every id is taken.
-    pub fn intern(&mut self, name: &str) -> Option<Id> {
-        let hash = self.hasher.hash_one(name.as_bytes());
-        let (arena, ends, hasher) = (&self.arena, &self.ends, &self.hasher);
-        let slice = |id: Id| slice(arena, ends, id);
-        if let Some(&id) = self.table.find(hash, |&id| slice(id) == name.as_bytes()) {
+        if let Some(id) = self.last.get().filter(|&id| self.bytes(id) == name.as_bytes()) {
             return Some(id);
         }
+        let hash = self.hasher.hash_one(name.as_bytes());
+        let id = self
+            .table
+            .find(hash, |&id| self.bytes(id) == name.as_bytes())
+            .copied();
+        if id.is_some() {
+            self.last.set(id);
+        }
+        id
+    }
+
+    /// The id of `name`, interning it first if needed; None when every id is taken or
+    /// the name is longer than 1 MiB.
+    pub fn intern(&mut self, name: &str) -> Option<Id> {
+        if let Some(id) = self.get(name) {
+            return Some(id);
+        }
+        let bytes = name.as_bytes();
         // The largest id stays free: it marks "none" in the index.
-        let id = Id::try_from(self.ends.len()).ok().filter(|&id| id < Id::MAX)?;
+        let id = Id::try_from(self.at.len()).ok().filter(|&id| id < Id::MAX)?;
+        if bytes.len() > LONGEST {
+            return None;
+        }
+        if self
+            .pages
+            .last()
+            .is_none_or(|p| p.len() + bytes.len() > PAGE)
+        {
+            self.pages.push(Vec::with_capacity(PAGE));
+        }
+        let page = self.pages.len() - 1;
+        let offset = self.pages[page].len();
+        self.pages[page].extend_from_slice(bytes);
+        self.at
+            .push((page as u64) << 40 | (offset as u64) << 20 | bytes.len() as u64);
+        let hash = self.hasher.hash_one(bytes);
+        let (pages, at, hasher) = (&self.pages, &self.at, &self.hasher);
         self.table
-            .insert_unique(hash, id, |&id| hasher.hash_one(slice(id)));
-        self.arena.extend_from_slice(name.as_bytes());
-        self.ends.push(self.arena.len() as u64);
+            .insert_unique(hash, id, |&id| hasher.hash_one(slice(pages, at, id)));
         Some(id)
     }
 
@@ -62,20 +94,25 @@ impl Ids {
     }
 
     fn bytes(&self, id: Id) -> &[u8] {
-        slice(&self.arena, &self.ends, id)
+        slice(&self.pages, &self.at, id)
     }
 
-    /// The bytes it holds (arena, ends and table).
+    /// The bytes it holds (names, where they are, and the table).
     pub fn heap_bytes(&self) -> usize {
-        self.arena.capacity() + self.ends.capacity() * 8 + self.table.capacity() * 5
+        self.pages.len() * PAGE + self.at.heap_bytes() + self.table.capacity() * 5
     }
 
 }
 
-fn slice<'a>(arena: &'a [u8], ends: &[u64], id: Id) -> &'a [u8] {
-    let i = id as usize;
-    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-    &arena[start..ends[i] as usize]
+fn slice<'a>(pages: &'a [Vec<u8>], at: &Paged<u64>, id: Id) -> &'a [u8] {
+    let Some(&at) = at.get(id as usize) else {
+        return &[];
+    };
+    let (page, offset, len) = (at >> 40, (at >> 20) & LONGEST as u64, at & LONGEST as u64);
+    pages
+        .get(page as usize)
+        .and_then(|p| p.get(offset as usize..(offset + len) as usize))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -100,5 +137,9 @@ mod tests {
             assert_eq!(ids.name(3 + i), format!("key-{i}"));
         }
         assert_eq!(ids.len(), 10_003);
+        assert_eq!(ids.intern(&"x".repeat(PAGE)), None, "too long");
+        let long = "y".repeat(LONGEST);
+        let id = ids.intern(&long).unwrap();
+        assert_eq!((ids.name(id), ids.get("a")), (long.as_str(), Some(0)));
     }
 }

@@ -14,6 +14,7 @@ use rocksdb::{IteratorMode, WriteBatch, DB};
 use super::codec;
 use super::ids::{Id, Ids};
 use super::packed::{self, Arena, NONE};
+use super::paged::Paged;
 use super::table;
 use crate::error::StoreError;
 use crate::model::entity::{EntityRow, LineageRow};
@@ -42,7 +43,7 @@ pub struct Index {
     ids: Ids,
     actors: Ids,
     rows: Arena,
-    links: Vec<Link>,
+    links: Paged<Link>,
     /// At the top of a tree that had cases: how many (see [`LineageRow::tree_cases`]).
     tree_cases: HashMap<Id, u64, RandomState>,
     /// Ids with a lineage row (an edge, or a case counted at them).
@@ -135,7 +136,7 @@ impl Index {
             ))
         })?;
         if self.links.len() <= id as usize {
-            self.links.resize(id as usize + 1, NO_LINK);
+            self.links.grow(id as usize + 1, NO_LINK);
         }
         Ok(id)
     }
@@ -379,7 +380,7 @@ impl Index {
         self.ids.heap_bytes()
             + self.actors.heap_bytes()
             + self.rows.heap_bytes()
-            + self.links.capacity() * std::mem::size_of::<Link>()
+            + self.links.heap_bytes()
             + self.tree_cases.capacity() * 16
             + self.linked.heap_bytes()
             + self.dirty_rows.heap_bytes()

@@ -28,6 +28,7 @@ mod index;
 mod key_filter;
 pub mod keys;
 mod packed;
+mod paged;
 mod seen;
 mod table;
 mod timers;
@@ -318,6 +319,16 @@ impl Store {
         self.cases.misses()
             + self.watches.misses()
             + self.alerts.misses()
+    }
+
+    /// How many entities its index holds.
+    pub fn indexed(&self) -> usize {
+        self.index.len()
+    }
+
+    /// The bytes its index holds.
+    pub fn index_bytes(&self) -> usize {
+        self.index.heap_bytes()
     }
 
     /// The memory budget it was opened with.

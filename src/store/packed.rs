@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 use super::codec;
 use super::ids::{Id, Ids};
+use super::paged::{Paged, PAGE};
 use crate::event::EntityKind;
 use crate::model::entity::{EchoState, EntityRow, HygieneClock};
 use crate::model::round::Registration;
@@ -250,49 +251,61 @@ impl Reader<'_> {
 
 /// Byte strings by slot: each in a run of 8-byte granules of one arena, rewritten in
 /// place while it fits, moved (its run reused by a string of the same size) when not.
+/// The arena grows a page at a time and no run crosses a page; a string longer than a
+/// page is kept on its own.
 #[derive(Default)]
 pub struct Arena {
-    granules: Vec<[u8; 8]>,
-    /// Where each slot's run starts ([`NONE`]: empty slot).
-    starts: Vec<u32>,
+    granules: Paged<[u8; 8]>,
+    /// Where each slot's run starts ([`NONE`]: empty slot; [`LARGE`]: in `large`).
+    starts: Paged<u32>,
     /// Free runs by their length in granules.
     free: HashMap<u32, Vec<u32>>,
-    /// Granules in free runs.
-    free_granules: usize,
+    large: HashMap<Id, Box<[u8]>>,
 }
 
 /// The length prefix of a run.
 const HEADER: usize = 4;
+/// A slot whose string does not fit in a page.
+const LARGE: u32 = u32::MAX - 1;
 
 impl Arena {
     /// The bytes in `slot`, if any.
     pub fn get(&self, slot: Id) -> Option<&[u8]> {
-        let start = *self.starts.get(slot as usize)?;
-        if start == NONE {
-            return None;
+        match *self.starts.get(slot as usize)? {
+            NONE => None,
+            LARGE => self.large.get(&slot).map(|b| &b[..]),
+            start => {
+                let (page, offset) = self.granules.place(start as usize);
+                let bytes = page.get(offset..)?.as_flattened();
+                let (len, rest) = bytes.split_first_chunk::<HEADER>()?;
+                rest.get(..u32::from_le_bytes(*len) as usize)
+            }
         }
-        let bytes = self.granules.get(start as usize..)?.as_flattened();
-        let (len, rest) = bytes.split_first_chunk::<HEADER>()?;
-        rest.get(..u32::from_le_bytes(*len) as usize)
     }
 
     /// Puts `bytes` in `slot`.
     pub fn put(&mut self, slot: Id, bytes: &[u8]) {
         let i = slot as usize;
         if self.starts.len() <= i {
-            self.starts.resize(i + 1, NONE);
+            self.starts.grow(i + 1, NONE);
         }
         let need = runs(bytes.len());
-        let start = match self.starts[i] {
-            NONE => self.allocate(need),
-            start if self.run_len(start) == need => start,
-            start => {
-                self.release(start);
-                self.allocate(need)
-            }
+        let old = self.starts[i];
+        if need as usize > PAGE {
+            self.release(slot, old);
+            self.large.insert(slot, bytes.into());
+            self.starts[i] = LARGE;
+            return;
+        }
+        let start = if old != NONE && old != LARGE && self.run_len(old) == need {
+            old
+        } else {
+            self.release(slot, old);
+            self.allocate(need)
         };
         self.starts[i] = start;
-        let run = self.granules[start as usize..(start + need) as usize].as_flattened_mut();
+        let (page, offset) = self.granules.place_mut(start as usize);
+        let run = page[offset..offset + need as usize].as_flattened_mut();
         run[..HEADER].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
         run[HEADER..HEADER + bytes.len()].copy_from_slice(bytes);
     }
@@ -301,15 +314,15 @@ impl Arena {
     pub fn remove(&mut self, slot: Id) {
         if let Some(start) = self.starts.get_mut(slot as usize) {
             let old = std::mem::replace(start, NONE);
-            if old != NONE {
-                self.release(old);
-            }
+            self.release(slot, old);
         }
     }
 
     /// The bytes it holds.
     pub fn heap_bytes(&self) -> usize {
-        self.granules.capacity() * 8 + self.starts.capacity() * 4
+        self.granules.heap_bytes()
+            + self.starts.heap_bytes()
+            + self.large.values().map(|b| b.len() + 32).sum::<usize>()
     }
 
     fn run_len(&self, start: u32) -> u32 {
@@ -317,27 +330,44 @@ impl Arena {
         runs(u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize)
     }
 
+    /// A free run of `need` granules: a freed one of that length, else the next in the
+    /// last page (the rest of a page too short for it is freed as one run).
     fn allocate(&mut self, need: u32) -> u32 {
         if let Some(start) = self.free.get_mut(&need).and_then(Vec::pop) {
-            self.free_granules -= need as usize;
             return start;
         }
-        let start = self.granules.len() as u32;
-        self.granules
-            .resize(self.granules.len() + need as usize, [0; 8]);
-        start
+        let end = self.granules.len();
+        let room = PAGE - end % PAGE;
+        if (need as usize) > room && room < PAGE {
+            // The rest of the page, as a run whose header says its length.
+            let rest = end as u32;
+            self.granules.grow(end + room, [0; 8]);
+            let len = (room * 8 - HEADER) as u32;
+            self.granules[end][..HEADER].copy_from_slice(&len.to_le_bytes());
+            self.free.entry(room as u32).or_default().push(rest);
+        }
+        let start = self.granules.len();
+        self.granules.grow(start + need as usize, [0; 8]);
+        start as u32
     }
 
-    fn release(&mut self, start: u32) {
-        let len = self.run_len(start);
-        self.free.entry(len).or_default().push(start);
-        self.free_granules += len as usize;
+    fn release(&mut self, slot: Id, start: u32) {
+        match start {
+            NONE => {}
+            LARGE => {
+                self.large.remove(&slot);
+            }
+            start => {
+                let len = self.run_len(start);
+                self.free.entry(len).or_default().push(start);
+            }
+        }
     }
 }
 
 /// The granules a string of `len` bytes takes with its header.
 fn runs(len: usize) -> u32 {
-    (HEADER + len).div_ceil(8) as u32
+    u32::try_from((HEADER + len).div_ceil(8)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
