@@ -603,10 +603,15 @@ impl Store {
 
     /// The keys a prefetch of `events` reads (see [`Store::prefetch`]).
     fn reads<'a>(&mut self, events: impl IntoIterator<Item = &'a IdentityEvent>) -> Reads {
+        let mut touched = 0;
         let seen = events
             .into_iter()
-            .map(|e| keys::seen(e.system, &e.event_id))
+            .map(|e| {
+                touched ^= self.index.warm(&e.entity);
+                keys::seen(e.system, &e.event_id)
+            })
             .collect();
+        std::hint::black_box(touched);
         let reads = Reads {
             seen: (self.seen.missing(seen), self.seen.stages()),
         };
