@@ -8,6 +8,8 @@
 //! `LOCKSTEP_E2E_SEED` the scenario, 42. The replay harness's ~1.3M identities:
 //! `LOCKSTEP_E2E_ACCOUNTS=200000 LOCKSTEP_E2E_USES=2 LOCKSTEP_E2E_SEED=5`;
 //! `LOCKSTEP_E2E_MAX_HELD` sets `[correlator] max_held_events`, 500000).
+//! `LOCKSTEP_E2E_STATE=DIR` starts the (single) instance on a copy of state directory DIR:
+//! an estate already known, whose identities the feed does not name.
 //! `LOCKSTEP_E2E_INSTANCES=N` runs N members of one group (`[kafka] assignment =
 //! "group"`, six partitions per topic, started together) instead of one instance that
 //! assigns itself every partition, and also reports their CPU time per event;
@@ -142,6 +144,15 @@ fn main() {
         events.len() as f64 / produce_secs
     );
 
+    if let Ok(known) = std::env::var("LOCKSTEP_E2E_STATE") {
+        let copied = std::process::Command::new("cp")
+            .arg("-r")
+            .arg(&known)
+            .arg(dir.path().join("state-0"))
+            .status()
+            .unwrap();
+        assert!(copied.success(), "copying {known}");
+    }
     let started = Instant::now();
     let children: Vec<_> = configs
         .iter()

@@ -1,7 +1,7 @@
 //! The in-memory index of what every event needs: for each entity, by compact id
-//! ([`super::ids`]), its row ([`super::packed`]) and its place in the lineage graph
-//! (parent, jump towards the top, children as a linked list), with the case counts of
-//! the trees that had cases. The hot path reads only this; RocksDB holds the durable
+//! ([`super::ids`]), one 16-byte node — its parent, its children as a linked list, where
+//! its row ([`super::packed`]) is — with the jumps towards the tops of deep trees and the
+//! case counts of the trees that had cases beside them. The hot path reads only this; RocksDB holds the durable
 //! copy — the `entities` and `lineage` rows, written from the changes noted here in the
 //! commit's batch — and opening a state directory loads the index from them with one
 //! sequential scan of each.
@@ -19,22 +19,21 @@ use super::table;
 use crate::error::StoreError;
 use crate::model::entity::{EntityRow, LineageRow};
 
-/// An entity's place in the lineage graph, by id ([`NONE`]: none).
+/// An entity's node: its place in the lineage graph, by id, and where its row starts
+/// ([`NONE`]: none). Children are linked newest first.
 #[derive(Clone, Copy)]
-struct Link {
+struct Node {
     parent: Id,
-    jump: Id,
     first_child: Id,
-    last_child: Id,
     next_sibling: Id,
+    row: u32,
 }
 
-const NO_LINK: Link = Link {
+const NO_NODE: Node = Node {
     parent: NONE,
-    jump: NONE,
     first_child: NONE,
-    last_child: NONE,
     next_sibling: NONE,
+    row: NONE,
 };
 
 /// Entity rows and lineage, resident.
@@ -43,7 +42,10 @@ pub struct Index {
     ids: Ids,
     actors: Ids,
     rows: Arena,
-    links: Paged<Link>,
+    nodes: Paged<Node>,
+    /// An ancestor above its parent, closer to the top, where one was set (see
+    /// [`LineageRow::jump`]).
+    jumps: HashMap<Id, Id, RandomState>,
     /// At the top of a tree that had cases: how many (see [`LineageRow::tree_cases`]).
     tree_cases: HashMap<Id, u64, RandomState>,
     /// Ids with a lineage row (an edge, or a case counted at them).
@@ -135,8 +137,8 @@ impl Index {
                 self.ids.len()
             ))
         })?;
-        if self.links.len() <= id as usize {
-            self.links.grow(id as usize + 1, NO_LINK);
+        if self.nodes.len() <= id as usize {
+            self.nodes.grow(id as usize + 1, NO_NODE);
         }
         Ok(id)
     }
@@ -148,15 +150,14 @@ impl Index {
         let Some(id) = self.ids.get(entity) else {
             return 0;
         };
-        let row = self.rows.get(id).map_or(0, |r| r.len() as u64);
-        let link = self.link(id).map_or(NO_LINK, |l| *l);
-        let up = self.link(link.parent).map_or(0, |l| u64::from(l.parent));
-        row ^ u64::from(link.first_child) ^ up
+        let node = self.node(id);
+        let row = self.rows.get(id, node.row).map_or(0, |r| r.len() as u64);
+        row ^ u64::from(self.node(node.parent).parent)
     }
 
     /// The row of `id`, if it has one.
     pub fn row(&self, id: Id) -> Result<Option<EntityRow>, StoreError> {
-        match self.rows.get(id) {
+        match self.rows.get(id, self.node(id).row) {
             None => Ok(None),
             Some(bytes) => packed::decode(bytes, &self.actors)
                 .map(Some)
@@ -166,33 +167,32 @@ impl Index {
 
     /// Whether `id` has a row.
     pub fn has_row(&self, id: Id) -> bool {
-        self.rows.get(id).is_some()
+        self.node(id).row != NONE
     }
 
     /// Replaces the row of `id`.
     pub fn put_row(&mut self, id: Id, row: &EntityRow) {
         let mut bytes = std::mem::take(&mut self.scratch);
         packed::encode(row, &mut self.actors, &mut bytes);
-        self.rows.put(id, &bytes);
+        self.rows.put(id, &mut self.nodes[id as usize].row, &bytes);
         self.scratch = bytes;
         self.dirty_rows.set(id);
     }
 
     /// Removes the row of `id`.
     pub fn remove_row(&mut self, id: Id) {
-        self.rows.remove(id);
+        self.rows.remove(id, &mut self.nodes[id as usize].row);
         self.dirty_rows.set(id);
     }
 
     /// The parent of `id`.
     pub fn parent(&self, id: Id) -> Option<Id> {
-        self.link(id).map(|l| l.parent).filter(|&p| p != NONE)
+        Some(self.node(id).parent).filter(|&p| p != NONE)
     }
 
     /// The jump of `id`, else its parent: where a walk to the top goes next.
     pub fn next(&self, id: Id) -> Option<Id> {
-        let link = self.link(id)?;
-        [link.jump, link.parent].into_iter().find(|&i| i != NONE)
+        self.jumps.get(&id).copied().or_else(|| self.parent(id))
     }
 
     /// The case count of the tree whose top is `id`.
@@ -202,38 +202,38 @@ impl Index {
 
     /// Whether `id` has children.
     pub fn has_children(&self, id: Id) -> bool {
-        self.link(id).is_some_and(|l| l.first_child != NONE)
+        self.node(id).first_child != NONE
     }
 
     /// The children of `id`, in the order they were linked.
-    pub fn children(&self, id: Id) -> impl Iterator<Item = Id> + '_ {
-        let first = self.link(id).map_or(NONE, |l| l.first_child);
-        std::iter::successors((first != NONE).then_some(first), |&c| {
-            let next = self.links[c as usize].next_sibling;
-            (next != NONE).then_some(next)
+    pub fn children(&self, id: Id) -> Vec<Id> {
+        let first = self.node(id).first_child;
+        let mut children: Vec<Id> = std::iter::successors((first != NONE).then_some(first), |&c| {
+            Some(self.node(c).next_sibling).filter(|&n| n != NONE)
         })
+        .collect();
+        children.reverse();
+        children
     }
 
     /// Records the edge `child → parent`, with `child`'s jump (`NONE`: its parent).
     pub fn add_edge(&mut self, child: Id, parent: Id, jump: Id) {
-        let link = &mut self.links[child as usize];
-        link.parent = parent;
-        link.jump = jump;
-        link.next_sibling = NONE;
-        let last = self.links[parent as usize].last_child;
-        if last == NONE {
-            self.links[parent as usize].first_child = child;
-        } else {
-            self.links[last as usize].next_sibling = child;
-        }
-        self.links[parent as usize].last_child = child;
-        self.touch_link(child);
+        let first = self.nodes[parent as usize].first_child;
+        let node = &mut self.nodes[child as usize];
+        node.parent = parent;
+        node.next_sibling = first;
+        self.nodes[parent as usize].first_child = child;
+        self.set_jump(child, jump);
         self.touch_link(parent);
     }
 
-    /// Points the jump of `id` at `to`.
+    /// Points the jump of `id` at `to` (`NONE`: none).
     pub fn set_jump(&mut self, id: Id, to: Id) {
-        self.links[id as usize].jump = to;
+        if to == NONE {
+            self.jumps.remove(&id);
+        } else {
+            self.jumps.insert(id, to);
+        }
         self.touch_link(id);
     }
 
@@ -252,8 +252,8 @@ impl Index {
         self.dirty_links.set(id);
     }
 
-    fn link(&self, id: Id) -> Option<&Link> {
-        self.links.get(id as usize)
+    fn node(&self, id: Id) -> Node {
+        self.nodes.get(id as usize).copied().unwrap_or(NO_NODE)
     }
 
     /// The lineage row of `id`, with names, if it has one.
@@ -261,12 +261,15 @@ impl Index {
         if !self.linked.has(id) {
             return None;
         }
-        let link = self.links[id as usize];
         let name = |i: Id| (i != NONE).then(|| self.name(i).to_owned());
         Some(LineageRow {
-            parent: name(link.parent),
-            children: self.children(id).map(|c| self.name(c).to_owned()).collect(),
-            jump: name(link.jump),
+            parent: name(self.node(id).parent),
+            children: self
+                .children(id)
+                .into_iter()
+                .map(|c| self.name(c).to_owned())
+                .collect(),
+            jump: self.jumps.get(&id).and_then(|&j| name(j)),
             tree_cases: self.tree_cases(id),
         })
     }
@@ -275,7 +278,9 @@ impl Index {
     /// until theirs are removed too: a whole tree leaves at once).
     pub fn take_lineage_row(&mut self, id: Id) -> Option<LineageRow> {
         let row = self.lineage_row(id)?;
-        self.links[id as usize] = NO_LINK;
+        let node = &mut self.nodes[id as usize];
+        (node.parent, node.first_child, node.next_sibling) = (NONE, NONE, NONE);
+        self.jumps.remove(&id);
         self.tree_cases.remove(&id);
         self.linked.clear(id);
         self.dirty_links.set(id);
@@ -294,19 +299,14 @@ impl Index {
             Some(j) => self.intern(j)?,
             None => NONE,
         };
-        self.links[id as usize].parent = parent;
-        self.links[id as usize].jump = jump;
-        let mut last = NONE;
+        self.nodes[id as usize].parent = parent;
+        self.set_jump(id, jump);
+        self.nodes[id as usize].first_child = NONE;
         for child in &row.children {
             let c = self.intern(child)?;
-            if last == NONE {
-                self.links[id as usize].first_child = c;
-            } else {
-                self.links[last as usize].next_sibling = c;
-            }
-            last = c;
+            self.nodes[c as usize].next_sibling = self.nodes[id as usize].first_child;
+            self.nodes[id as usize].first_child = c;
         }
-        self.links[id as usize].last_child = last;
         self.set_tree_cases(id, row.tree_cases);
         Ok(())
     }
@@ -393,7 +393,8 @@ impl Index {
         self.ids.heap_bytes()
             + self.actors.heap_bytes()
             + self.rows.heap_bytes()
-            + self.links.heap_bytes()
+            + self.nodes.heap_bytes()
+            + self.jumps.capacity() * 9
             + self.tree_cases.capacity() * 16
             + self.linked.heap_bytes()
             + self.dirty_rows.heap_bytes()

@@ -252,12 +252,11 @@ impl Reader<'_> {
 /// Byte strings by slot: each in a run of 8-byte granules of one arena, rewritten in
 /// place while it fits, moved (its run reused by a string of the same size) when not.
 /// The arena grows a page at a time and no run crosses a page; a string longer than a
-/// page is kept on its own.
+/// page is kept on its own. Where a slot's run starts (its *start*: [`NONE`] when it
+/// has none) is kept by the caller, beside what else it keeps of the slot.
 #[derive(Default)]
 pub struct Arena {
     granules: Paged<[u8; 8]>,
-    /// Where each slot's run starts ([`NONE`]: empty slot; [`LARGE`]: in `large`).
-    starts: Paged<u32>,
     /// Free runs by their length in granules.
     free: HashMap<u32, Vec<u32>>,
     large: HashMap<Id, Box<[u8]>>,
@@ -265,13 +264,13 @@ pub struct Arena {
 
 /// The length prefix of a run.
 const HEADER: usize = 4;
-/// A slot whose string does not fit in a page.
+/// The start of a slot whose string does not fit in a page.
 const LARGE: u32 = u32::MAX - 1;
 
 impl Arena {
-    /// The bytes in `slot`, if any.
-    pub fn get(&self, slot: Id) -> Option<&[u8]> {
-        match *self.starts.get(slot as usize)? {
+    /// The bytes of `slot`, whose start is `start`.
+    pub fn get(&self, slot: Id, start: u32) -> Option<&[u8]> {
+        match start {
             NONE => None,
             LARGE => self.large.get(&slot).map(|b| &b[..]),
             start => {
@@ -283,45 +282,35 @@ impl Arena {
         }
     }
 
-    /// Puts `bytes` in `slot`.
-    pub fn put(&mut self, slot: Id, bytes: &[u8]) {
-        let i = slot as usize;
-        if self.starts.len() <= i {
-            self.starts.grow(i + 1, NONE);
-        }
+    /// Puts `bytes` in `slot`, whose start is `start` (updated).
+    pub fn put(&mut self, slot: Id, start: &mut u32, bytes: &[u8]) {
         let need = runs(bytes.len());
-        let old = self.starts[i];
+        let old = *start;
         if need as usize > PAGE {
             self.release(slot, old);
             self.large.insert(slot, bytes.into());
-            self.starts[i] = LARGE;
+            *start = LARGE;
             return;
         }
-        let start = if old != NONE && old != LARGE && self.run_len(old) == need {
-            old
-        } else {
+        if old == NONE || old == LARGE || self.run_len(old) != need {
             self.release(slot, old);
-            self.allocate(need)
-        };
-        self.starts[i] = start;
-        let (page, offset) = self.granules.place_mut(start as usize);
+            *start = self.allocate(need);
+        }
+        let (page, offset) = self.granules.place_mut(*start as usize);
         let run = page[offset..offset + need as usize].as_flattened_mut();
         run[..HEADER].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
         run[HEADER..HEADER + bytes.len()].copy_from_slice(bytes);
     }
 
-    /// Empties `slot`.
-    pub fn remove(&mut self, slot: Id) {
-        if let Some(start) = self.starts.get_mut(slot as usize) {
-            let old = std::mem::replace(start, NONE);
-            self.release(slot, old);
-        }
+    /// Empties `slot`, whose start is `start` (set to [`NONE`]).
+    pub fn remove(&mut self, slot: Id, start: &mut u32) {
+        let old = std::mem::replace(start, NONE);
+        self.release(slot, old);
     }
 
     /// The bytes it holds.
     pub fn heap_bytes(&self) -> usize {
         self.granules.heap_bytes()
-            + self.starts.heap_bytes()
             + self.large.values().map(|b| b.len() + 32).sum::<usize>()
     }
 
@@ -458,21 +447,27 @@ mod tests {
     #[test]
     fn an_arena_reuses_the_runs_it_frees_and_keeps_every_slot_apart() {
         let mut arena = Arena::default();
-        arena.put(3, b"abc");
-        arena.put(0, &[7; 20]);
-        assert_eq!(arena.get(3), Some(&b"abc"[..]));
-        assert_eq!(arena.get(1), None);
+        let mut starts = [NONE; 6];
+        arena.put(3, &mut starts[3], b"abc");
+        arena.put(0, &mut starts[0], &[7; 20]);
+        assert_eq!(arena.get(3, starts[3]), Some(&b"abc"[..]));
+        assert_eq!(arena.get(1, starts[1]), None);
         let used = arena.granules.len();
-        arena.put(3, b"abcd");
+        arena.put(3, &mut starts[3], b"abcd");
         assert_eq!(arena.granules.len(), used, "rewritten in place");
-        arena.put(3, &[1; 40]);
-        arena.put(5, b"xy");
+        arena.put(3, &mut starts[3], &[1; 40]);
+        arena.put(5, &mut starts[5], b"xy");
         assert_eq!(arena.granules.len(), used + 6, "the freed run was reused");
-        assert_eq!(arena.get(5), Some(&b"xy"[..]));
-        assert_eq!(arena.get(3), Some(&[1; 40][..]));
-        assert_eq!(arena.get(0), Some(&[7; 20][..]));
-        arena.remove(0);
-        assert_eq!(arena.get(0), None);
-        assert_eq!((arena.get(3).map(<[u8]>::len), arena.get(5)), (Some(40), Some(&b"xy"[..])));
+        assert_eq!(arena.get(5, starts[5]), Some(&b"xy"[..]));
+        assert_eq!(arena.get(3, starts[3]), Some(&[1; 40][..]));
+        assert_eq!(arena.get(0, starts[0]), Some(&[7; 20][..]));
+        arena.remove(0, &mut starts[0]);
+        assert_eq!(arena.get(0, starts[0]), None);
+        let large = vec![9; 8 * PAGE];
+        arena.put(4, &mut starts[4], &large);
+        assert_eq!(arena.get(4, starts[4]), Some(&large[..]));
+        arena.put(4, &mut starts[4], b"small again");
+        assert_eq!(arena.get(4, starts[4]), Some(&b"small again"[..]));
+        assert!(arena.large.is_empty());
     }
 }

@@ -35,14 +35,6 @@ impl<T: Copy> Paged<T> {
         self.pages.get(i >> PAGE_BITS)?.get(i & (PAGE - 1))
     }
 
-    /// The element at `i`, to change.
-    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
-        if i >= self.len {
-            return None;
-        }
-        self.pages.get_mut(i >> PAGE_BITS)?.get_mut(i & (PAGE - 1))
-    }
-
     /// The page holding element `i`, and where in it `i` is.
     pub fn place(&self, i: usize) -> (&[T], usize) {
         (&self.pages[i >> PAGE_BITS], i & (PAGE - 1))
