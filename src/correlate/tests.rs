@@ -1001,9 +1001,7 @@ fn with_restarts(
     (commits, crashes): (&[usize], &[usize]),
 ) -> Vec<Alert> {
     let dir = tempfile::tempdir().unwrap();
-    let open = || {
-        Correlator::new(Rules::from(config), Store::open(dir.path()).unwrap())
-    };
+    let open = || Correlator::new(Rules::from(config), Store::open(dir.path()).unwrap());
     let mut c = open();
     let mut crashes = crashes.to_vec();
     let (mut out, mut committed, mut i) = (Vec::new(), 0, 0);

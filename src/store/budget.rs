@@ -16,17 +16,23 @@
 
 use std::fmt;
 
+use super::family::Family;
+
 /// A memory budget in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryBudget(u64);
 
 /// The tables with a filter of the keys they wrote, and their shares of the filters'
 /// 1/32, in tenths.
-const FILTER_SHARES: [(&str, u64); 2] = [("watches", 2), ("seen", 8)];
+const FILTER_SHARES: [(Family, u64); 2] = [(Family::Watches, 2), (Family::Seen, 8)];
 
 /// The write-back tables and their shares of the tables' half (less the filters'), in
 /// tenths.
-const TABLE_SHARES: [(&str, u64); 3] = [("cases", 4), ("watches", 2), ("alerts", 4)];
+const TABLE_SHARES: [(Family, u64); 3] = [
+    (Family::Cases, 4),
+    (Family::Watches, 2),
+    (Family::Alerts, 4),
+];
 
 impl MemoryBudget {
     /// What `[state] memory_budget` is when unset.
@@ -95,12 +101,12 @@ impl MemoryBudget {
 
     /// The share, in estimated bytes, of the write-back cache of table `cf` (0 for a
     /// table without one).
-    pub fn table(self, cf: &str) -> usize {
+    pub fn table(self, cf: Family) -> usize {
         tenths(&TABLE_SHARES, cf, self.0 / 2 - self.filters())
     }
 
     /// The size of the filter of the keys table `cf` wrote (0 for a table without one).
-    pub fn key_filter(self, cf: &str) -> usize {
+    pub fn key_filter(self, cf: Family) -> usize {
         tenths(&FILTER_SHARES, cf, self.filters())
     }
 
@@ -121,7 +127,7 @@ impl MemoryBudget {
 }
 
 /// The share of `cf` in `shares` (tenths) of `bytes`.
-fn tenths(shares: &[(&str, u64)], cf: &str, bytes: u64) -> usize {
+fn tenths(shares: &[(Family, u64)], cf: Family, bytes: u64) -> usize {
     shares
         .iter()
         .find(|(name, _)| *name == cf)
@@ -181,11 +187,11 @@ mod tests {
     #[test]
     fn the_shares_add_up_to_the_budget() {
         let b = MemoryBudget::parse("1GiB").unwrap();
-        let tables: usize = TABLE_SHARES.iter().map(|(cf, _)| b.table(cf)).sum();
-        let filters: usize = FILTER_SHARES.iter().map(|(cf, _)| b.key_filter(cf)).sum();
+        let tables: usize = TABLE_SHARES.iter().map(|&(cf, _)| b.table(cf)).sum();
+        let filters: usize = FILTER_SHARES.iter().map(|&(cf, _)| b.key_filter(cf)).sum();
         let total = b.block_cache() + b.memtables() + tables + filters;
         assert!(total <= 1 << 30 && total > (1 << 30) - 10, "{total}");
-        assert_eq!(b.table("seen"), 0);
-        assert_eq!(b.key_filter("cases"), 0);
+        assert_eq!(b.table(Family::Seen), 0);
+        assert_eq!(b.key_filter(Family::Cases), 0);
     }
 }

@@ -42,7 +42,11 @@ impl Ids {
 
     /// The id of `name`, if it was interned.
     pub fn get(&self, name: &str) -> Option<Id> {
-        if let Some(id) = self.last.get().filter(|&id| self.bytes(id) == name.as_bytes()) {
+        if let Some(id) = self
+            .last
+            .get()
+            .filter(|&id| self.bytes(id) == name.as_bytes())
+        {
             return Some(id);
         }
         let hash = self.hasher.hash_one(name.as_bytes());
@@ -64,7 +68,9 @@ impl Ids {
         }
         let bytes = name.as_bytes();
         // The largest id stays free: it marks "none" in the index.
-        let id = Id::try_from(self.at.len()).ok().filter(|&id| id < Id::MAX)?;
+        let id = Id::try_from(self.at.len())
+            .ok()
+            .filter(|&id| id < Id::MAX)?;
         if bytes.len() > LONGEST {
             return None;
         }
@@ -101,7 +107,6 @@ impl Ids {
     pub fn heap_bytes(&self) -> usize {
         self.pages.len() * PAGE + self.at.heap_bytes() + self.table.capacity() * 5
     }
-
 }
 
 fn slice<'a>(pages: &'a [Vec<u8>], at: &Paged<u64>, id: Id) -> &'a [u8] {
@@ -128,7 +133,10 @@ mod tests {
         assert_eq!(ids.intern("a"), Some(0));
         assert_eq!(ids.intern(""), Some(2));
         assert_eq!(ids.get("svc@corp"), Some(1));
-        assert_eq!((ids.name(0), ids.name(1), ids.name(2)), ("a", "svc@corp", ""));
+        assert_eq!(
+            (ids.name(0), ids.name(1), ids.name(2)),
+            ("a", "svc@corp", "")
+        );
         for i in 0..10_000 {
             assert_eq!(ids.intern(&format!("key-{i}")), Some(3 + i));
         }

@@ -12,10 +12,10 @@ use foldhash::fast::RandomState;
 use rocksdb::{IteratorMode, WriteBatch, DB};
 
 use super::codec;
+use super::family::Family;
 use super::ids::{Id, Ids};
 use super::packed::{self, Arena, NONE};
 use super::paged::Paged;
-use super::table;
 use crate::error::StoreError;
 use crate::model::entity::{EntityRow, LineageRow};
 
@@ -161,7 +161,7 @@ impl Index {
             None => Ok(None),
             Some(bytes) => packed::decode(bytes, &self.actors)
                 .map(Some)
-                .ok_or_else(|| corrupt("entities", self.name(id))),
+                .ok_or_else(|| corrupt(Family::Entities, self.name(id))),
         }
     }
 
@@ -314,23 +314,23 @@ impl Index {
     /// Moves the changes since the last call into `batch`: each changed row and lineage
     /// row written under its entity's name, or deleted.
     pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
-        let entities = table::cf(db, "entities")?;
+        let entities = Family::Entities.handle(db)?;
         let mut ids = self.dirty_rows.drain();
         ids.sort_unstable_by(|a, b| self.name(*a).cmp(self.name(*b)));
         for id in ids {
             let name = self.name(id).as_bytes();
             match self.row(id)? {
-                Some(row) => batch.put_cf(entities, name, encode("entities", &row)?),
+                Some(row) => batch.put_cf(entities, name, encode(Family::Entities, &row)?),
                 None => batch.delete_cf(entities, name),
             }
         }
-        let lineage = table::cf(db, "lineage")?;
+        let lineage = Family::Lineage.handle(db)?;
         let mut ids = self.dirty_links.drain();
         ids.sort_unstable_by(|a, b| self.name(*a).cmp(self.name(*b)));
         for id in ids {
             let name = self.name(id).as_bytes();
             match self.lineage_row(id) {
-                Some(row) => batch.put_cf(lineage, name, encode("lineage", &row)?),
+                Some(row) => batch.put_cf(lineage, name, encode(Family::Lineage, &row)?),
                 None => batch.delete_cf(lineage, name),
             }
         }
@@ -340,15 +340,15 @@ impl Index {
     /// Writes every row and lineage row, `chunk` bytes a batch at most (a temporary
     /// store, for a view to read).
     pub fn write_out(&self, db: &DB, chunk: usize) -> Result<(), StoreError> {
-        let entities = table::cf(db, "entities")?;
-        let lineage = table::cf(db, "lineage")?;
+        let entities = Family::Entities.handle(db)?;
+        let lineage = Family::Lineage.handle(db)?;
         let mut batch = WriteBatch::default();
         for id in 0..self.len() as Id {
             if let Some(row) = self.row(id)? {
-                batch.put_cf(entities, self.name(id), encode("entities", &row)?);
+                batch.put_cf(entities, self.name(id), encode(Family::Entities, &row)?);
             }
             if let Some(row) = self.lineage_row(id) {
-                batch.put_cf(lineage, self.name(id), encode("lineage", &row)?);
+                batch.put_cf(lineage, self.name(id), encode(Family::Lineage, &row)?);
             }
             if batch.size_in_bytes() >= chunk {
                 db.write_without_wal(std::mem::take(&mut batch))?;
@@ -363,19 +363,21 @@ impl Index {
     /// ([`Index::write_out`]: a temporary store).
     pub fn load(db: &DB, staged: bool) -> Result<Index, StoreError> {
         let mut index = Index::default();
-        let cf = table::cf(db, "entities")?;
+        let cf = Family::Entities.handle(db)?;
         for item in db.iterator_cf(cf, IteratorMode::Start) {
             let (key, value) = item?;
-            let name = name_of("entities", &key)?;
-            let row: EntityRow = codec::decode(&value).map_err(|_| corrupt("entities", name))?;
+            let name = name_of(Family::Entities, &key)?;
+            let row: EntityRow =
+                codec::decode(&value).map_err(|_| corrupt(Family::Entities, name))?;
             let id = index.intern(name)?;
             index.put_row(id, &row);
         }
-        let cf = table::cf(db, "lineage")?;
+        let cf = Family::Lineage.handle(db)?;
         for item in db.iterator_cf(cf, IteratorMode::Start) {
             let (key, value) = item?;
-            let name = name_of("lineage", &key)?;
-            let row: LineageRow = codec::decode(&value).map_err(|_| corrupt("lineage", name))?;
+            let name = name_of(Family::Lineage, &key)?;
+            let row: LineageRow =
+                codec::decode(&value).map_err(|_| corrupt(Family::Lineage, name))?;
             index.put_lineage_row(name, &row)?;
         }
         index.dirty_rows.kept = staged;
@@ -402,23 +404,23 @@ impl Index {
     }
 }
 
-fn encode<T: serde::Serialize>(cf: &'static str, value: &T) -> Result<Vec<u8>, StoreError> {
+fn encode<T: serde::Serialize>(cf: Family, value: &T) -> Result<Vec<u8>, StoreError> {
     codec::encode(value).map_err(|e| StoreError::Corrupt {
-        cf,
+        cf: cf.name(),
         message: e.to_string(),
     })
 }
 
-fn name_of<'a>(cf: &'static str, key: &'a [u8]) -> Result<&'a str, StoreError> {
+fn name_of(cf: Family, key: &[u8]) -> Result<&str, StoreError> {
     std::str::from_utf8(key).map_err(|_| StoreError::Corrupt {
-        cf,
+        cf: cf.name(),
         message: format!("a key that is not UTF-8: {key:?}"),
     })
 }
 
-fn corrupt(cf: &'static str, entity: &str) -> StoreError {
+fn corrupt(cf: Family, entity: &str) -> StoreError {
     StoreError::Corrupt {
-        cf,
+        cf: cf.name(),
         message: format!("the row of {entity} does not decode"),
     }
 }

@@ -310,8 +310,7 @@ impl Arena {
 
     /// The bytes it holds.
     pub fn heap_bytes(&self) -> usize {
-        self.granules.heap_bytes()
-            + self.large.values().map(|b| b.len() + 32).sum::<usize>()
+        self.granules.heap_bytes() + self.large.values().map(|b| b.len() + 32).sum::<usize>()
     }
 
     fn run_len(&self, start: u32) -> u32 {
@@ -430,8 +429,18 @@ mod tests {
             assert_eq!(decode(&bytes, &actors), Some(row));
         }
         let key = EntityRow {
-            states: [EchoState::None, EchoState::Active, EchoState::None, EchoState::None],
-            since: [Micros(0), Micros(1_772_409_600_000_000), Micros(0), Micros(0)],
+            states: [
+                EchoState::None,
+                EchoState::Active,
+                EchoState::None,
+                EchoState::None,
+            ],
+            since: [
+                Micros(0),
+                Micros(1_772_409_600_000_000),
+                Micros(0),
+                Micros(0),
+            ],
             kind: Some(EntityKind::ApiKey),
             latest_kind: Some(EntityKind::ApiKey),
             first_seen: Some(Micros(1_772_409_600_000_000)),

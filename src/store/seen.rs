@@ -5,16 +5,14 @@
 //! commit and those of the batch being written (which RocksDB cannot answer for yet),
 //! and the answers of the last prefetch.
 
+use super::family::Family;
 use std::collections::{HashMap, HashSet};
 
 use foldhash::fast::RandomState;
 use rocksdb::{WriteBatch, DB};
 
 use super::key_filter::WrittenKeys;
-use super::table::cf;
 use crate::error::StoreError;
-
-const CF: &str = "seen";
 
 /// The ids applied, as far as this process has marked them.
 #[derive(Default)]
@@ -42,7 +40,7 @@ pub struct Fetched {
 pub fn fetch(db: &DB, keys: Vec<Vec<u8>>, stages: u64) -> Result<Fetched, StoreError> {
     let mut found = Vec::with_capacity(keys.len());
     if !keys.is_empty() {
-        let values = db.batched_multi_get_cf(cf(db, CF)?, &keys, true);
+        let values = db.batched_multi_get_cf(Family::Seen.handle(db)?, &keys, true);
         for (key, value) in keys.into_iter().zip(values) {
             found.push((key, value?.is_some()));
         }
@@ -94,7 +92,7 @@ impl Seen {
         let known = match self.prefetched.remove(key.as_slice()) {
             Some(found) => found,
             None if !self.written.may_hold(&key) => false,
-            None => db.get_pinned_cf(cf(db, CF)?, &key)?.is_some(),
+            None => db.get_pinned_cf(Family::Seen.handle(db)?, &key)?.is_some(),
         };
         if !known {
             self.fresh.insert(key.into_boxed_slice());
@@ -109,7 +107,7 @@ impl Seen {
     /// Moves the new marks into `batch` in key order; they count as being written until
     /// [`Seen::written`]. Prefetched answers are dropped: RocksDB is about to change.
     pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
-        let cf = cf(db, CF)?;
+        let cf = Family::Seen.handle(db)?;
         let mut keys: Vec<&[u8]> = self.fresh.iter().map(|k| &**k).collect();
         keys.sort_unstable();
         for key in keys {

@@ -6,6 +6,7 @@
 //! until it is a quarter under it, so memory stays flat however large the state grows
 //! and the rest of the working set stays cached.
 
+use super::family::Family;
 use std::collections::HashMap;
 
 use foldhash::fast::RandomState;
@@ -32,7 +33,7 @@ const AGES: usize = 64;
 
 /// One column family of `V` values, bincode-encoded.
 pub struct Table<V> {
-    cf: &'static str,
+    cf: Family,
     budget: usize,
     bytes: usize,
     cache: HashMap<Box<[u8]>, Slot<V>, RandomState>,
@@ -88,12 +89,11 @@ impl Mean {
         self.bytes += encoded;
         weight::<V>(key, encoded)
     }
-
 }
 
 impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// A table over column family `cf` whose cache holds about `budget` bytes.
-    pub fn new(cf: &'static str, budget: usize) -> Self {
+    pub fn new(cf: Family, budget: usize) -> Self {
         Table {
             cf,
             budget,
@@ -126,7 +126,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
             return Ok(f(slot.value.as_ref()));
         }
         let slot = if self.written.may_hold(key) {
-            let cf = cf(db, self.cf)?;
+            let cf = self.cf.handle(db)?;
             self.misses += 1;
             let stored = db.get_pinned_cf(cf, key)?;
             let (value, encoded) = decode(self.cf, stored.as_deref())?;
@@ -198,7 +198,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
                 let mut slot = Slot {
                     value,
                     dirty: false,
-                            touched: self.round,
+                    touched: self.round,
                     weight,
                 };
                 self.bytes += slot.weight;
@@ -211,7 +211,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// Moves every dirty entry into `batch`, in key order (RocksDB's memtable inserts
     /// sorted keys far faster than scattered ones); the entries are clean afterwards.
     pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
-        let cf = cf(db, self.cf)?;
+        let cf = self.cf.handle(db)?;
         for key in self.sorted_dirty_keys() {
             self.stage_entry(cf, &key, batch)?;
         }
@@ -222,7 +222,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
     /// nobody reopens) in batches of about `chunk` bytes, and drops each batch's entries
     /// from the cache once it is written: no batch holds a second copy of them all.
     pub fn write_out(&mut self, db: &DB, chunk: usize) -> Result<(), StoreError> {
-        let cf = cf(db, self.cf)?;
+        let cf = self.cf.handle(db)?;
         let mut batch = WriteBatch::default();
         let mut staged = Vec::new();
         for key in self.sorted_dirty_keys() {
@@ -281,7 +281,7 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         let encoded = match &slot.value {
             Some(v) => {
                 let bytes = codec::encode(v).map_err(|e| StoreError::Corrupt {
-                    cf: self.cf,
+                    cf: self.cf.name(),
                     message: e.to_string(),
                 })?;
                 let len = bytes.len();
@@ -449,14 +449,14 @@ impl<V: Serialize + DeserializeOwned + Clone> Staged for Table<V> {
 
 /// The value RocksDB holds as `stored` in `cf`, if any, and its encoded size.
 fn decode<V: DeserializeOwned>(
-    cf: &'static str,
+    cf: Family,
     stored: Option<&[u8]>,
 ) -> Result<(Option<V>, usize), StoreError> {
     let Some(bytes) = stored else {
         return Ok((None, 0));
     };
     let value = codec::decode(bytes).map_err(|e| StoreError::Corrupt {
-        cf,
+        cf: cf.name(),
         message: e.to_string(),
     })?;
     Ok((Some(value), bytes.len()))
@@ -469,24 +469,18 @@ fn weight<V>(key: &[u8], encoded: usize) -> usize {
     std::mem::size_of::<(Box<[u8]>, Slot<V>)>() * 5 / 4 + key.len() + 16 + encoded
 }
 
-/// The handle of a column family that [`super::Store::open`] created.
-pub fn cf<'a>(db: &'a DB, name: &'static str) -> Result<&'a rocksdb::ColumnFamily, StoreError> {
-    db.cf_handle(name)
-        .ok_or_else(|| StoreError::Incompatible(format!("column family {name} is missing")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A RocksDB in `dir` with column family `t`, and a table over it of a 64 KiB budget.
+    /// A RocksDB in `dir` with column family `cases`, and a table over it of a 64 KiB budget.
     fn small_table(dir: &std::path::Path) -> (DB, Table<String>, usize) {
         let mut opts = rocksdb::Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let db = DB::open_cf(&opts, dir, ["t"]).unwrap();
+        let db = DB::open_cf(&opts, dir, [Family::Cases.name()]).unwrap();
         let budget = 64 << 10;
-        (db, Table::new("t", budget), budget)
+        (db, Table::new(Family::Cases, budget), budget)
     }
 
     /// Writes every change of `table` to `db` and trims its cache, as a commit does.
@@ -624,7 +618,9 @@ mod tests {
             let key = format!("k{i}");
             assert!(!table.cache.contains_key(key.as_bytes()), "{key} cached");
             let expected = (i != 7).then(|| format!("value {i}"));
-            let stored = db.get_cf(db.cf_handle("t").unwrap(), &key).unwrap();
+            let stored = db
+                .get_cf(db.cf_handle(Family::Cases.name()).unwrap(), &key)
+                .unwrap();
             assert_eq!(
                 stored.map(|b| codec::decode::<String>(&b).unwrap()),
                 expected
@@ -665,7 +661,7 @@ mod tests {
         assert!(spill(&mut table) > 0);
         assert_eq!(dirty(&table), table.dirty.bytes);
         let stored = |i: usize| {
-            db.get_cf(db.cf_handle("t").unwrap(), format!("k{i}"))
+            db.get_cf(db.cf_handle(Family::Cases.name()).unwrap(), format!("k{i}"))
                 .unwrap()
         };
         for i in 10_000..10_300 {

@@ -10,8 +10,8 @@ use std::collections::BTreeSet;
 
 use rocksdb::{Direction, IteratorMode, WriteBatch, DB};
 
+use super::family::Family;
 use super::keys::{instant, Due, TimerKey};
-use super::table;
 use crate::error::StoreError;
 use crate::event::System;
 use crate::time::{Micros, Span};
@@ -84,14 +84,14 @@ impl Timers {
     /// Refills the window with the earliest timers after the horizon: from `db` (every
     /// staged change must be written) and the changes not staged yet.
     pub fn load(&mut self, db: &DB) -> Result<(), StoreError> {
-        let cf = table::cf(db, "timers")?;
+        let cf = Family::Timers.handle(db)?;
         let start = after(self.horizon);
         let mut found = BTreeSet::new();
         let mut full = None;
         for item in db.iterator_cf(cf, IteratorMode::From(&start, Direction::Forward)) {
             let (key, _) = item?;
             let timer = TimerKey::decode(&key).ok_or_else(|| StoreError::Corrupt {
-                cf: "timers",
+                cf: Family::Timers.name(),
                 message: format!("undecodable key {key:?}"),
             })?;
             if let Some(last) = found.last().filter(|_| found.len() >= WINDOW) {
@@ -135,7 +135,7 @@ impl Timers {
 
     /// Moves the changes into `batch`, in the order they were made.
     pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
-        let cf = table::cf(db, "timers")?;
+        let cf = Family::Timers.handle(db)?;
         for (timer, added) in self.ops.drain(..) {
             if added {
                 batch.put_cf(cf, timer.encode(), []);
@@ -148,7 +148,7 @@ impl Timers {
 
     /// How many timers are scheduled, counted in `db` (after a commit).
     pub fn count(db: &DB) -> Result<u64, StoreError> {
-        let cf = table::cf(db, "timers")?;
+        let cf = Family::Timers.handle(db)?;
         let mut n = 0;
         for item in db.iterator_cf(cf, IteratorMode::Start) {
             item?;

@@ -12,11 +12,11 @@ use rocksdb::{Direction, IteratorMode, Options, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{codec, keys, table, EchoState, EntityRow, HistoryEntry, COLUMN_FAMILIES};
-use crate::model::entity::LineageRow;
+use super::{codec, keys, EchoState, EntityRow, Family, HistoryEntry};
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
 use crate::model::case::{Case, Echo};
+use crate::model::entity::LineageRow;
 use crate::time::Micros;
 pub use inventory::{Inventory, InventoryEntry, InventoryFilter};
 
@@ -176,23 +176,24 @@ impl StateView {
     /// Opens a state directory read-only (a running instance may keep writing it; the
     /// view is what was committed when it was opened).
     pub fn open_read_only(dir: &Path) -> Result<StateView, StoreError> {
-        let db = DB::open_cf_for_read_only(&Options::default(), dir, COLUMN_FAMILIES, false)?;
+        let db = DB::open_cf_for_read_only(
+            &Options::default(),
+            dir,
+            Family::ALL.map(Family::name),
+            false,
+        )?;
         match super::stored_layout(&db)? {
             Some(super::FORMAT) | None => Ok(StateView::new(Arc::new(db))),
             other => Err(super::other_layout(dir, other)),
         }
     }
 
-    fn get<V: DeserializeOwned>(
-        &self,
-        cf: &'static str,
-        key: &[u8],
-    ) -> Result<Option<V>, StoreError> {
-        match self.db.get_pinned_cf(table::cf(&self.db, cf)?, key)? {
+    fn get<V: DeserializeOwned>(&self, cf: Family, key: &[u8]) -> Result<Option<V>, StoreError> {
+        match self.db.get_pinned_cf(cf.handle(&self.db)?, key)? {
             Some(bytes) => codec::decode(&bytes)
                 .map(Some)
                 .map_err(|e| StoreError::Corrupt {
-                    cf,
+                    cf: cf.name(),
                     message: e.to_string(),
                 }),
             None => Ok(None),
@@ -201,7 +202,7 @@ impl StateView {
 
     /// The case with this id.
     pub fn case(&self, id: &str) -> Result<Option<Case>, StoreError> {
-        self.get("cases", id.as_bytes())
+        self.get(Family::Cases, id.as_bytes())
     }
 
     /// Up to `limit` cases that `filter` accepts, in case-id order after the cursor
@@ -212,7 +213,7 @@ impl StateView {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<Case>, Option<String>), StoreError> {
-        let cf = table::cf(&self.db, "cases")?;
+        let cf = Family::Cases.handle(&self.db)?;
         let mode = match after {
             Some(a) => IteratorMode::From(a.as_bytes(), Direction::Forward),
             None => IteratorMode::Start,
@@ -224,7 +225,7 @@ impl StateView {
                 continue;
             }
             let case: Case = codec::decode(&value).map_err(|e| StoreError::Corrupt {
-                cf: "cases",
+                cf: Family::Cases.name(),
                 message: e.to_string(),
             })?;
             if !filter.accepts(&case) {
@@ -241,25 +242,27 @@ impl StateView {
 
     /// The row of an entity, if any event named it.
     pub fn entity(&self, id: &str) -> Result<Option<EntityRow>, StoreError> {
-        self.get("entities", id.as_bytes())
+        self.get(Family::Entities, id.as_bytes())
     }
 
     /// The latest event time applied (the correlator's clock); `None` before any event.
     pub fn clock(&self) -> Result<Option<Micros>, StoreError> {
         Ok(self
-            .get::<Micros>("meta", super::CLOCK_KEY)?
+            .get::<Micros>(Family::Meta, super::CLOCK_KEY)?
             .filter(|t| *t != Micros::MIN))
     }
 
     /// The lineage row of an entity.
     pub fn lineage_row(&self, id: &str) -> Result<LineageRow, StoreError> {
-        Ok(self.get("lineage", id.as_bytes())?.unwrap_or_default())
+        Ok(self
+            .get(Family::Lineage, id.as_bytes())?
+            .unwrap_or_default())
     }
 
     /// The applied events about `id`, oldest first (at most `limit`).
     pub fn history(&self, id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let prefix = keys::history_prefix(id);
-        let cf = table::cf(&self.db, "history")?;
+        let cf = Family::History.handle(&self.db)?;
         let mut out = Vec::new();
         for item in self
             .db
@@ -270,7 +273,7 @@ impl StateView {
                 break;
             }
             out.push(codec::decode(&value).map_err(|e| StoreError::Corrupt {
-                cf: "history",
+                cf: Family::History.name(),
                 message: e.to_string(),
             })?);
         }
@@ -280,7 +283,9 @@ impl StateView {
     /// Whether any event named `id` (as entity or as a parent).
     pub fn knows(&self, id: &str) -> Result<bool, StoreError> {
         Ok(self.entity(id)?.is_some()
-            || self.get::<LineageRow>("lineage", id.as_bytes())?.is_some())
+            || self
+                .get::<LineageRow>(Family::Lineage, id.as_bytes())?
+                .is_some())
     }
 
     /// The state of `id` in every system it was seen in.
@@ -374,8 +379,8 @@ impl StateView {
     /// write rate, whether writes are stopped, block cache bytes in use).
     pub fn engine_health(&self) -> Result<[u64; 4], StoreError> {
         let mut pending = 0;
-        for name in COLUMN_FAMILIES {
-            let cf = table::cf(&self.db, name)?;
+        for family in Family::ALL {
+            let cf = family.handle(&self.db)?;
             pending += self
                 .db
                 .property_int_value_cf(cf, "rocksdb.estimate-pending-compaction-bytes")?
@@ -384,7 +389,7 @@ impl StateView {
         let int = |p: &str| -> Result<u64, StoreError> {
             Ok(self.db.property_int_value(p)?.unwrap_or(0))
         };
-        let entities = table::cf(&self.db, "entities")?;
+        let entities = Family::Entities.handle(&self.db)?;
         let cache = self
             .db
             .property_int_value_cf(entities, "rocksdb.block-cache-usage")?
@@ -400,8 +405,8 @@ impl StateView {
     /// Bytes of SST files and memtables over every column family.
     pub fn size_bytes(&self) -> Result<u64, StoreError> {
         let mut total = 0;
-        for name in COLUMN_FAMILIES {
-            let cf = table::cf(&self.db, name)?;
+        for family in Family::ALL {
+            let cf = family.handle(&self.db)?;
             for property in [
                 "rocksdb.total-sst-files-size",
                 "rocksdb.size-all-mem-tables",
@@ -418,10 +423,10 @@ impl StateView {
         &self,
     ) -> Result<impl Iterator<Item = Result<crate::alert::Alert, StoreError>> + '_, StoreError>
     {
-        let times = table::cf(&self.db, "alert_times")?;
-        let alerts = table::cf(&self.db, "alerts")?;
+        let times = Family::AlertTimes.handle(&self.db)?;
+        let alerts = Family::Alerts.handle(&self.db)?;
         let corrupt = |message: String| StoreError::Corrupt {
-            cf: "alerts",
+            cf: Family::Alerts.name(),
             message,
         };
         let alert = move |id: &[u8]| -> Result<Option<crate::alert::Alert>, StoreError> {
@@ -450,13 +455,13 @@ impl StateView {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<serde_json::Value>, Option<String>), StoreError> {
-        let cf = table::cf(&self.db, "alert_times")?;
+        let cf = Family::AlertTimes.handle(&self.db)?;
         let start = match after {
             Some(cursor) => crate::alert::unhex(cursor)
                 .ok_or_else(|| StoreError::Incompatible(format!("invalid cursor {cursor:?}")))?,
             None => keys::alert_time(since.unwrap_or(Micros::MIN), "").to_vec(),
         };
-        let alerts = table::cf(&self.db, "alerts")?;
+        let alerts = Family::Alerts.handle(&self.db)?;
         let mut page = Vec::new();
         let mut last = None;
         for item in self
@@ -473,12 +478,12 @@ impl StateView {
             let id = &key[8..];
             if let Some(bytes) = self.db.get_pinned_cf(alerts, id)? {
                 let json: String = codec::decode(&bytes).map_err(|e| StoreError::Corrupt {
-                    cf: "alerts",
+                    cf: Family::Alerts.name(),
                     message: e.to_string(),
                 })?;
                 page.push(
                     serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                        cf: "alerts",
+                        cf: Family::Alerts.name(),
                         message: e.to_string(),
                     })?,
                 );

@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 use rocksdb::{DBRawIteratorWithThreadMode, DB};
 use serde::Serialize;
 
-use super::{codec, table, EchoState, EntityRow, StateView};
-use crate::model::entity::LineageRow;
+use super::{codec, EchoState, EntityRow, Family, StateView};
 use crate::error::StoreError;
 use crate::event::{EntityKind, System};
+use crate::model::entity::LineageRow;
 use crate::time::Micros;
 
 /// How many ancestors the memo keeps before it starts afresh (a few MiB at most).
@@ -120,8 +120,8 @@ impl StateView {
         filter: InventoryFilter,
         after: Option<&str>,
     ) -> Result<Inventory<'_>, StoreError> {
-        let mut rows = self.db.raw_iterator_cf(table::cf(&self.db, "entities")?);
-        let mut lineage = self.db.raw_iterator_cf(table::cf(&self.db, "lineage")?);
+        let mut rows = self.db.raw_iterator_cf(Family::Entities.handle(&self.db)?);
+        let mut lineage = self.db.raw_iterator_cf(Family::Lineage.handle(&self.db)?);
         match after {
             Some(a) => {
                 rows.seek(a.as_bytes());
@@ -144,9 +144,9 @@ impl StateView {
     }
 }
 
-fn corrupt(cf: &'static str) -> impl Fn(bincode::Error) -> StoreError {
+fn corrupt(cf: Family) -> impl Fn(bincode::Error) -> StoreError {
     move |e| StoreError::Corrupt {
-        cf,
+        cf: cf.name(),
         message: e.to_string(),
     }
 }
@@ -160,7 +160,7 @@ impl Inventory<'_> {
                 return Ok(None);
             };
             let key = key.to_vec();
-            let row: EntityRow = codec::decode(value).map_err(corrupt("entities"))?;
+            let row: EntityRow = codec::decode(value).map_err(corrupt(Family::Entities))?;
             self.rows.next();
             if self.after.take().is_some_and(|a| a == key) {
                 continue;
@@ -193,7 +193,7 @@ impl Inventory<'_> {
         self.lineage.status()?;
         match self.lineage.item() {
             Some((k, v)) if k == key => {
-                let row: LineageRow = codec::decode(v).map_err(corrupt("lineage"))?;
+                let row: LineageRow = codec::decode(v).map_err(corrupt(Family::Lineage))?;
                 Ok(row.parent)
             }
             _ => Ok(None),
@@ -212,7 +212,7 @@ impl Inventory<'_> {
             }
             let states = self
                 .view
-                .get::<EntityRow>("entities", at.as_bytes())?
+                .get::<EntityRow>(Family::Entities, at.as_bytes())?
                 .map(|r| r.states[sor] != EchoState::None)
                 .unwrap_or(false);
             let parent = self.view.lineage_row(&at)?.parent;

@@ -1,0 +1,92 @@
+//! Prefetch: before a run of events is applied, the redelivery marks only RocksDB can
+//! answer for are read in one batch (on another thread when there are enough), and the
+//! index's lines for the run's entities are touched so that their cache misses overlap.
+
+use std::sync::Arc;
+
+use rocksdb::DB;
+
+use super::{keys, seen, Store};
+use crate::error::StoreError;
+use crate::event::IdentityEvent;
+
+/// The keys a prefetch must read for a reader thread to pay (while the state fits the
+/// caches, a few).
+const READS_WORTH_A_THREAD: usize = 256;
+
+/// What a prefetch reads: the redelivery marks only RocksDB can answer for, with the
+/// count the cache's answers are told apart by ([`seen::Fetched`]).
+struct Reads {
+    seen: (Vec<Vec<u8>>, u64),
+}
+
+impl Reads {
+    /// Reads them (on any thread).
+    fn read(self, db: &DB) -> Result<seen::Fetched, StoreError> {
+        seen::fetch(db, self.seen.0, self.seen.1)
+    }
+}
+
+impl Store {
+    /// Warms the cache of redelivery marks for a run of events about to be applied, in
+    /// one batched read (entity and lineage rows are all in the index).
+    pub fn prefetch<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a IdentityEvent>,
+    ) -> Result<(), StoreError> {
+        self.finish_prefetch()?;
+        let read = self.reads(events).read(&self.db)?;
+        self.seen.install(read);
+        Ok(())
+    }
+
+    /// Whether the last prefetch read enough marks to be worth reading on another
+    /// thread ([`Store::start_prefetch`]).
+    pub fn prefetch_pays_a_thread(&self) -> bool {
+        self.last_reads >= READS_WORTH_A_THREAD
+    }
+
+    /// Starts [`Store::prefetch`] on another thread, which reads what the cache does not
+    /// hold now while the caller goes on (applying the run before); the next
+    /// [`Store::finish_prefetch`] caches it (none of it if marks were written meanwhile).
+    pub fn start_prefetch<'a>(
+        &mut self,
+        events: impl IntoIterator<Item = &'a IdentityEvent>,
+    ) -> Result<(), StoreError> {
+        self.finish_prefetch()?;
+        let reads = self.reads(events);
+        let db = Arc::clone(&self.db);
+        self.reading = Some(std::thread::spawn(move || reads.read(&db)));
+        Ok(())
+    }
+
+    /// The keys a prefetch of `events` reads (see [`Store::prefetch`]).
+    fn reads<'a>(&mut self, events: impl IntoIterator<Item = &'a IdentityEvent>) -> Reads {
+        let mut touched = 0;
+        let seen = events
+            .into_iter()
+            .map(|e| {
+                touched ^= self.index.warm(&e.entity);
+                keys::seen(e.system, &e.event_id)
+            })
+            .collect();
+        std::hint::black_box(touched);
+        let reads = Reads {
+            seen: (self.seen.missing(seen), self.seen.stages()),
+        };
+        self.last_reads = reads.seen.0.len();
+        reads
+    }
+
+    /// Caches what the last [`Store::start_prefetch`] read (waiting for it).
+    pub fn finish_prefetch(&mut self) -> Result<(), StoreError> {
+        let Some(reading) = self.reading.take() else {
+            return Ok(());
+        };
+        let read = reading
+            .join()
+            .map_err(|_| StoreError::Incompatible("the store reader thread panicked".into()))??;
+        self.seen.install(read);
+        Ok(())
+    }
+}
