@@ -1,15 +1,17 @@
 //! The store's memory budget (`[state] memory_budget`): one number, split between the
-//! three places state is held in memory, so memory is bounded by configuration and not
-//! by the size of the estate.
+//! places state is cached in memory, so that the caches are bounded by configuration and
+//! not by the size of the estate.
 //!
 //! | share | holds | bounded by |
 //! |---|---|---|
 //! | 1/4 | RocksDB block cache (the data blocks of every column family) | the cache's capacity |
 //! | 1/4 | RocksDB memtables of every column family together | `db_write_buffer_size` (a flush when exceeded) |
-//! | 1/2 − 1/32 | the write-back caches of the tables (entities, lineage, cases, watches, alerts) | each table's share, in estimated bytes |
-//! | 1/32 | the filters of the keys written (`key_filter`: entities, lineage, watches, seen) | their fixed size |
+//! | 1/2 − 1/32 | the write-back caches of the tables (cases, watches, alerts) | each table's share, in estimated bytes |
+//! | 1/32 | the filters of the keys written (`key_filter`: watches, seen) | their fixed size |
 //!
-//! Not in it: the events held for ordering (`[correlator] max_held_events`), the
+//! Not in it: the in-memory index of entity and lineage rows (`super::index`, which
+//! grows with the estate: ~110 bytes an identity, the replay prints it), the events
+//! held for ordering (`[correlator] max_held_events`), the
 //! changes of the step being committed (see [`MemoryBudget::commit_every`]), and RocksDB's index and
 //! filter blocks, held beside the cache (about 1% of the state on disk): counting them
 //! in the cache made every lookup probe the cache for them, and was a third slower.

@@ -24,7 +24,7 @@ const FORMAT_KEY: &[u8] = b"format";
 /// hygiene timers (SPEC §4b); values in varint bincode ([`codec`]). 4: lineage rows
 /// carry a jump towards the top of their tree and, at the top, the tree's case count.
 /// 5: outbox records may name their partition (the repartition topic, SPEC §7). 6: the
-/// log of held hygiene clocks in `meta` (`clock_log`). 7: entity rows carry the kind of
+/// log of held hygiene clocks in `meta`. 7: entity rows carry the kind of
 /// the latest success event, the registration mark and the rotation round of SPEC §4c;
 /// rotation and registration timers sort between echo and hygiene timers. A layout 6
 /// directory cannot be read (its rows lack those fields): it is refused with the
