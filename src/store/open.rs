@@ -258,11 +258,12 @@ mod tests {
     use super::*;
     use crate::model::entity::EntityRow;
 
-    /// Layout 3, layout 6 (before the rows of SPEC §4c) and 7 (before the inventory's) alike: refused with the way to
-    /// rebuild, never misread.
+    /// Layout 3, 6 (before the rows of SPEC §4c), 7 (before the inventory's) and 8 (with
+    /// the clock log, before the index) alike: refused with the way to rebuild, never
+    /// misread.
     #[test]
     fn a_state_directory_of_another_layout_is_refused_read_write_and_read_only() {
-        for layout in [3u32, 6, 7] {
+        for layout in [3u32, 6, 7, 8] {
             let dir = tempfile::tempdir().unwrap();
             let mut store = Store::open(dir.path()).unwrap();
             store.put_entity("k", EntityRow::default()).unwrap();
