@@ -181,3 +181,76 @@ fn logs_of(members: &[&Member], dir: &Path) -> PathBuf {
     std::fs::write(&path, text.join("\n---\n")).unwrap();
     path
 }
+
+/// A member started while the broker is frozen (SIGSTOP) cannot read the source topics'
+/// partitions: it waits for the broker, saying so, with `/readyz` 503, and does not exit;
+/// once the broker runs on it joins, and its alerts equal one replay's.
+fn started_while_the_broker_is_frozen(group: bool, seed: u64) {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::memory(dir.path());
+    broker.create_topics(&INPUTS, 2);
+    broker.create_topics(&OUTPUTS, 1);
+    let cfg_path = match group {
+        true => group_config(dir.path(), &broker, Keys::Root, &settings()),
+        false => config(dir.path(), &broker, &settings()),
+    };
+    let port = free_port();
+    let text = std::fs::read_to_string(&cfg_path).unwrap();
+    let text = text.replace(
+        "listen = \"off\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&cfg_path, text).unwrap();
+    let cfg = Config::load(&cfg_path).unwrap();
+    let (events, expected) = scenario(dir.path(), seed);
+    // The feed is a backlog on the broker before the member starts.
+    assert_eq!(
+        produce_keyed(&cfg, &events, 0, Keys::Root).unwrap(),
+        events.len() as u64
+    );
+
+    broker.freeze();
+    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
+    let mut child = run(&cfg_path, &state, &log);
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
+    let started = std::time::Instant::now();
+    while !said().contains("the broker does not answer yet") {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the member exited while the broker was frozen:\n{}",
+            said()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the member never said it waits for the broker:\n{}",
+            said()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let (status, body) = support::http::get(port, "/readyz").expect("the API answers");
+    assert_eq!(status, 503, "/readyz while waiting for the broker: {body}");
+    // Longer than the member's first attempt and its first backoffs.
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the member exited while the broker was frozen:\n{}",
+        said()
+    );
+    broker.thaw();
+    same_as_replay(&broker, &expected, || log.clone());
+    support::http::wait_for(port, "/readyz", Duration::from_secs(60), &log, |s, _| {
+        s == 200
+    });
+    terminate(child, &log);
+}
+
+#[test]
+fn a_member_started_while_the_broker_is_frozen_waits_for_it_then_joins() {
+    started_while_the_broker_is_frozen(true, 23);
+}
+
+#[test]
+fn an_instance_started_while_the_broker_is_frozen_waits_for_it_then_runs() {
+    started_while_the_broker_is_frozen(false, 29);
+}

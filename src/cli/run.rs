@@ -93,24 +93,27 @@ pub fn run(
         sources = %sources.join(", "),
         "lockstep run starting"
     );
-    match store {
-        Some(store) => {
-            let pipeline = Pipeline::start(config, store, metrics, print, &control)?;
+    let ran = match store {
+        Some(store) => Pipeline::start(config, store, metrics, print, &control).and_then(|p| {
             tracing::info!("lockstep: running; Ctrl-C or SIGTERM stops after a final commit");
-            match pipeline.run(&control) {
-                Err(LiveError::Reopen) => return Err(start_over()),
-                other => other?,
-            }
-        }
-        None => {
-            let pipeline = GroupPipeline::start(config, dir, metrics, print, &control)?;
+            p.run(&control)
+        }),
+        None => GroupPipeline::start(config, dir, metrics, print, &control).and_then(|p| {
             tracing::info!(
                 "lockstep: running in the group; Ctrl-C or SIGTERM stops after a final commit"
             );
-            pipeline.run(&control)?;
+            p.run(&control)
+        }),
+    };
+    match ran {
+        Err(LiveError::Reopen) => return Err(start_over()),
+        // Stopped while the start waited for the broker: nothing was consumed.
+        Err(LiveError::Stopped) => tracing::info!("lockstep: stopped before the broker answered"),
+        other => {
+            other?;
+            tracing::info!("lockstep: stopped cleanly");
         }
     }
-    tracing::info!("lockstep: stopped cleanly");
     Ok(())
 }
 

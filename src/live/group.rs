@@ -34,6 +34,7 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::probe::Probe;
 use super::routes::Moves;
+use super::startup;
 use super::{
     alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Shard, MAX_BATCH,
     POLL_WAIT, SEND_WAIT, STEP_TIME,
@@ -139,14 +140,24 @@ impl GroupPipeline {
         control: &Control,
     ) -> Result<GroupPipeline, LiveError> {
         let kafka = kafka_of(&config)?;
+        startup::brokers_resolve(&kafka)?;
         let routes = kafka.repartition_topic.clone();
+        let stop = &control.shutdown;
         let count = match &routes {
             Some(topic) => {
-                let partitions = topic_partitions_waiting(&kafka, topic, &control.shutdown)?;
+                let partitions = startup::wait_for_broker(
+                    "reading the repartition topic's partitions",
+                    stop,
+                    || Ok(topic_partitions_waiting(&kafka, topic, stop)?),
+                )?;
                 partitions.len()
             }
             None => {
-                let partitions = source_partitions(&kafka, &config.sources, &control.shutdown)?;
+                let partitions = startup::wait_for_broker(
+                    "reading the source topics' partitions",
+                    stop,
+                    || Ok(source_partitions(&kafka, &config.sources, stop)?),
+                )?;
                 partition_count(&config, &partitions)?
             }
         };

@@ -23,6 +23,7 @@ pub mod group;
 pub mod probe;
 mod routes;
 mod schema_wait;
+mod startup;
 pub mod watermark;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -96,6 +97,9 @@ pub enum LiveError {
     /// only once reopened, so the run starts over from its last commit (`live::disk`).
     #[error("the state directory must be reopened after a failed write")]
     Reopen,
+    /// Asked to stop while the start waited for the broker.
+    #[error("stopped before the broker answered")]
+    Stopped,
 }
 
 struct Partition {
@@ -412,7 +416,12 @@ impl Pipeline {
         role: Role,
     ) -> Result<Pipeline, LiveError> {
         let kafka = kafka_of(&config)?;
-        let assigned = source_partitions(&kafka, &config.sources, &control.shutdown)?;
+        startup::brokers_resolve(&kafka)?;
+        let stop = &control.shutdown;
+        let assigned =
+            startup::wait_for_broker("reading the source topics' partitions", stop, || {
+                Ok(source_partitions(&kafka, &config.sources, stop)?)
+            })?;
         let probe = Probe::spawn(
             &kafka,
             config.sources.iter().map(|s| s.topic.clone()).collect(),
@@ -429,7 +438,10 @@ impl Pipeline {
             role,
         };
         let mut core = Core::open(config, store, metrics, print, encoding, shard)?;
-        let (consumer, _) = core.connect(&kafka)?;
+        let (consumer, _) =
+            startup::wait_for_broker("reading back the last records consumed", stop, || {
+                core.connect(&kafka)
+            })?;
         Ok(Pipeline {
             consumer: Some(consumer),
             core,
