@@ -44,6 +44,33 @@ enum Fault {
     RestartBroker,
 }
 
+/// Starts again, as a supervisor would, every member that exited by itself (none should:
+/// no fault here is one to exit for), noting which and how in `exits`.
+fn supervise(members: &mut [Member], names: &[&str], exits: &mut Vec<String>) {
+    for (member, name) in members.iter_mut().zip(names) {
+        if let Some(status) = member.restart_if_exited() {
+            eprintln!("chaos: member {name} exited by itself ({status}): started again");
+            exits.push(format!("{name}: {status}"));
+        }
+    }
+}
+
+/// How many distinct records (key and value: a producer's retry writes one twice)
+/// `topic` holds, read until there are `sent` or two minutes have passed.
+fn distinct_records(broker: &Broker, topic: &str, sent: usize) -> usize {
+    let distinct = |records: &[Record]| {
+        records
+            .iter()
+            .map(|(key, value, _)| (key, value))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    let records = read_until(&broker.brokers(), topic, Duration::from_secs(120), |r| {
+        distinct(r) >= sent
+    });
+    distinct(&records)
+}
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -121,8 +148,10 @@ fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
         let (cfg, events) = (cfg.clone(), events.clone());
         std::thread::spawn(move || produce_keyed(&cfg, &events, RATE, Keys::Root).unwrap())
     };
+    let mut exits = Vec::new();
     for (i, fault) in plan.iter().enumerate() {
         std::thread::sleep(Duration::from_millis(rng.gen_range(1_000..4_000)));
+        supervise(&mut members, &names, &mut exits);
         eprintln!(
             "chaos: fault {} of {faults} at {:?}: {fault:?}",
             i + 1,
@@ -145,15 +174,36 @@ fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
     }
     assert_eq!(feeder.join().unwrap(), events.len() as u64);
     eprintln!("chaos: feed done after {:?}", started.elapsed());
+    // What lockstep is compared with is only fair if the broker kept every event.
+    for source in &cfg.sources {
+        let sent = events.iter().filter(|e| e.system == source.system).count();
+        let held = distinct_records(&broker, &source.topic, sent);
+        eprintln!(
+            "chaos: {} holds {held} of the {sent} events sent",
+            source.topic
+        );
+        assert_eq!(held, sent, "the broker lost events of {}", source.topic);
+    }
 
+    let supervised = std::cell::RefCell::new((members, exits));
     let records = read_until(
         &broker.brokers(),
         "lockstep.alerts",
         Duration::from_secs(300),
         |r| {
+            let (members, exits) = &mut *supervised.borrow_mut();
+            supervise(members, &names, exits);
             let got = alerts(r);
             expected.keys().all(|k| got.contains_key(k))
         },
+    );
+    let (members, exits) = supervised.into_inner();
+    eprintln!(
+        "chaos: done after {:?}: {} alert records, {} distinct, {} expected; members that exited by themselves: {exits:?}",
+        started.elapsed(),
+        records.len(),
+        alerts(&records).len(),
+        expected.len()
     );
     let logs = dir.path().join("members.log");
     let text: Vec<String> = members.iter().map(Member::text).collect();

@@ -69,6 +69,14 @@ impl Member {
         self.child = Some(run(&self.config, &self.state, &self.log));
     }
 
+    /// Starts it again on its disk if it exited by itself, as a supervisor would; returns
+    /// how it exited.
+    pub fn restart_if_exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = Some(run(&self.config, &self.state, &self.log));
+        Some(status)
+    }
+
     /// Stops it with SIGTERM; it must exit 0.
     pub fn stop(mut self) {
         if let Some(child) = self.child.take() {
