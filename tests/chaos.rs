@@ -5,7 +5,7 @@
 //! de-duplicated by `alert_id`, must equal one replay of the same events.
 //!
 //! `LOCKSTEP_CHAOS_FAULTS` (default 4, one of each kind: the run `make test` makes) sets how many faults,
-//! `LOCKSTEP_CHAOS_SEED` which; `make chaos FAULTS=50` is the long run.
+//! `LOCKSTEP_CHAOS_SEED` which, `LOCKSTEP_CHAOS_KEEP=1` keeps its directory; `make chaos FAULTS=50` is the long run.
 
 mod support;
 
@@ -114,7 +114,10 @@ fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let plan = plan(&mut rng, faults, 3);
 
-    let dir = tempfile::tempdir().unwrap();
+    let mut dir = tempfile::tempdir().unwrap();
+    // LOCKSTEP_CHAOS_KEEP=1 keeps the broker's database and the members' logs and state.
+    dir.disable_cleanup(std::env::var_os("LOCKSTEP_CHAOS_KEEP").is_some());
+    eprintln!("chaos: in {}", dir.path().display());
     let mut broker = Broker::durable(dir.path());
     broker.create_topics(&INPUTS, 3);
     broker.create_topics(&OUTPUTS, 1);
@@ -189,7 +192,7 @@ fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
     let records = read_until(
         &broker.brokers(),
         "lockstep.alerts",
-        Duration::from_secs(300),
+        Duration::from_secs(600),
         |r| {
             let (members, exits) = &mut *supervised.borrow_mut();
             supervise(members, &names, exits);

@@ -305,14 +305,20 @@ pub fn read_until(
         .unwrap();
     let started = Instant::now();
     let partitions = loop {
-        let md = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(5))
-            .unwrap();
-        let ids: Vec<i32> = md
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-            .collect();
+        // A broker busy enough not to answer in 5 s (the durable build taking the burst of
+        // a chaos run's deadlines) is asked again.
+        let ids: Vec<i32> = match consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) {
+            Ok(md) => md
+                .topics()
+                .iter()
+                .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                .collect(),
+            Err(e) if started.elapsed() < timeout => {
+                eprintln!("reading {topic}: {e}; asking again");
+                Vec::new()
+            }
+            Err(e) => panic!("reading {topic}: {e}"),
+        };
         if !ids.is_empty() || started.elapsed() > timeout {
             break ids;
         }
