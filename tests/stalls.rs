@@ -211,13 +211,13 @@ fn started_while_the_broker_is_frozen(group: bool, seed: u64) {
     );
 
     broker.freeze();
-    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
-    let mut child = run(&cfg_path, &state, &log);
+    let mut member = Member::start(dir.path(), &cfg_path, "a");
+    let log = member.log.clone();
     let said = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = std::time::Instant::now();
     while !said().contains("the broker does not answer yet") {
         assert!(
-            child.try_wait().unwrap().is_none(),
+            member.running(),
             "the member exited while the broker was frozen:\n{}",
             said()
         );
@@ -233,7 +233,7 @@ fn started_while_the_broker_is_frozen(group: bool, seed: u64) {
     // Longer than the member's first attempt and its first backoffs.
     std::thread::sleep(Duration::from_secs(5));
     assert!(
-        child.try_wait().unwrap().is_none(),
+        member.running(),
         "the member exited while the broker was frozen:\n{}",
         said()
     );
@@ -242,7 +242,7 @@ fn started_while_the_broker_is_frozen(group: bool, seed: u64) {
     support::http::wait_for(port, "/readyz", Duration::from_secs(60), &log, |s, _| {
         s == 200
     });
-    terminate(child, &log);
+    member.stop();
 }
 
 #[test]

@@ -50,8 +50,9 @@ fn an_alerts_topic_that_refuses_writes_pauses_consumption_at_max_outbox_and_lose
     let as_of = Micros::now().minus(Span::hours(1)).to_string();
     let expected = replay_alerts(&write_events(dir.path(), &events), &as_of, dir.path());
     assert!(expected.len() > 10 * MAX_OUTBOX, "{}", expected.len());
-    let (state, log) = (dir.path().join("state"), dir.path().join("run.log"));
-    let child = run(&cfg_path, &state, &log);
+    // Killed if the test fails before it stops it.
+    let member = support::group::Member::start(dir.path(), &cfg_path, "a");
+    let log = member.log.clone();
     // A steady feed, which goes on while consumption is paused.
     let feeder = {
         let events = events.clone();
@@ -102,6 +103,6 @@ fn an_alerts_topic_that_refuses_writes_pauses_consumption_at_max_outbox_and_lose
         "{}",
         said()
     );
-    terminate(child, &log);
+    member.stop();
     assert_same_alerts(&alerts(&records), &expected, &log);
 }

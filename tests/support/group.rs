@@ -69,6 +69,13 @@ impl Member {
         self.child = Some(run(&self.config, &self.state, &self.log));
     }
 
+    /// Whether it still runs (it has not exited).
+    pub fn running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
+    }
+
     /// Starts it again on its disk if it exited by itself, as a supervisor would; returns
     /// how it exited.
     pub fn restart_if_exited(&mut self) -> Option<std::process::ExitStatus> {
