@@ -668,7 +668,11 @@ impl RouterThread {
             .join()
             .map_err(|_| LiveError::Config("the router thread panicked".into()))?;
         tracing::info!("router stopped");
-        ended
+        match ended {
+            // Asked to stop while its start waited for the broker: it routed nothing.
+            Err(LiveError::Stopped) => Ok(()),
+            other => other,
+        }
     }
 }
 
