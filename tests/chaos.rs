@@ -20,6 +20,7 @@ use rand::{Rng, SeedableRng};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
 use support::group::*;
+use support::seen::Seen;
 use support::*;
 
 /// Longer than any partition of the feed (200 events/s over three partitions per topic)
