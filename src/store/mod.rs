@@ -16,12 +16,12 @@
 //! | `history`  | entity \0 time system event_id | what the event did (the entity's timeline) |
 //! | `alert_times` | at alert_id | — (alerts in time order) |
 //!
-//! The entity and lineage rows are read from the in-memory [`index`] (compact [`ids`],
-//! [`packed`] rows), loaded at open; RocksDB holds their durable copy, written in the same
-//! batch as everything else. The seams: [`open`] (options, layout, damaged directories),
-//! [`rows`] (the entity and lineage questions of the correlator), [`prefetch`],
-//! [`outbox`] (positions and records to produce), [`family`] (the column families),
-//! and here the store itself, the other tables and the commit.
+//! The entity and lineage rows are read from the in-memory index (`index`: compact
+//! ids in `ids`, rows in `packed`), loaded at open; RocksDB holds their durable copy,
+//! written in the same batch as everything else. The seams: `open` (options, layout,
+//! damaged directories), `rows` (the entity and lineage questions of the correlator),
+//! `prefetch`, `outbox` (positions and records to produce), `family` (the column
+//! families), and here the store itself, the other tables and the commit.
 //! [`view::StateView`] reads the committed state for the API and the CLI, beside a
 //! running correlator or from a state directory opened read-only.
 
