@@ -25,16 +25,3 @@ pub fn add_edge(store: &mut Store, entity: &str, parent_id: &str) -> Result<bool
     store.link(entity, parent_id)?;
     Ok(true)
 }
-
-/// Every descendant of `root` (not `root` itself), breadth first.
-pub fn descendants(store: &mut Store, root: &str) -> Result<Vec<String>, StoreError> {
-    let mut out = Vec::new();
-    store.for_children(root, |c| out.push(c.to_owned()))?;
-    let mut next = 0;
-    while next < out.len() {
-        let parent = out[next].clone();
-        store.for_children(&parent, |c| out.push(c.to_owned()))?;
-        next += 1;
-    }
-    Ok(out)
-}

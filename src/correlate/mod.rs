@@ -355,13 +355,10 @@ impl Correlator {
         if !self.store.tree_had_cases(entity)? {
             return Ok(None);
         }
-        let mut current = self.store.parent(entity)?;
-        while let Some(e) = current {
-            let cases = self.store.open_cases(&e)?;
+        for cases in self.store.cases_above(entity)? {
             if let Some(case) = self.newest_open(&cases, t)? {
                 return Ok(Some(case));
             }
-            current = self.store.parent(&e)?;
         }
         Ok(None)
     }
@@ -675,17 +672,14 @@ impl Correlator {
                 (vec![case.root.clone()], None)
             });
         }
-        let mut candidates = lineage::descendants(&mut self.store, &case.root)?;
-        candidates.push(case.root.clone());
         let mut missing = Vec::new();
         let mut echoed_at = None;
-        for e in candidates {
-            match self.store.state_since(&e, system)? {
-                (EchoState::Active, _) => missing.push(e),
-                (EchoState::Revoked, since) => echoed_at = echoed_at.max(Some(since)),
-                (EchoState::None, _) => {}
-            }
-        }
+        self.store
+            .tree_states(&case.root, system, |e, state, since| match state {
+                EchoState::Active => missing.push(e.to_owned()),
+                EchoState::Revoked => echoed_at = echoed_at.max(Some(since)),
+                EchoState::None => {}
+            })?;
         missing.sort();
         missing.dedup();
         Ok((missing, echoed_at))

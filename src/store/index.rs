@@ -17,7 +17,8 @@ use super::ids::{Id, Ids};
 use super::packed::{self, Arena, NONE};
 use super::paged::Paged;
 use crate::error::StoreError;
-use crate::model::entity::{EntityRow, LineageRow};
+use crate::model::entity::{EchoState, EntityRow, LineageRow};
+use crate::time::Micros;
 
 /// An entity's node: its place in the lineage graph, by id, and where its row starts
 /// ([`NONE`]: none). Children are linked newest first.
@@ -161,6 +162,24 @@ impl Index {
             None => Ok(None),
             Some(bytes) => packed::decode(bytes, &self.actors)
                 .map(Some)
+                .ok_or_else(|| corrupt(Family::Entities, self.name(id))),
+        }
+    }
+
+    /// The state of `id` in system `index` and when it last changed (no row: never seen).
+    pub fn state_since(&self, id: Id, index: usize) -> Result<(EchoState, Micros), StoreError> {
+        match self.rows.get(id, self.node(id).row) {
+            None => Ok((EchoState::None, Micros::MIN)),
+            Some(bytes) => packed::state_since(bytes, index, &self.actors)
+                .ok_or_else(|| corrupt(Family::Entities, self.name(id))),
+        }
+    }
+
+    /// Whether the row of `id` has open cases.
+    pub fn has_cases(&self, id: Id) -> Result<bool, StoreError> {
+        match self.rows.get(id, self.node(id).row) {
+            None => Ok(false),
+            Some(bytes) => packed::has_cases(bytes, &self.actors)
                 .ok_or_else(|| corrupt(Family::Entities, self.name(id))),
         }
     }

@@ -175,6 +175,44 @@ pub fn decode(bytes: &[u8], actors: &Ids) -> Option<EntityRow> {
     Some(row)
 }
 
+/// The state of a row in system `index` and when it last changed, read from what
+/// [`encode`] wrote without decoding the rest (the hot read of the echo checks); None for
+/// bytes it did not write.
+pub fn state_since(bytes: &[u8], index: usize, actors: &Ids) -> Option<(EchoState, Micros)> {
+    let (&tag, rest) = bytes.split_first()?;
+    if tag != PACKED {
+        let row = decode(bytes, actors)?;
+        return Some((*row.states.get(index)?, *row.since.get(index)?));
+    }
+    let mut r = Reader(rest);
+    let state = state_of((r.byte()? >> (2 * index)) & 3)?;
+    r.byte()?;
+    let flags = u16::from_le_bytes([r.byte()?, r.byte()?]);
+    if flags & (1 << index) == 0 {
+        return Some((state, Micros(0)));
+    }
+    let base = match flags & (1 << 8) != 0 {
+        true => Micros(i64::from_le_bytes(r.array()?)),
+        false => Micros(0),
+    };
+    let mut since = base;
+    for i in 0..=index {
+        if flags & (1 << i) != 0 {
+            since = r.delta(base)?;
+        }
+    }
+    Some((state, since))
+}
+
+/// Whether the row has open cases (only a stored row can); None for bytes [`encode`]
+/// did not write.
+pub fn has_cases(bytes: &[u8], actors: &Ids) -> Option<bool> {
+    match bytes.first()? {
+        &PACKED => Some(false),
+        _ => decode(bytes, actors).map(|row| !row.cases.is_empty()),
+    }
+}
+
 fn state_bits(state: EchoState) -> u8 {
     match state {
         EchoState::None => 0,
@@ -426,6 +464,11 @@ mod tests {
         let mut bytes = Vec::new();
         for row in rows() {
             encode(&row, &mut actors, &mut bytes);
+            for i in 0..4 {
+                let read = state_since(&bytes, i, &actors);
+                assert_eq!(read, Some((row.states[i], row.since[i])), "{row:?} {i}");
+            }
+            assert_eq!(has_cases(&bytes, &actors), Some(!row.cases.is_empty()));
             assert_eq!(decode(&bytes, &actors), Some(row));
         }
         let key = EntityRow {

@@ -33,11 +33,46 @@ impl Store {
         entity: &str,
         system: System,
     ) -> Result<(EchoState, Micros), StoreError> {
-        Ok(self
-            .row(entity)?
-            .map_or((EchoState::None, Micros::MIN), |r| {
-                (r.states[system.index()], r.since[system.index()])
-            }))
+        match self.index.id(entity) {
+            Some(id) => self.index.state_since(id, system.index()),
+            None => Ok((EchoState::None, Micros::MIN)),
+        }
+    }
+
+    /// Calls `f` with the name, state in `system` and time of that state of `root` and of
+    /// every descendant of it, each once (the candidates of a missing set, SPEC §4).
+    pub fn tree_states(
+        &mut self,
+        root: &str,
+        system: System,
+        mut f: impl FnMut(&str, EchoState, Micros),
+    ) -> Result<(), StoreError> {
+        let Some(root_id) = self.index.id(root) else {
+            f(root, EchoState::None, Micros::MIN);
+            return Ok(());
+        };
+        let mut tree = vec![root_id];
+        let mut next = 0;
+        while let Some(&id) = tree.get(next) {
+            let (state, since) = self.index.state_since(id, system.index())?;
+            f(self.index.name(id), state, since);
+            tree.extend(self.index.children(id));
+            next += 1;
+        }
+        Ok(())
+    }
+
+    /// The open cases of each ancestor of `entity` that has any, nearest first.
+    pub fn cases_above(&mut self, entity: &str) -> Result<Vec<Vec<String>>, StoreError> {
+        let mut above = Vec::new();
+        let mut current = self.index.id(entity).and_then(|id| self.index.parent(id));
+        while let Some(id) = current {
+            if self.index.has_cases(id)? {
+                above.extend(self.index.row(id)?.map(|r| r.cases));
+            }
+            current = self.index.parent(id);
+        }
+        Ok(above)
     }
 
     /// The open cases rooted at `entity`, oldest first.
