@@ -840,6 +840,7 @@ impl Core {
                 .map(|p| (p.topic.as_str(), p.partition)),
         );
         self.buffer = ReorderBuffer::new(self.config.correlator.allowed_lateness);
+        self.watermarks.rewind();
         if let Some(moves) = &mut self.moves {
             moves.forget();
         }

@@ -67,6 +67,17 @@ impl Watermarks {
         }
     }
 
+    /// Forgets the newest event time of every partition, keeping the stream watermark:
+    /// the events held for ordering were dropped (the partitions handed over) and their
+    /// records will be read again. A partition that kept the time of a dropped event
+    /// would stop holding the watermark at its records still to be read again, and
+    /// those would come after it, late, with the deadlines before them already fired.
+    pub fn rewind(&mut self) {
+        for c in &mut self.clocks {
+            c.newest = Micros::MIN;
+        }
+    }
+
     /// The active partitions whose newest event is later than the oldest newest event of
     /// the active partitions: pausing them lets the one holding the watermark catch up.
     pub fn ahead(&self, now: Instant) -> Vec<usize> {
@@ -157,6 +168,42 @@ mod tests {
         // Never backwards, even when a partition wakes up with old events.
         w.observe(1, Micros(60_000_000), s(33));
         assert_eq!(w.advance(s(33), wall), Micros(970_000_000));
+    }
+
+    #[test]
+    fn records_to_be_read_again_hold_the_watermark_once_rewound() {
+        let start = Instant::now();
+        let s = |secs: u64| start + Duration::from_secs(secs);
+        let wall = Micros(1_000_000_000);
+        let read = |w: &mut Watermarks| {
+            (0..2).for_each(|_| w.add(start));
+            // Partition 0 read up to 100, partition 1 up to 50: events after 20 held.
+            w.observe(0, Micros(100_000_000), start);
+            w.observe(1, Micros(50_000_000), start);
+            assert_eq!(w.advance(s(1), wall), Micros(20_000_000));
+        };
+        let (mut kept, mut rewound) = (
+            Watermarks::new(Span::secs(30), Span::secs(10)),
+            Watermarks::new(Span::secs(30), Span::secs(10)),
+        );
+        read(&mut kept);
+        read(&mut rewound);
+        // The held events are dropped and read again from 20; partition 1 is read
+        // faster this time, up to 80, while partition 0 is back at 30.
+        rewound.rewind();
+        for w in [&mut kept, &mut rewound] {
+            w.hold(s(2));
+            w.observe(1, Micros(80_000_000), s(3));
+            w.observe(0, Micros(30_000_000), s(3));
+        }
+        assert_eq!(
+            rewound.advance(s(3), wall),
+            Micros(20_000_000),
+            "held at 30 − 30"
+        );
+        // Without the rewind partition 0 still counts its dropped 100: the watermark
+        // goes to 50, past its records 30..100 still to be read again.
+        assert_eq!(kept.advance(s(3), wall), Micros(50_000_000));
     }
 
     #[test]
