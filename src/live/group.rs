@@ -431,8 +431,12 @@ fn partition_count(config: &Config, partitions: &[(String, i32)]) -> Result<usiz
 }
 
 impl Owned {
-    /// While restoring, returns the records left to read (as the last fetch responses
-    /// give their partitions' high watermarks), or None once caught up (said, and timed).
+    /// While restoring, returns the records left to read, or None once caught up (said,
+    /// and timed). Caught up is judged from the broker's answers to the probe asked since
+    /// the shard opened: the consumer's cached high watermarks may be those of an earlier
+    /// time it held these partitions (a member that resumed a copy of the shard it kept
+    /// from then was "caught up" at once, with thousands of records to read). Until
+    /// those answers come, the cached ones give the estimate.
     fn observe(
         &mut self,
         consumer: &BaseConsumer<Membership>,
@@ -440,15 +444,21 @@ impl Owned {
         metrics: &Metrics,
     ) -> Option<i64> {
         let (since, from) = self.restoring?;
-        let mut left = 0;
-        let mut known = true;
-        for part in &self.core.partitions {
-            match fetched_high_watermark(consumer, &part.topic, part.partition) {
-                Some(high) => left += (high - part.next_offset).max(0),
-                None => known = false,
-            }
-        }
-        if !known || left > CAUGHT_UP {
+        let parts = &self.core.partitions;
+        let answered = self.core.probe.left_since(
+            parts
+                .iter()
+                .map(|p| (p.topic.as_str(), p.partition, p.next_offset)),
+            since,
+        );
+        let Some(left) = answered else {
+            let cached = parts.iter().filter_map(|p| {
+                fetched_high_watermark(consumer, &p.topic, p.partition)
+                    .map(|high| (high - p.next_offset).max(0))
+            });
+            return Some(cached.sum());
+        };
+        if left > CAUGHT_UP {
             return Some(left);
         }
         let applied = self.core.correlator.stats().applied - from;

@@ -164,6 +164,23 @@ impl Probe {
             .collect()
     }
 
+    /// The records of `parts` (topic, partition, next offset) left to read, as answers
+    /// asked at or after `since` give their ends; None until each has such an answer.
+    pub fn left_since<'a>(
+        &self,
+        parts: impl IntoIterator<Item = (&'a str, i32, i64)>,
+        since: Instant,
+    ) -> Option<i64> {
+        let shared = lock(&self.shared);
+        parts
+            .into_iter()
+            .try_fold(0, |left, (topic, partition, next)| {
+                let end = shared.watched.get(&(topic.to_owned(), partition))?;
+                let (high, _) = end.high.filter(|&(_, asked)| asked >= since)?;
+                Some(left + (high - next).max(0))
+            })
+    }
+
     /// Partitions added to the source topics since the last call.
     pub fn take_added(&self) -> Vec<Key> {
         std::mem::take(&mut lock(&self.shared).added)
@@ -274,8 +291,15 @@ mod tests {
         // An answer older than `fresh` (a stalled broker answers nothing): unknown.
         let late = start + Duration::from_secs(4);
         assert_eq!(probe.caught_up([("t", 0, 10)], late), [false]);
+        // What is left to read, from answers asked since a moment only.
+        assert_eq!(
+            probe.left_since([("t", 0, 4), ("t", 1, 10)], start),
+            Some(8)
+        );
+        assert_eq!(probe.left_since([("t", 0, 4)], soon), None, "asked before");
         // A partition that moved away is not watched, and not caught up.
         probe.forget([("t", 0)]);
         assert_eq!(probe.caught_up([("t", 0, 10)], soon), [false]);
+        assert_eq!(probe.left_since([("t", 0, 10)], start), None);
     }
 }
