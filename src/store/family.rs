@@ -62,6 +62,11 @@ impl Family {
         matches!(self, Family::History | Family::AlertTimes)
     }
 
+    /// Read only by scans, never by key: its table files need no bloom filter.
+    pub const fn scanned_only(self) -> bool {
+        matches!(self, Family::Timers | Family::History | Family::AlertTimes)
+    }
+
     /// Its handle in `db`.
     pub fn handle(self, db: &DB) -> Result<&ColumnFamily, StoreError> {
         db.cf_handle(self.name()).ok_or_else(|| {
