@@ -228,9 +228,33 @@ fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
     }
     assert_eq!(feeder.join().unwrap(), events.len() as u64);
     eprintln!("chaos: feed done after {:?}", started.elapsed());
+    let supervised = std::cell::RefCell::new((members, exits));
+    // The expected alerts read so far, and how many.
+    let seen: Seen<(std::collections::HashSet<String>, usize)> = Seen::default();
+    let records = read_until(
+        &broker.brokers(),
+        "lockstep.alerts",
+        Duration::from_secs(600),
+        |r| {
+            let (members, exits) = &mut *supervised.borrow_mut();
+            supervise(members, &names, exits);
+            seen.take(r, |(ids, found), (_, value, _)| {
+                let alert: serde_json::Value = serde_json::from_slice(value).unwrap();
+                let id = alert["alert_id"].as_str().unwrap_or_default();
+                if expected.contains_key(id) && ids.insert(id.to_owned()) {
+                    *found += 1;
+                }
+            });
+            let found = seen.items.borrow().1;
+            found == expected.len()
+        },
+    );
+    let (members, exits) = supervised.into_inner();
     // lockstep can only raise what the broker kept: if it holds fewer events than were
     // sent (a delivery that failed, a record the broker lost), the comparison is with one
-    // replay of the events it holds.
+    // replay of the events it holds. Read after the alerts, when the group is done: the
+    // sqlite broker, read for minutes while the members still worked, stalled their
+    // heartbeats into a rebalance storm that held every deadline back (seen).
     let mut held = std::collections::HashSet::new();
     for source in &cfg.sources {
         // The scenario repeats some events as they were (deliveries made twice).
@@ -269,28 +293,6 @@ fn random_faults_across_a_group_raise_the_alerts_of_one_replay() {
         }
     };
 
-    let supervised = std::cell::RefCell::new((members, exits));
-    // The expected alerts read so far, and how many.
-    let seen: Seen<(std::collections::HashSet<String>, usize)> = Seen::default();
-    let records = read_until(
-        &broker.brokers(),
-        "lockstep.alerts",
-        Duration::from_secs(600),
-        |r| {
-            let (members, exits) = &mut *supervised.borrow_mut();
-            supervise(members, &names, exits);
-            seen.take(r, |(ids, found), (_, value, _)| {
-                let alert: serde_json::Value = serde_json::from_slice(value).unwrap();
-                let id = alert["alert_id"].as_str().unwrap_or_default();
-                if expected.contains_key(id) && ids.insert(id.to_owned()) {
-                    *found += 1;
-                }
-            });
-            let found = seen.items.borrow().1;
-            found == expected.len()
-        },
-    );
-    let (members, exits) = supervised.into_inner();
     eprintln!(
         "chaos: done after {:?}: {} alert records, {} distinct, {} expected; members that exited by themselves: {exits:?}",
         started.elapsed(),
