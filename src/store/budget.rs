@@ -6,11 +6,14 @@
 //! |---|---|---|
 //! | 1/4 | RocksDB block cache (the data blocks of every column family) | the cache's capacity |
 //! | 1/4 | RocksDB memtables of every column family together | `db_write_buffer_size` (a flush when exceeded) |
-//! | 1/2 − 1/32 | the write-back caches of the tables (cases, watches, alerts) | each table's share, in estimated bytes |
+//! | 1/2 − 1/32 − the index | the write-back caches of the tables (cases, watches, alerts), at least 1/16 | each table's share, in estimated bytes |
 //! | 1/32 | the filters of the keys written (`key_filter`: watches, seen) | their fixed size |
 //!
-//! Not in it: the in-memory index of entity and lineage rows (`super::index`, which
-//! grows with the estate: ~110 bytes an identity, the replay prints it), the events
+//! The in-memory index of entity and lineage rows (`super::index`, which grows with the
+//! estate: ~110 bytes an identity, the replay prints it) is charged to the tables' half:
+//! after each commit their caches shrink by what it holds, down to their floor of 1/16;
+//! past that point (~2 million identities at the default 512 MiB) the index is held in
+//! full beyond the budget — there is no cold path for its rows yet. Not in it: the events
 //! held for ordering (`[correlator] max_held_events`), the
 //! changes of the step being committed (see [`MemoryBudget::commit_every`]), and RocksDB's index and
 //! filter blocks, held beside the cache (about 1% of the state on disk): counting them
@@ -104,7 +107,20 @@ impl MemoryBudget {
     /// The share, in estimated bytes, of the write-back cache of table `cf` (0 for a
     /// table without one).
     pub fn table(self, cf: Family) -> usize {
-        tenths(&TABLE_SHARES, cf, self.0 / 2 - self.filters())
+        self.table_beside(cf, 0)
+    }
+
+    /// The share of table `cf` once the in-memory index's `index` bytes are charged to
+    /// the tables' half: the caches give way as the estate grows, down to a sixteenth of
+    /// the budget for all of them together (past that the index alone is over it).
+    pub fn table_beside(self, cf: Family, index: usize) -> usize {
+        let half = self.0 / 2 - self.filters();
+        let index = u64::try_from(index).unwrap_or(u64::MAX);
+        tenths(
+            &TABLE_SHARES,
+            cf,
+            half.saturating_sub(index).max(self.0 / 16),
+        )
     }
 
     /// The size of the filter of the keys table `cf` wrote (0 for a table without one).
@@ -194,6 +210,15 @@ mod tests {
         let total = b.block_cache() + b.memtables() + tables + filters;
         assert!(total <= 1 << 30 && total > (1 << 30) - 10, "{total}");
         assert_eq!(b.table(Family::Seen), 0);
+        // The index is charged to the tables, down to their floor.
+        let tables = |index: usize| -> usize {
+            TABLE_SHARES
+                .iter()
+                .map(|&(cf, _)| b.table_beside(cf, index))
+                .sum()
+        };
+        assert!(tables(100 << 20) + (100 << 20) <= tables(0) + 10);
+        assert!((tables(2 << 30) as i64 - (64 << 20)).abs() < 10);
         assert_eq!(b.key_filter(Family::Cases), 0);
     }
 }

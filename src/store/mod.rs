@@ -309,6 +309,13 @@ impl Store {
                 StoreError::Incompatible("the store writer thread panicked".into())
             })??;
         }
+        let index = self.index.heap_bytes();
+        self.cases
+            .set_budget(self.budget.table_beside(Family::Cases, index));
+        self.watches
+            .set_budget(self.budget.table_beside(Family::Watches, index));
+        self.alerts
+            .set_budget(self.budget.table_beside(Family::Alerts, index));
         for table in self.tables() {
             table.evict_if_over_budget();
         }

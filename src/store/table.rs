@@ -107,6 +107,11 @@ impl<V: Serialize + DeserializeOwned + Clone> Table<V> {
         }
     }
 
+    /// Holds about `bytes` from the next trim on.
+    pub fn set_budget(&mut self, bytes: usize) {
+        self.budget = bytes;
+    }
+
     /// Keeps a filter of `bytes` of the keys it writes, and answers reads of keys never
     /// written without RocksDB: for a table whose column family was empty.
     pub fn filter_written(&mut self, bytes: usize) {
