@@ -74,9 +74,15 @@ test: deps chromium $(PYTOOLS) $(CRD_SCHEMAS) $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU
 
 # The long chaos run: FAULTS random faults (kill -9, SIGSTOP of a member or the broker, a
 # broker restart) across three members of a group; its alerts must equal one replay's.
+# It runs copies of the binaries (in $(CHAOS)), so that a build during its half hour does
+# not swap the binary of the members it restarts.
 FAULTS ?= 50
+CHAOS := $(CARGO_TARGET_DIR)/chaos
 chaos: deps $(LOCKSTEP_TANSU) $(LOCKSTEP_TANSU_DURABLE)
-	LOCKSTEP_CHAOS_FAULTS=$(FAULTS) cargo test --release --locked --test chaos -- --nocapture
+	rm -rf $(CHAOS) && mkdir -p $(CHAOS)
+	cp "$$(cargo test --release --locked --test chaos --no-run 2>&1 | sed -n 's/.*(\(.*\/chaos-[^)]*\)).*/\1/p')" $(CHAOS)/chaos
+	cp $(BIN) $(CHAOS)/lockstep
+	LOCKSTEP_BIN=$(CHAOS)/lockstep LOCKSTEP_CHAOS_FAULTS=$(FAULTS) $(CHAOS)/chaos --nocapture
 
 # The main job on a local default: broker, pipeline, a simulated feed, alerts live.
 demo: build $(LOCKSTEP_TANSU)

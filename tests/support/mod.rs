@@ -68,12 +68,14 @@ impl Broker {
 
     /// The sqlite-backed broker on a free port, its database in `dir`.
     pub fn durable(dir: &Path) -> Broker {
-        Broker::start(
+        let broker = Broker::start(
             tansu_durable(),
             Some("sqlite://tansu.db".into()),
             free_port(),
             dir,
-        )
+        );
+        index_headers(&dir.join("tansu.db"));
+        broker
     }
 
     fn start(binary: PathBuf, storage: Option<String>, port: u16, dir: &Path) -> Broker {
@@ -138,6 +140,39 @@ impl Broker {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+}
+
+/// Adds the index that tansu 0.6.0's sqlite schema lacks. The broker looks up the headers
+/// of every record it serves with a join on `header (topition, offset_id)`, which has no
+/// index (`EXPLAIN QUERY PLAN` of its `header_fetch.sql`: `SCAN h`): each record read
+/// scans every header the broker holds. lockstep's alerts carry two headers and its cases
+/// one, so the cost of a read grows with the alerts raised — late in a long chaos run the
+/// broker spent a whole core on it and the group's heartbeats timed out. The index
+/// changes no answer; tansu's statements use it as they are. Python's `sqlite3` module
+/// writes it (WAL mode: beside the running broker), once the broker has made its tables.
+fn index_headers(db: &Path) {
+    const SCRIPT: &str = "import sqlite3, sys\n\
+        c = sqlite3.connect(sys.argv[1], timeout=30)\n\
+        c.execute('create index if not exists header_record on header (topition, offset_id)')\n\
+        c.commit()\n";
+    let started = Instant::now();
+    loop {
+        let out = Command::new("python3")
+            .args(["-c", SCRIPT])
+            .arg(db)
+            .output()
+            .expect("python3 runs");
+        if out.status.success() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "index the headers of {}: {}",
+            db.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -246,6 +281,15 @@ listen = "off"
     path
 }
 
+/// The lockstep binary the harness runs: `LOCKSTEP_BIN`, else the one cargo built with
+/// the test. A long run (`make chaos`) takes a copy, so that a build meanwhile does not
+/// swap the binary of the members it restarts.
+pub fn lockstep_bin() -> PathBuf {
+    std::env::var_os("LOCKSTEP_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_lockstep").into())
+}
+
 /// `lockstep run` as a child process; its stderr goes to `log`.
 pub fn run(config: &Path, state: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
@@ -253,7 +297,7 @@ pub fn run(config: &Path, state: &Path, log: &Path) -> Child {
         .append(true)
         .open(log)
         .unwrap();
-    Command::new(env!("CARGO_BIN_EXE_lockstep"))
+    Command::new(lockstep_bin())
         .args(["run", "--config"])
         .arg(config)
         .arg("--state")
@@ -398,7 +442,7 @@ pub fn replay_alerts(
 /// `lockstep replay ARGS`, alerts written to `dir/out`: the alerts by alert_id.
 pub fn replay_with(args: &[&str], dir: &Path, out: &str) -> BTreeMap<String, serde_json::Value> {
     let out = dir.join(out);
-    let status = Command::new(env!("CARGO_BIN_EXE_lockstep"))
+    let status = Command::new(lockstep_bin())
         .arg("replay")
         .args(args)
         .arg("--alerts")
