@@ -19,6 +19,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -87,7 +88,11 @@ fn instance_config(
 
 /// User + system CPU seconds of process `pid` so far.
 fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    ticks_seconds(&std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+}
+
+/// User + system CPU seconds of a process's or a thread's `stat` line.
+fn ticks_seconds(stat: &str) -> f64 {
     let fields: Vec<&str> = stat
         .rsplit(')')
         .next()
@@ -102,6 +107,30 @@ fn cpu_seconds(pid: u32) -> f64 {
     };
     // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name.
     (ticks(11) + ticks(12)) / 100.0
+}
+
+/// User + system CPU seconds of the live threads of process `pid`, by thread name with
+/// its digits dropped (`rdk:broker3` → `rdk:broker`): the stages of a member — the
+/// `router`, the shards on the main thread, librdkafka's and RocksDB's threads. A thread
+/// takes its creator's name unless given one, and the time of threads that ended counts
+/// only in the process's total.
+fn cpu_by_thread(pid: u32) -> BTreeMap<String, f64> {
+    let mut by = BTreeMap::new();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten();
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name: String = stat[open + 1..close]
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect();
+        *by.entry(name).or_insert(0.0) += ticks_seconds(&stat);
+    }
+    by
 }
 
 /// The repartition topic of `LOCKSTEP_E2E_KEYS=entity`.
@@ -211,6 +240,14 @@ fn main() {
     };
     let rss: Vec<u64> = children.iter().map(|(c, _)| peak_rss_mib(c.id())).collect();
     let cpu: f64 = children.iter().map(|(c, _)| cpu_seconds(c.id())).sum();
+    let mut threads = BTreeMap::new();
+    for (child, _) in &children {
+        for (name, secs) in cpu_by_thread(child.id()) {
+            *threads.entry(name).or_insert(0.0) += secs;
+        }
+    }
+    let live: f64 = threads.values().sum();
+    threads.insert("(threads that ended)".into(), cpu - live);
     let alerts = sum("lockstep_alerts_total");
     let decoded = sum("lockstep_events_total");
     for (child, log) in children {
@@ -222,4 +259,10 @@ fn main() {
         "CPU {cpu:.1} s in all: {:.1} µs per event ({decoded} events decoded, hand-overs included)",
         cpu * 1e6 / total
     );
+    for (name, secs) in threads {
+        println!(
+            "  CPU of {name}: {secs:.1} s, {:.2} µs per event",
+            secs * 1e6 / total
+        );
+    }
 }

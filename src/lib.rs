@@ -29,6 +29,16 @@
 //! obligations; model::entity: per-entity state, hygiene clocks and lineage rows;
 //! model::round: rotation rounds and registration marks).
 //!
+//! Live (live, `lockstep run`): one instance assigns itself every source partition — a
+//! core polls, orders, correlates and commits each step, its outputs leaving through the
+//! outbox (sink::kafka) once durable. A group (live::group, SPEC §7) shares state shards:
+//! with topics keyed by root, partition p of every source topic is shard p; keyed by
+//! entity, the router (repartition::Router, beside shard 0) reads every source partition,
+//! keeps the lineage directory and routes each event by its root to the repartition
+//! topic, whose partition p is shard p (live::routes: trees that gain a parent move
+//! between shards). A core's role is one of Correlate, Route or Shard (live::Role);
+//! correlate knows nothing of routing.
+//!
 //! Reading the state: store::view (committed state) → api (HTTP /v1, OpenAPI) and the
 //! CLI's `lineage` / `cases` (lineage: tree, dot, mermaid; client: `--api` mode and the
 //! registry's HTTP). Configuration: config (config::env: `${VAR}` and redaction;

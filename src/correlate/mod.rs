@@ -19,10 +19,9 @@ use crate::error::StoreError;
 use crate::event::{Action, ActionClass, IdentityEvent, System};
 use crate::model::case::{case_id, Case, Echo, Obligation};
 use crate::model::entity::{EchoState, EntityRow};
-use crate::repartition::Router;
 use crate::store::keys::{Due, TimerKey};
 use crate::store::tree::TreeState;
-use crate::store::{OutboxRecord, Store};
+use crate::store::Store;
 use crate::time::{Micros, Span};
 use consistency::ConsistencyRules;
 
@@ -77,6 +76,33 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Takes `ev` in once (SPEC §4's redelivery filter, by `(system, event_id)` in
+    /// `store`): false for one seen before, counted as a redelivery; otherwise counts it
+    /// applied — late when older than the store's clock, which it advances.
+    pub fn admit(&mut self, store: &mut Store, ev: &IdentityEvent) -> Result<bool, StoreError> {
+        if !store.mark_seen(ev.system, &ev.event_id)? {
+            self.redeliveries += 1;
+            return Ok(false);
+        }
+        self.applied += 1;
+        if ev.time < store.clock() {
+            self.late += 1;
+        } else {
+            store.set_clock(ev.time);
+        }
+        Ok(true)
+    }
+
+    /// These counts with the gauges of `store` (its reads and in-memory index).
+    pub fn of_store(self, store: &Store) -> Stats {
+        Stats {
+            row_reads: store.row_reads(),
+            indexed: store.indexed() as u64,
+            index_bytes: store.index_bytes() as u64,
+            ..self
+        }
+    }
+
     /// Adds `other`'s counts to these (the shards of one replay).
     pub fn absorb(&mut self, other: &Stats) {
         self.applied += other.applied;
@@ -98,8 +124,6 @@ pub struct Correlator {
     stats: Stats,
     changelog: Option<BTreeSet<String>>,
     echoes: Vec<(System, i64)>,
-    /// Set for the router of a group (SPEC §7): events are routed, not correlated.
-    router: Option<Router>,
 }
 
 impl Correlator {
@@ -111,28 +135,7 @@ impl Correlator {
             stats: Stats::default(),
             changelog: None,
             echoes: Vec::new(),
-            router: None,
         }
-    }
-
-    /// The router of a group over `store` (see [`crate::repartition`]): `apply` drops
-    /// redeliveries, keeps the lineage directory and routes each event by its root;
-    /// `advance` marks the watermark on every shard. No alert is raised here.
-    pub fn router(rules: Rules, store: Store, router: Router) -> Self {
-        Correlator {
-            router: Some(router),
-            ..Correlator::new(rules, store)
-        }
-    }
-
-    /// Whether it routes rather than correlates.
-    pub fn routes(&self) -> bool {
-        self.router.is_some()
-    }
-
-    /// The repartition records routed since the last call (a router's).
-    pub fn take_routed(&mut self) -> Vec<OutboxRecord> {
-        self.router.as_mut().map(Router::take).unwrap_or_default()
     }
 
     /// Takes the tree whose top is the entity of `ev` out of this shard: its edge joins
@@ -210,12 +213,7 @@ impl Correlator {
 
     /// What it has done so far in this run.
     pub fn stats(&self) -> Stats {
-        Stats {
-            row_reads: self.store.row_reads(),
-            indexed: self.store.indexed() as u64,
-            index_bytes: self.store.index_bytes() as u64,
-            ..self.stats
-        }
+        self.stats.of_store(&self.store)
     }
 
     /// The store, for queries.
@@ -267,19 +265,8 @@ impl Correlator {
     /// appended to `out`.
     pub fn apply(&mut self, ev: &IdentityEvent, out: &mut Vec<Alert>) -> Result<(), StoreError> {
         self.fire_deadlines(ev.time, false, usize::MAX, out)?;
-        if !self.store.mark_seen(ev.system, &ev.event_id)? {
-            self.stats.redeliveries += 1;
+        if !self.stats.admit(&mut self.store, ev)? {
             return Ok(());
-        }
-        self.stats.applied += 1;
-        let clock = self.store.clock();
-        if ev.time < clock {
-            self.stats.late += 1;
-        } else {
-            self.store.set_clock(ev.time);
-        }
-        if let Some(router) = &mut self.router {
-            return router.route(&mut self.store, ev);
         }
         let raised = out.len();
 
@@ -317,10 +304,6 @@ impl Correlator {
         max: usize,
         out: &mut Vec<Alert>,
     ) -> Result<bool, StoreError> {
-        if let Some(router) = &mut self.router {
-            router.mark(watermark);
-            return Ok(false);
-        }
         self.fire_deadlines(watermark, false, max, out)
     }
 

@@ -12,6 +12,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::events::{Event, StoreUnwritable};
 use super::{Control, LiveError, Pipeline};
 use crate::error::StoreError;
 
@@ -46,16 +47,12 @@ impl Pipeline {
         why: &str,
         control: &Control,
     ) -> Result<(), LiveError> {
-        if self.core.correlator.routes() {
+        if matches!(self.core.role, super::Role::Route(_)) {
             return Err(error);
         }
-        tracing::error!(
-            error = %why,
-            "the state directory takes no writes (disk full?): consumption paused; the API still answers from the last commit; resuming from it by itself once there is room"
-        );
         let metrics = self.core.metrics.clone();
-        metrics.store_writable.set(0);
-        let dir = self.core.correlator.store_mut().dir().to_owned();
+        StoreUnwritable { why }.emit(&metrics);
+        let dir = self.core.role.store_mut().dir().to_owned();
         drop(self);
         while let Err(e) = crate::store::has_room(&dir, ROOM) {
             if control.shutdown.load(Ordering::SeqCst) {

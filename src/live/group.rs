@@ -32,6 +32,7 @@ use rdkafka::message::Message;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::events::{Event, Rejoined};
 use super::probe::Probe;
 use super::routes::Moves;
 use super::startup;
@@ -253,7 +254,7 @@ impl GroupPipeline {
             self.step(control)?;
             let mut stats = Stats::default();
             for owned in lock(&self.consumer.context().shards).owned.values() {
-                stats.absorb(&owned.core.correlator.stats());
+                stats.absorb(&owned.core.role.stats());
             }
             progress.log(stats, true);
         }
@@ -282,15 +283,11 @@ impl GroupPipeline {
     /// shard commits what it applied before, and drops what it held — and joins again:
     /// what it owns is what the next assignment says.
     fn rejoin(&mut self, gap: Duration) -> Result<(), LiveError> {
-        tracing::warn!(
-            stopped_for = ?gap,
-            session_timeout = ?self.session_timeout,
-            "this member did not run for longer than the group's session timeout (stopped, frozen or starved): giving its partitions up and joining the group again before it reads on"
-        );
-        self.metrics
-            .rebalances
-            .with_label_values(&["rejoined"])
-            .inc();
+        Rejoined {
+            stopped_for: gap,
+            session_timeout: self.session_timeout,
+        }
+        .emit(&self.metrics);
         lock(&self.consumer.context().shards).revoke()?;
         self.consumer.unsubscribe();
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
@@ -461,7 +458,7 @@ impl Owned {
         if left > CAUGHT_UP {
             return Some(left);
         }
-        let applied = self.core.correlator.stats().applied - from;
+        let applied = self.core.role.stats().applied - from;
         tracing::info!(shard, applied, took = ?since.elapsed(), "shard restored: caught up with its partitions");
         metrics
             .restore_seconds
@@ -597,20 +594,20 @@ impl Opener {
         let dir = self.dir.join(format!("shard-{shard}"));
         let store = Store::open_with(&dir, self.budget)?;
         let counted = self.stores.register(store.view());
+        let resumed = !store.positions()?.is_empty();
         let sources = &self.config.sources;
         let (partitions, role, judges_silence) = match &self.routes {
             Some(topic) => (
                 vec![(topic.clone(), shard)],
-                Role::Shard(Moves::new(topic.clone(), self.shards)),
+                Role::shard(&self.config, store, Moves::new(topic.clone(), self.shards)),
                 false,
             ),
             None => (
                 sources.iter().map(|s| (s.topic.clone(), shard)).collect(),
-                Role::Correlate,
+                Role::correlate(&self.config, store),
                 shard == 0,
             ),
         };
-        let resumed = !store.positions()?.is_empty();
         tracing::info!(
             shard,
             dir = %dir.display(),
@@ -624,7 +621,6 @@ impl Opener {
         );
         let core = Core::open(
             self.config.clone(),
-            store,
             self.metrics.clone(),
             self.print,
             self.encoding,
@@ -635,7 +631,7 @@ impl Opener {
                 role,
             },
         )?;
-        let applied = core.correlator.stats().applied;
+        let applied = core.role.stats().applied;
         Ok(Owned {
             core,
             restoring: Some((Instant::now(), applied)),
@@ -658,8 +654,8 @@ impl RouterThread {
             .name("router".into())
             .spawn(move || {
                 let store = Store::open_with(&dir, budget)?;
-                let router = Router::new(topic, shards);
-                Pipeline::router(config, store, metrics, &control, router)?.run(&control)
+                let router = Router::new(topic, shards, store);
+                Pipeline::router(config, metrics, &control, router)?.run(&control)
             })
             .map_err(|e| LiveError::Config(format!("cannot start the router thread: {e}")))?;
         Ok(RouterThread { stop, handle })

@@ -18,6 +18,7 @@
 //! came back without its log is noticed and its partitions read again from the start.
 
 mod disk;
+mod events;
 pub mod feed;
 pub mod group;
 pub mod probe;
@@ -53,6 +54,7 @@ use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
 use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
+use events::{At, DeadLetter, Event, LogLost, OffsetsWentBack};
 use probe::Probe;
 use routes::{Moves, Tag};
 use schema_wait::SchemaWaits;
@@ -121,6 +123,15 @@ struct Partition {
 }
 
 impl Partition {
+    /// Where record `offset` of this partition is.
+    fn at(&self, offset: i64) -> At<'_> {
+        At {
+            topic: &self.topic,
+            partition: self.partition,
+            offset,
+        }
+    }
+
     fn position(&self) -> Position {
         Position {
             next: self
@@ -233,14 +244,76 @@ struct Shard {
     role: Role,
 }
 
-/// What a core does with the events it reads.
+/// What a core does with the events it reads, over its store.
 enum Role {
     /// Correlates them (SPEC §4).
-    Correlate,
+    Correlate(Correlator),
     /// Routes them by lineage root to the repartition topic: the group's router.
     Route(Router),
-    /// Correlates what the router sent to its state shard.
-    Shard(Moves),
+    /// Correlates what the router sent to its state shard, and moves trees.
+    Shard(Correlator, Moves),
+}
+
+impl Role {
+    /// Correlating over `store`, keeping the changelog of cases.
+    fn correlate(config: &Config, store: Store) -> Role {
+        Role::Correlate(Correlator::new(Rules::from(config), store).with_changelog())
+    }
+
+    /// Correlating over `store` what the router sends to a state shard.
+    fn shard(config: &Config, store: Store, moves: Moves) -> Role {
+        Role::Shard(
+            Correlator::new(Rules::from(config), store).with_changelog(),
+            moves,
+        )
+    }
+
+    fn store_mut(&mut self) -> &mut Store {
+        match self {
+            Role::Correlate(c) | Role::Shard(c, _) => c.store_mut(),
+            Role::Route(r) => r.store_mut(),
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            Role::Correlate(c) | Role::Shard(c, _) => c.stats(),
+            Role::Route(r) => r.stats(),
+        }
+    }
+
+    /// The correlator, unless it routes.
+    fn correlator(&mut self) -> Option<&mut Correlator> {
+        match self {
+            Role::Correlate(c) | Role::Shard(c, _) => Some(c),
+            Role::Route(_) => None,
+        }
+    }
+
+    /// Applies a released event: correlated, or routed.
+    fn apply(&mut self, ev: &IdentityEvent, alerts: &mut Vec<Alert>) -> Result<(), StoreError> {
+        match self {
+            Role::Correlate(c) | Role::Shard(c, _) => c.apply(ev, alerts),
+            Role::Route(r) => r.apply(ev),
+        }
+    }
+
+    /// Moves time to `watermark`: the deadlines before it evaluated (at most `max`;
+    /// true when more may be due), or, for the router, marked on every shard.
+    fn advance(
+        &mut self,
+        watermark: Micros,
+        max: usize,
+        alerts: &mut Vec<Alert>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            Role::Correlate(c) | Role::Shard(c, _) => c.advance(watermark, max, alerts),
+            Role::Route(r) => {
+                r.mark(watermark);
+                Ok(false)
+            }
+        }
+    }
 }
 
 struct Silence {
@@ -293,7 +366,7 @@ struct Core {
     /// [`MAX_BATCH`]): until they are evaluated, no held event is released.
     deadline_backlog: bool,
     normalizers: Vec<Normalizer>,
-    correlator: Correlator,
+    role: Role,
     producer: OutboxProducer,
     /// The `[[notify]]` sinks' delivery threads.
     notifier: Notifier,
@@ -301,8 +374,6 @@ struct Core {
     index: HashMap<String, Vec<(i32, usize)>>,
     watermarks: Watermarks,
     buffer: ReorderBuffer<Tag>,
-    /// A state shard's repartition topic and the move-ins that arrived.
-    moves: Option<Moves>,
     silence: Vec<Silence>,
     metrics: Arc<Metrics>,
     /// Outputs of this step, for the batch about to be written.
@@ -392,24 +463,23 @@ impl Pipeline {
         print: bool,
         control: &Control,
     ) -> Result<Pipeline, LiveError> {
-        Pipeline::open(config, store, metrics, print, control, Role::Correlate)
+        let role = Role::correlate(&config, store);
+        Pipeline::open(config, metrics, print, control, role)
     }
 
     /// The router of a group ([`crate::repartition`]): reads every source partition,
     /// in order, and routes each event by its root into `[kafka] repartition_topic`.
     pub fn router(
         config: Config,
-        store: Store,
         metrics: Arc<Metrics>,
         control: &Control,
         router: Router,
     ) -> Result<Pipeline, LiveError> {
-        Pipeline::open(config, store, metrics, false, control, Role::Route(router))
+        Pipeline::open(config, metrics, false, control, Role::Route(router))
     }
 
     fn open(
         config: Config,
-        store: Store,
         metrics: Arc<Metrics>,
         print: bool,
         control: &Control,
@@ -437,7 +507,7 @@ impl Pipeline {
             judges_silence: true,
             role,
         };
-        let mut core = Core::open(config, store, metrics, print, encoding, shard)?;
+        let mut core = Core::open(config, metrics, print, encoding, shard)?;
         let (consumer, _) =
             startup::wait_for_broker("reading back the last records consumed", stop, || {
                 core.connect(&kafka)
@@ -457,7 +527,7 @@ impl Pipeline {
     /// then returns [`LiveError::Reopen`] (`live::disk`).
     pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
         control.ready.store(true, Ordering::SeqCst);
-        let mut progress = Progress::new(self.core.correlator.stats());
+        let mut progress = Progress::new(self.core.role.stats());
         while !control.shutdown.load(Ordering::SeqCst) {
             if let Err(e) = self.step() {
                 let Some(why) = disk::unwritable(&e) else {
@@ -465,7 +535,7 @@ impl Pipeline {
                 };
                 return self.wait_for_disk(e, &why, control);
             }
-            progress.log(self.core.correlator.stats(), self.consumer.is_some());
+            progress.log(self.core.role.stats(), self.consumer.is_some());
         }
         self.core.shutdown()
     }
@@ -602,13 +672,13 @@ impl Core {
     /// outputs the last run left in its outbox are sent again.
     fn open(
         config: Config,
-        store: Store,
         metrics: Arc<Metrics>,
         print: bool,
         alert_encoding: AlertEncoding,
-        shard: Shard,
+        mut shard: Shard,
     ) -> Result<Core, LiveError> {
         let kafka = kafka_of(&config)?;
+        let store = shard.role.store_mut();
         let stored: HashMap<(String, i32), Position> = store
             .positions()?
             .into_iter()
@@ -629,7 +699,7 @@ impl Core {
         // A shard's time is the router's marks: its partition is never idle, since quiet
         // there may be the router away, not the feeds.
         let idle_timeout = match shard.role {
-            Role::Shard(_) => crate::time::Span::days(36_500),
+            Role::Shard(..) => crate::time::Span::days(36_500),
             _ => c.idle_timeout,
         };
         let watermarks = Watermarks::new(c.allowed_lateness, idle_timeout);
@@ -644,15 +714,6 @@ impl Core {
                 alerted: false,
             })
             .collect();
-        let (correlator, moves) = match shard.role {
-            Role::Route(router) => (
-                Correlator::router(Rules::from(&config), store, router),
-                None,
-            ),
-            Role::Correlate => (Correlator::new(Rules::from(&config), store), None),
-            Role::Shard(moves) => (Correlator::new(Rules::from(&config), store), Some(moves)),
-        };
-        let correlator = correlator.with_changelog();
         let mapping = Arc::new(config.mapping.clone());
         let normalizers = config
             .sources
@@ -668,14 +729,13 @@ impl Core {
             schema_waits: SchemaWaits::default(),
             deadline_backlog: false,
             normalizers,
-            correlator,
+            role: shard.role,
             producer,
             notifier,
             partitions: Vec::new(),
             index: HashMap::new(),
             watermarks,
             buffer,
-            moves,
             silence,
             metrics,
             to_send: Vec::new(),
@@ -807,13 +867,10 @@ impl Core {
         for (part, verdict) in self.partitions.iter_mut().zip(verdicts) {
             if verdict == Continuity::Lost {
                 lost = true;
-                tracing::warn!(
-                    topic = %part.topic,
-                    partition = part.partition,
-                    offset = part.next_offset - 1,
-                    "the broker lost the log consumed so far (the last record read is gone or changed: a memory broker that restarted?); reading the partition again from its beginning"
-                );
-                self.metrics.offset_resets.inc();
+                LogLost {
+                    at: part.at(part.next_offset - 1),
+                }
+                .emit(&self.metrics);
                 part.start_over();
             }
         }
@@ -841,7 +898,7 @@ impl Core {
         );
         self.buffer = ReorderBuffer::new(self.config.correlator.allowed_lateness);
         self.watermarks.rewind();
-        if let Some(moves) = &mut self.moves {
+        if let Role::Shard(_, moves) = &mut self.role {
             moves.forget();
         }
         for part in &mut self.partitions {
@@ -937,7 +994,8 @@ impl Core {
             let bound = self.config.correlator.max_held_events * 2 + MAX_BATCH;
             released.extend(std::iter::from_fn(|| self.buffer.pop_over(bound)));
         }
-        self.correlator
+        self.role
+            .store_mut()
             .prefetch(released.iter().map(|held| &held.0))?;
         for held in released {
             let (ev, (p, epoch, offset, step)) = &*held;
@@ -948,7 +1006,7 @@ impl Core {
         // too many are in flight.
         if !self.outbox_full() {
             let limit = blocked.map_or(watermark, |t| t.min(watermark));
-            self.deadline_backlog = self.correlator.advance(limit, MAX_BATCH, &mut alerts)?;
+            self.deadline_backlog = self.role.advance(limit, MAX_BATCH, &mut alerts)?;
         }
         self.check_silence(now, wall, &mut alerts)?;
         self.emit(alerts)?;
@@ -966,7 +1024,7 @@ impl Core {
         let m = &self.metrics;
         m.watermark_lag
             .set(wall.millis_since(watermark).max(0) as f64 / 1000.0);
-        let redeliveries = self.correlator.stats().redeliveries;
+        let redeliveries = self.role.stats().redeliveries;
         m.redeliveries.inc_by(redeliveries - self.redeliveries_seen);
         self.redeliveries_seen = redeliveries;
         let work = self.work_done();
@@ -981,7 +1039,7 @@ impl Core {
     /// one: events applied or dropped and deadlines evaluated, outputs in flight (they
     /// change when one is acknowledged), and the next offsets (records consumed).
     fn work_done(&self) -> [i64; 3] {
-        let stats = self.correlator.stats();
+        let stats = self.role.stats();
         [
             (stats.applied + stats.redeliveries + stats.deadlines) as i64,
             self.producer.in_flight() as i64,
@@ -1012,20 +1070,17 @@ impl Core {
         let offset = message.offset();
         let part = &mut self.partitions[p];
         if offset < part.next_offset {
-            tracing::warn!(
-                topic = %part.topic,
-                partition = part.partition,
-                expected = part.next_offset,
-                got = offset,
-                "offsets went backwards: the broker lost its log (a memory broker restarted?); carrying on from the new log"
-            );
-            self.metrics.offset_resets.inc();
+            OffsetsWentBack {
+                at: part.at(offset),
+                expected: part.next_offset,
+            }
+            .emit(&self.metrics);
             part.start_over();
         }
         let check = part.check;
         part.next_offset = offset + 1;
         part.check = Some((offset, fingerprint(message)));
-        if self.moves.is_some() {
+        if matches!(self.role, Role::Shard(..)) {
             return self.ingest_routed(p, message, now);
         }
         let silence = &mut self.silence[part.source];
@@ -1082,11 +1137,11 @@ impl Core {
     fn dead_letter(&mut self, p: usize, message: &BorrowedMessage<'_>, e: DecodeError) {
         let part = &self.partitions[p];
         let offset = message.offset();
-        tracing::warn!(topic = %part.topic, partition = part.partition, offset, reason = %e, "dead letter");
-        self.metrics
-            .dead_letters
-            .with_label_values(&[&part.topic])
-            .inc();
+        DeadLetter {
+            at: part.at(offset),
+            reason: &e,
+        }
+        .emit(&self.metrics);
         let record = OutboxRecord {
             topic: self.config.sinks.dead_letter_topic.clone(),
             key: message.key().map(<[u8]>::to_vec),
@@ -1155,7 +1210,7 @@ impl Core {
                     source.topic, source.system, source.system
                 ),
             };
-            self.correlator.store_mut().record_alert(&alert)?;
+            self.role.store_mut().record_alert(&alert)?;
             alerts.push(alert);
         }
         Ok(())
@@ -1185,17 +1240,24 @@ impl Core {
                 self.queue(record);
             }
         }
-        for record in self.correlator.take_routed() {
+        let routed = match &mut self.role {
+            Role::Route(router) => router.take(),
+            _ => Vec::new(),
+        };
+        for record in routed {
             self.producer.send(ROUTED | self.routed, record);
             self.routed += 1;
         }
-        for (system, ms) in self.correlator.take_echoes() {
+        let Some(correlator) = self.role.correlator() else {
+            return Ok(());
+        };
+        for (system, ms) in correlator.take_echoes() {
             self.metrics
                 .echo_latency
                 .with_label_values(&[system.as_str()])
                 .observe(ms as f64 / 1000.0);
         }
-        for case in self.correlator.take_changed_cases()? {
+        for case in correlator.take_changed_cases()? {
             let record = OutboxRecord {
                 topic: self.config.sinks.cases_topic.clone(),
                 key: Some(case.id.clone().into_bytes()),
@@ -1210,17 +1272,17 @@ impl Core {
 
     /// Puts an output in the outbox (committed with this step) and on the send list.
     fn queue(&mut self, record: OutboxRecord) {
-        let seq = self.correlator.store_mut().enqueue(record.clone());
+        let seq = self.role.store_mut().enqueue(record.clone());
         self.to_send.push((seq, record));
     }
 
     /// Sends the outputs of the batch being written once it is durable (a crash before
     /// that re-derives them from the records consumed again).
     fn send_durable(&mut self) -> Result<(), LiveError> {
-        if self.writing.is_empty() || !self.correlator.store_mut().write_done() {
+        if self.writing.is_empty() || !self.role.store_mut().write_done() {
             return Ok(());
         }
-        self.correlator.store_mut().wait()?;
+        self.role.store_mut().wait()?;
         let durable = std::mem::take(&mut self.writing);
         hand_over(&mut self.producer, &mut self.notifier, durable);
         Ok(())
@@ -1235,13 +1297,13 @@ impl Core {
     /// broker has acknowledged every record routed before — until then, not at all (a
     /// crash routes those events again: repeats, which the shards drop, not losses).
     fn commit(&mut self, wait: bool) -> Result<(), LiveError> {
-        if self.correlator.routes() {
+        if matches!(self.role, Role::Route(_)) {
             self.delivered.extend(self.producer.flush(ROUTED_ACK_WAIT));
             if self.producer.in_flight() > 0 {
                 return Ok(());
             }
         }
-        let store = self.correlator.store_mut();
+        let store = self.role.store_mut();
         for part in &mut self.partitions {
             let position = part.position();
             if part.stored != Some(position) {
@@ -1256,12 +1318,12 @@ impl Core {
         }
         let timer = self.metrics.commit_seconds.start_timer();
         // Waits for the previous batch first: its outputs are durable after this.
-        self.correlator.commit_in_background()?;
+        self.role.store_mut().commit_in_background()?;
         timer.observe_duration();
         let durable = std::mem::replace(&mut self.writing, std::mem::take(&mut self.to_send));
         hand_over(&mut self.producer, &mut self.notifier, durable);
         if wait {
-            self.correlator.store_mut().wait()?;
+            self.role.store_mut().wait()?;
             self.send_durable()?;
         }
         Ok(())

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 
-use super::{Core, LiveError};
+use super::{Core, LiveError, Role};
 use crate::alert::Alert;
 use crate::error::DecodeError;
 use crate::event::IdentityEvent;
@@ -83,10 +83,10 @@ impl Core {
                 }
             },
             Ok(Routed::MoveIn(tree)) => {
-                let Some(moves) = self.moves.as_mut() else {
+                let Role::Shard(correlator, moves) = &mut self.role else {
                     return Ok(());
                 };
-                if !self.correlator.joined(&tree.top)? {
+                if !correlator.joined(&tree.top)? {
                     self.partitions[p].hold(offset);
                     let top = tree.top.clone();
                     if let Some((_, q, e, o)) = moves.stash.insert(top, (tree, p, epoch, offset)) {
@@ -123,14 +123,9 @@ impl Core {
         let Some(front) = self.buffer.peek_before(limit) else {
             return Ok(None);
         };
-        if let Step::Await(top) = &front.1 .3 {
-            let (top, time) = (top.clone(), front.0.time);
-            let arrived = self
-                .moves
-                .as_ref()
-                .is_some_and(|m| m.stash.contains_key(&*top));
-            if !arrived && !self.correlator.joined(&top)? {
-                *blocked = Some(time);
+        if let (Step::Await(top), Role::Shard(correlator, moves)) = (&front.1 .3, &mut self.role) {
+            if !moves.stash.contains_key(&**top) && !correlator.joined(top)? {
+                *blocked = Some(front.0.time);
                 return Ok(None);
             }
         }
@@ -147,23 +142,24 @@ impl Core {
         match step {
             Step::Apply => {}
             Step::Await(top) => {
-                let arrived = self.moves.as_mut().and_then(|m| m.stash.remove(&**top));
-                if let Some((tree, p, epoch, offset)) = arrived {
-                    let entities = tree.entities.len();
-                    if self.correlator.move_in(tree)? {
-                        tracing::info!(top = %top, entities, "tree moved in");
-                        self.metrics.tree_moves.with_label_values(&["in"]).inc();
+                if let Role::Shard(correlator, moves) = &mut self.role {
+                    if let Some((tree, p, epoch, offset)) = moves.stash.remove(&**top) {
+                        let entities = tree.entities.len();
+                        if correlator.move_in(tree)? {
+                            tracing::info!(top = %top, entities, "tree moved in");
+                            self.metrics.tree_moves.with_label_values(&["in"]).inc();
+                        }
+                        self.partitions[p].release(epoch, offset);
                     }
-                    self.partitions[p].release(epoch, offset);
                 }
             }
             Step::MoveOut(root) => {
-                // Only a shard reading routes holds move-outs; the tree stays put otherwise.
-                let Some(moves) = &self.moves else {
+                // Only a shard reading routes holds move-outs.
+                let Role::Shard(correlator, moves) = &mut self.role else {
                     return Ok(());
                 };
                 let (topic, to) = (moves.topic.clone(), shard_of(root, moves.shards));
-                let tree = self.correlator.move_out(ev, alerts)?;
+                let tree = correlator.move_out(ev, alerts)?;
                 tracing::info!(top = %ev.entity, root = %root, to, entities = tree.entities.len(), "tree moved out");
                 self.metrics.tree_moves.with_label_values(&["out"]).inc();
                 let record = Routed::MoveIn(tree).record(&topic, root, to);
@@ -171,7 +167,7 @@ impl Core {
                 return Ok(());
             }
         }
-        self.correlator.apply(ev, alerts)?;
+        self.role.apply(ev, alerts)?;
         Ok(())
     }
 }
