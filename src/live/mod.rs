@@ -21,7 +21,10 @@ mod disk;
 mod events;
 pub mod feed;
 pub mod group;
+mod outputs;
+mod partition;
 pub mod probe;
+mod role;
 mod routes;
 mod schema_wait;
 mod startup;
@@ -32,7 +35,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use prometheus::IntCounter;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -42,21 +44,23 @@ use crate::adapter::{Normalized, Normalizer};
 use crate::alert::{alert_id, Alert, AlertKind};
 use crate::config::Config;
 use crate::correlate::reorder::ReorderBuffer;
-use crate::correlate::{Correlator, Rules, Stats};
+use crate::correlate::Stats;
 use crate::error::{DecodeError, StoreError};
-use crate::event::IdentityEvent;
 use crate::notify::Notifier;
 use crate::repartition::Router;
 use crate::sink::kafka::OutboxProducer;
-use crate::sink::{case_json, AlertEncoding};
+use crate::sink::AlertEncoding;
 use crate::source::continuity::{self, fingerprint, Continuity};
 use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
 use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
-use events::{At, DeadLetter, Event, LogLost, OffsetsWentBack};
+use events::{Event, LogLost, OffsetsWentBack};
+use outputs::hand_over;
+use partition::{to_pause, Partition};
 use probe::Probe;
-use routes::{Moves, Tag};
+use role::{Role, Shard};
+use routes::Tag;
 use schema_wait::SchemaWaits;
 use watermark::Watermarks;
 
@@ -104,101 +108,6 @@ pub enum LiveError {
     Stopped,
 }
 
-struct Partition {
-    topic: String,
-    partition: i32,
-    source: usize,
-    next_offset: i64,
-    /// Offset and fingerprint of the last record consumed.
-    check: Option<(i64, u64)>,
-    /// Counts the logs this partition was read from (a lost log starts a new one), so
-    /// events held from an old log do not release offsets of the new one.
-    epoch: u32,
-    /// Offsets with events in the reorder buffer (how many), ascending; released
-    /// entries stay, at 0, until the ones before them are released too.
-    held: VecDeque<(i64, u32)>,
-    stored: Option<Position>,
-    /// `lockstep_events_total` of this topic by system and outcome, looked up once.
-    counters: [Option<IntCounter>; 8],
-}
-
-impl Partition {
-    /// Where record `offset` of this partition is.
-    fn at(&self, offset: i64) -> At<'_> {
-        At {
-            topic: &self.topic,
-            partition: self.partition,
-            offset,
-        }
-    }
-
-    fn position(&self) -> Position {
-        Position {
-            next: self
-                .held
-                .front()
-                .map_or(self.next_offset, |&(offset, _)| offset),
-            check: self.check,
-        }
-    }
-
-    /// Where the consumer resumes this partition.
-    fn resume_at(&self) -> Offset {
-        match self.next_offset {
-            0 => Offset::Beginning,
-            next => Offset::Offset(next),
-        }
-    }
-
-    /// The broker lost the log read so far: read the new one from its beginning.
-    fn start_over(&mut self) {
-        self.next_offset = 0;
-        self.check = None;
-        self.epoch += 1;
-        self.held.clear();
-    }
-
-    fn count(&mut self, metrics: &Metrics, ev: &IdentityEvent) {
-        let slot = ev.system.index() * 2 + ev.outcome.index();
-        self.counters[slot]
-            .get_or_insert_with(|| {
-                metrics.events.with_label_values(&[
-                    ev.system.as_str(),
-                    &self.topic,
-                    ev.outcome.as_str(),
-                ])
-            })
-            .inc();
-    }
-
-    fn release(&mut self, epoch: u32, offset: i64) {
-        if epoch != self.epoch {
-            return;
-        }
-        // Offsets are consecutive but where a log skips some: look there first.
-        let first = self.held.front().map_or(offset, |&(o, _)| o);
-        let guess = usize::try_from(offset - first).ok();
-        let at = match guess.and_then(|i| self.held.get(i)) {
-            Some(&(o, _)) if o == offset => guess,
-            _ => self.held.binary_search_by_key(&offset, |&(o, _)| o).ok(),
-        };
-        if let Some(i) = at {
-            self.held[i].1 = self.held[i].1.saturating_sub(1);
-        }
-        while self.held.front().is_some_and(|&(_, n)| n == 0) {
-            self.held.pop_front();
-        }
-    }
-
-    /// One more event of the record at `offset` (offsets only grow within a log) is held.
-    fn hold(&mut self, offset: i64) {
-        match self.held.back_mut() {
-            Some((last, n)) if *last == offset => *n += 1,
-            _ => self.held.push_back((offset, 1)),
-        }
-    }
-}
-
 /// Says how far the pipeline got every [`PROGRESS_EVERY`].
 struct Progress {
     since: Instant,
@@ -232,87 +141,6 @@ impl Progress {
             "progress"
         );
         *self = Progress::new(stats);
-    }
-}
-
-/// What one core covers.
-struct Shard {
-    /// The source partitions it consumes (with their positions in its store).
-    partitions: Vec<(String, i32)>,
-    probe: Probe,
-    judges_silence: bool,
-    role: Role,
-}
-
-/// What a core does with the events it reads, over its store.
-enum Role {
-    /// Correlates them (SPEC §4).
-    Correlate(Correlator),
-    /// Routes them by lineage root to the repartition topic: the group's router.
-    Route(Router),
-    /// Correlates what the router sent to its state shard, and moves trees.
-    Shard(Correlator, Moves),
-}
-
-impl Role {
-    /// Correlating over `store`, keeping the changelog of cases.
-    fn correlate(config: &Config, store: Store) -> Role {
-        Role::Correlate(Correlator::new(Rules::from(config), store).with_changelog())
-    }
-
-    /// Correlating over `store` what the router sends to a state shard.
-    fn shard(config: &Config, store: Store, moves: Moves) -> Role {
-        Role::Shard(
-            Correlator::new(Rules::from(config), store).with_changelog(),
-            moves,
-        )
-    }
-
-    fn store_mut(&mut self) -> &mut Store {
-        match self {
-            Role::Correlate(c) | Role::Shard(c, _) => c.store_mut(),
-            Role::Route(r) => r.store_mut(),
-        }
-    }
-
-    fn stats(&self) -> Stats {
-        match self {
-            Role::Correlate(c) | Role::Shard(c, _) => c.stats(),
-            Role::Route(r) => r.stats(),
-        }
-    }
-
-    /// The correlator, unless it routes.
-    fn correlator(&mut self) -> Option<&mut Correlator> {
-        match self {
-            Role::Correlate(c) | Role::Shard(c, _) => Some(c),
-            Role::Route(_) => None,
-        }
-    }
-
-    /// Applies a released event: correlated, or routed.
-    fn apply(&mut self, ev: &IdentityEvent, alerts: &mut Vec<Alert>) -> Result<(), StoreError> {
-        match self {
-            Role::Correlate(c) | Role::Shard(c, _) => c.apply(ev, alerts),
-            Role::Route(r) => r.apply(ev),
-        }
-    }
-
-    /// Moves time to `watermark`: the deadlines before it evaluated (at most `max`;
-    /// true when more may be due), or, for the router, marked on every shard.
-    fn advance(
-        &mut self,
-        watermark: Micros,
-        max: usize,
-        alerts: &mut Vec<Alert>,
-    ) -> Result<bool, StoreError> {
-        match self {
-            Role::Correlate(c) | Role::Shard(c, _) => c.advance(watermark, max, alerts),
-            Role::Route(r) => {
-                r.mark(watermark);
-                Ok(false)
-            }
-        }
     }
 }
 
@@ -1133,33 +961,6 @@ impl Core {
         Ok(())
     }
 
-    /// Sends a record that cannot be read to the dead-letter topic, with its reason.
-    fn dead_letter(&mut self, p: usize, message: &BorrowedMessage<'_>, e: DecodeError) {
-        let part = &self.partitions[p];
-        let offset = message.offset();
-        DeadLetter {
-            at: part.at(offset),
-            reason: &e,
-        }
-        .emit(&self.metrics);
-        let record = OutboxRecord {
-            topic: self.config.sinks.dead_letter_topic.clone(),
-            key: message.key().map(<[u8]>::to_vec),
-            partition: None,
-            payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
-            headers: vec![
-                ("source.topic".into(), part.topic.clone().into_bytes()),
-                (
-                    "source.partition".into(),
-                    part.partition.to_string().into_bytes(),
-                ),
-                ("source.offset".into(), offset.to_string().into_bytes()),
-                ("reason".into(), e.reason.into_bytes()),
-            ],
-        };
-        self.queue(record);
-    }
-
     fn check_silence(
         &mut self,
         now: Instant,
@@ -1215,155 +1016,6 @@ impl Core {
         }
         Ok(())
     }
-
-    fn emit(&mut self, alerts: Vec<Alert>) -> Result<(), LiveError> {
-        for alert in alerts {
-            self.metrics
-                .alerts
-                .with_label_values(&[alert.kind.as_str()])
-                .inc();
-            if self.print {
-                println!("{}", alert.display_line());
-            }
-            let record = OutboxRecord {
-                topic: self.config.sinks.alerts_topic.clone(),
-                key: Some(alert.root.clone().into_bytes()),
-                partition: None,
-                payload: self.alert_encoding.encode(&alert),
-                headers: vec![
-                    ("alert_id".into(), alert.alert_id.clone().into_bytes()),
-                    ("kind".into(), alert.kind.as_str().as_bytes().to_vec()),
-                ],
-            };
-            self.queue(record);
-            for record in self.notifier.records(&alert) {
-                self.queue(record);
-            }
-        }
-        let routed = match &mut self.role {
-            Role::Route(router) => router.take(),
-            _ => Vec::new(),
-        };
-        for record in routed {
-            self.producer.send(ROUTED | self.routed, record);
-            self.routed += 1;
-        }
-        let Some(correlator) = self.role.correlator() else {
-            return Ok(());
-        };
-        for (system, ms) in correlator.take_echoes() {
-            self.metrics
-                .echo_latency
-                .with_label_values(&[system.as_str()])
-                .observe(ms as f64 / 1000.0);
-        }
-        for case in correlator.take_changed_cases()? {
-            let record = OutboxRecord {
-                topic: self.config.sinks.cases_topic.clone(),
-                key: Some(case.id.clone().into_bytes()),
-                partition: None,
-                payload: serde_json::to_vec(&case_json(&case)).unwrap_or_default(),
-                headers: vec![("case_id".into(), case.id.clone().into_bytes())],
-            };
-            self.queue(record);
-        }
-        Ok(())
-    }
-
-    /// Puts an output in the outbox (committed with this step) and on the send list.
-    fn queue(&mut self, record: OutboxRecord) {
-        let seq = self.role.store_mut().enqueue(record.clone());
-        self.to_send.push((seq, record));
-    }
-
-    /// Sends the outputs of the batch being written once it is durable (a crash before
-    /// that re-derives them from the records consumed again).
-    fn send_durable(&mut self) -> Result<(), LiveError> {
-        if self.writing.is_empty() || !self.role.store_mut().write_done() {
-            return Ok(());
-        }
-        self.role.store_mut().wait()?;
-        let durable = std::mem::take(&mut self.writing);
-        hand_over(&mut self.producer, &mut self.notifier, durable);
-        Ok(())
-    }
-
-    /// Commits this step's state, positions and outputs in one batch, written in the
-    /// background while the next step polls (`wait`: written before returning). The
-    /// outputs of the previous batch, durable once the new one starts, are sent.
-    ///
-    /// A router's records do not go through the outbox (every event is one): they are
-    /// produced at once, and its directory and positions are committed only when the
-    /// broker has acknowledged every record routed before — until then, not at all (a
-    /// crash routes those events again: repeats, which the shards drop, not losses).
-    fn commit(&mut self, wait: bool) -> Result<(), LiveError> {
-        if matches!(self.role, Role::Route(_)) {
-            self.delivered.extend(self.producer.flush(ROUTED_ACK_WAIT));
-            if self.producer.in_flight() > 0 {
-                return Ok(());
-            }
-        }
-        let store = self.role.store_mut();
-        for part in &mut self.partitions {
-            let position = part.position();
-            if part.stored != Some(position) {
-                store.set_position(&part.topic, part.partition, position);
-                part.stored = Some(position);
-            }
-        }
-        for seq in self.delivered.drain(..) {
-            if seq & ROUTED == 0 {
-                store.delivered(seq);
-            }
-        }
-        let timer = self.metrics.commit_seconds.start_timer();
-        // Waits for the previous batch first: its outputs are durable after this.
-        self.role.store_mut().commit_in_background()?;
-        timer.observe_duration();
-        let durable = std::mem::replace(&mut self.writing, std::mem::take(&mut self.to_send));
-        hand_over(&mut self.producer, &mut self.notifier, durable);
-        if wait {
-            self.role.store_mut().wait()?;
-            self.send_durable()?;
-        }
-        Ok(())
-    }
-}
-
-/// Sends durable outputs on: alerts bound for a `[[notify]]` sink to its delivery
-/// thread, the others to Kafka.
-fn hand_over(
-    producer: &mut OutboxProducer,
-    notifier: &mut Notifier,
-    outputs: impl IntoIterator<Item = (u64, OutboxRecord)>,
-) {
-    for (seq, record) in outputs {
-        if let Some(record) = notifier.take(seq, record) {
-            producer.send(seq, record);
-        }
-    }
-}
-
-/// The partitions to pause with `held` events held for ordering and `paused` paused
-/// now, given those `ahead` of the slowest active one: over `max` (`max_held_events`),
-/// every one ahead, so that the slowest catches up and the watermark moves; at half of
-/// it, none; in between, those paused now — except one no longer ahead: when the
-/// partitions it waited for go quiet, a paused one becomes the slowest, and the
-/// watermark then waits for it (kept paused, the pipeline stalled: a 3.1M-event
-/// pre-loaded run stopped for good at 1.76M).
-fn to_pause(
-    held: usize,
-    max: usize,
-    paused: &BTreeSet<usize>,
-    ahead: BTreeSet<usize>,
-) -> BTreeSet<usize> {
-    if held > max {
-        ahead
-    } else if held <= max / 2 {
-        BTreeSet::new()
-    } else {
-        paused.intersection(&ahead).copied().collect()
-    }
 }
 
 #[cfg(test)]
@@ -1385,52 +1037,5 @@ mod tests {
             reason.contains("9999-12-31") && reason.contains("max_future_skew (1h)"),
             "{reason}"
         );
-    }
-
-    #[test]
-    fn a_paused_partition_that_became_the_slowest_is_resumed() {
-        let set = |v: &[usize]| v.iter().copied().collect::<BTreeSet<usize>>();
-        // Over the bound: every partition ahead of the slowest.
-        assert_eq!(to_pause(11, 10, &set(&[]), set(&[1, 2])), set(&[1, 2]));
-        // At half of it: none.
-        assert_eq!(to_pause(5, 10, &set(&[1, 2]), set(&[1, 2])), set(&[]));
-        // In between the same stay paused…
-        assert_eq!(
-            to_pause(8, 10, &set(&[1, 2]), set(&[1, 2, 3])),
-            set(&[1, 2])
-        );
-        // …but partition 0, the slowest, went quiet: 1 is the slowest now, and must run.
-        assert_eq!(to_pause(8, 10, &set(&[1, 2]), set(&[2])), set(&[2]));
-    }
-
-    #[test]
-    fn a_partition_resumes_at_its_oldest_record_still_held() {
-        let mut part = Partition {
-            topic: "t".into(),
-            partition: 0,
-            source: 0,
-            next_offset: 10,
-            check: None,
-            epoch: 0,
-            held: VecDeque::new(),
-            stored: None,
-            counters: Default::default(),
-        };
-        assert_eq!(part.position().next, 10);
-        // Record 10 holds two events; 11 and 12 one each.
-        for offset in [10, 10, 11, 12] {
-            part.hold(offset);
-        }
-        part.next_offset = 13;
-        part.release(0, 11);
-        assert_eq!(part.position().next, 10, "11 released out of order");
-        part.release(0, 10);
-        assert_eq!(part.position().next, 10, "one event of 10 still held");
-        part.release(1, 10);
-        assert_eq!(part.position().next, 10, "another log's release counts not");
-        part.release(0, 10);
-        assert_eq!(part.position().next, 12, "10 and 11 both done");
-        part.release(0, 12);
-        assert_eq!(part.position().next, 13);
     }
 }
