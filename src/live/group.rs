@@ -37,7 +37,7 @@ use super::probe::Probe;
 use super::routes::Moves;
 use super::startup;
 use super::{
-    alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Shard, MAX_BATCH,
+    alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Scope, MAX_BATCH,
     POLL_WAIT, SEND_WAIT, STEP_TIME,
 };
 use crate::api::{Registration, Stores};
@@ -624,7 +624,7 @@ impl Opener {
             self.metrics.clone(),
             self.print,
             self.encoding,
-            Shard {
+            Scope {
                 partitions,
                 probe: self.probe.clone(),
                 judges_silence,

@@ -59,7 +59,7 @@ use events::{Event, LogLost, OffsetsWentBack};
 use outputs::hand_over;
 use partition::{to_pause, Partition};
 use probe::Probe;
-use role::{Role, Shard};
+use role::{Role, Scope};
 use routes::Tag;
 use schema_wait::SchemaWaits;
 use watermark::Watermarks;
@@ -329,13 +329,13 @@ impl Pipeline {
             control.shutdown.clone(),
         );
         let encoding = alert_encoding(&config)?;
-        let shard = Shard {
+        let scope = Scope {
             partitions: assigned,
             probe,
             judges_silence: true,
             role,
         };
-        let mut core = Core::open(config, metrics, print, encoding, shard)?;
+        let mut core = Core::open(config, metrics, print, encoding, scope)?;
         let (consumer, _) =
             startup::wait_for_broker("reading back the last records consumed", stop, || {
                 core.connect(&kafka)
@@ -496,17 +496,17 @@ fn broker_gone(error: &KafkaError) -> bool {
 }
 
 impl Core {
-    /// A core over the partitions of `shard`, resuming at the positions `store` holds;
+    /// A core over the partitions of `scope`, resuming at the positions its store holds;
     /// outputs the last run left in its outbox are sent again.
     fn open(
         config: Config,
         metrics: Arc<Metrics>,
         print: bool,
         alert_encoding: AlertEncoding,
-        mut shard: Shard,
+        mut scope: Scope,
     ) -> Result<Core, LiveError> {
         let kafka = kafka_of(&config)?;
-        let store = shard.role.store_mut();
+        let store = scope.role.store_mut();
         let stored: HashMap<(String, i32), Position> = store
             .positions()?
             .into_iter()
@@ -526,7 +526,7 @@ impl Core {
         let c = &config.correlator;
         // A shard's time is the router's marks: its partition is never idle, since quiet
         // there may be the router away, not the feeds.
-        let idle_timeout = match shard.role {
+        let idle_timeout = match scope.role {
             Role::Shard(..) => crate::time::Span::days(36_500),
             _ => c.idle_timeout,
         };
@@ -551,13 +551,13 @@ impl Core {
         let mut core = Core {
             alert_encoding,
             config,
-            probe: shard.probe,
-            judges_silence: shard.judges_silence,
+            probe: scope.probe,
+            judges_silence: scope.judges_silence,
             paused: BTreeSet::new(),
             schema_waits: SchemaWaits::default(),
             deadline_backlog: false,
             normalizers,
-            role: shard.role,
+            role: scope.role,
             producer,
             notifier,
             partitions: Vec::new(),
@@ -575,7 +575,7 @@ impl Core {
             redeliveries_seen: 0,
             work_seen: [-1; 3],
         };
-        for (topic, partition) in shard.partitions {
+        for (topic, partition) in scope.partitions {
             let at = stored.get(&(topic.clone(), partition)).copied();
             core.add_partition(topic, partition, at);
         }
@@ -826,9 +826,9 @@ impl Core {
             .store_mut()
             .prefetch(released.iter().map(|held| &held.0))?;
         for held in released {
-            let (ev, (p, epoch, offset, step)) = &*held;
-            self.apply_step(ev, step, &mut alerts)?;
-            self.partitions[*p].release(*epoch, *offset);
+            let (ev, tag) = &*held;
+            self.apply_step(ev, &tag.step, &mut alerts)?;
+            self.partitions[tag.partition].release(tag.epoch, tag.offset);
         }
         // Alerts the producer has not taken yet wait in memory: none are added while
         // too many are in flight.
@@ -946,8 +946,13 @@ impl Core {
                     silence.since = ev.time;
                     self.watermarks.observe(p, ev.time, silence.last_record);
                     part.hold(offset);
-                    self.buffer
-                        .push_tagged(ev, (p, part.epoch, offset, routes::Step::Apply));
+                    let tag = Tag {
+                        partition: p,
+                        epoch: part.epoch,
+                        offset,
+                        step: routes::Step::Apply,
+                    };
+                    self.buffer.push_tagged(ev, tag);
                 }
             }
             Ok(Normalized::Skipped(_)) => {

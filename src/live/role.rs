@@ -12,8 +12,9 @@ use crate::repartition::Router;
 use crate::store::Store;
 use crate::time::Micros;
 
-/// What one core covers.
-pub(super) struct Shard {
+/// What one core covers (an instance's every partition, a group's state shard or its
+/// router), and its role there.
+pub(super) struct Scope {
     /// The source partitions it consumes (with their positions in its store).
     pub(super) partitions: Vec<(String, i32)>,
     pub(super) probe: Probe,

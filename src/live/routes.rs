@@ -28,8 +28,14 @@ pub(super) enum Step {
     MoveOut(Box<str>),
 }
 
-/// Where a held event came from, and what it asks for.
-pub(super) type Tag = (usize, u32, i64, Step);
+/// Where a held event came from — its partition (index), the log it was read from
+/// (epoch) and its record's offset — and what it asks for.
+pub(super) struct Tag {
+    pub(super) partition: usize,
+    pub(super) epoch: u32,
+    pub(super) offset: i64,
+    pub(super) step: Step,
+}
 
 /// The repartition topic this shard reads, and the move-ins that arrived.
 pub(super) struct Moves {
@@ -107,7 +113,13 @@ impl Core {
         };
         if let Some((ev, step)) = step {
             self.partitions[p].hold(offset);
-            self.buffer.push_tagged(ev, (p, epoch, offset, step));
+            let tag = Tag {
+                partition: p,
+                epoch,
+                offset,
+                step,
+            };
+            self.buffer.push_tagged(ev, tag);
         }
         Ok(())
     }
@@ -123,7 +135,8 @@ impl Core {
         let Some(front) = self.buffer.peek_before(limit) else {
             return Ok(None);
         };
-        if let (Step::Await(top), Role::Shard(correlator, moves)) = (&front.1 .3, &mut self.role) {
+        if let (Step::Await(top), Role::Shard(correlator, moves)) = (&front.1.step, &mut self.role)
+        {
             if !moves.stash.contains_key(&**top) && !correlator.joined(top)? {
                 *blocked = Some(front.0.time);
                 return Ok(None);
