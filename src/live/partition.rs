@@ -13,6 +13,7 @@ use crate::event::IdentityEvent;
 use crate::store::Position;
 use crate::telemetry::Metrics;
 
+/// A source partition a core reads, and what it holds of it.
 pub(super) struct Partition {
     pub(super) topic: String,
     pub(super) partition: i32,
