@@ -37,35 +37,13 @@ impl Event for DeadLetter<'_> {
     }
 }
 
-/// A partition's offsets went back below the next one expected (`at.offset`: the one
-/// read): the broker lost its log, and the partition is read on from the new one.
-pub(super) struct OffsetsWentBack<'a> {
-    pub at: At<'a>,
-    pub expected: i64,
-}
-
-impl Event for OffsetsWentBack<'_> {
-    fn emit(self, metrics: &Metrics) {
-        let At {
-            topic,
-            partition,
-            offset,
-        } = self.at;
-        tracing::warn!(
-            topic,
-            partition,
-            expected = self.expected,
-            got = offset,
-            "offsets went backwards: the broker lost its log (a memory broker restarted?); carrying on from the new log"
-        );
-        metrics.offset_resets.inc();
-    }
-}
-
-/// The last record consumed of a partition (`at.offset`) is gone or changed: the broker
-/// lost the log, and the partition is read again from its beginning.
+/// The broker lost a partition's log, noticed in one of two ways: its offsets went
+/// back below the next one expected (`went_back_from`; `at.offset` is the one read), and
+/// the partition is read on from the new log; or the last record consumed (`at.offset`)
+/// is gone or changed, and the partition is read again from its beginning.
 pub(super) struct LogLost<'a> {
     pub at: At<'a>,
+    pub went_back_from: Option<i64>,
 }
 
 impl Event for LogLost<'_> {
@@ -75,12 +53,21 @@ impl Event for LogLost<'_> {
             partition,
             offset,
         } = self.at;
-        tracing::warn!(
-            topic,
-            partition,
-            offset,
-            "the broker lost the log consumed so far (the last record read is gone or changed: a memory broker that restarted?); reading the partition again from its beginning"
-        );
+        match self.went_back_from {
+            Some(expected) => tracing::warn!(
+                topic,
+                partition,
+                expected,
+                got = offset,
+                "offsets went backwards: the broker lost its log (a memory broker restarted?); carrying on from the new log"
+            ),
+            None => tracing::warn!(
+                topic,
+                partition,
+                offset,
+                "the broker lost the log consumed so far (the last record read is gone or changed: a memory broker that restarted?); reading the partition again from its beginning"
+            ),
+        }
         metrics.offset_resets.inc();
     }
 }

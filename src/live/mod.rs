@@ -55,7 +55,7 @@ use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
 use crate::store::{OutboxRecord, Position, Store};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
-use events::{Event, LogLost, OffsetsWentBack};
+use events::{Event, LogLost};
 use outputs::hand_over;
 use partition::{to_pause, Partition};
 use probe::Probe;
@@ -697,6 +697,7 @@ impl Core {
                 lost = true;
                 LogLost {
                     at: part.at(part.next_offset - 1),
+                    went_back_from: None,
                 }
                 .emit(&self.metrics);
                 part.start_over();
@@ -898,9 +899,9 @@ impl Core {
         let offset = message.offset();
         let part = &mut self.partitions[p];
         if offset < part.next_offset {
-            OffsetsWentBack {
+            LogLost {
                 at: part.at(offset),
-                expected: part.next_offset,
+                went_back_from: Some(part.next_offset),
             }
             .emit(&self.metrics);
             part.start_over();
