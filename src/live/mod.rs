@@ -77,12 +77,6 @@ const SEND_WAIT: Duration = Duration::from_millis(5);
 const REBUILD_AFTER: Duration = Duration::from_secs(5);
 /// How often a broker that went away is tried again.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
-/// The bit that marks the sequence numbers of a router's records, produced at once and
-/// not kept in the outbox.
-const ROUTED: u64 = 1 << 63;
-/// How long a router's commit waits for its records to be acknowledged before it tries
-/// again at the next step.
-const ROUTED_ACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the pipeline stopped.
 #[derive(Debug, thiserror::Error)]

@@ -1,16 +1,25 @@
 //! A core's outputs: alerts, case changes, dead letters and routed records queued in the
 //! outbox with the step's state, committed in one batch, and sent once durable.
 
+use std::time::Duration;
+
 use rdkafka::message::{BorrowedMessage, Message};
 
 use super::events::{DeadLetter, Event};
-use super::{Core, LiveError, Role, ROUTED, ROUTED_ACK_WAIT};
+use super::{Core, LiveError, Role};
 use crate::alert::Alert;
 use crate::error::DecodeError;
 use crate::notify::Notifier;
 use crate::sink::case_json;
 use crate::sink::kafka::OutboxProducer;
 use crate::store::OutboxRecord;
+
+/// The bit that marks the sequence numbers of a router's records, produced at once and
+/// not kept in the outbox.
+const ROUTED: u64 = 1 << 63;
+/// How long a router's commit waits for its records to be acknowledged before it tries
+/// again at the next step.
+const ROUTED_ACK_WAIT: Duration = Duration::from_secs(5);
 
 impl Core {
     /// Sends a record that cannot be read to the dead-letter topic, with its reason.
@@ -40,6 +49,8 @@ impl Core {
         self.queue(record);
     }
 
+    /// Counts, prints and queues the step's alerts; sends what a router routed, and
+    /// queues the cases a correlator changed.
     pub(super) fn emit(&mut self, alerts: Vec<Alert>) -> Result<(), LiveError> {
         for alert in alerts {
             self.metrics
