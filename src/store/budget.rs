@@ -4,7 +4,7 @@
 //!
 //! | share | holds | bounded by |
 //! |---|---|---|
-//! | 1/4 | RocksDB block cache (the data blocks of every column family) | the cache's capacity |
+//! | 1/4, at least 1/16 | RocksDB block cache (the data blocks of every column family) | the cache's capacity |
 //! | 1/4 | RocksDB memtables of every column family together | `db_write_buffer_size` (a flush when exceeded) |
 //! | 1/2 − 1/32 − the index | the write-back caches of the tables (cases, watches, alerts), at least 1/16 | each table's share, in estimated bytes |
 //! | 1/32 | the filters of the keys written (`key_filter`: watches, seen) | their fixed size |
@@ -12,7 +12,9 @@
 //! The in-memory index of entity and lineage rows (`super::index`, which grows with the
 //! estate: ~110 bytes an identity, the replay prints it) is charged to the tables' half:
 //! after each commit their caches shrink by what it holds, down to their floor of 1/16;
-//! past that point (~2 million identities at the default 512 MiB) the index is held in
+//! what they cannot give is taken from the block cache, down to its floor of 1/16 (the
+//! rows every event reads are in the index: the block cache serves the colder ones).
+//! Past that point (~3 million identities at the default 512 MiB) the index is held in
 //! full beyond the budget — there is no cold path for its rows yet. Not in it: the events
 //! held for ordering (`[correlator] max_held_events`), the
 //! changes of the step being committed (see [`MemoryBudget::commit_every`]), and RocksDB's index and
@@ -96,7 +98,19 @@ impl MemoryBudget {
 
     /// The capacity of RocksDB's block cache.
     pub fn block_cache(self) -> usize {
-        self.quarter()
+        self.block_cache_beside(0)
+    }
+
+    /// The capacity of RocksDB's block cache once the in-memory index's `index` bytes are
+    /// charged: what the tables' half cannot give of them (see
+    /// [`MemoryBudget::table_beside`]) comes out of the cache's quarter, down to a
+    /// sixteenth of the budget.
+    pub fn block_cache_beside(self, index: usize) -> usize {
+        let tables_give = (self.0 / 2 - self.filters()).saturating_sub(self.floor());
+        let over = u64::try_from(index)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(tables_give);
+        usize::try_from((self.0 / 4).saturating_sub(over).max(self.floor())).unwrap_or(usize::MAX)
     }
 
     /// The memtables of all column families together.
@@ -119,8 +133,13 @@ impl MemoryBudget {
         tenths(
             &TABLE_SHARES,
             cf,
-            half.saturating_sub(index).max(self.0 / 16),
+            half.saturating_sub(index).max(self.floor()),
         )
+    }
+
+    /// The least the tables' caches, and the block cache, give way to: a sixteenth.
+    fn floor(self) -> u64 {
+        self.0 / 16
     }
 
     /// The size of the filter of the keys table `cf` wrote (0 for a table without one).
@@ -220,5 +239,14 @@ mod tests {
         assert!(tables(100 << 20) + (100 << 20) <= tables(0) + 10);
         assert!((tables(2 << 30) as i64 - (64 << 20)).abs() < 10);
         assert_eq!(b.key_filter(Family::Cases), 0);
+        // Then to the block cache, down to its floor.
+        let half = (1 << 29) - (1 << 25);
+        let tables_give = half - (64 << 20);
+        assert_eq!(b.block_cache_beside(tables_give), b.block_cache());
+        assert_eq!(
+            b.block_cache_beside(tables_give + (100 << 20)),
+            b.block_cache() - (100 << 20)
+        );
+        assert_eq!(b.block_cache_beside(2 << 30), 64 << 20);
     }
 }

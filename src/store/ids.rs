@@ -1,8 +1,9 @@
 //! Compact ids for entity names: every name is interned on first sight into a dense
 //! `u32`, so that the in-memory index ([`super::index`]) holds fixed-width records in
 //! arrays and links entities by id instead of by string. The names live in pages of
-//! 1 MiB (no allocation per name) and a hash table holds only the ids; the name looked
-//! up last is remembered, since an event asks for its entity several times.
+//! 1 MiB (no allocation per name), each after its length; where a name is takes 4 bytes
+//! an id, and a hash table holds only the ids; the name looked up last is remembered,
+//! since an event asks for its entity several times.
 
 use std::cell::Cell;
 use std::hash::BuildHasher;
@@ -10,6 +11,7 @@ use std::hash::BuildHasher;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
+use super::packed;
 use super::paged::Paged;
 
 /// An interned name.
@@ -17,16 +19,19 @@ pub type Id = u32;
 
 /// The bytes of a page of names; a name is never split between two.
 const PAGE: usize = 1 << 20;
-/// The longest name: its length and its offset in its page take 20 bits each.
-const LONGEST: usize = PAGE - 1;
+/// The longest name: with its length (3 bytes at most) it fits in a page.
+const LONGEST: usize = PAGE - 3;
+/// The most pages: a name's place is its page and its offset in 12 and 20 bits (4 GiB
+/// of names, some 150 million of the usual length).
+const MOST_PAGES: usize = 1 << 12;
 
 /// Names and their ids, both directions.
 #[derive(Default)]
 pub struct Ids {
     /// The names, one after another.
     pages: Vec<Vec<u8>>,
-    /// Where the name of each id is: page << 40 | offset << 20 | length.
-    at: Paged<u64>,
+    /// Where the name of each id is: page << 20 | offset of its length.
+    at: Paged<u32>,
     /// The ids, found by the hash of their name.
     table: HashTable<Id>,
     hasher: FixedState,
@@ -60,8 +65,8 @@ impl Ids {
         id
     }
 
-    /// The id of `name`, interning it first if needed; None when every id is taken or
-    /// the name is longer than 1 MiB.
+    /// The id of `name`, interning it first if needed; None when every id or page is
+    /// taken or the name is longer than 1 MiB.
     pub fn intern(&mut self, name: &str) -> Option<Id> {
         if let Some(id) = self.get(name) {
             return Some(id);
@@ -74,18 +79,23 @@ impl Ids {
         if bytes.len() > LONGEST {
             return None;
         }
+        let mut length = Vec::with_capacity(3);
+        packed::varint(&mut length, bytes.len() as u64);
         if self
             .pages
             .last()
-            .is_none_or(|p| p.len() + bytes.len() > PAGE)
+            .is_none_or(|p| p.len() + length.len() + bytes.len() > PAGE)
         {
+            if self.pages.len() == MOST_PAGES {
+                return None;
+            }
             self.pages.push(Vec::with_capacity(PAGE));
         }
         let page = self.pages.len() - 1;
         let offset = self.pages[page].len();
+        self.pages[page].extend_from_slice(&length);
         self.pages[page].extend_from_slice(bytes);
-        self.at
-            .push((page as u64) << 40 | (offset as u64) << 20 | bytes.len() as u64);
+        self.at.push((page as u32) << 20 | offset as u32);
         let hash = self.hasher.hash_one(bytes);
         let (pages, at, hasher) = (&self.pages, &self.at, &self.hasher);
         self.table
@@ -109,15 +119,17 @@ impl Ids {
     }
 }
 
-fn slice<'a>(pages: &'a [Vec<u8>], at: &Paged<u64>, id: Id) -> &'a [u8] {
+fn slice<'a>(pages: &'a [Vec<u8>], at: &Paged<u32>, id: Id) -> &'a [u8] {
     let Some(&at) = at.get(id as usize) else {
         return &[];
     };
-    let (page, offset, len) = (at >> 40, (at >> 20) & LONGEST as u64, at & LONGEST as u64);
-    pages
-        .get(page as usize)
-        .and_then(|p| p.get(offset as usize..(offset + len) as usize))
-        .unwrap_or_default()
+    let (page, offset) = ((at >> 20) as usize, (at & 0xf_ffff) as usize);
+    let Some(rest) = pages.get(page).and_then(|p| p.get(offset..)) else {
+        return &[];
+    };
+    let mut reader = packed::Reader(rest);
+    let len = reader.varint().unwrap_or(0) as usize;
+    reader.0.get(..len).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@
 //! written in the same batch as everything else. The seams: `open` (options, layout,
 //! damaged directories), `rows` (the entity and lineage questions of the correlator),
 //! `prefetch`, `outbox` (positions and records to produce), `family` (the column
-//! families), and here the store itself, the other tables and the commit.
+//! families), `worker` (the threads that write batches and read prefetches), and here
+//! the store itself, the other tables and the commit.
 //! [`view::StateView`] reads the committed state for the API and the CLI, beside a
 //! running correlator or from a state directory opened read-only.
 
@@ -43,9 +44,9 @@ mod table;
 mod timers;
 pub mod tree;
 pub mod view;
+mod worker;
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use rocksdb::{WriteBatch, DB};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,7 @@ pub use outbox::{OutboxRecord, Position};
 use seen::Seen;
 use table::Staged;
 use table::Table;
+use worker::Worker;
 
 /// The cache of the positions table: one small entry per source partition.
 const POSITIONS_CACHE: usize = 1 << 20;
@@ -78,12 +80,15 @@ const WRITE_OUT_BATCH: usize = 4 << 20;
 pub struct Store {
     db: Arc<DB>,
     budget: MemoryBudget,
+    /// RocksDB's block cache, which gives way to the index as the tables' caches do.
+    block_cache: rocksdb::Cache,
     /// Whether the store outlives the process (a state directory) and each commit must
     /// leave it complete; a temporary store only needs to be complete when read.
     durable: bool,
-    writing: Option<JoinHandle<Result<(), rocksdb::Error>>>,
-    /// The prefetch being read ([`Store::start_prefetch`]).
-    reading: Option<JoinHandle<Result<seen::Fetched, StoreError>>>,
+    /// Writes the batch of the last commit.
+    writing: Worker<Result<(), rocksdb::Error>>,
+    /// Reads a prefetch ([`Store::start_prefetch`]).
+    reading: Worker<Result<seen::Fetched, StoreError>>,
     /// How many keys the last prefetch read.
     last_reads: usize,
     _temp: Option<tempfile::TempDir>,
@@ -293,21 +298,18 @@ impl Store {
         let mut batch = WriteBatch::default();
         self.stage(&mut batch, everything)?;
         let (db, durable) = (Arc::clone(&self.db), self.durable);
-        self.writing = Some(std::thread::spawn(move || write(&db, batch, durable)));
-        Ok(())
+        self.writing.start(move || write(&db, batch, durable))
     }
 
     /// Whether no batch is being written (then [`Store::wait`] returns at once).
     pub fn write_done(&self) -> bool {
-        self.writing.as_ref().is_none_or(|w| w.is_finished())
+        self.writing.is_finished()
     }
 
     /// Waits for the batch being written, if any; then trims the caches.
     pub fn wait(&mut self) -> Result<(), StoreError> {
-        if let Some(writing) = self.writing.take() {
-            writing.join().map_err(|_| {
-                StoreError::Incompatible("the store writer thread panicked".into())
-            })??;
+        if let Some(written) = self.writing.wait()? {
+            written?;
         }
         let index = self.index.heap_bytes();
         self.cases
@@ -316,6 +318,8 @@ impl Store {
             .set_budget(self.budget.table_beside(Family::Watches, index));
         self.alerts
             .set_budget(self.budget.table_beside(Family::Alerts, index));
+        self.block_cache
+            .set_capacity(self.budget.block_cache_beside(index));
         for table in self.tables() {
             table.evict_if_over_budget();
         }
@@ -397,9 +401,7 @@ fn write(db: &DB, batch: WriteBatch, durable: bool) -> Result<(), rocksdb::Error
 
 impl Drop for Store {
     fn drop(&mut self) {
-        if let Some(reading) = self.reading.take() {
-            let _ = reading.join();
-        }
+        let _ = self.reading.wait();
         if let Err(e) = self.wait() {
             tracing::error!(error = %e, "the last write batch failed");
         }

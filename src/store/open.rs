@@ -11,6 +11,7 @@ use super::family::Family;
 use super::index::Index;
 use super::seen::Seen;
 use super::table::Table;
+use super::worker::Worker;
 use super::{codec, outbox_seq, timers, MemoryBudget, Store, CLOCK_KEY, POSITIONS_CACHE};
 use crate::error::StoreError;
 use crate::time::Micros;
@@ -126,6 +127,8 @@ impl Store {
             other => return Err(other_layout(dir, other)),
         }
         let index = Index::load(&db, durable)?;
+        let mut block_cache = cache;
+        block_cache.set_capacity(budget.block_cache_beside(index.heap_bytes()));
         let outbox_next = match db
             .iterator_cf(Family::Outbox.handle(&db)?, IteratorMode::End)
             .next()
@@ -136,9 +139,10 @@ impl Store {
         let mut store = Store {
             db: Arc::new(db),
             budget,
+            block_cache,
             durable,
-            writing: None,
-            reading: None,
+            writing: Worker::new("store-writer"),
+            reading: Worker::new("store-reader"),
             last_reads: 0,
             _temp: None,
             index,

@@ -245,7 +245,8 @@ fn delta(out: &mut Vec<u8>, from: Micros, to: Micros) {
     varint(out, ((d << 1) ^ (d >> 63)) as u64);
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
+/// Writes `v` in 7-bit groups, least significant first.
+pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -253,7 +254,8 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Reads what [`encode`] and [`varint`] write, from the front.
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl Reader<'_> {
     fn byte(&mut self) -> Option<u8> {
@@ -268,7 +270,7 @@ impl Reader<'_> {
         Some(*head)
     }
 
-    fn varint(&mut self) -> Option<u64> {
+    pub(super) fn varint(&mut self) -> Option<u64> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -300,8 +302,8 @@ pub struct Arena {
     large: HashMap<Id, Box<[u8]>>,
 }
 
-/// The length prefix of a run.
-const HEADER: usize = 4;
+/// The longest length prefix of a run: a varint of up to 21 bits, enough for a page.
+const LONGEST_HEADER: usize = 3;
 /// The start of a slot whose string does not fit in a page.
 const LARGE: u32 = u32::MAX - 1;
 
@@ -313,9 +315,9 @@ impl Arena {
             LARGE => self.large.get(&slot).map(|b| &b[..]),
             start => {
                 let (page, offset) = self.granules.place(start as usize);
-                let bytes = page.get(offset..)?.as_flattened();
-                let (len, rest) = bytes.split_first_chunk::<HEADER>()?;
-                rest.get(..u32::from_le_bytes(*len) as usize)
+                let mut run = Reader(page.get(offset..)?.as_flattened());
+                let len = run.varint()?;
+                run.0.get(..usize::try_from(len).ok()?)
             }
         }
     }
@@ -336,8 +338,8 @@ impl Arena {
         }
         let (page, offset) = self.granules.place_mut(*start as usize);
         let run = page[offset..offset + need as usize].as_flattened_mut();
-        run[..HEADER].copy_from_slice(&(bytes.len() as u32).to_le_bytes());
-        run[HEADER..HEADER + bytes.len()].copy_from_slice(bytes);
+        let header = write_header(run, bytes.len());
+        run[header..header + bytes.len()].copy_from_slice(bytes);
     }
 
     /// Empties `slot`, whose start is `start` (set to [`NONE`]).
@@ -352,8 +354,9 @@ impl Arena {
     }
 
     fn run_len(&self, start: u32) -> u32 {
-        let head = self.granules[start as usize];
-        runs(u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize)
+        let (page, offset) = self.granules.place(start as usize);
+        let len = Reader(page[offset..].as_flattened()).varint().unwrap_or(0);
+        runs(usize::try_from(len).unwrap_or(usize::MAX))
     }
 
     /// A free run of `need` granules: a freed one of that length, else the next in the
@@ -368,8 +371,8 @@ impl Arena {
             // The rest of the page, as a run whose header says its length.
             let rest = end as u32;
             self.granules.grow(end + room, [0; 8]);
-            let len = (room * 8 - HEADER) as u32;
-            self.granules[end][..HEADER].copy_from_slice(&len.to_le_bytes());
+            let (page, offset) = self.granules.place_mut(end);
+            write_header(page[offset..].as_flattened_mut(), room * 8 - LONGEST_HEADER);
             self.free.entry(room as u32).or_default().push(rest);
         }
         let start = self.granules.len();
@@ -393,7 +396,26 @@ impl Arena {
 
 /// The granules a string of `len` bytes takes with its header.
 fn runs(len: usize) -> u32 {
-    u32::try_from((HEADER + len).div_ceil(8)).unwrap_or(u32::MAX)
+    u32::try_from((header_len(len) + len).div_ceil(8)).unwrap_or(u32::MAX)
+}
+
+/// The bytes of the length prefix of a string of `len` bytes (one below 128).
+fn header_len(len: usize) -> usize {
+    match len {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        _ => LONGEST_HEADER,
+    }
+}
+
+/// Writes the length prefix of a string of `len` bytes at the start of `run`; its size.
+fn write_header(run: &mut [u8], len: usize) -> usize {
+    let size = header_len(len);
+    for (i, byte) in run[..size].iter_mut().enumerate() {
+        let more = if i + 1 < size { 0x80 } else { 0 };
+        *byte = (len >> (7 * i)) as u8 & 0x7f | more;
+    }
+    size
 }
 
 #[cfg(test)]
@@ -521,5 +543,25 @@ mod tests {
         arena.put(4, &mut starts[4], b"small again");
         assert_eq!(arena.get(4, starts[4]), Some(&b"small again"[..]));
         assert!(arena.large.is_empty());
+        // Length prefixes of one, two and three bytes; a run filling a page's rest.
+        for (slot, len) in [
+            (0, 126),
+            (1, 127),
+            (2, 128),
+            (5, 16_383),
+            (0, 16_384),
+            (1, 300_000),
+        ] {
+            let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            arena.put(slot, &mut starts[slot as usize], &bytes);
+            assert_eq!(
+                arena.get(slot, starts[slot as usize]),
+                Some(&bytes[..]),
+                "{len}"
+            );
+            assert_eq!(arena.run_len(starts[slot as usize]), runs(len), "{len}");
+        }
+        assert_eq!(runs(127), 16);
+        assert_eq!(runs(128), 17, "a second byte of length");
     }
 }

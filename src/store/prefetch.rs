@@ -56,8 +56,7 @@ impl Store {
         self.finish_prefetch()?;
         let reads = self.reads(events);
         let db = Arc::clone(&self.db);
-        self.reading = Some(std::thread::spawn(move || reads.read(&db)));
-        Ok(())
+        self.reading.start(move || reads.read(&db))
     }
 
     /// The keys a prefetch of `events` reads (see [`Store::prefetch`]).
@@ -80,12 +79,10 @@ impl Store {
 
     /// Caches what the last [`Store::start_prefetch`] read (waiting for it).
     pub fn finish_prefetch(&mut self) -> Result<(), StoreError> {
-        let Some(reading) = self.reading.take() else {
+        let Some(read) = self.reading.wait()? else {
             return Ok(());
         };
-        let read = reading
-            .join()
-            .map_err(|_| StoreError::Incompatible("the store reader thread panicked".into()))??;
+        let read = read?;
         self.seen.install(read);
         Ok(())
     }
