@@ -80,8 +80,9 @@ const WRITE_OUT_BATCH: usize = 4 << 20;
 pub struct Store {
     db: Arc<DB>,
     budget: MemoryBudget,
-    /// RocksDB's block cache, which gives way to the index as the tables' caches do.
-    block_cache: rocksdb::Cache,
+    /// RocksDB's block cache, which gives way to the index as the tables' caches do, and
+    /// its capacity.
+    block_cache: (rocksdb::Cache, usize),
     /// Whether the store outlives the process (a state directory) and each commit must
     /// leave it complete; a temporary store only needs to be complete when read.
     durable: bool,
@@ -318,8 +319,7 @@ impl Store {
             .set_budget(self.budget.table_beside(Family::Watches, index));
         self.alerts
             .set_budget(self.budget.table_beside(Family::Alerts, index));
-        self.block_cache
-            .set_capacity(self.budget.block_cache_beside(index));
+        self.size_block_cache(index);
         for table in self.tables() {
             table.evict_if_over_budget();
         }
@@ -327,6 +327,16 @@ impl Store {
         self.positions.evict_if_over_budget();
         self.outbox.evict_if_over_budget();
         Ok(())
+    }
+
+    /// Sizes the block cache for an index of `index` bytes (see
+    /// [`MemoryBudget::block_cache_beside`]).
+    fn size_block_cache(&mut self, index: usize) {
+        let capacity = self.budget.block_cache_beside(index);
+        if capacity != self.block_cache.1 {
+            self.block_cache.1 = capacity;
+            self.block_cache.0.set_capacity(capacity);
+        }
     }
 
     /// Moves the pending changes into `batch`: all (afterwards nothing is pending), or

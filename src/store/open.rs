@@ -127,8 +127,6 @@ impl Store {
             other => return Err(other_layout(dir, other)),
         }
         let index = Index::load(&db, durable)?;
-        let mut block_cache = cache;
-        block_cache.set_capacity(budget.block_cache_beside(index.heap_bytes()));
         let outbox_next = match db
             .iterator_cf(Family::Outbox.handle(&db)?, IteratorMode::End)
             .next()
@@ -139,7 +137,7 @@ impl Store {
         let mut store = Store {
             db: Arc::new(db),
             budget,
-            block_cache,
+            block_cache: (cache, budget.block_cache()),
             durable,
             writing: Worker::new("store-writer"),
             reading: Worker::new("store-reader"),
@@ -158,6 +156,7 @@ impl Store {
             timers: timers::Timers::new(),
             appended: Vec::new(),
         };
+        store.size_block_cache(store.index.heap_bytes());
         if created {
             store
                 .watches
