@@ -37,8 +37,8 @@ use super::probe::Probe;
 use super::routes::Moves;
 use super::startup;
 use super::{
-    alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Progress, Role, Scope, MAX_BATCH,
-    POLL_WAIT, SEND_WAIT, STEP_TIME,
+    alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, PollBatch, Progress, Role, Scope,
+    MAX_BATCH, POLL_WAIT,
 };
 use crate::api::{Registration, Stores};
 use crate::config::Config;
@@ -309,23 +309,12 @@ impl GroupPipeline {
         let (backlog, busy) = {
             let shards = lock(&self.consumer.context().shards);
             let cores = || shards.owned.values().map(|o| &o.core);
-            (
-                cores().any(|c| c.outbox_full()),
-                cores().any(|c| !c.writing.is_empty() || c.deadline_backlog),
-            )
+            (cores().any(|c| c.outbox_full()), cores().any(Core::busy))
         };
-        let mut polled = 0;
-        while !backlog
-            && polled < MAX_BATCH
-            && !(polled % 64 == 0 && polled > 0 && started.elapsed() >= STEP_TIME)
-        {
-            let wait = match (polled, busy) {
-                (0, false) => POLL_WAIT,
-                (0, true) => SEND_WAIT,
-                _ => Duration::ZERO,
-            };
+        let mut batch = PollBatch::new(started);
+        while !backlog && batch.more() {
             // Rebalances run in here, through `Membership::rebalance`.
-            let polled_now = self.consumer.poll(wait);
+            let polled_now = self.consumer.poll(batch.wait(busy));
             // Stopped in there for longer than the session timeout: nothing more is
             // applied before the group says what this member owns now.
             let gap = started.elapsed();
@@ -346,7 +335,7 @@ impl GroupPipeline {
                     break;
                 }
                 Some(Ok(message)) => {
-                    polled += 1;
+                    batch.count();
                     let mut shards = lock(&self.consumer.context().shards);
                     if let Some(owned) = shards.owned.get_mut(&message.partition()) {
                         owned.core.ingest(&message, started, future_limit)?;

@@ -72,6 +72,44 @@ const STEP_TIME: Duration = Duration::from_millis(50);
 const POLL_WAIT: Duration = Duration::from_millis(50);
 /// The first poll's wait while outputs wait for their batch to be written.
 const SEND_WAIT: Duration = Duration::from_millis(5);
+/// The records a step polls, in single-instance and group mode alike: up to
+/// [`MAX_BATCH`], for up to [`STEP_TIME`] (the clock read every 64 records: a record takes
+/// a few microseconds), and always at least one poll.
+struct PollBatch {
+    started: Instant,
+    polled: usize,
+}
+
+impl PollBatch {
+    fn new(started: Instant) -> PollBatch {
+        PollBatch { started, polled: 0 }
+    }
+
+    /// Whether to poll again.
+    fn more(&self) -> bool {
+        self.polled < MAX_BATCH
+            && !(self.polled > 0
+                && self.polled.is_multiple_of(64)
+                && self.started.elapsed() >= STEP_TIME)
+    }
+
+    /// How long the next poll may wait for a record: the first of a step waits (less when
+    /// outputs or deadlines wait for the step's end: `busy`), the others take what is
+    /// there.
+    fn wait(&self, busy: bool) -> Duration {
+        match (self.polled, busy) {
+            (0, false) => POLL_WAIT,
+            (0, true) => SEND_WAIT,
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// Counts a record polled.
+    fn count(&mut self) {
+        self.polled += 1;
+    }
+}
+
 /// How long the consumer may report nothing but errors before it is replaced (stale
 /// metadata, say); a lost broker connection replaces it at once.
 const REBUILD_AFTER: Duration = Duration::from_secs(5);
@@ -413,7 +451,7 @@ impl Pipeline {
         // Events stamped after this are dead letters; read once per step (≤ 50 ms), as
         // the step's other clocks are.
         let future_limit = Micros::now().plus(self.core.config.correlator.max_future_skew);
-        let mut polled = 0;
+        let mut batch = PollBatch::new(started);
         let added = self.core.probe.take_added();
         if !added.is_empty() {
             for (topic, partition) in added {
@@ -440,19 +478,10 @@ impl Pipeline {
         }
         let paused = outbox_full || self.consumer.is_none();
         while let Some(consumer) = self.consumer.as_ref() {
-            // The clock is read every 64 records: a record takes a few microseconds.
-            if paused || polled >= MAX_BATCH || (polled % 64 == 0 && started.elapsed() >= STEP_TIME)
-            {
+            if paused || !batch.more() {
                 break;
             }
-            // Outputs waiting for their batch, or deadlines: come back soon for them.
-            let idle = self.core.writing.is_empty() && !self.core.deadline_backlog;
-            let wait = match (polled, idle) {
-                (0, true) => POLL_WAIT,
-                (0, false) => SEND_WAIT,
-                _ => Duration::ZERO,
-            };
-            match consumer.poll(wait) {
+            match consumer.poll(batch.wait(self.core.busy())) {
                 None => break,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer error");
@@ -465,7 +494,7 @@ impl Pipeline {
                 Some(Ok(message)) => {
                     self.failing_since = None;
                     self.core.ingest(&message, started, future_limit)?;
-                    polled += 1;
+                    batch.count();
                     self.core.send_durable()?;
                 }
             }
@@ -731,6 +760,12 @@ impl Core {
         self.paused.clear();
         self.report_gauges();
         Ok(())
+    }
+
+    /// Whether outputs wait for their batch to be written, or deadlines for their turn:
+    /// the step comes back soon for them.
+    fn busy(&self) -> bool {
+        !self.writing.is_empty() || self.deadline_backlog
     }
 
     /// Whether `[sinks] max_outbox` outputs await the broker's acknowledgement: then no
@@ -1021,6 +1056,28 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_polls_at_least_once_then_until_its_time_or_batch_is_used() {
+        let late = PollBatch::new(Instant::now() - STEP_TIME * 2);
+        assert!(late.more(), "a step that started late still polls once");
+        assert_eq!((late.wait(false), late.wait(true)), (POLL_WAIT, SEND_WAIT));
+        let mut batch = late;
+        for _ in 0..63 {
+            batch.count();
+            assert!(batch.more(), "the clock is read every 64 records");
+            assert_eq!(batch.wait(true), Duration::ZERO);
+        }
+        batch.count();
+        assert!(!batch.more(), "64 records past the step's time");
+        let mut fresh = PollBatch::new(Instant::now());
+        for _ in 0..MAX_BATCH - 1 {
+            fresh.count();
+        }
+        assert!(fresh.more());
+        fresh.count();
+        assert!(!fresh.more(), "a full batch");
+    }
 
     #[test]
     fn a_record_stamped_past_the_wall_clock_is_a_dead_letter() {
