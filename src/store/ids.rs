@@ -79,12 +79,11 @@ impl Ids {
         if bytes.len() > LONGEST {
             return None;
         }
-        let mut length = Vec::with_capacity(3);
-        packed::varint(&mut length, bytes.len() as u64);
+        let length = packed::header_len(bytes.len());
         if self
             .pages
             .last()
-            .is_none_or(|p| p.len() + length.len() + bytes.len() > PAGE)
+            .is_none_or(|p| p.len() + length + bytes.len() > PAGE)
         {
             if self.pages.len() == MOST_PAGES {
                 return None;
@@ -93,7 +92,7 @@ impl Ids {
         }
         let page = self.pages.len() - 1;
         let offset = self.pages[page].len();
-        self.pages[page].extend_from_slice(&length);
+        packed::varint(&mut self.pages[page], bytes.len() as u64);
         self.pages[page].extend_from_slice(bytes);
         self.at.push((page as u32) << 20 | offset as u32);
         let hash = self.hasher.hash_one(bytes);

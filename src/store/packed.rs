@@ -399,8 +399,9 @@ fn runs(len: usize) -> u32 {
     u32::try_from((header_len(len) + len).div_ceil(8)).unwrap_or(u32::MAX)
 }
 
-/// The bytes of the length prefix of a string of `len` bytes (one below 128).
-fn header_len(len: usize) -> usize {
+/// The bytes of the length prefix of a string of `len` bytes (one below 128), for
+/// strings of up to 2 MiB: [`varint`]'s size for them.
+pub(super) fn header_len(len: usize) -> usize {
     match len {
         0..0x80 => 1,
         0x80..0x4000 => 2,
