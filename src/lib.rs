@@ -37,7 +37,9 @@
 //! keeps the lineage directory and routes each event by its root to the repartition
 //! topic, whose partition p is shard p (live::routes: trees that gain a parent move
 //! between shards). A core's role is one of Correlate, Route or Shard (live::Role);
-//! correlate knows nothing of routing.
+//! correlate knows nothing of routing. Both modes run on one loop (live::driver: a
+//! live::instance or a live::group member is a Mode; the loop polls, hands records
+//! over, settles, and replaces a consumer that lost the broker or keeps failing).
 //!
 //! Reading the state: store::view (committed state) → api (HTTP /v1, OpenAPI) and the
 //! CLI's `lineage` / `cases` (lineage: tree, dot, mermaid; client: `--api` mode and the

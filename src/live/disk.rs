@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::events::{Event, StoreUnwritable};
-use super::{Control, LiveError, Pipeline};
+use super::instance::Instance;
+use super::{Control, LiveError};
 use crate::error::StoreError;
 
 /// How often the state directory is tried again.
@@ -34,7 +35,7 @@ pub(super) fn unwritable(error: &LiveError) -> Option<String> {
     }
 }
 
-impl Pipeline {
+impl Instance {
     /// After the store refused a write (`why`): drops the consumer and everything held
     /// in memory (nothing of it is lost: it is what the last commit's positions lead
     /// to), and waits until the state directory has room again. Then returns

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use rdkafka::error::KafkaError;
+
 use crate::error::DecodeError;
 use crate::telemetry::Metrics;
 
@@ -87,20 +89,34 @@ impl Event for StoreUnwritable<'_> {
     }
 }
 
-/// A group member did not run for longer than the session timeout: it gives its
-/// partitions up and joins again before it reads on.
-pub(super) struct Rejoined {
-    pub stopped_for: Duration,
-    pub session_timeout: Duration,
+/// A group member gives its partitions up and joins again before it reads on.
+pub(super) enum Rejoined<'a> {
+    /// It did not run for `stopped_for`, longer than the session timeout: the group has
+    /// likely given its partitions to others.
+    Stopped {
+        stopped_for: Duration,
+        session_timeout: Duration,
+    },
+    /// Its consumer has reported nothing but errors for long, the last `error`.
+    Failing { error: &'a KafkaError },
 }
 
-impl Event for Rejoined {
+impl Event for Rejoined<'_> {
     fn emit(self, metrics: &Metrics) {
-        tracing::warn!(
-            stopped_for = ?self.stopped_for,
-            session_timeout = ?self.session_timeout,
-            "this member did not run for longer than the group's session timeout (stopped, frozen or starved): giving its partitions up and joining the group again before it reads on"
-        );
+        match self {
+            Rejoined::Stopped {
+                stopped_for,
+                session_timeout,
+            } => tracing::warn!(
+                stopped_for = ?stopped_for,
+                session_timeout = ?session_timeout,
+                "this member did not run for longer than the group's session timeout (stopped, frozen or starved): giving its partitions up and joining the group again before it reads on"
+            ),
+            Rejoined::Failing { error } => tracing::warn!(
+                error = %error,
+                "the consumer reports nothing but errors: giving the partitions up and joining the group again"
+            ),
+        }
         metrics.rebalances.with_label_values(&["rejoined"]).inc();
     }
 }

@@ -28,18 +28,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::message::Message;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use super::driver::{Driver, Gate, Mode, Unusable};
 use super::events::{Event, Rejoined};
 use super::probe::Probe;
 use super::routes::Moves;
 use super::startup;
-use super::{
-    alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, PollBatch, Progress, Role, Scope,
-    MAX_BATCH, POLL_WAIT,
-};
+use super::{alert_encoding, kafka_of, Control, Core, LiveError, Pipeline, Role, Scope, MAX_BATCH};
 use crate::api::{Registration, Stores};
 use crate::config::Config;
 use crate::correlate::Stats;
@@ -58,8 +57,11 @@ const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(45);
 const CAUGHT_UP: i64 = MAX_BATCH as i64;
 
 /// The live pipeline of one member of the group.
-pub struct GroupPipeline {
-    consumer: BaseConsumer<Membership>,
+pub struct GroupPipeline(Driver<Member>);
+
+/// A member of the group: its steps hand each record to the shard it belongs to, then
+/// let every shard order, correlate, commit and produce.
+struct Member {
     metrics: Arc<Metrics>,
     /// `[correlator] max_future_skew`.
     skew: Span,
@@ -70,15 +72,19 @@ pub struct GroupPipeline {
     session_timeout: Duration,
     /// When the last step began.
     last_step: Instant,
+    /// `/readyz`: joined, and no shard restoring.
+    ready: Arc<AtomicBool>,
 }
 
 /// The shards this instance owns, shared by the poll loop and the rebalance callback
 /// (which runs inside `poll`, on the same thread, so the lock is never contended).
 struct Membership {
-    shards: Mutex<Shards>,
+    holdings: Mutex<Holdings>,
 }
 
-struct Shards {
+/// What a member holds: the state shards it owns, those the last rebalance took from
+/// it, and the router while it owns shard 0.
+struct Holdings {
     owned: BTreeMap<i32, Owned>,
     /// The group's router, while this instance owns state shard 0 of a repartition
     /// topic.
@@ -126,8 +132,8 @@ struct Owned {
     _counted: Registration,
 }
 
-fn lock(shards: &Mutex<Shards>) -> MutexGuard<'_, Shards> {
-    shards.lock().unwrap_or_else(|e| e.into_inner())
+fn lock(holdings: &Mutex<Holdings>) -> MutexGuard<'_, Holdings> {
+    holdings.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl GroupPipeline {
@@ -195,7 +201,7 @@ impl GroupPipeline {
             print,
         };
         let membership = Membership {
-            shards: Mutex::new(Shards {
+            holdings: Mutex::new(Holdings {
                 owned: BTreeMap::new(),
                 router: None,
                 parked: BTreeMap::new(),
@@ -205,7 +211,7 @@ impl GroupPipeline {
             }),
         };
         let topics: Vec<String> = {
-            let shards = lock(&membership.shards);
+            let shards = lock(&membership.holdings);
             shards
                 .opener
                 .topics()
@@ -236,115 +242,137 @@ impl GroupPipeline {
             .get("session.timeout.ms")
             .and_then(|ms| ms.parse().ok())
             .map_or(DEFAULT_SESSION_TIMEOUT, Duration::from_millis);
-        Ok(GroupPipeline {
-            consumer,
+        let member = Member {
             metrics,
             skew: config.correlator.max_future_skew,
             topics,
             session_timeout,
             last_step: Instant::now(),
-        })
+            ready: control.ready.clone(),
+        };
+        Ok(GroupPipeline(Driver::new(Some(consumer), member)))
     }
 
     /// Runs steps until `control.shutdown` is set, then commits, flushes and leaves the
     /// group.
-    pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
-        let mut progress = Progress::new(Stats::default());
-        while !control.shutdown.load(Ordering::SeqCst) {
-            self.step(control)?;
-            let mut stats = Stats::default();
-            for owned in lock(&self.consumer.context().shards).owned.values() {
-                stats.absorb(&owned.core.role.stats());
-            }
-            progress.log(stats, true);
-        }
-        tracing::info!("shutting down: committing every shard, then leaving the group");
-        let router = lock(&self.consumer.context().shards).router.take();
-        if let Some(router) = router {
-            router.stop()?;
-        }
-        let shards: Vec<Owned> = {
-            let mut shards = lock(&self.consumer.context().shards);
-            let owned = std::mem::take(&mut shards.owned);
-            let parked = std::mem::take(&mut shards.parked);
-            owned.into_values().chain(parked.into_values()).collect()
-        };
-        for mut owned in shards {
-            owned.core.shutdown()?;
-        }
-        // Dropping the consumer leaves the group: the others take the partitions over.
-        drop(self.consumer);
-        Ok(())
+    pub fn run(self, control: &Control) -> Result<(), LiveError> {
+        self.0.run(control)
     }
+}
 
-    /// This member did not run for `gap`, longer than the group's session timeout
-    /// (stopped, frozen, starved): the group has likely given its partitions to others.
-    /// Before it applies or sends anything more for them it gives them all up — each
+impl Member {
+    /// This member did not run for longer than the group's session timeout (stopped,
+    /// frozen, starved), or its consumer reported nothing but errors for long (`why`):
+    /// the group has likely given its partitions to others, or will. Before it applies or sends anything more for them it gives them all up — each
     /// shard commits what it applied before, and drops what it held — and joins again:
     /// what it owns is what the next assignment says.
-    fn rejoin(&mut self, gap: Duration) -> Result<(), LiveError> {
-        Rejoined {
-            stopped_for: gap,
-            session_timeout: self.session_timeout,
-        }
-        .emit(&self.metrics);
-        lock(&self.consumer.context().shards).revoke()?;
-        self.consumer.unsubscribe();
+    fn rejoin(
+        &mut self,
+        consumer: &BaseConsumer<Membership>,
+        why: Rejoined<'_>,
+    ) -> Result<(), LiveError> {
+        why.emit(&self.metrics);
+        lock(&consumer.context().holdings).revoke()?;
+        consumer.unsubscribe();
         let topics: Vec<&str> = self.topics.iter().map(String::as_str).collect();
-        self.consumer.subscribe(&topics)?;
+        consumer.subscribe(&topics)?;
         self.last_step = Instant::now();
         Ok(())
     }
+}
 
-    /// One step: poll, hand each record to its shard, then let every shard order,
-    /// correlate, commit and produce.
-    fn step(&mut self, control: &Control) -> Result<(), LiveError> {
-        let started = Instant::now();
+impl Member {
+    fn stopped(&self, gap: Duration) -> Rejoined<'static> {
+        Rejoined::Stopped {
+            stopped_for: gap,
+            session_timeout: self.session_timeout,
+        }
+    }
+}
+
+impl Mode for Member {
+    type Context = Membership;
+
+    /// A member that did not run for longer than the session timeout rejoins first.
+    fn open_step(
+        &mut self,
+        consumer: &mut Option<BaseConsumer<Membership>>,
+        started: Instant,
+    ) -> Result<Option<Gate>, LiveError> {
+        let Some(consumer) = consumer.as_ref() else {
+            return Ok(None);
+        };
         let gap =
             started.saturating_duration_since(std::mem::replace(&mut self.last_step, started));
         if gap > self.session_timeout {
-            return self.rejoin(gap);
+            self.rejoin(consumer, self.stopped(gap))?;
+            return Ok(None);
         }
-        let future_limit = Micros::now().plus(self.skew);
-        let (backlog, busy) = {
-            let shards = lock(&self.consumer.context().shards);
-            let cores = || shards.owned.values().map(|o| &o.core);
-            (cores().any(|c| c.outbox_full()), cores().any(Core::busy))
+        let shards = lock(&consumer.context().holdings);
+        let cores = || shards.owned.values().map(|o| &o.core);
+        Ok(Some(Gate {
+            poll: !cores().any(Core::outbox_full),
+            busy: cores().any(Core::busy),
+        }))
+    }
+
+    /// Stopped in the poll for longer than the session timeout: nothing more is applied
+    /// before the group says what this member owns now.
+    fn polled(
+        &mut self,
+        consumer: &BaseConsumer<Membership>,
+        started: Instant,
+    ) -> Result<bool, LiveError> {
+        let gap = started.elapsed();
+        if gap <= self.session_timeout {
+            return Ok(false);
+        }
+        self.rejoin(consumer, self.stopped(gap))?;
+        Ok(true)
+    }
+
+    fn take(
+        &mut self,
+        consumer: &BaseConsumer<Membership>,
+        message: &BorrowedMessage<'_>,
+        started: Instant,
+        future_limit: Micros,
+    ) -> Result<(), LiveError> {
+        let mut shards = lock(&consumer.context().holdings);
+        if let Some(owned) = shards.owned.get_mut(&message.partition()) {
+            owned.core.ingest(message, started, future_limit)?;
+            owned.core.send_durable()?;
+        }
+        Ok(())
+    }
+
+    fn unreadable(&mut self, consumer: &BaseConsumer<Membership>, now: Instant) {
+        for owned in lock(&consumer.context().holdings).owned.values_mut() {
+            owned.core.watermarks.hold(now);
+        }
+    }
+
+    /// librdkafka reconnects a group's consumer by itself, and the group rebalances once
+    /// the broker is back; a consumer failing for long leaves the group and joins again.
+    fn replace(
+        &mut self,
+        consumer: &mut Option<BaseConsumer<Membership>>,
+        why: Unusable,
+        error: &KafkaError,
+    ) -> Result<(), LiveError> {
+        match (why, consumer.as_ref()) {
+            (Unusable::Failing, Some(consumer)) => {
+                self.rejoin(consumer, Rejoined::Failing { error })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn settle(&mut self, consumer: Option<&BaseConsumer<Membership>>) -> Result<(), LiveError> {
+        let Some(consumer) = consumer else {
+            return Ok(());
         };
-        let mut batch = PollBatch::new(started);
-        while !backlog && batch.more() {
-            // Rebalances run in here, through `Membership::rebalance`.
-            let polled_now = self.consumer.poll(batch.wait(busy));
-            // Stopped in there for longer than the session timeout: nothing more is
-            // applied before the group says what this member owns now.
-            let gap = started.elapsed();
-            if gap > self.session_timeout {
-                return self.rejoin(gap);
-            }
-            match polled_now {
-                None => break,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    // While the broker cannot be reached, the feeds are not quiet but
-                    // unknown (as in `Pipeline::step`).
-                    let now = Instant::now();
-                    let mut shards = lock(&self.consumer.context().shards);
-                    for owned in shards.owned.values_mut() {
-                        owned.core.watermarks.hold(now);
-                    }
-                    break;
-                }
-                Some(Ok(message)) => {
-                    batch.count();
-                    let mut shards = lock(&self.consumer.context().shards);
-                    if let Some(owned) = shards.owned.get_mut(&message.partition()) {
-                        owned.core.ingest(&message, started, future_limit)?;
-                        owned.core.send_durable()?;
-                    }
-                }
-            }
-        }
-        let mut shards = lock(&self.consumer.context().shards);
+        let mut shards = lock(&consumer.context().holdings);
         if let Some(e) = shards.failed.take() {
             return Err(e);
         }
@@ -359,20 +387,64 @@ impl GroupPipeline {
         let (mut restoring, mut lag) = (0, 0);
         for (&shard, owned) in &mut shards.owned {
             owned.core.settle()?;
-            owned.core.pace(&self.consumer);
-            if let Some(left) = owned.observe(&self.consumer, shard, &self.metrics) {
+            owned.core.pace(consumer);
+            if let Some(left) = owned.observe(consumer, shard, &self.metrics) {
                 restoring += 1;
                 lag += left;
             }
         }
         self.metrics.restoring_shards.set(restoring);
         self.metrics.restore_lag.set(lag);
-        control
-            .ready
+        self.ready
             .store(shards.joined && restoring == 0, Ordering::SeqCst);
-        if backlog {
-            std::thread::sleep(POLL_WAIT);
+        Ok(())
+    }
+
+    /// What its shards applied, added up.
+    fn stats(&self, consumer: Option<&BaseConsumer<Membership>>) -> Stats {
+        let mut stats = Stats::default();
+        if let Some(consumer) = consumer {
+            for owned in lock(&consumer.context().holdings).owned.values() {
+                stats.absorb(&owned.core.role.stats());
+            }
         }
+        stats
+    }
+
+    fn skew(&self) -> Span {
+        self.skew
+    }
+
+    fn failed(
+        self,
+        _: Option<BaseConsumer<Membership>>,
+        error: LiveError,
+        _: &Control,
+    ) -> Result<(), LiveError> {
+        Err(error)
+    }
+
+    /// Commits every shard, stops the router, then leaves the group.
+    fn shut_down(self, consumer: Option<BaseConsumer<Membership>>) -> Result<(), LiveError> {
+        let Some(consumer) = consumer else {
+            return Ok(());
+        };
+        tracing::info!("shutting down: committing every shard, then leaving the group");
+        let router = lock(&consumer.context().holdings).router.take();
+        if let Some(router) = router {
+            router.stop()?;
+        }
+        let shards: Vec<Owned> = {
+            let mut shards = lock(&consumer.context().holdings);
+            let owned = std::mem::take(&mut shards.owned);
+            let parked = std::mem::take(&mut shards.parked);
+            owned.into_values().chain(parked.into_values()).collect()
+        };
+        for mut owned in shards {
+            owned.core.shutdown()?;
+        }
+        // Dropping the consumer leaves the group: the others take the partitions over.
+        drop(consumer);
         Ok(())
     }
 }
@@ -457,7 +529,7 @@ impl Owned {
     }
 }
 
-impl Shards {
+impl Holdings {
     /// Takes the assignment: shards parked by the revoke before it stay if assigned
     /// again, the others close; new ones open; every partition starts at its shard's
     /// stored position (its beginning when the shard has none).
@@ -680,7 +752,7 @@ impl ConsumerContext for Membership {
         err: RDKafkaRespErr,
         tpl: &mut TopicPartitionList,
     ) {
-        let mut shards = lock(&self.shards);
+        let mut shards = lock(&self.holdings);
         let done = match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => shards
                 .assign(tpl)

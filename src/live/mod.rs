@@ -13,108 +13,67 @@
 //! in the background while the next step polls; its outputs go to Kafka once it is
 //! durable.
 //!
-//! A broker that goes away is reconnected to; at start and after every outage the last
-//! record consumed from each partition is read back ([`continuity`]), so a broker that
-//! came back without its log is noticed and its partitions read again from the start.
+//! One loop runs every mode (`driver`): one instance reading every partition itself
+//! (`instance`: it reconnects to a broker that went away and reads back the last record
+//! consumed from each partition, so a broker that came back without its log is
+//! noticed), or a member of a group with the state shards it owns (`group`). Each
+//! drives `Core`s: one per instance, one per shard, one for the group's router.
 
 mod disk;
+mod driver;
 mod events;
 pub mod feed;
 pub mod group;
+mod instance;
 mod outputs;
 mod partition;
 pub mod probe;
 mod role;
 mod routes;
 mod schema_wait;
+mod silence;
 mod startup;
 pub mod watermark;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+pub use instance::Pipeline;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::adapter::{Normalized, Normalizer};
-use crate::alert::{alert_id, Alert, AlertKind};
 use crate::config::Config;
 use crate::correlate::reorder::ReorderBuffer;
 use crate::correlate::Stats;
 use crate::error::{DecodeError, StoreError};
 use crate::notify::Notifier;
-use crate::repartition::Router;
 use crate::sink::kafka::OutboxProducer;
 use crate::sink::AlertEncoding;
-use crate::source::continuity::{self, fingerprint, Continuity};
-use crate::source::kafka::{assigned_consumer, client_config, source_partitions};
-use crate::store::{OutboxRecord, Position, Store};
+use crate::source::continuity::{self, fingerprint};
+use crate::source::kafka::client_config;
+use crate::store::{OutboxRecord, Position};
 use crate::telemetry::Metrics;
 use crate::time::Micros;
 use events::{Event, LogLost};
 use outputs::hand_over;
-use partition::{to_pause, Partition};
+use partition::Partition;
 use probe::Probe;
 use role::{Role, Scope};
 use routes::Tag;
 use schema_wait::SchemaWaits;
+use silence::Silence;
 use watermark::Watermarks;
 
 /// How often `run` logs its progress.
 const PROGRESS_EVERY: Duration = Duration::from_secs(60);
 /// Records polled in one step at most.
 pub const MAX_BATCH: usize = 20_000;
-const STEP_TIME: Duration = Duration::from_millis(50);
+/// How long a step waits for records when there are none, or outputs back up.
 const POLL_WAIT: Duration = Duration::from_millis(50);
-/// The first poll's wait while outputs wait for their batch to be written.
-const SEND_WAIT: Duration = Duration::from_millis(5);
-/// The records a step polls, in single-instance and group mode alike: up to
-/// [`MAX_BATCH`], for up to [`STEP_TIME`] (the clock read every 64 records: a record takes
-/// a few microseconds), and always at least one poll.
-struct PollBatch {
-    started: Instant,
-    polled: usize,
-}
-
-impl PollBatch {
-    fn new(started: Instant) -> PollBatch {
-        PollBatch { started, polled: 0 }
-    }
-
-    /// Whether to poll again.
-    fn more(&self) -> bool {
-        self.polled < MAX_BATCH
-            && !(self.polled > 0
-                && self.polled.is_multiple_of(64)
-                && self.started.elapsed() >= STEP_TIME)
-    }
-
-    /// How long the next poll may wait for a record: the first of a step waits (less when
-    /// outputs or deadlines wait for the step's end: `busy`), the others take what is
-    /// there.
-    fn wait(&self, busy: bool) -> Duration {
-        match (self.polled, busy) {
-            (0, false) => POLL_WAIT,
-            (0, true) => SEND_WAIT,
-            _ => Duration::ZERO,
-        }
-    }
-
-    /// Counts a record polled.
-    fn count(&mut self) {
-        self.polled += 1;
-    }
-}
-
-/// How long the consumer may report nothing but errors before it is replaced (stale
-/// metadata, say); a lost broker connection replaces it at once.
-const REBUILD_AFTER: Duration = Duration::from_secs(5);
-/// How often a broker that went away is tried again.
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 
 /// Why the pipeline stopped.
 #[derive(Debug, thiserror::Error)]
@@ -176,12 +135,6 @@ impl Progress {
     }
 }
 
-struct Silence {
-    last_record: Instant,
-    since: Micros,
-    alerted: bool,
-}
-
 /// Switches shared with the API and the signal handlers.
 #[derive(Clone, Default)]
 pub struct Control {
@@ -191,21 +144,6 @@ pub struct Control {
     pub ready: Arc<AtomicBool>,
     /// The open state stores, whose size, health and cases `/metrics` reports.
     pub stores: crate::api::Stores,
-}
-
-/// The running pipeline: the consumer, and everything a record goes through after it.
-pub struct Pipeline {
-    /// None while the broker is away.
-    consumer: Option<BaseConsumer>,
-    core: Core,
-    /// Since when every poll has returned an error, if it has.
-    failing_since: Option<Instant>,
-    /// When reconnecting was last tried.
-    reconnect_tried: Option<Instant>,
-    /// Why it failed last (said once, not every attempt).
-    unavailable: Option<String>,
-    /// Whether consumption is paused for `[sinks] max_outbox` outputs unacknowledged.
-    outbox_full: bool,
 }
 
 /// What a consumed record goes through: ordering, correlation, outputs, commits.
@@ -314,210 +252,6 @@ fn alert_encoding(config: &Config) -> Result<AlertEncoding, LiveError> {
     Ok(AlertEncoding { format, schema_id })
 }
 
-impl Pipeline {
-    /// Connects to Kafka and resumes from `store`.
-    pub fn start(
-        config: Config,
-        store: Store,
-        metrics: Arc<Metrics>,
-        print: bool,
-        control: &Control,
-    ) -> Result<Pipeline, LiveError> {
-        let role = Role::correlate(&config, store);
-        Pipeline::open(config, metrics, print, control, role)
-    }
-
-    /// The router of a group ([`crate::repartition`]): reads every source partition,
-    /// in order, and routes each event by its root into `[kafka] repartition_topic`.
-    pub fn router(
-        config: Config,
-        metrics: Arc<Metrics>,
-        control: &Control,
-        router: Router,
-    ) -> Result<Pipeline, LiveError> {
-        Pipeline::open(config, metrics, false, control, Role::Route(router))
-    }
-
-    fn open(
-        config: Config,
-        metrics: Arc<Metrics>,
-        print: bool,
-        control: &Control,
-        role: Role,
-    ) -> Result<Pipeline, LiveError> {
-        let kafka = kafka_of(&config)?;
-        startup::brokers_resolve(&kafka)?;
-        let stop = &control.shutdown;
-        let assigned =
-            startup::wait_for_broker("reading the source topics' partitions", stop, || {
-                Ok(source_partitions(&kafka, &config.sources, stop)?)
-            })?;
-        let probe = Probe::spawn(
-            &kafka,
-            config.sources.iter().map(|s| s.topic.clone()).collect(),
-            assigned.clone(),
-            config.correlator.idle_timeout,
-            metrics.clone(),
-            control.shutdown.clone(),
-        );
-        let encoding = alert_encoding(&config)?;
-        let scope = Scope {
-            partitions: assigned,
-            probe,
-            judges_silence: true,
-            role,
-        };
-        let mut core = Core::open(config, metrics, print, encoding, scope)?;
-        let (consumer, _) =
-            startup::wait_for_broker("reading back the last records consumed", stop, || {
-                core.connect(&kafka)
-            })?;
-        Ok(Pipeline {
-            consumer: Some(consumer),
-            core,
-            failing_since: None,
-            reconnect_tried: None,
-            unavailable: None,
-            outbox_full: false,
-        })
-    }
-
-    /// Runs steps until `control.shutdown` is set, then commits and flushes. A store
-    /// that refuses a write pauses the run until the state directory has room again,
-    /// then returns [`LiveError::Reopen`] (`live::disk`).
-    pub fn run(mut self, control: &Control) -> Result<(), LiveError> {
-        control.ready.store(true, Ordering::SeqCst);
-        let mut progress = Progress::new(self.core.role.stats());
-        while !control.shutdown.load(Ordering::SeqCst) {
-            if let Err(e) = self.step() {
-                let Some(why) = disk::unwritable(&e) else {
-                    return Err(e);
-                };
-                return self.wait_for_disk(e, &why, control);
-            }
-            progress.log(self.core.role.stats(), self.consumer.is_some());
-        }
-        self.core.shutdown()
-    }
-
-    /// Drops the consumer: the broker went away, or the consumer has reported nothing
-    /// but errors for [`REBUILD_AFTER`]. [`Pipeline::reconnect`] makes a new one.
-    fn disconnect(&mut self, error: &KafkaError) {
-        tracing::warn!(error = %error, "lost the broker: reconnecting, then reading back the last records consumed");
-        self.consumer = None;
-        self.failing_since = None;
-    }
-
-    /// Makes a new consumer, at most every [`RECONNECT_EVERY`], once the broker answers:
-    /// partitions whose log the broker still holds resume where they stopped, the others
-    /// start over (and the producer is recreated, since the broker lost its state).
-    fn reconnect(&mut self) {
-        if self
-            .reconnect_tried
-            .is_some_and(|t| t.elapsed() < RECONNECT_EVERY)
-        {
-            return;
-        }
-        self.reconnect_tried = Some(Instant::now());
-        let Some(kafka) = self.core.config.kafka.clone() else {
-            return;
-        };
-        match self.core.connect(&kafka) {
-            Ok((consumer, lost)) => {
-                tracing::info!("reconnected to the broker");
-                self.consumer = Some(consumer);
-                self.core.paused.clear();
-                self.core.metrics.paused_partitions.set(0);
-                self.unavailable = None;
-                if lost {
-                    if let Err(e) = self.core.producer.reconnect(client_config(&kafka)) {
-                        tracing::warn!(error = %e, "cannot recreate the producer; keeping the old one");
-                    }
-                }
-            }
-            Err(e) => {
-                let why = e.to_string();
-                if self.unavailable.as_ref() != Some(&why) {
-                    tracing::warn!(error = %why, "cannot reconnect yet; trying every {RECONNECT_EVERY:?}");
-                    self.unavailable = Some(why);
-                }
-            }
-        }
-    }
-
-    /// One step: poll, order, correlate, commit, produce.
-    pub fn step(&mut self) -> Result<(), LiveError> {
-        let started = Instant::now();
-        // Events stamped after this are dead letters; read once per step (≤ 50 ms), as
-        // the step's other clocks are.
-        let future_limit = Micros::now().plus(self.core.config.correlator.max_future_skew);
-        let mut batch = PollBatch::new(started);
-        let added = self.core.probe.take_added();
-        if !added.is_empty() {
-            for (topic, partition) in added {
-                self.core.add_partition(topic, partition, None);
-            }
-            // The new consumer is assigned every partition, the new ones too.
-            self.consumer = None;
-            self.reconnect_tried = None;
-        }
-        if self.consumer.is_none() {
-            self.core.watermarks.hold(Instant::now());
-            self.reconnect();
-        }
-        let outbox_full = self.core.outbox_full();
-        if outbox_full != self.outbox_full {
-            self.outbox_full = outbox_full;
-            match outbox_full {
-                true => tracing::warn!(
-                    max_outbox = self.core.config.sinks.max_outbox,
-                    "the broker has not acknowledged max_outbox outputs (an output topic refusing writes?): consumption paused until it does"
-                ),
-                false => tracing::info!("outputs acknowledged again: consuming"),
-            }
-        }
-        let paused = outbox_full || self.consumer.is_none();
-        while let Some(consumer) = self.consumer.as_ref() {
-            if paused || !batch.more() {
-                break;
-            }
-            match consumer.poll(batch.wait(self.core.busy())) {
-                None => break,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "consumer error");
-                    let since = *self.failing_since.get_or_insert_with(Instant::now);
-                    if broker_gone(&e) || since.elapsed() > REBUILD_AFTER {
-                        self.disconnect(&e);
-                    }
-                    break;
-                }
-                Some(Ok(message)) => {
-                    self.failing_since = None;
-                    self.core.ingest(&message, started, future_limit)?;
-                    batch.count();
-                    self.core.send_durable()?;
-                }
-            }
-        }
-        self.core.settle()?;
-        if let Some(consumer) = self.consumer.as_ref() {
-            self.core.pace(consumer);
-        }
-        if paused {
-            std::thread::sleep(POLL_WAIT);
-        }
-        Ok(())
-    }
-}
-
-/// Whether a consumer error means the connection to the broker is lost.
-fn broker_gone(error: &KafkaError) -> bool {
-    matches!(
-        error.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
-    )
-}
-
 impl Core {
     /// A core over the partitions of `scope`, resuming at the positions its store holds;
     /// outputs the last run left in its outbox are sent again.
@@ -610,158 +344,6 @@ impl Core {
         Ok(core)
     }
 
-    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions, and those not
-    /// known to be caught up (SPEC §5: the broker holds unread records, or has not said
-    /// lately what it holds), count as active, not idle.
-    fn pace<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
-        let now = Instant::now();
-        self.wait_for_registry(consumer, now);
-        let held = self.buffer.len();
-        let max = self.config.correlator.max_held_events;
-        let ahead = self.watermarks.ahead(now).into_iter().collect();
-        let want = to_pause(held, max, &self.paused, ahead);
-        if want != self.paused {
-            // A partition waiting for the registry stays paused whatever the pace.
-            let waits = &self.schema_waits;
-            let list = |set: &mut dyn Iterator<Item = &usize>| {
-                let mut list = TopicPartitionList::new();
-                for &p in set.filter(|p| !waits.waits(**p)) {
-                    let part = &self.partitions[p];
-                    list.add_partition(&part.topic, part.partition);
-                }
-                list
-            };
-            let changed = consumer
-                .pause(&list(&mut want.difference(&self.paused)))
-                .and_then(|()| consumer.resume(&list(&mut self.paused.difference(&want))));
-            if let Err(e) = changed {
-                tracing::warn!(error = %e, "cannot pause or resume partitions");
-                return;
-            }
-            if self.paused.is_empty() {
-                tracing::info!(
-                    held,
-                    max_held_events = max,
-                    "too many events held for ordering: pausing the partitions ahead of the slowest"
-                );
-            }
-            self.paused = want;
-            self.metrics.paused_partitions.set(self.paused.len() as i64);
-        }
-        for &p in &self.paused {
-            self.watermarks.touch(p, now);
-        }
-        // A partition that is behind, or that the broker has not answered for lately
-        // (stalled, unreachable, frozen), is not quiet: it keeps holding the watermark
-        // back however long that lasts (idle, its records would come after the watermark
-        // passed them, and be applied late).
-        let parts = self.partitions.iter();
-        let known = self.probe.caught_up(
-            parts.map(|p| (p.topic.as_str(), p.partition, p.next_offset)),
-            now,
-        );
-        for (p, caught_up) in known.into_iter().enumerate() {
-            if !caught_up {
-                self.watermarks.touch(p, now);
-            }
-        }
-    }
-
-    /// Takes a partition on (at its stored position, if any); it holds the watermark
-    /// until it is idle.
-    fn add_partition(&mut self, topic: String, partition: i32, stored: Option<Position>) {
-        let source = self
-            .config
-            .sources
-            .iter()
-            .position(|s| s.topic == topic)
-            .unwrap_or(0);
-        self.index
-            .entry(topic.clone())
-            .or_default()
-            .push((partition, self.partitions.len()));
-        self.watermarks.add(Instant::now());
-        self.partitions.push(Partition {
-            topic,
-            partition,
-            source,
-            next_offset: stored.map_or(0, |s| s.next),
-            check: stored.and_then(|s| s.check),
-            epoch: 0,
-            held: VecDeque::new(),
-            stored,
-            counters: Default::default(),
-        });
-    }
-
-    /// A consumer assigned every partition where it resumes: the last record consumed is
-    /// read back first, and a partition whose log the broker lost starts over (said, and
-    /// counted). Idleness counts from now. Also says whether any log was lost. Fails when
-    /// the broker does not answer.
-    fn connect(
-        &mut self,
-        kafka: &crate::config::KafkaConfig,
-    ) -> Result<(BaseConsumer, bool), LiveError> {
-        let checks: Vec<continuity::Check> = self
-            .partitions
-            .iter()
-            .map(|p| (p.topic.clone(), p.partition, p.check))
-            .collect();
-        let started = Instant::now();
-        let verdicts = continuity::verify(kafka, &checks)?;
-        tracing::info!(
-            partitions = checks.len(),
-            took = ?started.elapsed(),
-            "read back the last records consumed"
-        );
-        let mut lost = false;
-        for (part, verdict) in self.partitions.iter_mut().zip(verdicts) {
-            if verdict == Continuity::Lost {
-                lost = true;
-                LogLost {
-                    at: part.at(part.next_offset - 1),
-                    went_back_from: None,
-                }
-                .emit(&self.metrics);
-                part.start_over();
-            }
-        }
-        let points: Vec<_> = self
-            .partitions
-            .iter()
-            .map(|p| (p.topic.clone(), p.partition, p.resume_at()))
-            .collect();
-        let consumer = assigned_consumer(kafka, &points)?;
-        self.schema_waits.reconnected();
-        // Reading back the last records took time.
-        self.watermarks.hold(Instant::now());
-        Ok((consumer, lost))
-    }
-
-    /// Hands the partitions over: commits and sends what was applied, then forgets the
-    /// events held for ordering — their records are consumed again from the committed
-    /// positions, by whoever owns the partitions next.
-    fn retire(&mut self) -> Result<(), LiveError> {
-        self.shutdown()?;
-        self.probe.forget(
-            self.partitions
-                .iter()
-                .map(|p| (p.topic.as_str(), p.partition)),
-        );
-        self.buffer = ReorderBuffer::new(self.config.correlator.allowed_lateness);
-        self.watermarks.rewind();
-        if let Role::Shard(_, moves) = &mut self.role {
-            moves.forget();
-        }
-        for part in &mut self.partitions {
-            part.next_offset = part.position().next;
-            part.held.clear();
-        }
-        self.paused.clear();
-        self.report_gauges();
-        Ok(())
-    }
-
     /// Whether outputs wait for their batch to be written, or deadlines for their turn:
     /// the step comes back soon for them.
     fn busy(&self) -> bool {
@@ -798,14 +380,6 @@ impl Core {
             gauge.add(now - *reported);
             *reported = now;
         }
-    }
-
-    /// Where the consumer resumes (`topic`, `partition`), if this core covers it.
-    fn resume_at_of(&self, topic: &str, partition: i32) -> Option<Offset> {
-        self.partitions
-            .iter()
-            .find(|p| p.topic == topic && p.partition == partition)
-            .map(Partition::resume_at)
     }
 
     /// Commits, and waits (10 s at most) for the outputs to be acknowledged.
@@ -995,89 +569,11 @@ impl Core {
         }
         Ok(())
     }
-
-    fn check_silence(
-        &mut self,
-        now: Instant,
-        wall: Micros,
-        alerts: &mut Vec<Alert>,
-    ) -> Result<(), LiveError> {
-        if !self.judges_silence {
-            return Ok(());
-        }
-        for (source, silence) in self.config.sources.iter().zip(&mut self.silence) {
-            let Some(limit) = source.silence_alert else {
-                continue;
-            };
-            if silence.alerted || now.duration_since(silence.last_record) < limit.to_std() {
-                continue;
-            }
-            silence.alerted = true;
-            let since = silence.since.to_string();
-            let alert = Alert {
-                alert_id: alert_id(
-                    AlertKind::SourceSilent,
-                    None,
-                    source.system,
-                    &source.topic,
-                    Some(&since),
-                ),
-                kind: AlertKind::SourceSilent,
-                severity: AlertKind::SourceSilent.severity(),
-                case_id: None,
-                root: source.topic.clone(),
-                entity: Some(source.topic.clone()),
-                entities: None,
-                system: Some(source.system),
-                systems: None,
-                origin_system: None,
-                revoked_at: None,
-                issued_at: None,
-                last_active_at: None,
-                rotated_entity: None,
-                rotated_at: None,
-                first_seen: None,
-                deadline: None,
-                at: wall,
-                latency_ms: None,
-                event_id: None,
-                detail: format!(
-                    "no records on {} ({}) for {limit}: an absent echo from {} may be a dead feed",
-                    source.topic, source.system, source.system
-                ),
-            };
-            self.role.store_mut().record_alert(&alert)?;
-            alerts.push(alert);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_step_polls_at_least_once_then_until_its_time_or_batch_is_used() {
-        let late = PollBatch::new(Instant::now() - STEP_TIME * 2);
-        assert!(late.more(), "a step that started late still polls once");
-        assert_eq!((late.wait(false), late.wait(true)), (POLL_WAIT, SEND_WAIT));
-        let mut batch = late;
-        for _ in 0..63 {
-            batch.count();
-            assert!(batch.more(), "the clock is read every 64 records");
-            assert_eq!(batch.wait(true), Duration::ZERO);
-        }
-        batch.count();
-        assert!(!batch.more(), "64 records past the step's time");
-        let mut fresh = PollBatch::new(Instant::now());
-        for _ in 0..MAX_BATCH - 1 {
-            fresh.count();
-        }
-        assert!(fresh.more());
-        fresh.count();
-        assert!(!fresh.more(), "a full batch");
-    }
 
     #[test]
     fn a_record_stamped_past_the_wall_clock_is_a_dead_letter() {

@@ -1,15 +1,23 @@
-//! A source partition as a core tracks it: the next offset to read, the records whose
-//! events are still held for ordering (so that its stored position never passes one),
-//! the last record's fingerprint for continuity, and which partitions to pause when too
-//! many events are held.
+//! The source partitions of a core. Each as the core tracks it: the next offset to read,
+//! the records whose events are still held for ordering (so that its stored position
+//! never passes one), the last record's fingerprint for continuity. And the core's
+//! bookkeeping of them: taking one on, connecting a consumer assigned every one where it
+//! resumes (reading back the last record consumed), pausing those ahead when too many
+//! events are held, handing them over.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::time::Instant;
 
 use prometheus::IntCounter;
-use rdkafka::Offset;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
 
-use super::events::At;
+use super::events::{At, Event, LogLost};
+use super::{Core, LiveError, Role};
+use crate::correlate::reorder::ReorderBuffer;
 use crate::event::IdentityEvent;
+use crate::source::continuity::{self, Continuity};
+use crate::source::kafka::assigned_consumer;
 use crate::store::Position;
 use crate::telemetry::Metrics;
 
@@ -128,6 +136,173 @@ pub(super) fn to_pause(
         BTreeSet::new()
     } else {
         paused.intersection(&ahead).copied().collect()
+    }
+}
+
+impl Core {
+    /// Takes a partition on (at its stored position, if any); it holds the watermark
+    /// until it is idle.
+    pub(super) fn add_partition(
+        &mut self,
+        topic: String,
+        partition: i32,
+        stored: Option<Position>,
+    ) {
+        let source = self
+            .config
+            .sources
+            .iter()
+            .position(|s| s.topic == topic)
+            .unwrap_or(0);
+        self.index
+            .entry(topic.clone())
+            .or_default()
+            .push((partition, self.partitions.len()));
+        self.watermarks.add(Instant::now());
+        self.partitions.push(Partition {
+            topic,
+            partition,
+            source,
+            next_offset: stored.map_or(0, |s| s.next),
+            check: stored.and_then(|s| s.check),
+            epoch: 0,
+            held: VecDeque::new(),
+            stored,
+            counters: Default::default(),
+        });
+    }
+
+    /// A consumer assigned every partition where it resumes: the last record consumed is
+    /// read back first, and a partition whose log the broker lost starts over (said, and
+    /// counted). Idleness counts from now. Also says whether any log was lost. Fails when
+    /// the broker does not answer.
+    pub(super) fn connect(
+        &mut self,
+        kafka: &crate::config::KafkaConfig,
+    ) -> Result<(BaseConsumer, bool), LiveError> {
+        let checks: Vec<continuity::Check> = self
+            .partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.check))
+            .collect();
+        let started = Instant::now();
+        let verdicts = continuity::verify(kafka, &checks)?;
+        tracing::info!(
+            partitions = checks.len(),
+            took = ?started.elapsed(),
+            "read back the last records consumed"
+        );
+        let mut lost = false;
+        for (part, verdict) in self.partitions.iter_mut().zip(verdicts) {
+            if verdict == Continuity::Lost {
+                lost = true;
+                LogLost {
+                    at: part.at(part.next_offset - 1),
+                    went_back_from: None,
+                }
+                .emit(&self.metrics);
+                part.start_over();
+            }
+        }
+        let points: Vec<_> = self
+            .partitions
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.resume_at()))
+            .collect();
+        let consumer = assigned_consumer(kafka, &points)?;
+        self.schema_waits.reconnected();
+        // Reading back the last records took time.
+        self.watermarks.hold(Instant::now());
+        Ok((consumer, lost))
+    }
+
+    /// Bounds the reorder buffer (see [`to_pause`]). Paused partitions, and those not
+    /// known to be caught up (SPEC §5: the broker holds unread records, or has not said
+    /// lately what it holds), count as active, not idle.
+    pub(super) fn pace<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let now = Instant::now();
+        self.wait_for_registry(consumer, now);
+        let held = self.buffer.len();
+        let max = self.config.correlator.max_held_events;
+        let ahead = self.watermarks.ahead(now).into_iter().collect();
+        let want = to_pause(held, max, &self.paused, ahead);
+        if want != self.paused {
+            // A partition waiting for the registry stays paused whatever the pace.
+            let waits = &self.schema_waits;
+            let list = |set: &mut dyn Iterator<Item = &usize>| {
+                let mut list = TopicPartitionList::new();
+                for &p in set.filter(|p| !waits.waits(**p)) {
+                    let part = &self.partitions[p];
+                    list.add_partition(&part.topic, part.partition);
+                }
+                list
+            };
+            let changed = consumer
+                .pause(&list(&mut want.difference(&self.paused)))
+                .and_then(|()| consumer.resume(&list(&mut self.paused.difference(&want))));
+            if let Err(e) = changed {
+                tracing::warn!(error = %e, "cannot pause or resume partitions");
+                return;
+            }
+            if self.paused.is_empty() {
+                tracing::info!(
+                    held,
+                    max_held_events = max,
+                    "too many events held for ordering: pausing the partitions ahead of the slowest"
+                );
+            }
+            self.paused = want;
+            self.metrics.paused_partitions.set(self.paused.len() as i64);
+        }
+        for &p in &self.paused {
+            self.watermarks.touch(p, now);
+        }
+        // A partition that is behind, or that the broker has not answered for lately
+        // (stalled, unreachable, frozen), is not quiet: it keeps holding the watermark
+        // back however long that lasts (idle, its records would come after the watermark
+        // passed them, and be applied late).
+        let parts = self.partitions.iter();
+        let known = self.probe.caught_up(
+            parts.map(|p| (p.topic.as_str(), p.partition, p.next_offset)),
+            now,
+        );
+        for (p, caught_up) in known.into_iter().enumerate() {
+            if !caught_up {
+                self.watermarks.touch(p, now);
+            }
+        }
+    }
+
+    /// Where the consumer resumes (`topic`, `partition`), if this core covers it.
+    pub(super) fn resume_at_of(&self, topic: &str, partition: i32) -> Option<Offset> {
+        self.partitions
+            .iter()
+            .find(|p| p.topic == topic && p.partition == partition)
+            .map(Partition::resume_at)
+    }
+
+    /// Hands the partitions over: commits and sends what was applied, then forgets the
+    /// events held for ordering — their records are consumed again from the committed
+    /// positions, by whoever owns the partitions next.
+    pub(super) fn retire(&mut self) -> Result<(), LiveError> {
+        self.shutdown()?;
+        self.probe.forget(
+            self.partitions
+                .iter()
+                .map(|p| (p.topic.as_str(), p.partition)),
+        );
+        self.buffer = ReorderBuffer::new(self.config.correlator.allowed_lateness);
+        self.watermarks.rewind();
+        if let Role::Shard(_, moves) = &mut self.role {
+            moves.forget();
+        }
+        for part in &mut self.partitions {
+            part.next_offset = part.position().next;
+            part.held.clear();
+        }
+        self.paused.clear();
+        self.report_gauges();
+        Ok(())
     }
 }
 

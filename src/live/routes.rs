@@ -41,8 +41,17 @@ pub(super) struct Tag {
 pub(super) struct Moves {
     topic: String,
     shards: usize,
-    /// Move-ins by top, with the (partition, epoch, offset) of their record.
-    stash: HashMap<String, (TreeState, usize, u32, i64)>,
+    /// Move-ins by top.
+    stash: HashMap<String, MoveIn>,
+}
+
+/// A move-in that arrived, and where its record is: held (its offset not committed past)
+/// until the event that awaits it imports it.
+struct MoveIn {
+    tree: TreeState,
+    partition: usize,
+    epoch: u32,
+    offset: i64,
 }
 
 impl Moves {
@@ -95,8 +104,14 @@ impl Core {
                 if !correlator.joined(&tree.top)? {
                     self.partitions[p].hold(offset);
                     let top = tree.top.clone();
-                    if let Some((_, q, e, o)) = moves.stash.insert(top, (tree, p, epoch, offset)) {
-                        self.partitions[q].release(e, o);
+                    let arrived = MoveIn {
+                        tree,
+                        partition: p,
+                        epoch,
+                        offset,
+                    };
+                    if let Some(earlier) = moves.stash.insert(top, arrived) {
+                        self.partitions[earlier.partition].release(earlier.epoch, earlier.offset);
                     }
                 }
                 None
@@ -156,7 +171,13 @@ impl Core {
             Step::Apply => {}
             Step::Await(top) => {
                 if let Role::Shard(correlator, moves) = &mut self.role {
-                    if let Some((tree, p, epoch, offset)) = moves.stash.remove(&**top) {
+                    if let Some(MoveIn {
+                        tree,
+                        partition: p,
+                        epoch,
+                        offset,
+                    }) = moves.stash.remove(&**top)
+                    {
                         let entities = tree.entities.len();
                         if correlator.move_in(tree)? {
                             tracing::info!(top = %top, entities, "tree moved in");
