@@ -6,9 +6,12 @@
 //! Only a store created by this process has one (it must know every key on disk), and it
 //! never forgets a key: a filter that fills past its size answers "maybe" more often,
 //! which is slower, never wrong. Each key sets [`PROBES`] bits within one 64-byte line, so
-//! a lookup costs one cache miss.
+//! a lookup costs one cache miss. Its bits are atomic: the thread that writes a batch
+//! records the batch's keys while the correlator's thread reads on (it asks only of keys
+//! it does not know to be in that batch).
 
 use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldhash::fast::FixedState;
 
@@ -30,8 +33,8 @@ impl WrittenKeys {
     }
 
     /// Records `key` as written to RocksDB.
-    pub fn insert(&mut self, key: &[u8]) {
-        if let Some(filter) = &mut self.0 {
+    pub fn insert(&self, key: &[u8]) {
+        if let Some(filter) = &self.0 {
             filter.insert(key);
         }
     }
@@ -44,7 +47,7 @@ impl WrittenKeys {
 
 /// A Bloom filter of written keys.
 pub struct KeyFilter {
-    words: Vec<u64>,
+    words: Box<[AtomicU64]>,
     /// The number of lines, a power of two, minus one.
     line_mask: u64,
     hasher: FixedState,
@@ -56,23 +59,24 @@ impl KeyFilter {
         let most = (bytes / 64).max(1) as u64;
         let lines = 1 << most.ilog2();
         KeyFilter {
-            words: vec![0; lines as usize * (LINE_BITS / 64) as usize],
+            words: zeroed((lines * (LINE_BITS / 64)) as usize),
             line_mask: lines - 1,
             hasher: FixedState::with_seed(0x6b65_795f_6669_6c74),
         }
     }
 
-    /// Records `key` as written.
-    pub fn insert(&mut self, key: &[u8]) {
+    /// Records `key` as written (seen by another thread once it synchronises with this
+    /// one: a join, a channel).
+    pub fn insert(&self, key: &[u8]) {
         for (word, bit) in self.bits(key) {
-            self.words[word] |= bit;
+            self.words[word].fetch_or(bit, Ordering::Relaxed);
         }
     }
 
     /// False when `key` was certainly never inserted.
     pub fn may_contain(&self, key: &[u8]) -> bool {
         self.bits(key)
-            .all(|(word, bit)| self.words[word] & bit != 0)
+            .all(|(word, bit)| self.words[word].load(Ordering::Relaxed) & bit != 0)
     }
 
     /// The (word, bit mask) of each of the key's probes.
@@ -88,13 +92,34 @@ impl KeyFilter {
     }
 }
 
+/// `n` words at 0, from zeroed memory: a large filter's pages are not resident until a
+/// key sets a bit there.
+fn zeroed(n: usize) -> Box<[AtomicU64]> {
+    let Ok(layout) = std::alloc::Layout::array::<AtomicU64>(n) else {
+        return (0..n).map(|_| AtomicU64::new(0)).collect();
+    };
+    if layout.size() == 0 {
+        return Box::new([]);
+    }
+    // SAFETY: the layout has a non-zero size; zeroed bytes are a valid `AtomicU64` (it
+    // has the in-memory representation of `u64`), and the box frees the memory with the
+    // layout it was allocated with (that of `[AtomicU64]` of length `n`).
+    unsafe {
+        let ptr = std::alloc::alloc_zeroed(layout).cast::<AtomicU64>();
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn an_inserted_key_is_always_found_and_others_mostly_not() {
-        let mut filter = KeyFilter::new(128 << 10);
+        let filter = KeyFilter::new(128 << 10);
         for i in 0..100_000 {
             filter.insert(format!("svc-{i:06}@corp.example/key-0").as_bytes());
         }
@@ -112,7 +137,7 @@ mod tests {
 
     #[test]
     fn a_tiny_filter_is_one_line_and_full_it_says_maybe() {
-        let mut filter = KeyFilter::new(0);
+        let filter = KeyFilter::new(0);
         assert_eq!(filter.words.len(), 8);
         for i in 0..10_000 {
             filter.insert(format!("k{i}").as_bytes());

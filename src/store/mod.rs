@@ -87,7 +87,7 @@ pub struct Store {
     /// leave it complete; a temporary store only needs to be complete when read.
     durable: bool,
     /// Writes the batch of the last commit.
-    writing: Worker<Result<(), rocksdb::Error>>,
+    writing: Worker<Result<(), StoreError>>,
     /// Reads a prefetch ([`Store::start_prefetch`]).
     reading: Worker<Result<seen::Fetched, StoreError>>,
     /// How many keys the last prefetch read.
@@ -298,8 +298,13 @@ impl Store {
         self.wait()?;
         let mut batch = WriteBatch::default();
         self.stage(&mut batch, everything)?;
+        let (marks, timers) = (self.seen.stage(), self.timers.stage());
         let (db, durable) = (Arc::clone(&self.db), self.durable);
-        self.writing.start(move || write(&db, batch, durable))
+        self.writing.start(move || {
+            marks.put(&db, &mut batch)?;
+            timers.put(&db, &mut batch)?;
+            Ok(write(&db, batch, durable)?)
+        })
     }
 
     /// Whether no batch is being written (then [`Store::wait`] returns at once).
@@ -340,8 +345,9 @@ impl Store {
     }
 
     /// Moves the pending changes into `batch`: all (afterwards nothing is pending), or
-    /// (`everything` false) the redelivery marks, timers and appended rows and the rows
-    /// of the tables over their budgets.
+    /// (`everything` false) the appended rows and the rows of the tables over their
+    /// budgets. The redelivery marks and timers are put into it by the thread that
+    /// writes it ([`Store::write`]).
     fn stage(&mut self, batch: &mut WriteBatch, everything: bool) -> Result<(), StoreError> {
         let db = Arc::clone(&self.db);
         if everything {
@@ -355,7 +361,6 @@ impl Store {
             }
         }
         let db = &self.db;
-        self.seen.stage(db, batch)?;
         if self.clock_dirty {
             let bytes = codec::encode(&self.clock).map_err(|e| StoreError::Corrupt {
                 cf: Family::Meta.name(),
@@ -366,7 +371,6 @@ impl Store {
         }
         self.positions.stage(db, batch)?;
         self.outbox.stage(db, batch)?;
-        self.timers.stage(db, batch)?;
         // In key order: RocksDB's memtable inserts sorted keys far faster.
         self.appended.sort_unstable();
         for (cf, key, value) in self.appended.drain(..) {

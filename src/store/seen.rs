@@ -5,8 +5,10 @@
 //! commit and those of the batch being written (which RocksDB cannot answer for yet),
 //! and the answers of the last prefetch.
 
-use super::family::Family;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::family::Family;
 
 use foldhash::fast::RandomState;
 use rocksdb::{WriteBatch, DB};
@@ -14,17 +16,21 @@ use rocksdb::{WriteBatch, DB};
 use super::key_filter::WrittenKeys;
 use crate::error::StoreError;
 
+/// A set of marks.
+type Marks = HashSet<Box<[u8]>, RandomState>;
+
 /// The ids applied, as far as this process has marked them.
 #[derive(Default)]
 pub struct Seen {
     /// Marked since the last stage.
     fresh: HashSet<Box<[u8]>, RandomState>,
-    /// Staged in the batch being written.
-    writing: HashSet<Box<[u8]>, RandomState>,
+    /// Staged in the batch being written (shared with the thread writing it).
+    writing: Arc<Marks>,
     /// Whether RocksDB held each prefetched key when it was read.
     prefetched: HashMap<Box<[u8]>, bool, RandomState>,
-    /// Every key staged, when it knows them all (a store created by this process).
-    written: WrittenKeys,
+    /// Every key staged, when it knows them all (a store created by this process); the
+    /// thread writing a batch records its keys.
+    written: Arc<WrittenKeys>,
     /// How many times marks were staged.
     stages: u64,
 }
@@ -52,7 +58,7 @@ impl Seen {
     /// Keeps a filter of `bytes` of the keys it writes, and answers ids never marked
     /// without RocksDB: for a store created by this process.
     pub fn filter_written(&mut self, bytes: usize) {
-        self.written = WrittenKeys::all(bytes);
+        self.written = Arc::new(WrittenKeys::all(bytes));
     }
 
     /// The keys of `keys` only RocksDB can answer for, sorted and each once, for
@@ -104,26 +110,44 @@ impl Seen {
         self.fresh.contains(key) || self.writing.contains(key)
     }
 
-    /// Moves the new marks into `batch` in key order; they count as being written until
-    /// [`Seen::written`]. Prefetched answers are dropped: RocksDB is about to change.
-    pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
+    /// Takes the new marks out, for the thread that writes the next batch
+    /// ([`Staged::put`]); they count as being written until [`Seen::written`].
+    /// Prefetched answers are dropped: RocksDB is about to change.
+    pub fn stage(&mut self) -> Staged {
+        // `writing` is empty once the last batch was written; were it not, its keys
+        // would only be staged (and written) once more.
+        self.writing = Arc::new(std::mem::take(&mut self.fresh));
+        self.prefetched.clear();
+        self.stages += 1;
+        Staged {
+            marks: Arc::clone(&self.writing),
+            written: Arc::clone(&self.written),
+        }
+    }
+
+    /// The staged batch is in RocksDB: its marks are read from there now.
+    pub fn written(&mut self) {
+        self.writing = Arc::default();
+    }
+}
+
+/// Marks staged for a batch: put into it, and recorded as written, by the thread that
+/// writes it (off the correlator's thread).
+pub struct Staged {
+    marks: Arc<Marks>,
+    written: Arc<WrittenKeys>,
+}
+
+impl Staged {
+    /// Puts the marks into `batch`, in key order.
+    pub fn put(self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
         let cf = Family::Seen.handle(db)?;
-        let mut keys: Vec<&[u8]> = self.fresh.iter().map(|k| &**k).collect();
+        let mut keys: Vec<&[u8]> = self.marks.iter().map(|k| &**k).collect();
         keys.sort_unstable();
         for key in keys {
             batch.put_cf(cf, key, []);
             self.written.insert(key);
         }
-        // `writing` is empty once the last batch was written; were it not, its keys
-        // would only be staged (and written) once more.
-        std::mem::swap(&mut self.fresh, &mut self.writing);
-        self.prefetched.clear();
-        self.stages += 1;
         Ok(())
-    }
-
-    /// The staged batch is in RocksDB: its marks are read from there now.
-    pub fn written(&mut self) {
-        self.writing.clear();
     }
 }

@@ -133,17 +133,10 @@ impl Timers {
         self.horizon = keep;
     }
 
-    /// Moves the changes into `batch`, in the order they were made.
-    pub fn stage(&mut self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
-        let cf = Family::Timers.handle(db)?;
-        for (timer, added) in self.ops.drain(..) {
-            if added {
-                batch.put_cf(cf, timer.encode(), []);
-            } else {
-                batch.delete_cf(cf, timer.encode());
-            }
-        }
-        Ok(())
+    /// Takes the changes out, for the thread that writes the next batch
+    /// ([`Staged::put`]).
+    pub fn stage(&mut self) -> Staged {
+        Staged(std::mem::take(&mut self.ops))
     }
 
     /// How many timers are scheduled, counted in `db` (after a commit).
@@ -155,6 +148,24 @@ impl Timers {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+/// Timer changes staged for a batch: encoded and put into it by the thread that writes it.
+pub struct Staged(Vec<(TimerKey, bool)>);
+
+impl Staged {
+    /// Puts the changes into `batch`, in the order they were made.
+    pub fn put(self, db: &DB, batch: &mut WriteBatch) -> Result<(), StoreError> {
+        let cf = Family::Timers.handle(db)?;
+        for (timer, added) in self.0 {
+            if added {
+                batch.put_cf(cf, timer.encode(), []);
+            } else {
+                batch.delete_cf(cf, timer.encode());
+            }
+        }
+        Ok(())
     }
 }
 
