@@ -144,18 +144,6 @@ impl Index {
         Ok(id)
     }
 
-    /// Touches what an event about `entity` will read — its id, row and links, and
-    /// its parent's — so that a run of events' cache misses overlap here instead of
-    /// each waiting in turn while it is applied; a number made of what was read.
-    pub fn warm(&self, entity: &str) -> u64 {
-        let Some(id) = self.ids.get(entity) else {
-            return 0;
-        };
-        let node = self.node(id);
-        let row = self.rows.get(id, node.row).map_or(0, |r| r.len() as u64);
-        row ^ u64::from(self.node(node.parent).parent)
-    }
-
     /// The row of `id`, if it has one.
     pub fn row(&self, id: Id) -> Result<Option<EntityRow>, StoreError> {
         match self.rows.get(id, self.node(id).row) {
