@@ -9,7 +9,9 @@
 //! writes to the repartition topic, keyed by the event's root after its edge, to the
 //! partition (state shard) [`shard_of`] that root:
 //!
-//! - `event`: the event; it `awaits` a tree when its edge joined a tree that has state
+//! - `events`: a run of events bound for one shard, in order (one record for up to
+//!   [`RUN`] of them: a record per event cost the router more in producing it than in
+//!   routing it); an event `awaits` a tree when its edge joined a tree that has state
 //!   on another shard to this root's tree;
 //! - `move-out`, to that other shard, at the same place in the order: the shard takes the
 //!   tree's state out of its store ([`crate::store::tree`]) and writes it back as
@@ -34,28 +36,35 @@ use crate::time::{Micros, Span};
 
 /// Header naming what a repartition record is.
 pub const RECORD: &str = "lockstep.record";
-/// Header of an `event`: the top of the tree it waits for.
+/// Header of an `events` record, one for each event that waits for a tree: its index in
+/// the run, a tab, and the top of the tree it waits for.
 pub const AWAITS: &str = "lockstep.awaits";
 /// How far the watermark moves between marks when no event was routed.
 pub const MARK_EVERY: Span = Span::secs(1);
+/// The most events in one `events` record (some 100 KiB).
+pub const RUN: usize = 512;
 
 /// A record of the repartition topic.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Routed {
-    /// An event to correlate, after the tree `awaits` (if any) has moved in.
-    Event {
-        /// The event.
-        ev: IdentityEvent,
-        /// The top of a tree joined by this event's edge, whose state comes from another
-        /// shard.
-        awaits: Option<String>,
-    },
+    /// Events to correlate, in order.
+    Events(Vec<RoutedEvent>),
     /// The event whose edge moves the tree whose top is its entity to another shard.
     MoveOut(IdentityEvent),
     /// A tree's state, for the shard of the root it joined.
     MoveIn(TreeState),
     /// Every event before this time has been routed.
     Mark(Micros),
+}
+
+/// An event to correlate, after the tree `awaits` (if any) has moved in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoutedEvent {
+    /// The event.
+    pub ev: IdentityEvent,
+    /// The top of a tree joined by this event's edge, whose state comes from another
+    /// shard.
+    pub awaits: Option<String>,
 }
 
 /// The state shard, of `shards`, of the tree whose root is `root`: FNV-1a, stable across
@@ -71,52 +80,85 @@ pub fn shard_of(root: &str, shards: usize) -> i32 {
 impl Routed {
     fn kind(&self) -> &'static str {
         match self {
-            Routed::Event { .. } => "event",
+            Routed::Events(_) => "events",
             Routed::MoveOut(_) => "move-out",
             Routed::MoveIn(_) => "move-in",
             Routed::Mark(_) => "mark",
         }
     }
 
-    /// The record for partition `partition` of `topic`, keyed by `root`.
+    /// The record for partition `partition` of `topic`, keyed by `root` (none for a run
+    /// of events: they have a root each). A run's payload is its events' canonical JSON,
+    /// a line each.
     pub fn record(&self, topic: &str, root: &str, partition: i32) -> OutboxRecord {
         let mut headers = vec![(RECORD.to_owned(), self.kind().as_bytes().to_vec())];
         let payload = match self {
-            Routed::Event { ev, awaits } => {
-                if let Some(top) = awaits {
-                    headers.push((AWAITS.to_owned(), top.as_bytes().to_vec()));
+            Routed::Events(run) => {
+                let mut payload = Vec::with_capacity(run.len() * 256);
+                for (i, routed) in run.iter().enumerate() {
+                    if let Some(top) = &routed.awaits {
+                        headers.push((AWAITS.to_owned(), format!("{i}\t{top}").into_bytes()));
+                    }
+                    payload.extend_from_slice(crate::decode::json::encode(&routed.ev).as_bytes());
+                    payload.push(b'\n');
                 }
-                crate::decode::json::encode(ev).into_bytes()
+                payload
             }
             Routed::MoveOut(ev) => crate::decode::json::encode(ev).into_bytes(),
             // Rows of strings, enums and numbers: serialising cannot fail.
             Routed::MoveIn(tree) => serde_json::to_vec(tree).unwrap_or_default(),
             Routed::Mark(at) => at.0.to_string().into_bytes(),
         };
+        let key = match self {
+            Routed::Events(_) => None,
+            _ => Some(root.as_bytes().to_vec()),
+        };
         OutboxRecord {
             topic: topic.to_owned(),
-            key: Some(root.as_bytes().to_vec()),
+            key,
             partition: Some(partition),
             payload,
             headers,
         }
     }
 
-    /// Reads a record of the repartition topic; `header` gives a header's value.
-    pub fn decode<'a>(
-        header: impl Fn(&str) -> Option<&'a [u8]>,
-        payload: &[u8],
-    ) -> Result<Routed, DecodeError> {
+    /// Reads a record of the repartition topic, whose headers are `headers` (name,
+    /// value).
+    pub fn decode(headers: &[(&str, &[u8])], payload: &[u8]) -> Result<Routed, DecodeError> {
         let text = |bytes: &[u8]| {
             std::str::from_utf8(bytes)
                 .map(str::to_owned)
                 .map_err(|e| DecodeError::new(format!("repartition record: {e}")))
         };
-        match header(RECORD) {
-            Some(b"event") => Ok(Routed::Event {
-                ev: crate::decode::json::decode(payload)?,
-                awaits: header(AWAITS).map(text).transpose()?,
-            }),
+        let kind = headers
+            .iter()
+            .find(|(name, _)| *name == RECORD)
+            .map(|h| h.1);
+        match kind {
+            Some(b"events") => {
+                let mut run = payload
+                    .split(|&b| b == b'\n')
+                    .filter(|line| !line.is_empty())
+                    .map(|line| {
+                        let ev = crate::decode::json::decode(line)?;
+                        Ok(RoutedEvent { ev, awaits: None })
+                    })
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                for (_, value) in headers.iter().filter(|(name, _)| *name == AWAITS) {
+                    let value = text(value)?;
+                    let awaiting = value
+                        .split_once('\t')
+                        .and_then(|(i, top)| Some((i.parse::<usize>().ok()?, top)))
+                        .and_then(|(i, top)| Some((run.get_mut(i)?, top)));
+                    let Some((routed, top)) = awaiting else {
+                        return Err(DecodeError::new(format!(
+                            "repartition record: {AWAITS} {value:?} names no event of the run"
+                        )));
+                    };
+                    routed.awaits = Some(top.to_owned());
+                }
+                Ok(Routed::Events(run))
+            }
             Some(b"move-out") => Ok(Routed::MoveOut(crate::decode::json::decode(payload)?)),
             Some(b"move-in") => serde_json::from_slice(payload)
                 .map(Routed::MoveIn)
@@ -144,6 +186,8 @@ pub struct Router {
     marked: Micros,
     /// Whether events were routed since.
     routed: bool,
+    /// The run of events being gathered for each shard.
+    runs: Vec<Vec<RoutedEvent>>,
     out: Vec<OutboxRecord>,
 }
 
@@ -157,7 +201,19 @@ impl Router {
             shards,
             marked: Micros::MIN,
             routed: false,
+            runs: vec![Vec::new(); shards.max(1)],
             out: Vec::new(),
+        }
+    }
+
+    /// Closes the run of events gathered for `shard` into a record.
+    fn close_run(&mut self, shard: i32) {
+        let Some(run) = self.runs.get_mut(shard as usize) else {
+            return;
+        };
+        if !run.is_empty() {
+            let events = Routed::Events(std::mem::take(run));
+            self.out.push(events.record(&self.topic, "", shard));
         }
     }
 
@@ -169,7 +225,7 @@ impl Router {
         if !self.stats.admit(store, ev)? {
             return Ok(());
         }
-        let mut awaits = None;
+        let mut moves = None;
         if let Some(parent) = ev.parent.as_deref().filter(|_| ev.succeeded()) {
             // Events of an entity, or of its descendants, went to its shard while it
             // was a top: then it has state there.
@@ -178,20 +234,29 @@ impl Router {
                 let root = store.top(parent)?;
                 let from = shard_of(&ev.entity, self.shards);
                 if from != shard_of(&root, self.shards) {
-                    let out = Routed::MoveOut(ev.clone());
-                    self.out.push(out.record(&self.topic, &root, from));
-                    awaits = Some(ev.entity.clone());
+                    moves = Some(from);
                 }
             }
         }
         store.mark_known(&ev.entity, ev.entity_kind)?;
         let root = store.top(&ev.entity)?;
-        let event = Routed::Event {
+        let mut awaits = None;
+        if let Some(from) = moves {
+            // After the events routed there before it.
+            self.close_run(from);
+            let out = Routed::MoveOut(ev.clone());
+            self.out.push(out.record(&self.topic, &root, from));
+            awaits = Some(ev.entity.clone());
+        }
+        let shard = shard_of(&root, self.shards);
+        let routed = RoutedEvent {
             ev: ev.clone(),
             awaits,
         };
-        let shard = shard_of(&root, self.shards);
-        self.out.push(event.record(&self.topic, &root, shard));
+        self.runs[shard as usize].push(routed);
+        if self.runs[shard as usize].len() == RUN {
+            self.close_run(shard);
+        }
         self.routed = true;
         Ok(())
     }
@@ -207,6 +272,7 @@ impl Router {
         self.marked = watermark;
         self.routed = false;
         for shard in 0..self.shards as i32 {
+            self.close_run(shard);
             let mark = Routed::Mark(watermark);
             self.out.push(mark.record(&self.topic, "", shard));
         }
@@ -214,6 +280,9 @@ impl Router {
 
     /// The records routed since the last call.
     pub fn take(&mut self) -> Vec<OutboxRecord> {
+        for shard in 0..self.shards as i32 {
+            self.close_run(shard);
+        }
         std::mem::take(&mut self.out)
     }
 
@@ -265,15 +334,14 @@ mod tests {
     }
 
     fn decoded(record: &OutboxRecord) -> (usize, String, Routed) {
-        let header = |name: &str| {
-            record
-                .headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, v)| v.as_slice())
-        };
-        let routed = Routed::decode(header, &record.payload).unwrap();
-        let key = String::from_utf8(record.key.clone().unwrap()).unwrap();
+        let headers: Vec<(&str, &[u8])> = record
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let routed = Routed::decode(&headers, &record.payload).unwrap();
+        let key = record.key.clone().map(String::from_utf8);
+        let key = key.transpose().unwrap().unwrap_or_default();
         (record.partition.unwrap() as usize, key, routed)
     }
 
@@ -292,8 +360,15 @@ mod tests {
                 router.mark(watermark);
             }
             for record in router.take() {
-                let (shard, key, r) = decoded(&record);
-                queues[shard].push_back((key, r));
+                match decoded(&record) {
+                    // A shard takes the events of a run one a turn.
+                    (shard, key, Routed::Events(run)) => {
+                        for routed in run {
+                            queues[shard].push_back((key.clone(), Routed::Events(vec![routed])));
+                        }
+                    }
+                    (shard, key, r) => queues[shard].push_back((key, r)),
+                }
             }
         };
         let mut buffer = ReorderBuffer::new(Span::secs(30));
@@ -322,14 +397,17 @@ mod tests {
                 };
                 let c = &mut shards[s];
                 match front {
-                    Routed::Event { ev, awaits } => {
-                        if let Some(top) = awaits.filter(|t| !c.joined(t).unwrap()) {
-                            let Some(tree) = stash[s].remove(&top) else {
+                    Routed::Events(run) => {
+                        let [RoutedEvent { ev, awaits }] = &run[..] else {
+                            unreachable!("queued one by one")
+                        };
+                        if let Some(top) = awaits.as_ref().filter(|t| !c.joined(t).unwrap()) {
+                            let Some(tree) = stash[s].remove(top) else {
                                 continue;
                             };
                             assert!(c.move_in(tree).unwrap());
                         }
-                        c.apply(&ev, &mut out).unwrap();
+                        c.apply(ev, &mut out).unwrap();
                     }
                     Routed::MoveOut(ev) => {
                         let tree = c.move_out(&ev, &mut out).unwrap();
@@ -411,6 +489,62 @@ mod tests {
         let expected = alone(&story, as_of);
         assert!(expected.len() >= 4, "{expected:#?}");
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn a_run_of_events_is_one_record_that_reads_back_with_what_each_awaits() {
+        let run: Vec<RoutedEvent> = (0..3)
+            .map(|i| RoutedEvent {
+                ev: event(i, i as i64, System::Iam, &format!("k{i}"), Action::Used),
+                awaits: (i == 1).then(|| "top\twith a tab".to_owned()),
+            })
+            .collect();
+        let record = Routed::Events(run.clone()).record("r", "", 2);
+        assert_eq!((record.key.as_ref(), record.partition), (None, Some(2)));
+        assert_eq!(decoded(&record).2, Routed::Events(run));
+        let wrong: &[(&str, &[u8])] = &[(RECORD, b"events"), (AWAITS, b"7\tx")];
+        let why = Routed::decode(wrong, &record.payload).unwrap_err().reason;
+        assert!(why.contains("names no event of the run"), "{why}");
+    }
+
+    #[test]
+    fn a_router_closes_a_shards_run_before_a_move_out_or_a_mark_to_it() {
+        use Action::*;
+        let n = 8;
+        let mut router = Router::new("r".into(), n, Store::temporary().unwrap());
+        let mut k1 = event(1, 1, System::Vault, "k1", Issued);
+        k1.parent = Some("r1".into());
+        let mut r1 = event(2, 2, System::Iam, "r1", Issued);
+        r1.parent = Some("org".into());
+        for ev in [event(0, 0, System::Iam, "org", Created), k1, r1] {
+            router.apply(&ev).unwrap();
+        }
+        router.mark(Micros::parse("2026-03-02T10:00:03Z").unwrap());
+        let records: Vec<(usize, String, Routed)> = router.take().iter().map(decoded).collect();
+        let (r1_shard, org_shard) = (shard_of("r1", n) as usize, shard_of("org", n) as usize);
+        let kinds: Vec<(usize, &str)> = records.iter().map(|(p, _, r)| (*p, r.kind())).collect();
+        let move_out = kinds
+            .iter()
+            .position(|k| *k == (r1_shard, "move-out"))
+            .unwrap();
+        assert!(
+            kinds[..move_out].contains(&(r1_shard, "events")),
+            "k1's event goes to r1's shard before r1's tree moves out: {kinds:?}"
+        );
+        for shard in 0..n {
+            let mark = kinds.iter().position(|k| *k == (shard, "mark")).unwrap();
+            assert!(
+                !kinds[mark..].contains(&(shard, "events")),
+                "shard {shard}'s events before its mark: {kinds:?}"
+            );
+        }
+        let Some((_, _, Routed::Events(run))) = records
+            .iter()
+            .rfind(|(p, _, r)| *p == org_shard && r.kind() == "events")
+        else {
+            panic!("no run for org's shard: {kinds:?}")
+        };
+        assert_eq!(run.last().unwrap().awaits.as_deref(), Some("r1"));
     }
 
     trait WithParent {

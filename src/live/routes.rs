@@ -14,7 +14,7 @@ use super::{Core, LiveError, Role};
 use crate::alert::Alert;
 use crate::error::DecodeError;
 use crate::event::IdentityEvent;
-use crate::repartition::{shard_of, Routed};
+use crate::repartition::{shard_of, Routed, RoutedEvent};
 use crate::store::tree::TreeState;
 use crate::time::Micros;
 
@@ -78,23 +78,29 @@ impl Core {
         message: &BorrowedMessage<'_>,
         now: Instant,
     ) -> Result<(), LiveError> {
-        let header = |name: &str| {
-            message
-                .headers()
-                .and_then(|h| h.iter().find(|x| x.key == name).and_then(|x| x.value))
-        };
-        let routed = Routed::decode(header, message.payload().unwrap_or_default());
+        let headers: Vec<(&str, &[u8])> = message
+            .headers()
+            .into_iter()
+            .flat_map(|h| {
+                h.iter()
+                    .filter_map(|header| Some((header.key, header.value?)))
+            })
+            .collect();
+        let routed = Routed::decode(&headers, message.payload().unwrap_or_default());
         let (offset, epoch) = (message.offset(), self.partitions[p].epoch);
-        let step = match routed {
-            Ok(Routed::Event { ev, awaits }) => {
-                Some((ev, awaits.map_or(Step::Apply, |t| Step::Await(t.into()))))
-            }
+        let steps = match routed {
+            Ok(Routed::Events(run)) => run
+                .into_iter()
+                .map(|RoutedEvent { ev, awaits }| {
+                    (ev, awaits.map_or(Step::Apply, |t| Step::Await(t.into())))
+                })
+                .collect(),
             Ok(Routed::MoveOut(ev)) => match message.key().map(std::str::from_utf8) {
-                Some(Ok(root)) => Some((ev, Step::MoveOut(root.into()))),
+                Some(Ok(root)) => vec![(ev, Step::MoveOut(root.into()))],
                 _ => {
                     let why = DecodeError::new("repartition move-out without its root as key");
                     self.dead_letter(p, message, why);
-                    None
+                    Vec::new()
                 }
             },
             Ok(Routed::MoveIn(tree)) => {
@@ -114,19 +120,19 @@ impl Core {
                         self.partitions[earlier.partition].release(earlier.epoch, earlier.offset);
                     }
                 }
-                None
+                Vec::new()
             }
             Ok(Routed::Mark(watermark)) => {
                 let lateness = self.config.correlator.allowed_lateness;
                 self.watermarks.observe(p, watermark.plus(lateness), now);
-                None
+                Vec::new()
             }
             Err(why) => {
                 self.dead_letter(p, message, why);
-                None
+                Vec::new()
             }
         };
-        if let Some((ev, step)) = step {
+        for (ev, step) in steps {
             self.partitions[p].hold(offset);
             let tag = Tag {
                 partition: p,
