@@ -139,7 +139,7 @@ impl<M: Mode> Driver<M> {
     }
 
     /// One step: poll, hand each record over, settle.
-    pub(super) fn step(&mut self) -> Result<(), LiveError> {
+    fn step(&mut self) -> Result<(), LiveError> {
         let started = Instant::now();
         // Events stamped after this are dead letters; read once per step (≤ 50 ms), as
         // the step's other clocks are.

@@ -117,11 +117,6 @@ impl Pipeline {
         control.ready.store(true, Ordering::SeqCst);
         self.0.run(control)
     }
-
-    /// One step: poll, order, correlate, commit, produce.
-    pub fn step(&mut self) -> Result<(), LiveError> {
-        self.0.step()
-    }
 }
 
 impl Instance {
