@@ -59,12 +59,14 @@ pub(super) trait Mode {
     ) -> Result<Option<Gate>, LiveError>;
 
     /// After each poll: whether the step ends there (the mode stopped inside the poll
-    /// for longer than it may, and gave up what it owned).
+    /// for longer than it may, and gave up what it owned). Never, unless it says so.
     fn polled(
         &mut self,
-        consumer: &BaseConsumer<Self::Context>,
-        started: Instant,
-    ) -> Result<bool, LiveError>;
+        _consumer: &BaseConsumer<Self::Context>,
+        _started: Instant,
+    ) -> Result<bool, LiveError> {
+        Ok(false)
+    }
 
     /// Takes a record in; `started` is when the step began, `future_limit` the time past
     /// which an event is a dead letter.
@@ -111,8 +113,8 @@ pub(super) trait Mode {
 
 /// A mode, its consumer (None while there is none) and the consumer's health.
 pub(super) struct Driver<M: Mode> {
-    pub(super) consumer: Option<BaseConsumer<M::Context>>,
-    pub(super) mode: M,
+    consumer: Option<BaseConsumer<M::Context>>,
+    mode: M,
     health: Health,
 }
 

@@ -76,8 +76,8 @@ struct Member {
     ready: Arc<AtomicBool>,
 }
 
-/// The shards this instance owns, shared by the poll loop and the rebalance callback
-/// (which runs inside `poll`, on the same thread, so the lock is never contended).
+/// What this member holds, shared by the poll loop and the rebalance callback (which
+/// runs inside `poll`, on the same thread, so the lock is never contended).
 struct Membership {
     holdings: Mutex<Holdings>,
 }
@@ -279,9 +279,8 @@ impl Member {
         self.last_step = Instant::now();
         Ok(())
     }
-}
 
-impl Member {
+    /// Why it rejoins after not running for `gap`.
     fn stopped(&self, gap: Duration) -> Rejoined<'static> {
         Rejoined::Stopped {
             stopped_for: gap,

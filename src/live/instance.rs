@@ -196,10 +196,6 @@ impl Mode for Instance {
         }))
     }
 
-    fn polled(&mut self, _: &BaseConsumer, _: Instant) -> Result<bool, LiveError> {
-        Ok(false)
-    }
-
     fn take(
         &mut self,
         _: &BaseConsumer,

@@ -8,11 +8,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::family::Family;
-
 use foldhash::fast::RandomState;
 use rocksdb::{WriteBatch, DB};
 
+use super::family::Family;
 use super::key_filter::WrittenKeys;
 use crate::error::StoreError;
 
@@ -23,7 +22,7 @@ type Marks = HashSet<Box<[u8]>, RandomState>;
 #[derive(Default)]
 pub struct Seen {
     /// Marked since the last stage.
-    fresh: HashSet<Box<[u8]>, RandomState>,
+    fresh: Marks,
     /// Staged in the batch being written (shared with the thread writing it).
     writing: Arc<Marks>,
     /// Whether RocksDB held each prefetched key when it was read.
@@ -114,8 +113,8 @@ impl Seen {
     /// ([`Staged::put`]); they count as being written until [`Seen::written`].
     /// Prefetched answers are dropped: RocksDB is about to change.
     pub fn stage(&mut self) -> Staged {
-        // `writing` is empty once the last batch was written; were it not, its keys
-        // would only be staged (and written) once more.
+        // The last batch is written by now (`Store::write` waits for it first), so
+        // `writing` holds nothing RocksDB cannot answer for.
         self.writing = Arc::new(std::mem::take(&mut self.fresh));
         self.prefetched.clear();
         self.stages += 1;
