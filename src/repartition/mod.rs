@@ -11,8 +11,8 @@
 //!
 //! - `events`: a run of events bound for one shard, in order (one record for up to
 //!   [`RUN`] of them: a record per event cost the router more in producing it than in
-//!   routing it); an event `awaits` a tree when its edge joined a tree that has state
-//!   on another shard to this root's tree;
+//!   routing it), in the topic's binary encoding ([`wire`]); an event `awaits` a tree
+//!   when its edge joined a tree that has state on another shard to this root's tree;
 //! - `move-out`, to that other shard, at the same place in the order: the shard takes the
 //!   tree's state out of its store ([`crate::store::tree`]) and writes it back as
 //! - `move-in`, to the new root's shard, which imports it before the awaiting event;
@@ -26,6 +26,12 @@
 //! they no longer hold yield empty move-ins, and a move-in for a tree already joined is
 //! dropped. Chains of awaiting point back in time, so shards never wait on each other in
 //! a circle.
+//!
+//! Runs and move-outs written by a lockstep from before the binary encoding (canonical
+//! JSON, what each event awaits in [`AWAITS`] headers) are still read: a group stopped
+//! and started on a newer build loses none of the records its router wrote.
+
+pub mod wire;
 
 use crate::correlate::{lineage, Stats};
 use crate::error::{DecodeError, StoreError};
@@ -36,8 +42,9 @@ use crate::time::{Micros, Span};
 
 /// Header naming what a repartition record is.
 pub const RECORD: &str = "lockstep.record";
-/// Header of an `events` record, one for each event that waits for a tree: its index in
-/// the run, a tab, and the top of the tree it waits for.
+/// Header of an `events` record in canonical JSON (as written before [`wire`]), one for
+/// each event that waits for a tree: its index in the run, a tab, and the top of the tree
+/// it waits for.
 pub const AWAITS: &str = "lockstep.awaits";
 /// How far the watermark moves between marks when no event was routed.
 pub const MARK_EVERY: Span = Span::secs(1);
@@ -88,23 +95,22 @@ impl Routed {
     }
 
     /// The record for partition `partition` of `topic`, keyed by `root` (none for a run
-    /// of events: they have a root each). A run's payload is its events' canonical JSON,
-    /// a line each.
+    /// of events: they have a root each).
     pub fn record(&self, topic: &str, root: &str, partition: i32) -> OutboxRecord {
-        let mut headers = vec![(RECORD.to_owned(), self.kind().as_bytes().to_vec())];
+        let headers = vec![(RECORD.to_owned(), self.kind().as_bytes().to_vec())];
         let payload = match self {
             Routed::Events(run) => {
-                let mut payload = Vec::with_capacity(run.len() * 256);
-                for (i, routed) in run.iter().enumerate() {
-                    if let Some(top) = &routed.awaits {
-                        headers.push((AWAITS.to_owned(), format!("{i}\t{top}").into_bytes()));
-                    }
-                    payload.extend_from_slice(crate::decode::json::encode(&routed.ev).as_bytes());
-                    payload.push(b'\n');
+                let mut payload = wire::payload(run.len() * 128);
+                for routed in run {
+                    wire::encode_into(&mut payload, &routed.ev, routed.awaits.as_deref());
                 }
                 payload
             }
-            Routed::MoveOut(ev) => crate::decode::json::encode(ev).into_bytes(),
+            Routed::MoveOut(ev) => {
+                let mut payload = wire::payload(128);
+                wire::encode_into(&mut payload, ev, None);
+                payload
+            }
             // Rows of strings, enums and numbers: serialising cannot fail.
             Routed::MoveIn(tree) => serde_json::to_vec(tree).unwrap_or_default(),
             Routed::Mark(at) => at.0.to_string().into_bytes(),
@@ -134,7 +140,24 @@ impl Routed {
             .iter()
             .find(|(name, _)| *name == RECORD)
             .map(|h| h.1);
+        let binary = payload.first() == Some(&wire::FORMAT);
         match kind {
+            Some(b"events") if binary => Ok(Routed::Events(
+                wire::decode(payload)?
+                    .into_iter()
+                    .map(|(ev, awaits)| RoutedEvent { ev, awaits })
+                    .collect(),
+            )),
+            Some(b"move-out") if binary => {
+                let mut events = wire::decode(payload)?;
+                match (events.pop(), events.is_empty()) {
+                    (Some((ev, None)), true) => Ok(Routed::MoveOut(ev)),
+                    _ => Err(DecodeError::new(
+                        "repartition move-out: not one event that awaits nothing",
+                    )),
+                }
+            }
+            // Canonical JSON, as written before the binary encoding.
             Some(b"events") => {
                 let mut run = payload
                     .split(|&b| b == b'\n')
@@ -492,7 +515,7 @@ mod tests {
     }
 
     #[test]
-    fn a_run_of_events_is_one_record_that_reads_back_with_what_each_awaits() {
+    fn a_run_of_events_is_one_record_that_reads_back_with_what_each_awaits_and_so_do_json_runs() {
         let run: Vec<RoutedEvent> = (0..3)
             .map(|i| RoutedEvent {
                 ev: event(i, i as i64, System::Iam, &format!("k{i}"), Action::Used),
@@ -501,9 +524,32 @@ mod tests {
             .collect();
         let record = Routed::Events(run.clone()).record("r", "", 2);
         assert_eq!((record.key.as_ref(), record.partition), (None, Some(2)));
-        assert_eq!(decoded(&record).2, Routed::Events(run));
+        assert_eq!(decoded(&record).2, Routed::Events(run.clone()));
+        let out = Routed::MoveOut(run[0].ev.clone()).record("r", "top", 2);
+        assert_eq!(decoded(&out).2, Routed::MoveOut(run[0].ev.clone()));
+        let two = Routed::decode(&[(RECORD, b"move-out")], &record.payload);
+        assert!(two.unwrap_err().reason.contains("not one event"));
+
+        // As written before the binary encoding: canonical JSON lines, awaits in headers.
+        let json: Vec<u8> = run
+            .iter()
+            .flat_map(|r| {
+                crate::decode::json::encode(&r.ev)
+                    .into_bytes()
+                    .into_iter()
+                    .chain([b'\n'])
+            })
+            .collect();
+        let headers: &[(&str, &[u8])] = &[(RECORD, b"events"), (AWAITS, b"1\ttop\twith a tab")];
+        assert_eq!(
+            Routed::decode(headers, &json).unwrap(),
+            Routed::Events(run.clone())
+        );
+        let one = crate::decode::json::encode(&run[0].ev).into_bytes();
+        let out = Routed::decode(&[(RECORD, b"move-out")], &one).unwrap();
+        assert_eq!(out, Routed::MoveOut(run[0].ev.clone()));
         let wrong: &[(&str, &[u8])] = &[(RECORD, b"events"), (AWAITS, b"7\tx")];
-        let why = Routed::decode(wrong, &record.payload).unwrap_err().reason;
+        let why = Routed::decode(wrong, &json).unwrap_err().reason;
         assert!(why.contains("names no event of the run"), "{why}");
     }
 
