@@ -15,9 +15,17 @@
 //! assigns itself every partition, and also reports their CPU time per event;
 //! `LOCKSTEP_E2E_KEYS=entity` keys the records by entity id, routed by root through a
 //! repartition topic of six partitions (`[kafka] repartition_topic`).
+//! `LOCKSTEP_E2E_STAGE=router` (with `LOCKSTEP_E2E_KEYS=entity`) runs the group's serial
+//! part alone instead: the router of a member, in this process, on a thread pinned to
+//! the last core, until every pre-loaded event is routed; it reports that thread's CPU
+//! per event (issue 30: what one core sustains).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
+
+/// The allocator of the `lockstep` binary, for the stage run in this process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -37,10 +45,88 @@ fn metric(port: u16, name: &str) -> f64 {
     let _ = s.write_all(request.as_bytes());
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
+    sum_of(&body, name)
+}
+
+/// The sum of the samples of metric `name` in a Prometheus text `body`.
+fn sum_of(body: &str, name: &str) -> f64 {
     body.lines()
         .filter(|l| l.starts_with(name))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
+}
+
+/// The group's router alone (`LOCKSTEP_E2E_STAGE=router`), over the source topics of
+/// the config at `cfg_path` holding `total` events: its thread pinned to the last core,
+/// until every event is routed and acknowledged; prints its CPU per event.
+fn router_alone(cfg_path: &std::path::Path, dir: &std::path::Path, total: f64) {
+    use std::sync::Arc;
+
+    use lockstep::live::{Control, Pipeline};
+    use lockstep::repartition::Router;
+    use lockstep::store::Store;
+    use lockstep::telemetry::Metrics;
+
+    let config = Config::load(cfg_path).unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let control = Control::default();
+    let store = Store::open_with(&dir.join("router"), config.state.memory_budget).unwrap();
+    let router = Router::new(ROUTES.into(), 6, store);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (shutdown, thread_metrics) = (control.shutdown.clone(), metrics.clone());
+    let started = Instant::now();
+    let handle = std::thread::Builder::new()
+        .name("router".into())
+        .spawn(move || {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity only
+            // write into the set and this thread's affinity.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cores - 1, &mut set);
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            }
+            tid_tx.send(unsafe { libc::gettid() }).unwrap();
+            Pipeline::router(config, thread_metrics, &control, router)
+                .unwrap()
+                .run(&control)
+                .unwrap();
+        })
+        .unwrap();
+    let tid = tid_rx.recv().unwrap();
+    let thread_cpu = || {
+        ticks_seconds(
+            &std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default(),
+        )
+    };
+    let mut consumed = None;
+    loop {
+        std::thread::sleep(Duration::from_millis(50));
+        let body = metrics.render();
+        let seen = sum_of(&body, "lockstep_events_total");
+        if seen >= total {
+            consumed.get_or_insert((started.elapsed().as_secs_f64(), thread_cpu()));
+            if sum_of(&body, "lockstep_held_events") == 0.0
+                && sum_of(&body, "lockstep_outbox_pending") == 0.0
+            {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "stalled at {seen} events"
+        );
+    }
+    let (secs, consumed_cpu) = consumed.unwrap();
+    let cpu = thread_cpu();
+    shutdown.store(true, std::sync::atomic::Ordering::SeqCst);
+    handle.join().unwrap();
+    println!("router alone: consumed {total} events in {secs:.2} s ({:.0} events/s, start-up included; router thread CPU {consumed_cpu:.2} s by then)", total / secs);
+    println!(
+        "router alone: thread CPU {cpu:.2} s until every event was routed and acknowledged: {:.2} µs per event, {:.0} events/s on one core",
+        cpu * 1e6 / total,
+        total / cpu
+    );
 }
 
 /// The number in environment variable `name`, or `default`.
@@ -181,6 +267,13 @@ fn main() {
             .status()
             .unwrap();
         assert!(copied.success(), "copying {known}");
+    }
+    if std::env::var("LOCKSTEP_E2E_STAGE").as_deref() == Ok("router") {
+        assert!(
+            keys == Keys::Entity,
+            "LOCKSTEP_E2E_STAGE=router needs LOCKSTEP_E2E_KEYS=entity"
+        );
+        return router_alone(&configs[0], dir.path(), events.len() as f64);
     }
     let started = Instant::now();
     let children: Vec<_> = configs
