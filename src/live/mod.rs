@@ -429,8 +429,10 @@ impl Core {
         self.role
             .store_mut()
             .prefetch(released.iter().map(|held| &held.0))?;
-        for held in released {
-            let (ev, tag) = &*held;
+        for (i, held) in released.iter().enumerate() {
+            let event_at = |i: usize| released.get(i).map(|held| &held.0);
+            self.role.store_mut().look_ahead(event_at, i);
+            let (ev, tag) = &**held;
             self.apply_step(ev, &tag.step, &mut alerts)?;
             self.partitions[tag.partition].release(tag.epoch, tag.offset);
         }

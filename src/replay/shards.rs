@@ -118,7 +118,8 @@ impl Applying {
         correlator: &mut Correlator,
         events: &[IdentityEvent],
     ) -> Result<(), StoreError> {
-        for ev in events {
+        for (i, ev) in events.iter().enumerate() {
+            correlator.store_mut().look_ahead(|i| events.get(i), i);
             correlator.apply(ev, &mut self.scratch)?;
             self.scratch.clear();
             self.since_commit += 1;

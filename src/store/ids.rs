@@ -9,10 +9,11 @@ use std::cell::Cell;
 use std::hash::BuildHasher;
 
 use foldhash::fast::FixedState;
-use hashbrown::HashTable;
 
+use super::id_table::IdTable;
 use super::packed;
 use super::paged::Paged;
+use super::prefetch::line;
 
 /// An interned name.
 pub type Id = u32;
@@ -33,7 +34,7 @@ pub struct Ids {
     /// Where the name of each id is: page << 20 | offset of its length.
     at: Paged<u32>,
     /// The ids, found by the hash of their name.
-    table: HashTable<Id>,
+    table: IdTable,
     hasher: FixedState,
     /// The id found last, if any.
     last: Cell<Option<Id>>,
@@ -57,8 +58,7 @@ impl Ids {
         let hash = self.hasher.hash_one(name.as_bytes());
         let id = self
             .table
-            .find(hash, |&id| self.bytes(id) == name.as_bytes())
-            .copied();
+            .find(hash, |id| self.bytes(id) == name.as_bytes());
         if id.is_some() {
             self.last.set(id);
         }
@@ -98,7 +98,28 @@ impl Ids {
         let hash = self.hasher.hash_one(bytes);
         let (pages, at, hasher) = (&self.pages, &self.at, &self.hasher);
         self.table
-            .insert_unique(hash, id, |&id| hasher.hash_one(slice(pages, at, id)));
+            .insert(hash, id, |id| hasher.hash_one(slice(pages, at, id)));
+        Some(id)
+    }
+
+    /// Stage `stage` of prefetching the look-up of `name` ([`super::Store::look_ahead`]):
+    /// 0, its slot in the table; 1, where the name of the id in that slot is; 2, the
+    /// name's bytes. From stage 1 on, that id: the one sought, unless another name that
+    /// shares its tag was put first.
+    pub fn prefetch(&self, name: &str, stage: usize) -> Option<Id> {
+        let hash = self.hasher.hash_one(name.as_bytes());
+        if stage == 0 {
+            self.table.prefetch(hash);
+            return None;
+        }
+        let id = self.table.candidate(hash)?;
+        if stage == 1 {
+            line(self.at.get(id as usize)?);
+        } else {
+            let &at = self.at.get(id as usize)?;
+            let page = self.pages.get((at >> 20) as usize)?;
+            line(page.get((at & 0xf_ffff) as usize)?);
+        }
         Some(id)
     }
 
@@ -117,7 +138,7 @@ impl Ids {
 
     /// The bytes it holds (names, where they are, and the table).
     pub fn heap_bytes(&self) -> usize {
-        self.pages.len() * PAGE + self.at.heap_bytes() + self.table.capacity() * 5
+        self.pages.len() * PAGE + self.at.heap_bytes() + self.table.heap_bytes()
     }
 }
 

@@ -16,6 +16,7 @@ use super::family::Family;
 use super::ids::{Id, Ids};
 use super::packed::{self, Arena, NONE};
 use super::paged::Paged;
+use super::prefetch::line;
 use crate::error::StoreError;
 use crate::model::entity::{EchoState, EntityRow, LineageRow};
 use crate::time::Micros;
@@ -128,6 +129,21 @@ impl Index {
     /// The name of `id`.
     pub fn name(&self, id: Id) -> &str {
         self.ids.name(id)
+    }
+
+    /// Stage `stage` (0 to 2) of prefetching what a look-up of `entity` reads: its id
+    /// ([`Ids::prefetch`]), then its node, then its row.
+    pub fn prefetch(&self, entity: &str, stage: usize) {
+        let Some(id) = self.ids.prefetch(entity, stage) else {
+            return;
+        };
+        let Some(node) = self.nodes.get(id as usize) else {
+            return;
+        };
+        match stage {
+            1 => line(node),
+            _ => self.rows.prefetch(node.row),
+        }
     }
 
     /// The id of `entity`, interning it.

@@ -29,6 +29,7 @@
 pub mod budget;
 mod codec;
 mod family;
+mod id_table;
 mod ids;
 mod index;
 mod key_filter;

@@ -322,6 +322,14 @@ impl Arena {
         }
     }
 
+    /// Starts bringing in the first line of the run at `start`.
+    pub fn prefetch(&self, start: u32) {
+        if start != NONE && start != LARGE && (start as usize) < self.granules.len() {
+            let (page, offset) = self.granules.place(start as usize);
+            super::prefetch::line(&page[offset]);
+        }
+    }
+
     /// Puts `bytes` in `slot`, whose start is `start` (updated).
     pub fn put(&mut self, slot: Id, start: &mut u32, bytes: &[u8]) {
         let need = runs(bytes.len());
