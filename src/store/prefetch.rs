@@ -71,7 +71,7 @@ impl Store {
 
     /// Before applying the event at `i` of a run, whose events `event_at` gives: the
     /// three stages of prefetching the index for the entities and parents of the events
-    /// [`AHEAD`] of it.
+    /// 12, 8 and 4 places ahead of it.
     pub fn look_ahead<'a>(&self, event_at: impl Fn(usize) -> Option<&'a IdentityEvent>, i: usize) {
         for (stage, ahead) in AHEAD.into_iter().enumerate() {
             if let Some(ev) = event_at(i + ahead) {
