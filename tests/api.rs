@@ -30,6 +30,15 @@ impl Drop for Served {
     }
 }
 
+/// A loopback port no listener holds now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A replayed simulation in a state directory, served on a free loopback port.
 fn served() -> Served {
     let dir = tempfile::tempdir().unwrap();
@@ -48,11 +57,7 @@ fn served() -> Served {
         .arg("--alerts")
         .arg(dir.path().join("alerts.ndjson"))
         .stderr(std::process::Stdio::null()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let child = lockstep()
         .args(["serve", "--state"])
         .arg(&state)
@@ -630,19 +635,20 @@ fn raw(base: &str, request: &str) -> String {
 #[test]
 fn the_listener_cannot_be_tied_up_or_rebound() {
     let s = served();
-    // A loopback listener without a token answers only to loopback names.
-    let port: u16 = s.base.rsplit(':').next().unwrap().parse().unwrap();
+    // A loopback listener without a token answers only to loopback names (on a port of
+    // its own: the one after the first server's may be another test's).
+    let port = free_port();
     let open = lockstep()
         .args(["serve", "--state"])
         .arg(s.dir.path().join("state"))
-        .args(["--listen", &format!("127.0.0.1:{}", port + 1)])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .env_remove("LOCKSTEP_API_TOKEN")
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let open = Served {
         dir: tempfile::tempdir().unwrap(),
-        base: format!("http://127.0.0.1:{}", port + 1),
+        base: format!("http://127.0.0.1:{port}"),
         child: open,
     };
     let started = Instant::now();
