@@ -13,7 +13,7 @@ use foldhash::fast::FixedState;
 use super::id_table::IdTable;
 use super::packed;
 use super::paged::Paged;
-use super::prefetch::line;
+use super::prefetch::{line, Stage};
 
 /// An interned name.
 pub type Id = u32;
@@ -102,18 +102,17 @@ impl Ids {
         Some(id)
     }
 
-    /// Stage `stage` of prefetching the look-up of `name` ([`super::Store::look_ahead`]):
-    /// 0, its slot in the table; 1, where the name of the id in that slot is; 2, the
-    /// name's bytes. From stage 1 on, that id: the one sought, unless another name that
-    /// shares its tag was put first.
-    pub fn prefetch(&self, name: &str, stage: usize) -> Option<Id> {
+    /// Stage `stage` of prefetching the look-up of `name` ([`super::Store::look_ahead`]).
+    /// From [`Stage::Node`] on, the id in the name's slot: the one sought, unless
+    /// another name that shares its tag was put first.
+    pub fn prefetch(&self, name: &str, stage: Stage) -> Option<Id> {
         let hash = self.hasher.hash_one(name.as_bytes());
-        if stage == 0 {
+        if stage == Stage::Slot {
             self.table.prefetch(hash);
             return None;
         }
         let id = self.table.candidate(hash)?;
-        if stage == 1 {
+        if stage == Stage::Node {
             line(self.at.get(id as usize)?);
         } else {
             let &at = self.at.get(id as usize)?;

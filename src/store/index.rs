@@ -16,7 +16,7 @@ use super::family::Family;
 use super::ids::{Id, Ids};
 use super::packed::{self, Arena, NONE};
 use super::paged::Paged;
-use super::prefetch::line;
+use super::prefetch::{line, Stage};
 use crate::error::StoreError;
 use crate::model::entity::{EchoState, EntityRow, LineageRow};
 use crate::time::Micros;
@@ -131,9 +131,9 @@ impl Index {
         self.ids.name(id)
     }
 
-    /// Stage `stage` (0 to 2) of prefetching what a look-up of `entity` reads: its id
+    /// Stage `stage` of prefetching what a look-up of `entity` reads: its id
     /// ([`Ids::prefetch`]), then its node, then its row.
-    pub fn prefetch(&self, entity: &str, stage: usize) {
+    pub fn prefetch(&self, entity: &str, stage: Stage) {
         let Some(id) = self.ids.prefetch(entity, stage) else {
             return;
         };
@@ -141,8 +141,8 @@ impl Index {
             return;
         };
         match stage {
-            1 => line(node),
-            _ => self.rows.prefetch(node.row),
+            Stage::Row => self.rows.prefetch(node.row),
+            _ => line(node),
         }
     }
 

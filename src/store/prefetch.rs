@@ -30,8 +30,20 @@ pub(super) fn line<T>(value: &T) {
     let _ = value;
 }
 
-/// How far ahead of the event being applied each stage of [`Store::look_ahead`] looks.
-const AHEAD: [usize; 3] = [12, 8, 4];
+/// A stage of prefetching what a look-up of a name reads, each a few events after the
+/// one before it ([`Store::look_ahead`]).
+#[derive(Clone, Copy, PartialEq)]
+pub(super) enum Stage {
+    /// The name's slot in the id table.
+    Slot,
+    /// Where the name of the id in that slot is, and the id's node.
+    Node,
+    /// The name's bytes, and the row.
+    Row,
+}
+
+/// Each stage, and how far ahead of the event being applied it looks.
+const STAGES: [(Stage, usize); 3] = [(Stage::Slot, 12), (Stage::Node, 8), (Stage::Row, 4)];
 
 /// The keys a prefetch must read for a reader thread to pay (while the state fits the
 /// caches, a few).
@@ -73,7 +85,7 @@ impl Store {
     /// three stages of prefetching the index for the entities and parents of the events
     /// 12, 8 and 4 places ahead of it.
     pub fn look_ahead<'a>(&self, event_at: impl Fn(usize) -> Option<&'a IdentityEvent>, i: usize) {
-        for (stage, ahead) in AHEAD.into_iter().enumerate() {
+        for (stage, ahead) in STAGES {
             if let Some(ev) = event_at(i + ahead) {
                 self.index.prefetch(&ev.entity, stage);
                 if let Some(parent) = &ev.parent {
