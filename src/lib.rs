@@ -76,3 +76,4 @@ pub mod store;
 pub mod telemetry;
 pub mod time;
 pub mod tls;
+mod varint;

@@ -18,6 +18,7 @@
 use crate::error::DecodeError;
 use crate::event::{Action, EntityKind, IdentityEvent, Outcome, System};
 use crate::time::Micros;
+use crate::varint;
 
 /// The first byte of a payload in this encoding (canonical JSON starts with `{`).
 pub const FORMAT: u8 = 1;
@@ -79,12 +80,8 @@ pub fn decode(payload: &[u8]) -> Result<Vec<(IdentityEvent, Option<String>)>, De
     Ok(events)
 }
 
-fn length(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+fn length(out: &mut Vec<u8>, n: usize) {
+    varint::put(out, n as u64);
 }
 
 fn text(out: &mut Vec<u8>, s: &str) {
@@ -127,15 +124,9 @@ impl<'a> Reader<'a> {
     }
 
     fn length(&mut self) -> Result<usize, DecodeError> {
-        let mut n = 0usize;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            n |= usize::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Ok(n);
-            }
-        }
-        Err(self.error("a length longer than 64 bits"))
+        varint::take(&mut self.0)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| self.error("a length cut short, or past 64 bits"))
     }
 
     fn string(&mut self) -> Result<String, DecodeError> {

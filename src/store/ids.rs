@@ -92,7 +92,7 @@ impl Ids {
         }
         let page = self.pages.len() - 1;
         let offset = self.pages[page].len();
-        packed::varint(&mut self.pages[page], bytes.len() as u64);
+        crate::varint::put(&mut self.pages[page], bytes.len() as u64);
         self.pages[page].extend_from_slice(bytes);
         self.at.push((page as u32) << 20 | offset as u32);
         let hash = self.hasher.hash_one(bytes);

@@ -17,6 +17,7 @@ use crate::event::EntityKind;
 use crate::model::entity::{EchoState, EntityRow, HygieneClock};
 use crate::model::round::Registration;
 use crate::time::Micros;
+use crate::varint;
 
 const PACKED: u8 = 1;
 const STORED: u8 = 2;
@@ -100,7 +101,7 @@ pub fn encode(row: &EntityRow, actors: &mut Ids, out: &mut Vec<u8>) {
         Registration::Unknown | Registration::Registered => {}
     }
     if let Some(actor) = actor {
-        varint(out, u64::from(actor));
+        varint::put(out, u64::from(actor));
     }
 }
 
@@ -242,19 +243,11 @@ fn kind_of(bits: u8) -> Option<Option<EntityKind>> {
 /// Writes `to - from` as a zigzag varint (wrapping: every pair of instants round-trips).
 fn delta(out: &mut Vec<u8>, from: Micros, to: Micros) {
     let d = to.0.wrapping_sub(from.0);
-    varint(out, ((d << 1) ^ (d >> 63)) as u64);
+    varint::put(out, ((d << 1) ^ (d >> 63)) as u64);
 }
 
 /// Writes `v` in 7-bit groups, least significant first.
-pub(super) fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads what [`encode`] and [`varint`] write, from the front.
+/// Reads what [`encode`] and [`varint::put`] write, from the front.
 pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl Reader<'_> {
@@ -271,15 +264,7 @@ impl Reader<'_> {
     }
 
     pub(super) fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return Some(v);
-            }
-        }
-        None
+        varint::take(&mut self.0)
     }
 
     fn delta(&mut self, from: Micros) -> Option<Micros> {
@@ -408,7 +393,7 @@ fn runs(len: usize) -> u32 {
 }
 
 /// The bytes of the length prefix of a string of `len` bytes (one below 128), for
-/// strings of up to 2 MiB: [`varint`]'s size for them.
+/// strings of up to 2 MiB: [`varint::put`]'s size for them.
 pub(super) fn header_len(len: usize) -> usize {
     match len {
         0..0x80 => 1,
