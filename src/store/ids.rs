@@ -115,9 +115,8 @@ impl Ids {
         if stage == Stage::Node {
             line(self.at.get(id as usize)?);
         } else {
-            let &at = self.at.get(id as usize)?;
-            let page = self.pages.get((at >> 20) as usize)?;
-            line(page.get((at & 0xf_ffff) as usize)?);
+            let (page, offset) = place(*self.at.get(id as usize)?);
+            line(self.pages.get(page)?.get(offset)?);
         }
         Some(id)
     }
@@ -141,11 +140,16 @@ impl Ids {
     }
 }
 
+/// The page and the offset in it of a name's place in `at`.
+fn place(at: u32) -> (usize, usize) {
+    ((at >> 20) as usize, (at & 0xf_ffff) as usize)
+}
+
 fn slice<'a>(pages: &'a [Vec<u8>], at: &Paged<u32>, id: Id) -> &'a [u8] {
     let Some(&at) = at.get(id as usize) else {
         return &[];
     };
-    let (page, offset) = ((at >> 20) as usize, (at & 0xf_ffff) as usize);
+    let (page, offset) = place(at);
     let Some(rest) = pages.get(page).and_then(|p| p.get(offset..)) else {
         return &[];
     };
